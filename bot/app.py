@@ -1,0 +1,182 @@
+"""The composition root: builds everything in one place and closes it in reverse order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.config import Settings
+from bot.money import Currency
+from bot.providers.base import Route
+from bot.providers.budget import RequestBudget
+from bot.providers.registry import build_routes
+from bot.scheduler import SWEEP_SECONDS, OrderJobs
+from bot.services.admin import AdminService
+from bot.services.catalog import CatalogService
+from bot.services.orders import OrderService
+from bot.services.pricing import Pricing
+from bot.services.users import UserService
+from bot.services.wallet import WalletService
+from handlers import build_router
+from handlers.admin import ADMIN_COMMANDS
+from handlers.notify import TelegramNotifier
+from storage.catalog import CatalogRepo
+from storage.db import Database
+from storage.kv import KeyValueRepo
+from storage.orders import OrderRepo, QuoteRepo
+from storage.users import LedgerRepo, UserRepo
+
+log = logging.getLogger(__name__)
+
+USER_COMMANDS = [
+    BotCommand(command="start", description="Main menu"),
+    BotCommand(command="buy", description="Buy a number"),
+    BotCommand(command="balance", description="Your balance"),
+    BotCommand(command="orders", description="Your orders"),
+    BotCommand(command="help", description="How it works"),
+]
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    bot: Bot
+    dp: Dispatcher
+    jobs: OrderJobs
+    routes: dict[str, Route]
+    budgets: list[RequestBudget]
+    catalog: CatalogService
+    orders: OrderService
+    wallet: WalletService
+    users: UserService
+    currency: Currency
+    closed: bool = field(default=False)
+
+    async def on_startup(self, bot: Bot) -> None:
+        """Dispatcher startup: the scheduler must start inside the running loop."""
+        self.jobs.start()
+        await self.orders.recover()
+        self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
+        self.jobs.every(
+            "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
+        )
+        await self.set_commands()
+
+    async def on_shutdown(self) -> None:
+        self.jobs.shutdown()
+
+    async def set_commands(self) -> None:
+        await self.bot.set_my_commands(USER_COMMANDS, scope=BotCommandScopeDefault())
+        admin = USER_COMMANDS + [
+            BotCommand(command=name, description=text) for name, text in ADMIN_COMMANDS.items()
+        ]
+        for admin_id in self.settings.admin_ids:
+            try:
+                await self.bot.set_my_commands(admin, scope=BotCommandScopeChat(chat_id=admin_id))
+            except TelegramAPIError as exc:
+                log.warning("Admin commands for %s not set: %s", admin_id, exc.message)
+
+    async def run_polling(self, handle_signals: bool = True, polling_timeout: int = 30) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.dp.start_polling(
+            self.bot,
+            handle_signals=handle_signals,
+            polling_timeout=polling_timeout,
+            allowed_updates=self.dp.resolve_used_update_types(),
+        )
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.jobs.shutdown()
+        await self.catalog.close()
+        for budget in self.budgets:
+            budget.close()
+        await self.http.aclose()
+        await self.bot.session.close()
+        await self.db.close()
+
+
+async def build_app(settings: Settings) -> App:
+    """Build the whole bot from settings. Nothing happens at import time."""
+    db = Database(settings.database_path)
+    await db.connect()
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_seconds, connect=5.0),
+        headers={"User-Agent": "numbot/0.1"},
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+    routes, budgets = build_routes(settings, http)
+    currency = Currency.of(settings.currency)
+    pricing = Pricing(currency, settings.markup_percent)
+    catalog = CatalogService(CatalogRepo(db), routes, pricing, settings.catalog_refresh_seconds)
+    users = UserService(UserRepo(db))
+    ledger = LedgerRepo(db)
+    wallet = WalletService(db, UserRepo(db), ledger, currency)
+
+    bot = Bot(
+        settings.token,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url)),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+    notifier = TelegramNotifier(bot, users, catalog, currency, settings.admin_ids)
+    jobs = OrderJobs(settings.poll_interval_seconds)
+    orders = OrderService(
+        db=db,
+        quotes=QuoteRepo(db),
+        orders=OrderRepo(db),
+        ledger=ledger,
+        kv=KeyValueRepo(db),
+        catalog=catalog,
+        pricing=pricing,
+        notifier=notifier,
+        jobs=jobs,
+        order_timeout=settings.order_timeout_seconds,
+        quote_ttl=settings.quote_ttl_seconds,
+    )
+    notifier.order_codes = orders.codes
+    jobs.bind(orders)
+    admin = AdminService(UserRepo(db), OrderRepo(db), routes)
+
+    dp = Dispatcher(
+        settings=settings,
+        currency=currency,
+        users=users,
+        wallet=wallet,
+        catalog=catalog,
+        orders=orders,
+        admin=admin,
+        notifier=notifier,
+        sandbox=settings.sandbox,
+    )
+    dp.include_router(build_router(users, settings.admin_ids))
+    app = App(
+        settings,
+        db,
+        http,
+        bot,
+        dp,
+        jobs,
+        routes,
+        budgets,
+        catalog,
+        orders,
+        wallet,
+        users,
+        currency,
+    )
+    dp.startup.register(app.on_startup)
+    dp.shutdown.register(app.on_shutdown)
+    return app

@@ -1,0 +1,117 @@
+"""Settings: one frozen object built from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+from babel.numbers import UnknownCurrencyError, get_currency_precision
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{8,}$")
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads. Names match `.env.example` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+    database_path: Path = Path("data/bot.db")
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    currency: str = "USD"
+    markup_percent: Decimal = Decimal(30)
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    order_timeout_seconds: int = Field(default=1200, gt=0)
+    quote_ttl_seconds: int = Field(default=120, gt=0)
+    catalog_refresh_seconds: int = Field(default=900, gt=0)
+    http_timeout_seconds: float = Field(default=15.0, gt=0)
+    sandbox: bool = False
+    log_level: str = "INFO"
+
+    smspalm_api_key: SecretStr | None = None
+    smspalm_base_url: str = "https://smspalm.com/api/v1/handler"
+    smspalm_rate: Decimal | None = Field(default=None, gt=0)
+    smspalm_rate_limit: int = Field(default=100, gt=0)
+    smspalm_servers: Annotated[tuple[str, ...], NoDecode] = ("servertwo", "serverone")
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not _TOKEN_RE.match(value.get_secret_value().strip()):
+            raise ValueError("BOT_TOKEN must look like 123456789:AAE... (digits, colon, secret)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError("ADMIN_IDS must be comma-separated numeric Telegram user ids")
+            return frozenset(int(p) for p in parts)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("smspalm_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(p.strip().lower() for p in value.split(",") if p.strip())
+        if isinstance(value, (tuple, list)):
+            unknown = set(value) - {"serverone", "servertwo"}
+            if unknown:
+                raise ValueError(f"SMSPALM_SERVERS: unknown server(s) {sorted(unknown)}")
+            return tuple(value)
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        try:
+            get_currency_precision(code)
+        except UnknownCurrencyError as exc:  # pragma: no cover - babel raises for unknown codes
+            raise ValueError(f"CURRENCY {value!r} is not an ISO 4217 code") from exc
+        if len(code) != 3 or not code.isalpha():
+            raise ValueError(f"CURRENCY {value!r} is not an ISO 4217 code")
+        return code
+
+    @field_validator("markup_percent")
+    @classmethod
+    def _markup_range(cls, value: Decimal) -> Decimal:
+        if value < 0 or value > 1000:
+            raise ValueError("MARKUP_PERCENT must be between 0 and 1000")
+        return value
+
+    @field_validator("telegram_api_url", "smspalm_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _provider_needs_rate(self) -> Settings:
+        if self.smspalm_api_key and self.smspalm_rate is None:
+            raise ValueError(
+                "SMSPALM_RATE is required when SMSPALM_API_KEY is set "
+                "(shop-currency units per 1 NGN, e.g. 0.00065)"
+            )
+        return self
+
+    @property
+    def token(self) -> str:
+        return self.bot_token.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        values = [self.token]
+        if self.smspalm_api_key:
+            values.append(self.smspalm_api_key.get_secret_value())
+        return [v for v in values if v]

@@ -1,0 +1,76 @@
+"""Country names and flags from pycountry (ISO 3166), not a hand-made table."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pycountry
+
+# Upstream spellings that pycountry's lookup does not know; mapped by name, not by id.
+_ALIASES = {
+    "usa": "US",
+    "united states of america": "US",
+    "uk": "GB",
+    "england": "GB",
+    "russia": "RU",
+    "south korea": "KR",
+    "korea": "KR",
+    "north korea": "KP",
+    "vietnam": "VN",
+    "laos": "LA",
+    "iran": "IR",
+    "syria": "SY",
+    "moldova": "MD",
+    "tanzania": "TZ",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "ivory coast": "CI",
+    "cote d'ivoire": "CI",
+    "czech republic": "CZ",
+    "macedonia": "MK",
+    "taiwan": "TW",
+    "palestine": "PS",
+    "congo (dem. republic)": "CD",
+    "dr congo": "CD",
+    "turkey": "TR",
+    "kosovo": "XK",
+}
+
+
+@dataclass(frozen=True)
+class CountryInfo:
+    code: str
+    name: str
+    flag: str
+
+
+def _display_name(country: object) -> str:
+    return str(getattr(country, "common_name", None) or country.name)
+
+
+@lru_cache(maxsize=4096)
+def resolve(name_or_code: str) -> CountryInfo:
+    """ISO info for an upstream country name or code; unknown names keep their own name."""
+    text = name_or_code.strip()
+    iso = _ALIASES.get(text.lower())
+    country = None
+    if iso == "XK":
+        return CountryInfo("XK", "Kosovo", "🇽🇰")
+    try:
+        country = pycountry.countries.lookup(iso or text)
+    except LookupError:
+        try:
+            matches = pycountry.countries.search_fuzzy(text)
+            country = matches[0] if len(matches) == 1 else None
+        except LookupError:
+            country = None
+    if country is None:
+        slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:16] or "unknown"
+        return CountryInfo(f"x-{slug}", text, "🏳️")
+    return CountryInfo(country.alpha_2, _display_name(country), getattr(country, "flag", ""))
+
+
+def is_iso(code: str) -> bool:
+    return len(code) == 2 and code.isalpha() and code.isupper()

@@ -1,0 +1,64 @@
+"""A per-key request budget: requests are spaced evenly, and the most urgent go first."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+
+
+class RequestBudget:
+    """At most `per_minute × safety` requests a minute, spaced evenly, by priority.
+
+    Spacing (rather than a bucket that allows bursts) keeps any 60-second window under the
+    upstream's limit whatever the window's alignment. Lower priority values go first.
+    The budget lives in this process; a multi-process deployment needs a shared one (Redis).
+    """
+
+    def __init__(self, per_minute: float, safety: float = 0.95) -> None:
+        self.spacing = 60.0 / (per_minute * safety)
+        self._next_free = 0.0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._wakeup: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for this request's turn."""
+        now = time.monotonic()
+        if not self._waiters and now >= self._next_free:
+            self._next_free = now + self.spacing
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), future))
+        self._ensure_runner()
+        await future
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for *_, f in self._waiters if not f.done())
+
+    def _ensure_runner(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._waiters:
+            delay = self._next_free - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while self._waiters:
+                *_, future = heapq.heappop(self._waiters)
+                if not future.done():
+                    future.set_result(None)
+                    self._next_free = max(self._next_free, time.monotonic()) + self.spacing
+                    break
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+        for *_, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        self._waiters.clear()

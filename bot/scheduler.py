@@ -1,0 +1,154 @@
+"""APScheduler 3 jobs: one poll and one deadline per live order, plus periodic safety nets.
+
+Jobs live in memory with primitive arguments and are rebuilt from the orders table at start.
+A poll reschedules itself one poll interval after it *started*, so when the request budget is
+the bottleneck the next poll follows at once and the cycle is max(interval, budget wait).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.services.orders import OrderService
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60
+
+
+def _at(seconds_from_now: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=max(seconds_from_now, 0.0))
+
+
+class OrderJobs:
+    """Implements `bot.services.orders.Jobs` with an AsyncIOScheduler."""
+
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
+        # misfire_grace_time=None: a late one-shot job still runs (the default 1 s drops it).
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._orders: OrderService | None = None
+
+    def bind(self, orders: OrderService) -> None:
+        self._orders = orders
+
+    @property
+    def orders(self) -> OrderService:
+        assert self._orders is not None, "OrderJobs.bind() was not called"
+        return self._orders
+
+    def start(self) -> None:
+        """Start inside the running event loop (the dispatcher's startup)."""
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def every(
+        self,
+        job_id: str,
+        seconds: float,
+        func: Callable[[], Awaitable[None]],
+        first_in: float | None = None,
+    ) -> None:
+        """A periodic job (catalog refresh, sweeper)."""
+        self.scheduler.add_job(
+            self._guarded(job_id, func),
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            replace_existing=True,
+            next_run_time=_at(seconds if first_in is None else first_in),
+        )
+
+    # -- per order (the Jobs protocol) --------------------------------------------------------
+
+    def watch(self, order_id: int, deadline: int) -> None:
+        self._schedule_poll(order_id, 0.0)
+        self._schedule_deadline(order_id, deadline - time.time())
+
+    def retry_close(self, order_id: int, delay: float) -> None:
+        self._schedule_deadline(order_id, delay)
+
+    def unwatch(self, order_id: int) -> None:
+        for job_id in (f"poll:{order_id}", f"deadline:{order_id}"):
+            try:
+                self.scheduler.remove_job(job_id)
+            except JobLookupError:
+                pass
+
+    def is_watched(self, order_id: int) -> bool:
+        return self.scheduler.get_job(f"poll:{order_id}") is not None
+
+    def _schedule_poll(self, order_id: int, delay: float) -> None:
+        self.scheduler.add_job(
+            self._poll,
+            "date",
+            run_date=_at(delay),
+            args=(order_id,),
+            id=f"poll:{order_id}",
+            replace_existing=True,
+        )
+
+    def _schedule_deadline(self, order_id: int, delay: float) -> None:
+        self.scheduler.add_job(
+            self._deadline,
+            "date",
+            run_date=_at(delay),
+            args=(order_id,),
+            id=f"deadline:{order_id}",
+            replace_existing=True,
+        )
+
+    async def _poll(self, order_id: int) -> None:
+        started = time.monotonic()
+        keep = True
+        try:
+            keep = await self.orders.poll(order_id)
+        except Exception:
+            log.exception("Poll of order %s crashed; will retry", order_id)
+        if keep and self.scheduler.running:
+            elapsed = time.monotonic() - started
+            self._schedule_poll(order_id, self.poll_interval - elapsed)
+
+    async def _deadline(self, order_id: int) -> None:
+        try:
+            await self.orders.expire(order_id)
+        except Exception:
+            log.exception("Deadline of order %s crashed; retrying in a minute", order_id)
+            self._schedule_deadline(order_id, 60.0)
+
+    @staticmethod
+    def _guarded(
+        job_id: str, func: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await func()
+            except Exception:
+                log.exception("Job %s failed", job_id)
+
+        return run
+
+    async def sweep(self) -> None:
+        """Safety net: every live order has its jobs; overdue ones close; stray codes go out."""
+        now = time.time()
+        for order in await self.orders.orders.live():
+            if order.deadline is None:
+                continue
+            if not self.is_watched(order.id):
+                log.warning("Order %s had no poll job; rescheduling", order.id)
+                self.watch(order.id, order.deadline)
+            elif self.scheduler.get_job(f"deadline:{order.id}") is None and order.deadline < now:
+                self._schedule_deadline(order.id, 0.0)
+        await self.orders.sweep_codes()

@@ -1,0 +1,232 @@
+"""Menus from the cached catalog; a scheduled refresh keeps it current within the budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bot.countries import resolve
+from bot.errors import NotFound
+from bot.providers.base import CountryRef, Priority, ProviderError, Route
+from bot.services.pricing import Pricing
+from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
+from storage.models import Country, Service
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class CountryChoice:
+    country: Country
+    price_from: int
+    stock: int
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    route: Route
+    price: int
+    stock: int
+
+
+def service_slug(name: str) -> str:
+    """The canonical key of a service: its name, lower-case, letters and digits only."""
+    return re.sub(r"[^a-z0-9]+", "", name.lower()) or name.strip().lower()
+
+
+def _pages(total: int, per_page: int) -> int:
+    return max(1, -(-total // per_page))
+
+
+class CatalogService:
+    """Reads menus from SQLite; only a never-seen service costs an upstream round trip."""
+
+    def __init__(
+        self,
+        repo: CatalogRepo,
+        routes: dict[str, Route],
+        pricing: Pricing,
+        refresh_seconds: int,
+        per_page: int = 8,
+    ) -> None:
+        self.repo = repo
+        self.routes = routes
+        self.pricing = pricing
+        self.refresh_seconds = refresh_seconds
+        self.per_page = per_page
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def live_routes(self) -> list[str]:
+        return await self.repo.healthy_routes(list(self.routes))
+
+    # -- menus -----------------------------------------------------------------------------
+
+    async def services(self, query: str = "", page: int = 0) -> Page[Service]:
+        """One page of services any healthy route sells, optionally filtered by name."""
+        routes = await self.live_routes()
+        total = await self.repo.count_services(routes, query)
+        pages = _pages(total, self.per_page)
+        page = min(max(page, 0), pages - 1)
+        items = await self.repo.services(routes, query, self.per_page, page * self.per_page)
+        return Page(items, page, pages, total)
+
+    async def service(self, service_id: int) -> Service:
+        service = await self.repo.service(service_id)
+        if service is None:
+            raise NotFound("This service is no longer offered.")
+        return service
+
+    async def country(self, code: str) -> Country:
+        country = await self.repo.country(code)
+        if country is None:
+            raise NotFound("This country is no longer offered.")
+        return country
+
+    async def find_country(self, code: str) -> Country | None:
+        return await self.repo.country(code)
+
+    async def countries(self, service_id: int, page: int = 0) -> Page[CountryChoice]:
+        """Countries for a service: in stock first, then by name, with the lowest price."""
+        routes = await self.live_routes()
+        await self._ensure_offers(routes, service_id)
+        offers = await self.repo.offers_for_service(routes, service_id)
+        prices: dict[str, list[tuple[bool, int]]] = {}
+        stock: dict[str, int] = {}
+        for offer in offers:
+            price = self.pricing.retail(self.routes[offer.route], offer.cost)
+            prices.setdefault(offer.country, []).append((offer.stock == 0, price))
+            stock[offer.country] = stock.get(offer.country, 0) + offer.stock
+        # "From" is the cheapest route in stock; a sold-out country shows its cheapest price.
+        best = {code: min(options)[1] for code, options in prices.items()}
+        countries = await self.repo.countries(list(best))
+        choices = [
+            CountryChoice(countries[code], price, stock[code])
+            for code, price in best.items()
+            if code in countries
+        ]
+        choices.sort(key=lambda c: (c.stock == 0, c.country.name.lower()))
+        pages = _pages(len(choices), self.per_page)
+        page = min(max(page, 0), pages - 1)
+        start = page * self.per_page
+        return Page(choices[start : start + self.per_page], page, pages, len(choices))
+
+    async def route_choices(self, service_id: int, country: str) -> list[RouteChoice]:
+        """Every healthy route selling this service here, cheapest first (sold out last)."""
+        routes = await self.live_routes()
+        offers = await self.repo.offers(routes, service_id, country)
+        choices = [
+            RouteChoice(
+                self.routes[o.route], self.pricing.retail(self.routes[o.route], o.cost), o.stock
+            )
+            for o in offers
+        ]
+        choices.sort(key=lambda c: (c.stock == 0, c.price, c.route.title))
+        return choices
+
+    async def _ensure_offers(self, routes: Sequence[str], service_id: int) -> None:
+        await self.repo.mark_viewed(routes, service_id)
+        now = int(time.time())
+        missing = []
+        for route in routes:
+            refreshed = await self.repo.refreshed_at(route, service_id)
+            if refreshed == 0:
+                missing.append(route)
+            elif refreshed < now - self.refresh_seconds:
+                self._in_background(self.refresh_offers(route, service_id, Priority.BACKGROUND))
+        if missing:
+            await asyncio.gather(
+                *(self.refresh_offers(r, service_id, Priority.INTERACTIVE) for r in missing)
+            )
+
+    def _in_background(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- upstream lookups used by orders ---------------------------------------------------------
+
+    async def upstream_refs(
+        self, route: str, service_id: int, country: str
+    ) -> tuple[str, CountryRef]:
+        code = await self.repo.upstream_service(route, service_id)
+        countries = await self.repo.route_countries(route)
+        upstream_id = next((uid for uid, c in countries.items() if c == country), None)
+        if code is None or upstream_id is None:
+            raise NotFound("This offer is no longer available.")
+        iso = country if len(country) == 2 else None
+        return code, CountryRef(upstream_id=upstream_id, iso=iso)
+
+    # -- refresh -----------------------------------------------------------------------------
+
+    async def refresh_route(self, route_key: str) -> bool:
+        """Reload a route's services and countries; marks the route up or down."""
+        route = self.routes[route_key]
+        try:
+            services = await route.services()
+            countries = await route.countries()
+        except ProviderError as exc:
+            log.warning("Catalog refresh of %s failed: %s", route_key, exc)
+            await self.repo.set_route_status(route_key, False, str(exc)[:200])
+            return False
+        infos = [(c.id, resolve(c.name)) for c in countries]
+        await self.repo.save_route_catalog(
+            route_key,
+            [RouteService(s.code, service_slug(s.name), s.name.strip()) for s in services],
+            [RouteCountry(uid, i.code, i.name, i.flag) for uid, i in infos],
+        )
+        await self.repo.set_route_status(route_key, True)
+        return True
+
+    async def refresh_offers(self, route_key: str, service_id: int, priority: Priority) -> None:
+        route = self.routes[route_key]
+        code = await self.repo.upstream_service(route_key, service_id)
+        if code is None:
+            return
+        try:
+            offers = await route.offers(code, priority)
+        except ProviderError as exc:
+            log.warning("Prices of %s on %s failed: %s", code, route_key, exc)
+            return
+        by_id = await self.repo.route_countries(route_key)
+        rows = []
+        for offer in offers:
+            country = by_id.get(offer.country_id) or self._iso_fallback(offer.country_id)
+            if country is not None:
+                rows.append(OfferRow(country, offer.cost, offer.stock))
+        await self.repo.save_offers(route_key, service_id, rows)
+
+    @staticmethod
+    def _iso_fallback(upstream_id: str) -> str | None:
+        info = resolve(upstream_id)
+        return None if info.code.startswith("x-") else info.code
+
+    async def refresh(self, offers_per_route: int = 20) -> None:
+        """The scheduled job: lists for every route, then the stalest viewed offers."""
+        for route_key in self.routes:
+            if not await self.refresh_route(route_key):
+                continue
+            older_than = int(time.time()) - self.refresh_seconds
+            for service_id in await self.repo.refresh_candidates(
+                route_key, older_than, offers_per_route
+            ):
+                await self.refresh_offers(route_key, service_id, Priority.BACKGROUND)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

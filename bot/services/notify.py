@@ -1,0 +1,27 @@
+"""How services tell people things, without knowing about Telegram."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from storage.models import Order, OrderCode
+
+
+class Notifier(Protocol):
+    async def code_received(self, order: Order, code: OrderCode) -> bool:
+        """Send a code to the customer. False when it should be tried again later."""
+        ...
+
+    async def order_changed(self, order: Order) -> None:
+        """Refresh the customer's order card (state, codes, buttons)."""
+        ...
+
+    async def order_closed(self, order: Order, refunded: int) -> None:
+        """Tell the customer an order ended without a code, and what was refunded."""
+        ...
+
+    async def balance_credited(self, user_id: int, amount: int, balance: int) -> None: ...
+
+    async def alert_admins(self, text: str) -> None:
+        """A plain-text alert for the shop owner(s)."""
+        ...

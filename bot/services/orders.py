@@ -1,0 +1,552 @@
+"""Orders: quote, pay, buy upstream, watch for codes, and refund exactly once when no code came.
+
+Every state change is one transaction with a conditional UPDATE, and a refund is a ledger row
+that the schema allows once per order, so concurrent clicks, polls and jobs cannot pay twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.errors import (
+    AppError,
+    InsufficientFunds,
+    InvalidState,
+    NotFound,
+    QuoteExpired,
+    TryAgainLater,
+)
+from bot.providers.base import (
+    ActivationStatus,
+    EarlyCancelDenied,
+    NoActivation,
+    NoNumbers,
+    ProviderError,
+    PurchaseOutcomeUnknown,
+    Route,
+    StatusKind,
+    UpstreamNoBalance,
+)
+from bot.services.catalog import CatalogService
+from bot.services.notify import Notifier
+from bot.services.pricing import Pricing
+from storage.db import Database
+from storage.kv import KeyValueRepo
+from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
+from storage.orders import OrderRepo, QuoteRepo
+from storage.users import LedgerRepo
+
+log = logging.getLogger(__name__)
+
+WATCHED = (OrderStatus.NUMBER_ISSUED, OrderStatus.CODE_RECEIVED)
+MAX_CLOSE_ATTEMPTS = 6
+ALERT_EVERY_SECONDS = 600
+
+
+class PriceChanged(AppError):
+    """The upstream price rose since the quote; the customer must confirm the new one."""
+
+    user_message = "The price has changed. Please confirm the new price."
+
+    def __init__(self, quote: Quote) -> None:
+        super().__init__()
+        self.quote = quote
+
+
+class PurchaseFailed(AppError):
+    """The purchase failed upstream and the customer was refunded in full."""
+
+    def __init__(self, cause: ProviderError, refunded: int) -> None:
+        super().__init__(cause.user_message)
+        self.cause = cause
+        self.refunded = refunded
+
+
+class Jobs(Protocol):
+    """Scheduling, as the order service needs it (implemented with APScheduler)."""
+
+    def watch(self, order_id: int, deadline: int) -> None: ...
+
+    def retry_close(self, order_id: int, delay: float) -> None: ...
+
+    def unwatch(self, order_id: int) -> None: ...
+
+
+class CancelOutcome(enum.Enum):
+    REFUNDED = "refunded"
+    CODE_ARRIVED = "code_arrived"
+    ALREADY_CLOSED = "already_closed"
+
+
+@dataclass(frozen=True)
+class QuoteView:
+    quote: Quote
+    route: Route
+    service_name: str
+    country_name: str
+    country_flag: str
+    stock: int
+
+
+class OrderService:
+    def __init__(
+        self,
+        db: Database,
+        quotes: QuoteRepo,
+        orders: OrderRepo,
+        ledger: LedgerRepo,
+        kv: KeyValueRepo,
+        catalog: CatalogService,
+        pricing: Pricing,
+        notifier: Notifier,
+        jobs: Jobs,
+        order_timeout: int,
+        quote_ttl: int,
+    ) -> None:
+        self.db = db
+        self.quotes = quotes
+        self.orders = orders
+        self.ledger = ledger
+        self.kv = kv
+        self.catalog = catalog
+        self.pricing = pricing
+        self.notifier = notifier
+        self.jobs = jobs
+        self.order_timeout = order_timeout
+        self.quote_ttl = quote_ttl
+
+    def route(self, key: str) -> Route:
+        route = self.catalog.routes.get(key)
+        if route is None:
+            raise NotFound("This route is not offered any more.")
+        return route
+
+    # -- buying ------------------------------------------------------------------------------
+
+    async def quote(
+        self, user_id: int, route_key: str, service_id: int, country: str
+    ) -> QuoteView:
+        """Hold the current price of one offer for this user for `quote_ttl` seconds."""
+        route = self.route(route_key)
+        offers = await self.catalog.repo.offers([route_key], service_id, country)
+        if not offers or offers[0].stock <= 0:
+            raise NoNumbers()
+        offer = offers[0]
+        price = self.pricing.retail(route, offer.cost)
+        quote = await self.quotes.create(
+            user_id, route_key, service_id, country, offer.cost, price, self.quote_ttl
+        )
+        return await self.describe_quote(quote, offer.stock)
+
+    async def describe_quote(self, quote: Quote, stock: int = 0) -> QuoteView:
+        service = await self.catalog.service(quote.service_id)
+        country = await self.catalog.country(quote.country)
+        return QuoteView(
+            quote, self.route(quote.route), service.name, country.name, country.flag, stock
+        )
+
+    async def get_quote(self, user_id: int, quote_id: int) -> QuoteView:
+        quote = await self.quotes.get(quote_id)
+        if quote is None or quote.user_id != user_id:
+            raise NotFound("This price is not available. Please start again.")
+        return await self.describe_quote(quote)
+
+    async def confirm(
+        self,
+        user_id: int,
+        quote_id: int,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> Order:
+        """Charge the quoted price and buy the number. Refunds in full if the purchase fails."""
+        quote = await self.quotes.get(quote_id)
+        if quote is None or quote.user_id != user_id:
+            raise NotFound("This price is not available. Please start again.")
+        if quote.consumed_at is not None:
+            raise InvalidState("This purchase is already being processed.")
+        if quote.expires_at <= time.time():
+            raise QuoteExpired()
+        route = self.route(quote.route)
+        service_code, country_ref = await self.catalog.upstream_refs(
+            quote.route, quote.service_id, quote.country
+        )
+        current = await route.price(service_code, country_ref)
+        if current is None or current.stock <= 0:
+            raise NoNumbers()
+        if self.pricing.retail(route, current.cost) > quote.price:
+            fresh = await self.quotes.create(
+                user_id,
+                quote.route,
+                quote.service_id,
+                quote.country,
+                current.cost,
+                self.pricing.retail(route, current.cost),
+                self.quote_ttl,
+            )
+            raise PriceChanged(fresh)
+
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            if not await self.quotes.consume(tx, quote.id, user_id, now):
+                raise InvalidState("This purchase is already being processed.")
+            order_id = await self.orders.create(
+                tx, quote, self.pricing.cost(route, current.cost), chat_id, now
+            )
+            if not await self.ledger.apply(
+                tx, user_id, -quote.price, LedgerKind.PURCHASE, "number purchase", order_id
+            ):
+                raise InsufficientFunds()
+            if message_id is not None:
+                await tx.execute(
+                    "UPDATE orders SET message_id = ? WHERE id = ?", (message_id, order_id)
+                )
+
+        try:
+            activation = await route.buy(service_code, country_ref, ref=str(order_id))
+        except PurchaseOutcomeUnknown as exc:
+            await self._fail(order_id, exc, needs_attention=True)
+            await self._alert(
+                f"unknown:{order_id}",
+                f"Order #{order_id}: getNumber on {route.title} got no answer. The customer was "
+                f"refunded; check upstream for a number with ref={order_id}.",
+            )
+            raise PurchaseFailed(exc, quote.price) from None
+        except ProviderError as exc:
+            await self._fail(order_id, exc, needs_attention=False)
+            if isinstance(exc, UpstreamNoBalance):
+                await self._alert(
+                    f"nobalance:{route.account}",
+                    f"{route.title}: the upstream account balance is too low (NO_BALANCE). "
+                    "Customers cannot buy on this route until it is topped up.",
+                )
+            raise PurchaseFailed(exc, quote.price) from None
+
+        deadline = int(time.time()) + self.order_timeout
+        async with self.db.transaction() as tx:
+            await self.orders.transition(
+                tx,
+                order_id,
+                [OrderStatus.CREATED],
+                OrderStatus.NUMBER_ISSUED,
+                activation_id=activation.activation_id,
+                phone=activation.phone,
+                deadline=deadline,
+            )
+        self.jobs.watch(order_id, deadline)
+        order = await self.orders.get(order_id)
+        assert order is not None
+        log.info("Order %s: number issued on %s", order_id, route.key)
+        return order
+
+    async def _fail(self, order_id: int, exc: ProviderError, needs_attention: bool) -> None:
+        log.warning("Order %s failed upstream: %s", order_id, exc)
+        async with self.db.transaction() as tx:
+            order = await self.orders.get_in(tx, order_id)
+            assert order is not None
+            await self.orders.transition(
+                tx,
+                order_id,
+                [OrderStatus.CREATED],
+                OrderStatus.FAILED,
+                error=type(exc).__name__,
+                needs_attention=int(needs_attention),
+            )
+            await self._refund(tx, order, "purchase failed upstream")
+
+    async def _refund(self, tx: object, order: Order, reason: str) -> int:
+        """Refund the order's price; 0 if it was refunded before (the schema allows one)."""
+        exists = await tx.fetchone(  # type: ignore[attr-defined]
+            "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order.id,)
+        )
+        if exists:
+            return 0
+        await self.ledger.apply(
+            tx,
+            order.user_id,
+            order.price,
+            LedgerKind.REFUND,
+            reason,
+            order.id,  # type: ignore[arg-type]
+        )
+        return order.price
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get(self, order_id: int) -> Order | None:
+        return await self.orders.get(order_id)
+
+    async def get_for_user(self, user_id: int, order_id: int) -> Order:
+        order = await self.orders.get(order_id)
+        if order is None or order.user_id != user_id:
+            raise NotFound("Order not found.")
+        return order
+
+    async def page_for_user(
+        self, user_id: int, page: int, per_page: int
+    ) -> tuple[list[Order], int]:
+        total = await self.orders.count_for_user(user_id)
+        pages = max(1, -(-total // per_page))
+        page = min(max(page, 0), pages - 1)
+        return await self.orders.for_user(user_id, per_page, page * per_page), pages
+
+    async def codes(self, order_id: int) -> list[OrderCode]:
+        return await self.orders.codes(order_id)
+
+    async def codes_for(self, order_ids: list[int]) -> dict[int, list[OrderCode]]:
+        return await self.orders.codes_for(order_ids)
+
+    # -- watching ------------------------------------------------------------------------------
+
+    async def poll(self, order_id: int) -> bool:
+        """One status check; True while the order should keep being polled."""
+        order = await self.orders.get(order_id)
+        if order is None or order.status not in WATCHED or order.activation_id is None:
+            return False
+        try:
+            status = await self.route(order.route).status(order.activation_id)
+        except NoActivation:
+            status = ActivationStatus(StatusKind.CANCELLED)
+        except ProviderError as exc:
+            log.info("Order %s: poll failed (%s); will retry", order_id, exc)
+            return True
+        if status.code:
+            await self._record_code(order_id, status.code, status.text)
+        if status.kind is StatusKind.CANCELLED:
+            await self._upstream_gone(order_id)
+            return False
+        return True
+
+    async def _record_code(self, order_id: int, code: str, text: str | None) -> None:
+        async with self.db.transaction() as tx:
+            order = await self.orders.get_in(tx, order_id)
+            if order is None or order.status not in WATCHED:
+                return
+            if not await self.orders.add_code(tx, order_id, code, text, int(time.time())):
+                return  # the same code again
+            await self.orders.transition(
+                tx, order_id, [OrderStatus.NUMBER_ISSUED], OrderStatus.CODE_RECEIVED
+            )
+        log.info("Order %s: code received", order_id)
+        await self.deliver_pending(order_id)
+
+    async def deliver_pending(self, order_id: int) -> None:
+        """Send every stored, undelivered code of an order, then refresh its card."""
+        order = await self.orders.get(order_id)
+        if order is None:
+            return
+        for code in await self.orders.codes(order_id):
+            if code.delivered_at is None and await self.notifier.code_received(order, code):
+                await self.orders.mark_delivered(code.id)
+        await self.notifier.order_changed(order)
+
+    async def _upstream_gone(self, order_id: int) -> None:
+        """Upstream cancelled the activation by itself: refund if no code came."""
+        order = await self.orders.get(order_id)
+        if order is None:
+            return
+        if order.status is OrderStatus.CODE_RECEIVED:
+            await self._complete(order)
+        elif order.status is OrderStatus.NUMBER_ISSUED:
+            await self._close_and_refund(order, OrderStatus.EXPIRED, "cancelled upstream")
+
+    async def _close_and_refund(self, order: Order, to: OrderStatus, reason: str) -> int:
+        async with self.db.transaction() as tx:
+            if not await self.orders.transition(
+                tx, order.id, [OrderStatus.NUMBER_ISSUED], to, error=reason
+            ):
+                return 0
+            refunded = await self._refund(tx, order, reason)
+        self.jobs.unwatch(order.id)
+        closed = await self.orders.get(order.id)
+        assert closed is not None
+        log.info("Order %s: %s, refunded %s", order.id, to.value, refunded)
+        await self.notifier.order_closed(closed, refunded)
+        return refunded
+
+    async def _complete(self, order: Order) -> None:
+        async with self.db.transaction() as tx:
+            done = await self.orders.transition(
+                tx, order.id, [OrderStatus.CODE_RECEIVED], OrderStatus.COMPLETED
+            )
+        self.jobs.unwatch(order.id)
+        if done:
+            completed = await self.orders.get(order.id)
+            assert completed is not None
+            await self.notifier.order_changed(completed)
+
+    async def _final_check(self, order: Order) -> bool:
+        """Ask upstream once more before giving up; True if a code turned up."""
+        assert order.activation_id is not None
+        try:
+            status = await self.route(order.route).status(order.activation_id)
+        except NoActivation:
+            return False
+        if status.code:
+            await self._record_code(order.id, status.code, status.text)
+            return True
+        return False
+
+    async def _cancel_upstream(self, order: Order) -> None:
+        assert order.activation_id is not None
+        try:
+            await self.route(order.route).cancel(order.activation_id)
+        except NoActivation:
+            pass  # upstream no longer holds the number
+
+    async def expire(self, order_id: int) -> None:
+        """The deadline job: complete an order with a code, otherwise cancel and refund."""
+        order = await self.orders.get(order_id)
+        if order is None or order.status not in WATCHED:
+            return
+        try:
+            if order.status is OrderStatus.NUMBER_ISSUED and not await self._final_check(order):
+                await self._cancel_upstream(order)
+                await self._close_and_refund(order, OrderStatus.EXPIRED, "no code before deadline")
+                return
+        except ProviderError as exc:
+            await self._close_later(order, exc)
+            return
+        order = await self.orders.get(order_id)
+        if order is not None and order.status is OrderStatus.CODE_RECEIVED:
+            if self.route(order.route).can_finish and order.activation_id:
+                try:
+                    await self.route(order.route).finish(order.activation_id)
+                except ProviderError as exc:
+                    log.info("Order %s: finish upstream failed (%s)", order_id, exc)
+            await self._complete(order)
+
+    async def _close_later(self, order: Order, exc: ProviderError) -> None:
+        attempts = order.close_attempts + 1
+        await self.orders.update(order.id, close_attempts=attempts)
+        if attempts < MAX_CLOSE_ATTEMPTS:
+            log.info("Order %s: cancel failed (%s); attempt %d", order.id, exc, attempts)
+            self.jobs.retry_close(order.id, 15.0 * attempts)
+            return
+        # The customer never waits on our upstream: refund now, the owner settles it upstream.
+        await self.orders.update(order.id, needs_attention=1)
+        await self._close_and_refund(
+            order, OrderStatus.EXPIRED, f"cancel failed: {type(exc).__name__}"
+        )
+        await self._alert(
+            f"close:{order.id}",
+            f"Order #{order.id} on {order.route}: could not cancel upstream after {attempts} "
+            f"tries ({type(exc).__name__}). The customer was refunded; cancel activation "
+            f"{order.activation_id} by hand.",
+        )
+
+    # -- customer actions ------------------------------------------------------------------------
+
+    async def cancel(self, user_id: int, order_id: int) -> CancelOutcome:
+        """The customer's Cancel: refund unless a code came; EARLY_CANCEL_DENIED keeps it live."""
+        order = await self.get_for_user(user_id, order_id)
+        if order.status is OrderStatus.CODE_RECEIVED:
+            raise InvalidState("A code has arrived for this number, so it can't be cancelled.")
+        if order.status is not OrderStatus.NUMBER_ISSUED:
+            return CancelOutcome.ALREADY_CLOSED
+        try:
+            if await self._final_check(order):
+                return CancelOutcome.CODE_ARRIVED
+            await self._cancel_upstream(order)
+        except EarlyCancelDenied:
+            raise
+        except ProviderError as exc:
+            log.info("Order %s: cancel failed (%s)", order_id, exc)
+            raise TryAgainLater(
+                "The provider did not answer. Please try again in a moment."
+            ) from None
+        refunded = await self._close_and_refund(
+            order, OrderStatus.CANCELLED, "cancelled by customer"
+        )
+        return CancelOutcome.REFUNDED if refunded else CancelOutcome.ALREADY_CLOSED
+
+    async def request_another(self, user_id: int, order_id: int) -> Order:
+        """Ask upstream for another SMS on the same number (setStatus 3)."""
+        order = await self.get_for_user(user_id, order_id)
+        route = self.route(order.route)
+        if not route.can_request_another or order.status is not OrderStatus.CODE_RECEIVED:
+            raise InvalidState("Another code can be requested only after the first one arrived.")
+        assert order.activation_id is not None
+        await route.request_another(order.activation_id)
+        return order
+
+    async def finish(self, user_id: int, order_id: int) -> Order:
+        """The customer is done with the number (setStatus 6)."""
+        order = await self.get_for_user(user_id, order_id)
+        route = self.route(order.route)
+        if not route.can_finish or order.status is not OrderStatus.CODE_RECEIVED:
+            raise InvalidState("This order can be finished only after a code arrived.")
+        assert order.activation_id is not None
+        await route.finish(order.activation_id)
+        await self._complete(order)
+        finished = await self.orders.get(order_id)
+        assert finished is not None
+        return finished
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    async def admin_refund(self, order_id: int, admin_id: int) -> int:
+        """Refund an order that has no code and no refund yet; cancels it upstream if live."""
+        order = await self.orders.get(order_id)
+        if order is None:
+            raise NotFound(f"Order #{order_id} does not exist.")
+        if order.refunded:
+            raise InvalidState(f"Order #{order_id} was already refunded.")
+        if await self.orders.codes(order_id) or order.status is OrderStatus.CODE_RECEIVED:
+            raise InvalidState(f"Order #{order_id} received a code; it cannot be refunded.")
+        if order.status is OrderStatus.NUMBER_ISSUED:
+            try:
+                await self._cancel_upstream(order)
+            except ProviderError as exc:
+                log.warning("Order %s: admin refund could not cancel upstream: %s", order_id, exc)
+                await self.orders.update(order_id, needs_attention=1)
+        async with self.db.transaction() as tx:
+            await self.orders.transition(
+                tx,
+                order_id,
+                [OrderStatus.NUMBER_ISSUED, OrderStatus.CREATED],
+                OrderStatus.CANCELLED,
+                error=f"refunded by admin {admin_id}",
+            )
+            refunded = await self._refund(tx, order, f"refunded by admin {admin_id}")
+        self.jobs.unwatch(order_id)
+        if refunded:
+            closed = await self.orders.get(order_id)
+            assert closed is not None
+            await self.notifier.order_closed(closed, refunded)
+        return refunded
+
+    # -- restart ---------------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Rebuild jobs from the database after a start; settle what happened while down."""
+        for order in await self.orders.live():
+            if order.status is OrderStatus.CREATED:
+                # We crashed between charging and learning the purchase's outcome.
+                await self._fail(
+                    order.id, PurchaseOutcomeUnknown("interrupted"), needs_attention=True
+                )
+                await self._alert(
+                    f"unknown:{order.id}",
+                    f"Order #{order.id}: the bot stopped during the purchase on {order.route}. "
+                    f"The customer was refunded; check upstream for ref={order.id}.",
+                )
+                failed = await self.orders.get(order.id)
+                assert failed is not None
+                await self.notifier.order_closed(failed, order.price)
+                continue
+            self.jobs.watch(order.id, order.deadline or int(time.time()))
+        await self.sweep_codes()
+
+    async def sweep_codes(self) -> None:
+        """Deliver codes that were stored but not sent (a crash, a flood limit)."""
+        pending = {code.order_id for code in await self.orders.undelivered_codes()}
+        for order_id in sorted(pending):
+            await self.deliver_pending(order_id)
+
+    async def _alert(self, key: str, text: str) -> None:
+        if await self.kv.claim_every(f"alert:{key}", ALERT_EVERY_SECONDS):
+            await self.notifier.alert_admins(text)

@@ -1,0 +1,30 @@
+"""Who is talking to the bot."""
+
+from __future__ import annotations
+
+from storage.models import User
+from storage.users import UserRepo
+
+
+class UserService:
+    def __init__(self, users: UserRepo) -> None:
+        self.users = users
+
+    async def seen(
+        self, user_id: int, username: str | None, first_name: str, language: str | None
+    ) -> User:
+        """The user behind an update, registered on first sight; one read when nothing changed."""
+        user = await self.users.get(user_id)
+        if (
+            user is not None
+            and user.is_active
+            and (user.username, user.first_name, user.language) == (username, first_name, language)
+        ):
+            return user
+        return await self.users.upsert(user_id, username, first_name, language)
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.users.get(user_id)
+
+    async def blocked_bot(self, user_id: int) -> None:
+        await self.users.set_active(user_id, False)

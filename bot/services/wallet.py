@@ -1,0 +1,42 @@
+"""The wallet: balances change only through the ledger."""
+
+from __future__ import annotations
+
+from bot.errors import InsufficientFunds, InvalidInput, NotFound
+from bot.money import Currency
+from storage.db import Database
+from storage.models import LedgerEntry, LedgerKind
+from storage.users import LedgerRepo, UserRepo
+
+
+class WalletService:
+    def __init__(
+        self, db: Database, users: UserRepo, ledger: LedgerRepo, currency: Currency
+    ) -> None:
+        self.db = db
+        self.users = users
+        self.ledger = ledger
+        self.currency = currency
+
+    async def balance(self, user_id: int) -> int:
+        user = await self.users.get(user_id)
+        return 0 if user is None else user.balance
+
+    async def adjust(
+        self, user_id: int, amount: int, reason: str, actor_id: int | None = None
+    ) -> int:
+        """An admin credit (positive) or debit (negative); returns the new balance."""
+        if amount == 0:
+            raise InvalidInput("The amount must not be zero.")
+        if await self.users.get(user_id) is None:
+            raise NotFound(f"No user with id {user_id} has started the bot.")
+        kind = LedgerKind.CREDIT if amount > 0 else LedgerKind.ADJUSTMENT
+        async with self.db.transaction() as tx:
+            if not await self.ledger.apply(tx, user_id, amount, kind, reason, actor_id=actor_id):
+                raise InsufficientFunds("The balance does not cover that debit.")
+            row = await tx.fetchone("SELECT balance FROM users WHERE id = ?", (user_id,))
+        assert row is not None
+        return int(row[0])
+
+    async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
+        return await self.ledger.history(user_id, limit, offset)

@@ -1,0 +1,170 @@
+"""Buy a number: service -> country -> route -> confirm -> pay."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.types import CallbackQuery, Message
+
+from bot.errors import AppError, InsufficientFunds, InvalidState
+from bot.money import Currency
+from bot.services.catalog import CatalogService
+from bot.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
+from handlers import keyboards, render
+from handlers.callbacks import (
+    CountryCb,
+    MenuCb,
+    QuoteCb,
+    RouteCb,
+    ServiceCb,
+    ServicesCb,
+    short_query,
+)
+from handlers.common import answer, show
+from storage.models import User
+
+
+def _confirm_screen(view: QuoteView, balance: int, currency: Currency) -> tuple[str, object]:
+    quote = view.quote
+    markup = keyboards.confirm(
+        quote.id,
+        quote.service_id,
+        quote.country,
+        balance >= quote.price,
+        currency.format(quote.price),
+    )
+    return render.confirm(view, balance, currency), markup
+
+
+def build_buy_router() -> Router:
+    router = Router(name="buy")
+
+    @router.message(Command("buy"))
+    async def buy_command(message: Message, catalog: CatalogService) -> None:
+        page = await catalog.services()
+        await message.answer(render.services(page, ""), reply_markup=keyboards.services(page, ""))
+
+    @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
+    async def search(message: Message, catalog: CatalogService) -> None:
+        query = short_query(message.text or "")
+        page = await catalog.services(query)
+        await message.answer(
+            render.services(page, query), reply_markup=keyboards.services(page, query)
+        )
+
+    @router.callback_query(MenuCb.filter(F.to == "buy"))
+    async def buy_menu(callback: CallbackQuery, catalog: CatalogService) -> None:
+        await answer(callback)
+        page = await catalog.services()
+        await show(callback, render.services(page, ""), keyboards.services(page, ""))
+
+    @router.callback_query(ServicesCb.filter())
+    async def services_page(
+        callback: CallbackQuery, callback_data: ServicesCb, catalog: CatalogService
+    ) -> None:
+        await answer(callback)
+        page = await catalog.services(callback_data.q, callback_data.page)
+        await show(
+            callback,
+            render.services(page, callback_data.q),
+            keyboards.services(page, callback_data.q),
+        )
+
+    @router.callback_query(ServiceCb.filter())
+    async def countries_page(
+        callback: CallbackQuery,
+        callback_data: ServiceCb,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        service = await catalog.service(callback_data.sid)
+        page = await catalog.countries(service.id, callback_data.page)
+        await answer(callback)
+        await show(
+            callback,
+            render.countries(service, page),
+            keyboards.countries(service.id, page, currency),
+        )
+
+    @router.callback_query(CountryCb.filter())
+    async def routes_page(
+        callback: CallbackQuery,
+        callback_data: CountryCb,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        service = await catalog.service(callback_data.sid)
+        country = await catalog.country(callback_data.cc)
+        choices = await catalog.route_choices(service.id, country.code)
+        await answer(callback)
+        await show(
+            callback,
+            render.routes(service, country, choices, currency),
+            keyboards.routes(service.id, country.code, choices, currency),
+        )
+
+    @router.callback_query(RouteCb.filter())
+    async def confirm_page(
+        callback: CallbackQuery,
+        callback_data: RouteCb,
+        user: User,
+        orders: OrderService,
+        currency: Currency,
+    ) -> None:
+        view = await orders.quote(user.id, callback_data.rt, callback_data.sid, callback_data.cc)
+        await answer(callback)
+        text, markup = _confirm_screen(view, user.balance, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    @router.callback_query(QuoteCb.filter())
+    async def pay(
+        callback: CallbackQuery,
+        callback_data: QuoteCb,
+        user: User,
+        orders: OrderService,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        await answer(callback, "⏳ Buying your number…")
+        message = callback.message
+        chat_id = callback.from_user.id
+        message_id = message.message_id if message is not None else None
+        try:
+            order = await orders.confirm(user.id, callback_data.qid, chat_id, message_id)
+        except InvalidState:
+            return  # a second tap on the same Pay button: the first one is handling it
+        except PriceChanged as changed:
+            view = await orders.describe_quote(changed.quote)
+            text, markup = _confirm_screen(view, user.balance, currency)
+            await show(
+                callback,
+                "⚠️ The price has changed since you opened this screen.\n\n" + text,
+                markup,
+            )  # type: ignore[arg-type]
+            return
+        except PurchaseFailed as failed:
+            view = await orders.get_quote(user.id, callback_data.qid)
+            refund = f"\n\n{currency.format(failed.refunded)} is back on your balance."
+            await show(
+                callback,
+                f"❌ {failed.user_message}{refund}",
+                keyboards.after_failure(view.quote.service_id, view.quote.country),
+            )
+            return
+        except (InsufficientFunds, AppError) as error:
+            view = await orders.get_quote(user.id, callback_data.qid)
+            await show(
+                callback,
+                f"❌ {error.user_message}",
+                keyboards.after_failure(view.quote.service_id, view.quote.country),
+            )
+            return
+        country = await catalog.country(order.country)
+        route = catalog.routes.get(order.route)
+        await show(
+            callback,
+            render.order_card(order, [], route, currency, country),
+            keyboards.order(order, route),
+        )
+
+    return router

@@ -1,0 +1,147 @@
+"""Keyboards are pure functions of data. One pager serves every long list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.money import Currency
+from bot.providers.base import Route
+from bot.services.catalog import CountryChoice, Page, RouteChoice
+from handlers import render
+from handlers.callbacks import (
+    CountryCb,
+    MenuCb,
+    NoopCb,
+    OrderCb,
+    OrdersCb,
+    QuoteCb,
+    RouteCb,
+    ServiceCb,
+    ServicesCb,
+)
+from storage.models import Order, OrderStatus, Service
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def pager(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[InlineKeyboardButton]:
+    """◀ 2/5 ▶ — nothing when everything fits on one page."""
+    if pages <= 1:
+        return []
+    row = [_button("◀", to(page - 1)) if page > 0 else _button(" ", NoopCb())]
+    row.append(_button(f"{page + 1}/{pages}", NoopCb()))
+    row.append(_button("▶", to(page + 1)) if page + 1 < pages else _button(" ", NoopCb()))
+    return row
+
+
+def main_menu() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.add(
+        _button("📱 Buy a number", MenuCb(to="buy")),
+        _button("💰 Balance", MenuCb(to="balance")),
+        _button("🗂 My orders", MenuCb(to="orders")),
+        _button("❓ Help", MenuCb(to="help")),
+    )
+    builder.adjust(1, 2, 1)
+    return builder.as_markup()
+
+
+def back_to_menu() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button("◀ Menu", MenuCb(to="main"))]])
+
+
+def services(page: Page[Service], query: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for service in page.items:
+        builder.add(_button(service.name, ServiceCb(sid=service.id)))
+    builder.adjust(2)
+    builder.row(*pager(page.page, page.pages, lambda p: ServicesCb(page=p, q=query)))
+    if query:
+        builder.row(_button("✖ Clear search", ServicesCb()))
+    builder.row(_button("◀ Menu", MenuCb(to="main")))
+    return builder.as_markup()
+
+
+def countries(
+    service_id: int, page: Page[CountryChoice], currency: Currency
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for choice in page.items:
+        builder.row(
+            _button(
+                render.country_button(choice, currency),
+                CountryCb(sid=service_id, cc=choice.country.code),
+            )
+        )
+    builder.row(*pager(page.page, page.pages, lambda p: ServiceCb(sid=service_id, page=p)))
+    builder.row(_button("◀ Services", ServicesCb()))
+    return builder.as_markup()
+
+
+def routes(
+    service_id: int, country: str, choices: list[RouteChoice], currency: Currency
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for choice in choices:
+        text = render.route_button(choice, currency)
+        data = (
+            RouteCb(sid=service_id, cc=country, rt=choice.route.key) if choice.stock else NoopCb()
+        )
+        builder.row(_button(text, data))
+    builder.row(_button("◀ Countries", ServiceCb(sid=service_id)))
+    return builder.as_markup()
+
+
+def confirm(
+    quote_id: int, service_id: int, country: str, can_pay: bool, price: str
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if can_pay:
+        builder.row(_button(f"✅ Pay {price}", QuoteCb(qid=quote_id)))
+    else:
+        builder.row(_button("💰 Balance", MenuCb(to="balance")))
+    builder.row(_button("◀ Back", CountryCb(sid=service_id, cc=country)))
+    return builder.as_markup()
+
+
+def after_failure(service_id: int, country: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button("◀ Other routes", CountryCb(sid=service_id, cc=country))],
+            [_button("◀ Menu", MenuCb(to="main"))],
+        ]
+    )
+
+
+def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if order.status is OrderStatus.NUMBER_ISSUED:
+        builder.row(
+            _button("🔄 Refresh", OrderCb(oid=order.id, act="refresh")),
+            _button("✖ Cancel", OrderCb(oid=order.id, act="cancel")),
+        )
+    elif order.status is OrderStatus.CODE_RECEIVED:
+        row = [_button("🔄 Refresh", OrderCb(oid=order.id, act="refresh"))]
+        if route is not None and route.can_request_another:
+            row.append(_button("📨 Another code", OrderCb(oid=order.id, act="another")))
+        if route is not None and route.can_finish:
+            row.append(_button("✔ Done", OrderCb(oid=order.id, act="done")))
+        builder.row(*row)
+    builder.row(_button("🗂 My orders", OrdersCb()), _button("◀ Menu", MenuCb(to="main")))
+    return builder.as_markup()
+
+
+def orders(items: list[Order], page: int, pages: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for item in items:
+        builder.add(_button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
+    builder.adjust(5)
+    builder.row(*pager(page, pages, lambda p: OrdersCb(page=p)))
+    builder.row(_button("◀ Menu", MenuCb(to="main")))
+    return builder.as_markup()

@@ -1,0 +1,113 @@
+"""The Telegram side of `bot.services.notify.Notifier`: codes, order cards, notices, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
+
+from bot.money import Currency
+from bot.providers.base import Route
+from bot.services.catalog import CatalogService
+from bot.services.users import UserService
+from handlers import keyboards, render
+from storage.models import Order, OrderCode, OrderStatus
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 30
+ATTEMPTS = 3
+
+
+class TelegramNotifier:
+    def __init__(
+        self,
+        bot: Bot,
+        users: UserService,
+        catalog: CatalogService,
+        currency: Currency,
+        admin_ids: Iterable[int],
+    ) -> None:
+        self.bot = bot
+        self.users = users
+        self.catalog = catalog
+        self.currency = currency
+        self.admin_ids = sorted(admin_ids)
+        self.order_codes: Callable[[int], Awaitable[list[OrderCode]]] | None = None
+
+    async def _send(self, user_id: int, call: Callable[[], Awaitable[object]]) -> bool:
+        """Run a Bot API call, honouring flood limits; False if it should be retried later."""
+        for _ in range(ATTEMPTS):
+            try:
+                await call()
+                return True
+            except TelegramRetryAfter as exc:
+                if exc.retry_after > MAX_RETRY_AFTER:
+                    return False
+                await asyncio.sleep(exc.retry_after)
+            except TelegramForbiddenError:
+                log.info("User %s blocked the bot", user_id)
+                await self.users.blocked_bot(user_id)
+                return True  # nothing more we can do; the code stays in their history
+            except TelegramBadRequest as exc:
+                if "message is not modified" in exc.message:
+                    return True
+                log.warning("Telegram refused a message to %s: %s", user_id, exc.message)
+                return True
+            except TelegramNetworkError as exc:
+                log.warning("Telegram unreachable for %s: %s", user_id, exc)
+                return False
+        return False
+
+    def _route(self, order: Order) -> Route | None:
+        return self.catalog.routes.get(order.route)
+
+    async def code_received(self, order: Order, code: OrderCode) -> bool:
+        text = render.code_message(order, code)
+        return await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
+
+    async def order_changed(self, order: Order) -> None:
+        if order.chat_id is None or order.message_id is None or self.order_codes is None:
+            return
+        codes = await self.order_codes(order.id)
+        country = await self.catalog.find_country(order.country)
+        route = self._route(order)
+        text = render.order_card(order, codes, route, self.currency, country)
+        markup = keyboards.order(order, route)
+        chat_id, message_id = order.chat_id, order.message_id
+        await self._send(
+            order.user_id,
+            lambda: self.bot.edit_message_text(
+                text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+            ),
+        )
+
+    async def order_closed(self, order: Order, refunded: int) -> None:
+        await self.order_changed(order)
+        if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
+            text = render.order_closed(order, refunded, self.currency)
+            await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
+
+    async def balance_credited(self, user_id: int, amount: int, balance: int) -> None:
+        text = (
+            f"💰 {self.currency.format(amount)} was added to your balance. "
+            f"Balance: <b>{self.currency.format(balance)}</b>"
+        )
+        await self._send(user_id, lambda: self.bot.send_message(user_id, text))
+
+    async def alert_admins(self, text: str) -> None:
+        for admin_id in self.admin_ids:
+            await self._send(
+                admin_id,
+                lambda admin_id=admin_id: self.bot.send_message(  # type: ignore[misc]
+                    admin_id, "⚠️ " + render.esc(text)
+                ),
+            )

@@ -1,0 +1,130 @@
+"""/orders, the order card and its buttons (Cancel, Another code, Done, Refresh)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+
+from bot.money import Currency
+from bot.services.catalog import CatalogService
+from bot.services.orders import CancelOutcome, OrderService
+from handlers import keyboards, render
+from handlers.callbacks import MenuCb, OrderCb, OrdersCb
+from handlers.common import answer, show
+from storage.models import Order, User
+
+PER_PAGE = 5
+
+CANCEL_NOTICES = {
+    CancelOutcome.REFUNDED: "Cancelled. The money is back on your balance.",
+    CancelOutcome.CODE_ARRIVED: "A code has just arrived, so the number was not cancelled.",
+    CancelOutcome.ALREADY_CLOSED: "This order is already closed.",
+}
+
+
+async def _list(
+    user: User, page: int, orders: OrderService, currency: Currency
+) -> tuple[str, object]:
+    items, pages = await orders.page_for_user(user.id, page, PER_PAGE)
+    page = min(max(page, 0), pages - 1)
+    codes = await orders.codes_for([o.id for o in items])
+    return (
+        render.orders(items, codes, page, pages, currency),
+        keyboards.orders(items, page, pages),
+    )
+
+
+async def _card(
+    order: Order, orders: OrderService, catalog: CatalogService, currency: Currency
+) -> tuple[str, object]:
+    codes = await orders.codes(order.id)
+    country = await catalog.find_country(order.country)
+    route = catalog.routes.get(order.route)
+    return (
+        render.order_card(order, codes, route, currency, country),
+        keyboards.order(order, route),
+    )
+
+
+def build_orders_router() -> Router:
+    router = Router(name="orders")
+
+    @router.message(Command("orders"))
+    async def orders_command(
+        message: Message, user: User, orders: OrderService, currency: Currency
+    ) -> None:
+        text, markup = await _list(user, 0, orders, currency)
+        await message.answer(text, reply_markup=markup)  # type: ignore[arg-type]
+
+    @router.callback_query(MenuCb.filter(F.to == "orders"))
+    async def orders_menu(
+        callback: CallbackQuery, user: User, orders: OrderService, currency: Currency
+    ) -> None:
+        await answer(callback)
+        text, markup = await _list(user, 0, orders, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    @router.callback_query(OrdersCb.filter())
+    async def orders_page(
+        callback: CallbackQuery,
+        callback_data: OrdersCb,
+        user: User,
+        orders: OrderService,
+        currency: Currency,
+    ) -> None:
+        await answer(callback)
+        text, markup = await _list(user, callback_data.page, orders, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    @router.callback_query(OrderCb.filter(F.act.in_({"show", "refresh"})))
+    async def order_card(
+        callback: CallbackQuery,
+        callback_data: OrderCb,
+        user: User,
+        orders: OrderService,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        order = await orders.get_for_user(user.id, callback_data.oid)
+        await answer(callback)
+        text, markup = await _card(order, orders, catalog, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    @router.callback_query(OrderCb.filter(F.act == "cancel"))
+    async def cancel(
+        callback: CallbackQuery,
+        callback_data: OrderCb,
+        user: User,
+        orders: OrderService,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        outcome = await orders.cancel(user.id, callback_data.oid)
+        await answer(callback, CANCEL_NOTICES[outcome])
+        order = await orders.get_for_user(user.id, callback_data.oid)
+        text, markup = await _card(order, orders, catalog, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    @router.callback_query(OrderCb.filter(F.act == "another"))
+    async def another(
+        callback: CallbackQuery, callback_data: OrderCb, user: User, orders: OrderService
+    ) -> None:
+        await orders.request_another(user.id, callback_data.oid)
+        await answer(callback, "Requested another SMS. The new code will appear here.")
+
+    @router.callback_query(OrderCb.filter(F.act == "done"))
+    async def done(
+        callback: CallbackQuery,
+        callback_data: OrderCb,
+        user: User,
+        orders: OrderService,
+        catalog: CatalogService,
+        currency: Currency,
+    ) -> None:
+        order = await orders.finish(user.id, callback_data.oid)
+        await answer(callback, "Done. Thank you!")
+        text, markup = await _card(order, orders, catalog, currency)
+        await show(callback, text, markup)  # type: ignore[arg-type]
+
+    return router

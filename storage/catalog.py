@@ -1,0 +1,241 @@
+"""The cached catalog: services, countries and each route's offers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from aiosqlite import Row
+
+from storage.db import Database
+from storage.models import Country, Offer, Service
+
+
+@dataclass(frozen=True)
+class RouteService:
+    code: str
+    slug: str
+    name: str
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class RouteCountry:
+    upstream_id: str
+    code: str
+    name: str
+    flag: str
+
+
+@dataclass(frozen=True)
+class OfferRow:
+    country: str
+    cost: Decimal
+    stock: int
+
+
+def _offer(row: Row) -> Offer:
+    return Offer(
+        route=row["route"],
+        service_id=row["service_id"],
+        country=row["country"],
+        cost=Decimal(row["cost"]),
+        stock=row["stock"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _in(values: Sequence[object]) -> str:
+    return ",".join("?" for _ in values) or "NULL"
+
+
+class CatalogRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save_route_catalog(
+        self, route: str, services: Sequence[RouteService], countries: Sequence[RouteCountry]
+    ) -> None:
+        """Record what a route sells and where; canonical rows are created on first sight."""
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO services (slug, name) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING",
+                [(s.slug, s.name) for s in services],
+            )
+            await tx.execute("DELETE FROM route_services WHERE route = ?", (route,))
+            await tx.executemany(
+                "INSERT INTO route_services (route, code, service_id) "
+                "SELECT ?, ?, id FROM services WHERE slug = ?",
+                [(route, s.code, s.slug) for s in services],
+            )
+            await tx.executemany(
+                "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?) "
+                "ON CONFLICT (code) DO NOTHING",
+                [(c.code, c.name, c.flag) for c in countries],
+            )
+            await tx.execute("DELETE FROM route_countries WHERE route = ?", (route,))
+            await tx.executemany(
+                "INSERT OR REPLACE INTO route_countries (route, upstream_id, country) "
+                "VALUES (?, ?, ?)",
+                [(route, c.upstream_id, c.code) for c in countries],
+            )
+
+    async def save_offers(self, route: str, service_id: int, offers: Sequence[OfferRow]) -> None:
+        """Replace one route's offers for one service."""
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "DELETE FROM offers WHERE route = ? AND service_id = ?", (route, service_id)
+            )
+            await tx.executemany(
+                "INSERT OR REPLACE INTO offers (route, service_id, country, cost, stock, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(route, service_id, o.country, str(o.cost), o.stock, now) for o in offers],
+            )
+            await tx.execute(
+                "INSERT INTO offer_refresh (route, service_id, refreshed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (route, service_id) "
+                "DO UPDATE SET refreshed_at = excluded.refreshed_at",
+                (route, service_id, now),
+            )
+
+    async def mark_viewed(self, routes: Sequence[str], service_id: int) -> None:
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO offer_refresh (route, service_id, refreshed_at, last_viewed) "
+                "VALUES (?, ?, 0, ?) ON CONFLICT (route, service_id) "
+                "DO UPDATE SET last_viewed = excluded.last_viewed",
+                [(route, service_id, now) for route in routes],
+            )
+
+    async def set_route_status(self, route: str, ok: bool, error: str | None = None) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO routes (route, ok, checked_at, error) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (route) DO UPDATE SET ok = excluded.ok, "
+                "checked_at = excluded.checked_at, error = excluded.error",
+                (route, int(ok), int(time.time()), error),
+            )
+
+    async def healthy_routes(self, routes: Sequence[str]) -> list[str]:
+        """The given routes minus those marked down (a route never checked counts as up)."""
+        rows = await self.db.fetchall(
+            f"SELECT route FROM routes WHERE ok = 0 AND route IN ({_in(routes)})", list(routes)
+        )
+        down = {r[0] for r in rows}
+        return [r for r in routes if r not in down]
+
+    async def count_services(self, routes: Sequence[str], query: str = "") -> int:
+        return int(
+            await self.db.fetchval(
+                f"""
+                SELECT COUNT(*) FROM services s
+                WHERE EXISTS (SELECT 1 FROM route_services rs
+                              WHERE rs.service_id = s.id AND rs.route IN ({_in(routes)}))
+                  AND s.name LIKE ? ESCAPE '\\'
+                """,
+                (*routes, _like(query)),
+            )
+        )
+
+    async def services(
+        self, routes: Sequence[str], query: str, limit: int, offset: int
+    ) -> list[Service]:
+        """Services some route sells, most ordered first, then by name; `query` filters names."""
+        rows = await self.db.fetchall(
+            f"""
+            SELECT s.id, s.slug, s.name FROM services s
+            WHERE EXISTS (SELECT 1 FROM route_services rs
+                          WHERE rs.service_id = s.id AND rs.route IN ({_in(routes)}))
+              AND s.name LIKE ? ESCAPE '\\'
+            ORDER BY (SELECT COUNT(*) FROM orders o WHERE o.service_id = s.id) DESC,
+                     s.name COLLATE NOCASE
+            LIMIT ? OFFSET ?
+            """,
+            (*routes, _like(query), limit, offset),
+        )
+        return [Service(r["id"], r["slug"], r["name"]) for r in rows]
+
+    async def service(self, service_id: int) -> Service | None:
+        row = await self.db.fetchone("SELECT * FROM services WHERE id = ?", (service_id,))
+        return None if row is None else Service(row["id"], row["slug"], row["name"])
+
+    async def service_by_slug(self, slug: str) -> Service | None:
+        row = await self.db.fetchone("SELECT * FROM services WHERE slug = ?", (slug,))
+        return None if row is None else Service(row["id"], row["slug"], row["name"])
+
+    async def country(self, code: str) -> Country | None:
+        row = await self.db.fetchone("SELECT * FROM countries WHERE code = ?", (code,))
+        return None if row is None else Country(row["code"], row["name"], row["flag"])
+
+    async def countries(self, codes: Sequence[str]) -> dict[str, Country]:
+        rows = await self.db.fetchall(
+            f"SELECT * FROM countries WHERE code IN ({_in(codes)})", list(codes)
+        )
+        return {r["code"]: Country(r["code"], r["name"], r["flag"]) for r in rows}
+
+    async def offers_for_service(self, routes: Sequence[str], service_id: int) -> list[Offer]:
+        rows = await self.db.fetchall(
+            f"SELECT * FROM offers WHERE service_id = ? AND route IN ({_in(routes)})",
+            (service_id, *routes),
+        )
+        return [_offer(r) for r in rows]
+
+    async def offers(self, routes: Sequence[str], service_id: int, country: str) -> list[Offer]:
+        rows = await self.db.fetchall(
+            f"SELECT * FROM offers WHERE service_id = ? AND country = ? "
+            f"AND route IN ({_in(routes)})",
+            (service_id, country, *routes),
+        )
+        return [_offer(r) for r in rows]
+
+    async def upstream_service(self, route: str, service_id: int) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT code FROM route_services WHERE route = ? AND service_id = ?",
+            (route, service_id),
+        )
+        return None if value is None else str(value)
+
+    async def route_services(self, route: str) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT code, service_id FROM route_services WHERE route = ?", (route,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def route_countries(self, route: str) -> dict[str, str]:
+        """Upstream country id -> canonical country code."""
+        rows = await self.db.fetchall(
+            "SELECT upstream_id, country FROM route_countries WHERE route = ?", (route,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def refresh_candidates(self, route: str, older_than: int, limit: int) -> list[int]:
+        """Services of a route whose offers are older than `older_than`, viewed ones first."""
+        rows = await self.db.fetchall(
+            """
+            SELECT rs.service_id FROM route_services rs
+            LEFT JOIN offer_refresh r ON r.route = rs.route AND r.service_id = rs.service_id
+            WHERE rs.route = ? AND COALESCE(r.refreshed_at, 0) < ?
+            ORDER BY COALESCE(r.last_viewed, 0) DESC,
+                     (SELECT COUNT(*) FROM orders o WHERE o.service_id = rs.service_id) DESC,
+                     COALESCE(r.refreshed_at, 0)
+            LIMIT ?
+            """,
+            (route, older_than, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def refreshed_at(self, route: str, service_id: int) -> int:
+        value = await self.db.fetchval(
+            "SELECT refreshed_at FROM offer_refresh WHERE route = ? AND service_id = ?",
+            (route, service_id),
+        )
+        return int(value or 0)
+
+
+def _like(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

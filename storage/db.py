@@ -1,0 +1,141 @@
+"""SQLite access: one writer connection behind a lock, one reader connection, WAL.
+
+Every read-then-write runs inside `transaction()`, which opens `BEGIN IMMEDIATE` so the write
+lock is taken up front (a DEFERRED read-then-write fails with SQLITE_BUSY, ignoring busy_timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    """Owns the SQLite connections. Repositories receive it; nothing else touches SQL."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._open()
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self.migrate()
+        self._reader = await self._open()
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in (
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+        ):
+            await conn.execute(pragma)
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def migrate(self) -> None:
+        """Apply `storage/migrations/NNN_*.sql` newer than `PRAGMA user_version`."""
+        assert self._writer is not None
+        async with self._writer.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        files = sorted(
+            (
+                f
+                for f in resources.files("storage.migrations").iterdir()
+                if f.name.endswith(".sql")
+            ),
+            key=lambda f: f.name,
+        )
+        for file in files:
+            version = int(file.name.split("_", 1)[0])
+            if version <= current:
+                continue
+            log.info("Applying migration %s", file.name)
+            script = file.read_text(encoding="utf-8")
+            await self._writer.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
+            )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One write transaction (BEGIN IMMEDIATE); commits on success, rolls back on error."""
+        assert self._writer is not None, "database is not connected"
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        assert self._reader is not None, "database is not connected"
+        async with self._reader.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        assert self._reader is not None, "database is not connected"
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def backup_to(self, target: Path) -> None:
+        """A consistent online copy (SQLite backup API)."""
+        assert self._writer is not None
+        async with aiosqlite.connect(target) as dest:
+            await self._writer.backup(dest)
+
+
+class Tx:
+    """The connection of one open write transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; returns the affected row count."""
+        async with self._conn.execute(sql, params) as cur:
+            return cur.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT; returns the new rowid."""
+        async with self._conn.execute(sql, params) as cur:
+            return int(cur.lastrowid or 0)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())

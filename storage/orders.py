@@ -1,0 +1,285 @@
+"""Quotes, orders and the codes they received. Each state transition is one conditional UPDATE."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+
+from aiosqlite import Row
+
+from storage.db import Database, Tx
+from storage.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
+
+_ORDER_SELECT = """
+SELECT o.*, s.name AS service_name,
+       EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'refund') AS refunded
+FROM orders o JOIN services s ON s.id = o.service_id
+"""
+
+
+def _order(row: Row) -> Order:
+    return Order(
+        id=row["id"],
+        user_id=row["user_id"],
+        route=row["route"],
+        service_id=row["service_id"],
+        service_name=row["service_name"],
+        country=row["country"],
+        price=row["price"],
+        upstream_cost=Decimal(row["upstream_cost"]),
+        cost=row["cost"],
+        status=OrderStatus(row["status"]),
+        activation_id=row["activation_id"],
+        phone=row["phone"],
+        deadline=row["deadline"],
+        error=row["error"],
+        needs_attention=bool(row["needs_attention"]),
+        close_attempts=row["close_attempts"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        refunded=bool(row["refunded"]),
+    )
+
+
+def _quote(row: Row) -> Quote:
+    return Quote(
+        id=row["id"],
+        user_id=row["user_id"],
+        route=row["route"],
+        service_id=row["service_id"],
+        country=row["country"],
+        upstream_cost=Decimal(row["upstream_cost"]),
+        price=row["price"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        consumed_at=row["consumed_at"],
+    )
+
+
+def _code(row: Row) -> OrderCode:
+    return OrderCode(
+        id=row["id"],
+        order_id=row["order_id"],
+        code=row["code"],
+        text=row["text"],
+        received_at=row["received_at"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def _placeholders(values: Iterable[object]) -> str:
+    return ",".join("?" for _ in values)
+
+
+class QuoteRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        user_id: int,
+        route: str,
+        service_id: int,
+        country: str,
+        upstream_cost: Decimal,
+        price: int,
+        ttl: int,
+    ) -> Quote:
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            quote_id = await tx.insert(
+                """
+                INSERT INTO quotes (user_id, route, service_id, country, upstream_cost, price,
+                                    created_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (user_id, route, service_id, country, str(upstream_cost), price, now, now + ttl),
+            )
+        return Quote(
+            quote_id,
+            user_id,
+            route,
+            service_id,
+            country,
+            upstream_cost,
+            price,
+            now,
+            now + ttl,
+            None,
+        )
+
+    async def get(self, quote_id: int) -> Quote | None:
+        row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
+        return None if row is None else _quote(row)
+
+    @staticmethod
+    async def consume(tx: Tx, quote_id: int, user_id: int, now: int) -> bool:
+        """Mark the quote used; False if it is not this user's, was used, or has expired."""
+        changed = await tx.execute(
+            """
+            UPDATE quotes SET consumed_at = ?
+            WHERE id = ? AND user_id = ? AND consumed_at IS NULL AND expires_at > ?
+            """,
+            (now, quote_id, user_id, now),
+        )
+        return changed == 1
+
+
+class OrderRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def create(tx: Tx, quote: Quote, cost: int, chat_id: int | None, now: int) -> int:
+        return await tx.insert(
+            """
+            INSERT INTO orders (user_id, quote_id, route, service_id, country, price,
+                                upstream_cost, cost, status, chat_id, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)
+            """,
+            (
+                quote.user_id,
+                quote.id,
+                quote.route,
+                quote.service_id,
+                quote.country,
+                quote.price,
+                str(quote.upstream_cost),
+                cost,
+                chat_id,
+                now,
+                now,
+            ),
+        )
+
+    async def get(self, order_id: int) -> Order | None:
+        row = await self.db.fetchone(_ORDER_SELECT + " WHERE o.id = ?", (order_id,))
+        return None if row is None else _order(row)
+
+    @staticmethod
+    async def get_in(tx: Tx, order_id: int) -> Order | None:
+        row = await tx.fetchone(_ORDER_SELECT + " WHERE o.id = ?", (order_id,))
+        return None if row is None else _order(row)
+
+    async def for_user(self, user_id: int, limit: int, offset: int = 0) -> list[Order]:
+        rows = await self.db.fetchall(
+            _ORDER_SELECT + " WHERE o.user_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        return [_order(r) for r in rows]
+
+    async def count_for_user(self, user_id: int) -> int:
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM orders WHERE user_id = ?", (user_id,))
+        )
+
+    async def live(self) -> list[Order]:
+        statuses = sorted(LIVE_STATUSES)
+        rows = await self.db.fetchall(
+            _ORDER_SELECT + f" WHERE o.status IN ({_placeholders(statuses)}) ORDER BY o.id",
+            statuses,
+        )
+        return [_order(r) for r in rows]
+
+    @staticmethod
+    async def transition(
+        tx: Tx,
+        order_id: int,
+        from_statuses: Iterable[OrderStatus],
+        to: OrderStatus,
+        **fields: object,
+    ) -> bool:
+        """Move the order to `to` if it is in one of `from_statuses`; set `fields` too."""
+        sources = [s.value for s in from_statuses]
+        now = int(time.time())
+        assignments = ["status = ?", "updated_at = ?"]
+        values: list[object] = [to.value, now]
+        if not to.is_live:
+            assignments.append("finished_at = ?")
+            values.append(now)
+        for name, value in fields.items():
+            assignments.append(f"{name} = ?")
+            values.append(value)
+        changed = await tx.execute(
+            f"UPDATE orders SET {', '.join(assignments)} "
+            f"WHERE id = ? AND status IN ({_placeholders(sources)})",
+            (*values, order_id, *sources),
+        )
+        return changed == 1
+
+    async def update(self, order_id: int, **fields: object) -> None:
+        """Set bookkeeping fields that are not part of the state machine."""
+        names = ", ".join(f"{name} = ?" for name in fields)
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                f"UPDATE orders SET {names} WHERE id = ?", (*fields.values(), order_id)
+            )
+
+    @staticmethod
+    async def add_code(tx: Tx, order_id: int, code: str, text: str | None, now: int) -> bool:
+        """Store a received code; False if this order already has it."""
+        changed = await tx.execute(
+            "INSERT OR IGNORE INTO order_codes (order_id, code, text, received_at) "
+            "VALUES (?, ?, ?, ?)",
+            (order_id, code, text, now),
+        )
+        return changed == 1
+
+    async def codes(self, order_id: int) -> list[OrderCode]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM order_codes WHERE order_id = ? ORDER BY id", (order_id,)
+        )
+        return [_code(r) for r in rows]
+
+    async def codes_for(self, order_ids: list[int]) -> dict[int, list[OrderCode]]:
+        if not order_ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT * FROM order_codes WHERE order_id IN ({_placeholders(order_ids)}) "
+            "ORDER BY id",
+            order_ids,
+        )
+        result: dict[int, list[OrderCode]] = {}
+        for row in rows:
+            result.setdefault(row["order_id"], []).append(_code(row))
+        return result
+
+    async def undelivered_codes(self) -> list[OrderCode]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM order_codes WHERE delivered_at IS NULL ORDER BY id"
+        )
+        return [_code(r) for r in rows]
+
+    async def mark_delivered(self, code_id: int) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE order_codes SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                (int(time.time()), code_id),
+            )
+
+    async def stats(self, since: int) -> tuple[int, int, int]:
+        """(orders, revenue, upstream cost) of charged orders created since `since`.
+
+        An order is charged when it has a purchase row and no refund.
+        """
+        row = await self.db.fetchone(
+            """
+            SELECT COUNT(*), COALESCE(SUM(o.price), 0), COALESCE(SUM(o.cost), 0)
+            FROM orders o
+            WHERE o.created_at >= ?
+              AND EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'purchase')
+              AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'refund')
+            """,
+            (since,),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def count_since(self, since: int) -> int:
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM orders WHERE created_at >= ?", (since,))
+        )

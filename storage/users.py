@@ -1,0 +1,135 @@
+"""Users and their wallets: the balance column and the ledger change together, always."""
+
+from __future__ import annotations
+
+import time
+
+from aiosqlite import Row
+
+from storage.db import Database, Tx
+from storage.models import LedgerEntry, LedgerKind, User
+
+
+def _user(row: Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        first_name=row["first_name"],
+        language=row["language"],
+        balance=row["balance"],
+        is_active=bool(row["is_active"]),
+        created_at=row["created_at"],
+    )
+
+
+def _entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        id=row["id"],
+        user_id=row["user_id"],
+        amount=row["amount"],
+        kind=LedgerKind(row["kind"]),
+        reason=row["reason"],
+        order_id=row["order_id"],
+        actor_id=row["actor_id"],
+        created_at=row["created_at"],
+    )
+
+
+class UserRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self.db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def upsert(
+        self, user_id: int, username: str | None, first_name: str, language: str | None
+    ) -> User:
+        """Create the user or refresh their profile; marks them active again."""
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                """
+                INSERT INTO users (id, username, first_name, language, created_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                    username = excluded.username, first_name = excluded.first_name,
+                    language = excluded.language, is_active = 1
+                """,
+                (user_id, username, first_name, language, now),
+            )
+            row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        assert row is not None
+        return _user(row)
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE users SET is_active = ? WHERE id = ?", (int(active), user_id))
+
+    async def count(self, since: int = 0) -> int:
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM users WHERE created_at >= ?", (since,))
+        )
+
+
+class LedgerRepo:
+    """Balance changes. Call the write methods inside a transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def apply(
+        tx: Tx,
+        user_id: int,
+        amount: int,
+        kind: LedgerKind,
+        reason: str = "",
+        order_id: int | None = None,
+        actor_id: int | None = None,
+    ) -> bool:
+        """Move `amount` (negative = debit) and write its ledger row.
+
+        Returns False, changing nothing, when a debit would take the balance below zero.
+        The uniqueness of a purchase or refund per order is enforced by the schema.
+        """
+        changed = await tx.execute(
+            "UPDATE users SET balance = balance + ? WHERE id = ? AND balance + ? >= 0",
+            (amount, user_id, amount),
+        )
+        if changed != 1:
+            return False
+        await tx.insert(
+            """
+            INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            (user_id, amount, kind.value, reason, order_id, actor_id, int(time.time())),
+        )
+        return True
+
+    async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        return [_entry(r) for r in rows]
+
+    async def sum(self, user_id: int) -> int:
+        return int(
+            await self.db.fetchval(
+                "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ?", (user_id,)
+            )
+        )
+
+    async def mismatches(self) -> list[tuple[int, int, int]]:
+        """(user, balance, ledger sum) for every user whose balance is not its ledger's sum."""
+        rows = await self.db.fetchall(
+            """
+            SELECT u.id, u.balance, COALESCE(SUM(l.amount), 0) AS total
+            FROM users u LEFT JOIN ledger l ON l.user_id = u.id
+            GROUP BY u.id HAVING u.balance <> total
+            """
+        )
+        return [(r[0], r[1], r[2]) for r in rows]

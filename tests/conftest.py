@@ -1,0 +1,150 @@
+"""Shared fixtures: the fakes on 127.0.0.1 and a harness that runs the real bot against them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App, build_app
+from bot.config import Settings
+from tests.fakes.smspalm import FakeSMSPalm
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+TOKEN = "123456789:AAH-test-token-for-numbot-e2e-000000"
+ADMIN_ID = 1
+
+
+class BotHarness:
+    """Starts and stops the whole bot (long polling, scheduler, database) like `python -m bot`."""
+
+    def __init__(self, settings: Settings, telegram: FakeTelegram) -> None:
+        self.settings = settings
+        self.telegram = telegram
+        self.app: App | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, refresh_catalog: bool = True) -> App:
+        app = await build_app(self.settings)
+        if refresh_catalog:
+            await app.catalog.refresh()
+        self.app = app
+        polls_before = len(self.telegram.calls_to("getUpdates"))
+        self._task = asyncio.create_task(app.run_polling(handle_signals=False, polling_timeout=1))
+        for _ in range(500):
+            if len(self.telegram.calls_to("getUpdates")) > polls_before:
+                break
+            await asyncio.sleep(0.01)
+        return app
+
+    async def stop(self) -> None:
+        if self.app is None:
+            return
+        if self._task is not None and not self._task.done():
+            try:
+                await self.app.dp.stop_polling()
+            except RuntimeError:
+                pass
+            await asyncio.wait_for(self._task, 10)
+        await self.app.close()
+        self.app = None
+
+    async def restart(self) -> App:
+        await self.stop()
+        return await self.start()
+
+    async def check_ledger(self) -> None:
+        """Every balance equals the sum of its ledger rows."""
+        assert self.app is not None
+        mismatches = await self.app.wallet.ledger.mismatches()
+        assert mismatches == [], mismatches
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram(token=TOKEN)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def palm() -> AsyncIterator[FakeSMSPalm]:
+    fake = FakeSMSPalm()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, telegram: FakeTelegram, palm: FakeSMSPalm
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bot_token": TOKEN,
+            "telegram_api_url": telegram.base_url,
+            "database_path": tmp_path / "data" / "bot.db",
+            "admin_ids": str(ADMIN_ID),
+            "smspalm_api_key": palm.api_key,
+            "smspalm_base_url": palm.base_url,
+            "smspalm_rate": "0.001",
+            "smspalm_rate_limit": 6000,
+            "markup_percent": 30,
+            "poll_interval_seconds": 0.2,
+            "order_timeout_seconds": 600,
+            "http_timeout_seconds": 2,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+async def harness_factory(
+    make_settings: Callable[..., Settings], telegram: FakeTelegram
+) -> AsyncIterator[Callable[..., BotHarness]]:
+    harnesses: list[BotHarness] = []
+
+    def make(**overrides: Any) -> BotHarness:
+        harness = BotHarness(make_settings(**overrides), telegram)
+        harnesses.append(harness)
+        return harness
+
+    yield make
+    for harness in harnesses:
+        if harness.app is not None:
+            await harness.check_ledger()
+        await harness.stop()
+
+
+@pytest.fixture
+async def running(harness_factory: Callable[..., BotHarness]) -> AsyncIterator[BotHarness]:
+    harness = harness_factory()
+    await harness.start()
+    yield harness
+
+
+@pytest.fixture
+def admin(telegram: FakeTelegram) -> FakeUser:
+    return telegram.user(ADMIN_ID, first_name="Owner", username="owner")
+
+
+@pytest.fixture
+def alice(telegram: FakeTelegram) -> FakeUser:
+    return telegram.user(1001, first_name="Alice", username="alice")
+
+
+@pytest.fixture
+def bob(telegram: FakeTelegram) -> FakeUser:
+    return telegram.user(1002, first_name="Bob", username="bob")
+
+
+async def fund(admin: FakeUser, user: FakeUser, amount: str) -> None:
+    """Credit a user through the real admin command (the user must have started the bot)."""
+    await admin.send(f"/addbalance {user.id} {amount}")
+    await admin.wait_for("Credited")
