@@ -28,6 +28,7 @@ from bot.services.users import UserService
 from bot.services.wallet import WalletService
 from handlers import build_router
 from handlers.admin import ADMIN_COMMANDS
+from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
 from storage.catalog import CatalogRepo
 from storage.db import Database
@@ -61,6 +62,7 @@ class App:
     wallet: WalletService
     users: UserService
     currency: Currency
+    in_flight: InFlight
     closed: bool = field(default=False)
 
     async def on_startup(self, bot: Bot) -> None:
@@ -96,11 +98,19 @@ class App:
             allowed_updates=self.dp.resolve_used_update_types(),
         )
 
-    async def close(self) -> None:
+    async def close(self, graceful: bool = True) -> None:
+        """Release everything; gracefully, running handlers (a purchase) finish first.
+
+        `graceful=False` cancels them instead, which is as close to a crash as a test gets.
+        """
         if self.closed:
             return
         self.closed = True
-        self.jobs.shutdown()
+        await self.jobs.aclose()
+        if graceful:
+            await self.in_flight.drain(timeout=self.settings.http_timeout_seconds + 5)
+        else:
+            await self.in_flight.cancel()
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -161,6 +171,8 @@ async def build_app(settings: Settings) -> App:
         notifier=notifier,
         sandbox=settings.sandbox,
     )
+    in_flight = InFlight()
+    dp.update.outer_middleware(in_flight)
     dp.include_router(build_router(users, settings.admin_ids))
     app = App(
         settings,
@@ -176,6 +188,7 @@ async def build_app(settings: Settings) -> App:
         wallet,
         users,
         currency,
+        in_flight,
     )
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)

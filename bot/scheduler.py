@@ -7,6 +7,8 @@ the bottleneck the next poll follows at once and the cycle is max(interval, budg
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +39,7 @@ class OrderJobs:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
         self._orders: OrderService | None = None
+        self._running: set[asyncio.Task[object]] = set()
 
     def bind(self, orders: OrderService) -> None:
         self._orders = orders
@@ -52,7 +55,30 @@ class OrderJobs:
 
     def shutdown(self) -> None:
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=False)  # cancels the jobs that are running
+
+    async def aclose(self) -> None:
+        """Stop scheduling and wait until running jobs have unwound."""
+        self.shutdown()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _tracked(self, func: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """Remember the job's task; a cancel at shutdown ends it quietly (state is in the DB)."""
+
+        @functools.wraps(func)
+        async def run(*args: object) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)  # type: ignore[arg-type]
+            try:
+                await func(*args)
+            except asyncio.CancelledError:
+                log.debug("Job %s cancelled at shutdown", func.__name__)
+            finally:
+                if task is not None:
+                    self._running.discard(task)  # type: ignore[arg-type]
+
+        return run
 
     def every(
         self,

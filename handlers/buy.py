@@ -125,6 +125,7 @@ def build_buy_router() -> Router:
         catalog: CatalogService,
         currency: Currency,
     ) -> None:
+        await orders.get_quote(user.id, callback_data.qid)  # someone else's quote: not found
         await answer(callback, "⏳ Buying your number…")
         message = callback.message
         chat_id = callback.from_user.id
@@ -147,7 +148,7 @@ def build_buy_router() -> Router:
             refund = f"\n\n{currency.format(failed.refunded)} is back on your balance."
             await show(
                 callback,
-                f"❌ {failed.user_message}{refund}",
+                f"❌ {render.esc(failed.user_message)}{refund}",
                 keyboards.after_failure(view.quote.service_id, view.quote.country),
             )
             return
@@ -155,7 +156,7 @@ def build_buy_router() -> Router:
             view = await orders.get_quote(user.id, callback_data.qid)
             await show(
                 callback,
-                f"❌ {error.user_message}",
+                f"❌ {render.esc(error.user_message)}",
                 keyboards.after_failure(view.quote.service_id, view.quote.country),
             )
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -82,10 +84,10 @@ async def _tell(event: ErrorEvent, text: str) -> None:
         except TelegramBadRequest:
             query = update.callback_query
             if query.bot is not None:
-                await query.bot.send_message(query.from_user.id, text)
+                await query.bot.send_message(query.from_user.id, html.escape(text))
             return
     if update.message is not None:
-        await update.message.answer(text)
+        await update.message.answer(html.escape(text))
 
 
 def build_errors_router() -> Router:
@@ -107,3 +109,37 @@ def build_errors_router() -> Router:
             log.warning("Could not send the apology for update %s", event.update.update_id)
 
     return router
+
+
+class InFlight(BaseMiddleware):
+    """Tracks updates being handled, so shutdown can let a purchase finish before closing."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        task = asyncio.current_task()
+        if task is None:
+            return await handler(event, data)
+        self._tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            self._tasks.discard(task)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for running handlers, then cancel what is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self.cancel()
+
+    async def cancel(self) -> None:
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -40,7 +40,7 @@ class BotHarness:
             await asyncio.sleep(0.01)
         return app
 
-    async def stop(self) -> None:
+    async def stop(self, graceful: bool = True) -> None:
         if self.app is None:
             return
         if self._task is not None and not self._task.done():
@@ -49,8 +49,12 @@ class BotHarness:
             except RuntimeError:
                 pass
             await asyncio.wait_for(self._task, 10)
-        await self.app.close()
+        await self.app.close(graceful=graceful)
         self.app = None
+
+    async def crash(self) -> None:
+        """Stop without letting running handlers finish (their tasks are cancelled)."""
+        await self.stop(graceful=False)
 
     async def restart(self) -> App:
         await self.stop()

@@ -15,9 +15,15 @@ from bot.errors import AppError
 
 
 class ProviderError(AppError):
-    """An upstream said no, or said something we could not understand."""
+    """An upstream said no, or said something we could not understand.
 
-    user_message = "The number provider is unavailable right now. You were not charged."
+    The constructor argument is a detail for logs; users only ever see `user_message`.
+    """
+
+    user_message = "The number provider is unavailable right now. Please try again later."
+
+    def __init__(self, detail: str = "") -> None:
+        Exception.__init__(self, detail or type(self).__name__)
 
 
 class NoNumbers(ProviderError):

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from tests.conftest import BotHarness, fund
+from tests.e2e.helpers import buy_to_confirm
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.fakes.telegram import FakeTelegram, FakeUser
-
-
-async def buy_to_confirm(user: FakeUser, service: str = "WhatsApp",
-                         country: str = "United States", route: str = "SMSPalm Server 2"):
-    """/start -> Buy -> service -> country -> route: returns the confirm screen."""
-    await user.send("/start")
-    menu = await user.wait_for("Balance")
-    await user.click(menu, "Buy a number")
-    services = await user.wait_for("Choose a service")
-    await user.click(services, service)
-    countries = await user.wait_for("Choose a country")
-    await user.click(countries, country)
-    routes = await user.wait_for("Choose a route")
-    await user.click(routes, route)
-    return await user.wait_for("Confirm your purchase")
 
 
 async def test_start_shows_menu_and_registers_commands(
@@ -36,7 +22,10 @@ async def test_start_shows_menu_and_registers_commands(
 
 
 async def test_buy_whatsapp_us_and_receive_code(
-    running: BotHarness, telegram: FakeTelegram, palm: FakeSMSPalm, admin: FakeUser,
+    running: BotHarness,
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    admin: FakeUser,
     alice: FakeUser,
 ) -> None:
     await alice.send("/start")
@@ -61,7 +50,9 @@ async def test_buy_whatsapp_us_and_receive_code(
     palm.deliver_code(activation.id, "739214")
     code_msg = await alice.wait_for("739214")
     assert "WhatsApp" in code_msg.plain
-    card = await alice.wait_for(lambda m: m.message_id == routes_msg_id and "Code received" in m.plain)
+    card = await alice.wait_for(
+        lambda m: m.message_id == routes_msg_id and "Code received" in m.plain
+    )
     assert "✖ Cancel" not in card.button_texts
 
     await alice.send("/balance")

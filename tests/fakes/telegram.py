@@ -131,23 +131,69 @@ ERR_USER_NOT_FOUND = "Bad Request: user not found"
 # Bot API parameters whose type is String: never JSON-decoded even if they look like JSON.
 _STRING_PARAMS = frozenset(
     {
-        "action", "address", "animation", "audio", "business_connection_id", "caption",
-        "callback_query_id", "currency", "custom_emoji_id", "data", "description",
-        "document", "emoji", "error_message", "explanation", "file_id", "first_name",
-        "foursquare_id", "inline_message_id", "language_code", "last_name",
-        "message_effect_id", "name", "parse_mode", "payload", "phone_number", "photo",
-        "pre_checkout_query_id", "provider_data", "provider_token", "query", "question",
-        "secret_token", "shipping_query_id", "short_description", "start_parameter",
-        "sticker", "switch_pm_parameter", "telegram_payment_charge_id", "text",
-        "thumbnail", "title", "url", "vcard", "video", "video_note", "voice",
+        "action",
+        "address",
+        "animation",
+        "audio",
+        "business_connection_id",
+        "caption",
+        "callback_query_id",
+        "currency",
+        "custom_emoji_id",
+        "data",
+        "description",
+        "document",
+        "emoji",
+        "error_message",
+        "explanation",
+        "file_id",
+        "first_name",
+        "foursquare_id",
+        "inline_message_id",
+        "language_code",
+        "last_name",
+        "message_effect_id",
+        "name",
+        "parse_mode",
+        "payload",
+        "phone_number",
+        "photo",
+        "pre_checkout_query_id",
+        "provider_data",
+        "provider_token",
+        "query",
+        "question",
+        "secret_token",
+        "shipping_query_id",
+        "short_description",
+        "start_parameter",
+        "sticker",
+        "switch_pm_parameter",
+        "telegram_payment_charge_id",
+        "text",
+        "thumbnail",
+        "title",
+        "url",
+        "vcard",
+        "video",
+        "video_note",
+        "voice",
     }
 )
 
 _CHAT_ACTIONS = frozenset(
     {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
-        "upload_voice", "upload_document", "choose_sticker", "find_location",
-        "record_video_note", "upload_video_note",
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
     }
 )
 
@@ -745,13 +791,17 @@ class FakeUser:
             self._signal,
             find,
             timeout,
-            lambda: f"callback query {callback_id} was not answered within {timeout}s; "
-            f"answers so far: {self.answers}",
+            lambda: (
+                f"callback query {callback_id} was not answered within {timeout}s; "
+                f"answers so far: {self.answers}"
+            ),
         )
 
     def _describe_timeout(self, predicate: Callable[[Message], bool] | str, timeout: float) -> str:
-        wanted = repr(predicate) if isinstance(predicate, str) else getattr(
-            predicate, "__name__", repr(predicate)
+        wanted = (
+            repr(predicate)
+            if isinstance(predicate, str)
+            else getattr(predicate, "__name__", repr(predicate))
         )
         recent = [
             f"  #{live.message_id} {'(edited) ' if snap.edits else ''}{snap.plain[:300]!r}"
@@ -1425,7 +1475,10 @@ class FakeTelegram:
         if source is None or source.kind not in ("text", "photo", "document"):
             raise _bad_request(ERR_COPY_NOT_FOUND)
         text, parse_mode, plain, entities = (
-            source.text, source.parse_mode, source.plain, source.entities
+            source.text,
+            source.parse_mode,
+            source.plain,
+            source.entities,
         )
         if "caption" in params and source.kind != "text":
             text = str(params.get("caption") or "")
@@ -1456,7 +1509,7 @@ class FakeTelegram:
             raise _bad_request("Bad Request: can't parse prices JSON object")
         for name in ("title", "description", "payload", "currency"):
             if not params.get(name):
-                raise _bad_request(f"Bad Request: parameter \"{name}\" is required")
+                raise _bad_request(f'Bad Request: parameter "{name}" is required')
         markup = self._markup(params)
         self._check_blocked(user)
         invoice: Params = {
@@ -1475,9 +1528,18 @@ class FakeTelegram:
             reply_markup=markup,
             kind="invoice",
             invoice=invoice,
-            media={"invoice": {k: invoice[k] for k in (
-                "title", "description", "start_parameter", "currency", "total_amount"
-            )}},
+            media={
+                "invoice": {
+                    k: invoice[k]
+                    for k in (
+                        "title",
+                        "description",
+                        "start_parameter",
+                        "currency",
+                        "total_amount",
+                    )
+                }
+            },
         )
         return self.message_json(message)
 
@@ -1580,8 +1642,13 @@ def _media_json(kind: str, file_id: str, upload: UploadedFile | None) -> Any:
     size = len(upload.content) if upload else 0
     if kind == "photo":
         return [
-            {"file_id": file_id, "file_unique_id": unique_id, "width": 320, "height": 320,
-             "file_size": size}
+            {
+                "file_id": file_id,
+                "file_unique_id": unique_id,
+                "width": 320,
+                "height": 320,
+                "file_size": size,
+            }
         ]
     document: Params = {"file_id": file_id, "file_unique_id": unique_id, "file_size": size}
     if upload is not None:

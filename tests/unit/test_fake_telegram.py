@@ -193,8 +193,18 @@ def test_html_parser_accepts_telegram_html() -> None:
     assert plain == 'bsiusxylinkcpq<>"&AB > 😀z'
     types = [entity["type"] for entity in entities]
     assert types == [
-        "bold", "bold", "italic", "underline", "strikethrough", "spoiler", "spoiler",
-        "text_link", "code", "pre", "expandable_blockquote", "bold",
+        "bold",
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "spoiler",
+        "text_link",
+        "code",
+        "pre",
+        "expandable_blockquote",
+        "bold",
     ]
     assert entities[7]["url"] == "https://t.me/a?b=1&c=2"
     assert entities[9]["language"] == "python"
@@ -348,9 +358,7 @@ async def test_dispatcher_polling_end_to_end(fake: FakeTelegram, bot: Bot) -> No
         assert isinstance(query.message, TgMessage)
         await query.message.edit_text("pong!")
 
-    polling = asyncio.create_task(
-        dp.start_polling(bot, handle_signals=False, polling_timeout=1)
-    )
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
     bob = fake.user(7, "Bob <3")
     await bob.send("/start")
     greeting = await bob.wait_for("Hello, Bob <3!")

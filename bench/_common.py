@@ -1,0 +1,96 @@
+"""Helpers shared by the benchmarks: settings, percentiles, verdicts, log counting, profiling."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import logging
+import math
+import pstats
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+
+TOKEN = "123456789:AAH-bench-token-for-numbot-000000000"
+UNUSED_TELEGRAM_URL = "http://127.0.0.1:9"  # discard port: never contacted by the dispatch bench
+
+
+def make_settings(database_path: Path, **overrides: Any) -> Settings:
+    """Settings for a benchmark: nothing read from the environment or `.env`."""
+    values: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "telegram_api_url": UNUSED_TELEGRAM_URL,
+        "database_path": database_path,
+        "smspalm_rate": "0.001",
+        "smspalm_rate_limit": 6000,
+        "markup_percent": 30,
+        "http_timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def line(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
+    """One aligned report line: name, value, and the target with its verdict if there is one."""
+    text = f"  {name:<38} {value:>14}"
+    if target:
+        text += f"   target {target}"
+    if ok is not None:
+        text += f"  {verdict(ok)}"
+    return text
+
+
+class LogCounter(logging.Handler):
+    """Counts WARNING+ records per (logger, message template); prints nothing.
+
+    The benchmarks install it as the only root handler so that warnings from the bot (or
+    APScheduler) are reported as figures instead of flooding the output.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[(record.name, str(record.msg))] += 1
+
+    def summary(self, limit: int = 5) -> list[str]:
+        return [
+            f"    {count:>6} × {name}: {msg[:90]}"
+            for (name, msg), count in self.counts.most_common(limit)
+        ]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def install_log_counter() -> LogCounter:
+    counter = LogCounter()
+    root = logging.getLogger()
+    root.handlers[:] = [counter]
+    root.setLevel(logging.WARNING)
+    return counter
+
+
+def profile_report(profiler: cProfile.Profile, limit: int = 30) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(limit)
+    return out.getvalue()
