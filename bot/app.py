@@ -108,7 +108,7 @@ class App:
         self.closed = True
         await self.jobs.aclose()
         if graceful:
-            await self.in_flight.drain(timeout=self.settings.http_timeout_seconds + 5)
+            await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
         await self.catalog.close()

@@ -132,10 +132,10 @@ class InFlight(BaseMiddleware):
         finally:
             self._tasks.discard(task)
 
-    async def drain(self, timeout: float) -> None:
-        """Wait up to `timeout` for running handlers, then cancel what is left."""
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for running handlers, then cancel what is left."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            await asyncio.wait(set(self._tasks), timeout=grace)
         await self.cancel()
 
     async def cancel(self) -> None:
