@@ -47,7 +47,7 @@ class CountryInfo:
 
 
 def _display_name(country: object) -> str:
-    return str(getattr(country, "common_name", None) or country.name)
+    return str(getattr(country, "common_name", None) or getattr(country, "name", ""))
 
 
 @lru_cache(maxsize=4096)

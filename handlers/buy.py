@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.errors import AppError, InsufficientFunds, InvalidState
 from bot.money import Currency
@@ -24,7 +24,9 @@ from handlers.common import answer, show
 from storage.models import User
 
 
-def _confirm_screen(view: QuoteView, balance: int, currency: Currency) -> tuple[str, object]:
+def _confirm_screen(
+    view: QuoteView, balance: int, currency: Currency
+) -> tuple[str, InlineKeyboardMarkup]:
     quote = view.quote
     markup = keyboards.confirm(
         quote.id,
@@ -114,7 +116,7 @@ def build_buy_router() -> Router:
         view = await orders.quote(user.id, callback_data.rt, callback_data.sid, callback_data.cc)
         await answer(callback)
         text, markup = _confirm_screen(view, user.balance, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     @router.callback_query(QuoteCb.filter())
     async def pay(
@@ -125,7 +127,7 @@ def build_buy_router() -> Router:
         catalog: CatalogService,
         currency: Currency,
     ) -> None:
-        await orders.get_quote(user.id, callback_data.qid)  # someone else's quote: not found
+        await orders.payable_quote(user.id, callback_data.qid)  # forged, used, expired: alert
         await answer(callback, "⏳ Buying your number…")
         message = callback.message
         chat_id = callback.from_user.id
@@ -141,7 +143,7 @@ def build_buy_router() -> Router:
                 callback,
                 "⚠️ The price has changed since you opened this screen.\n\n" + text,
                 markup,
-            )  # type: ignore[arg-type]
+            )
             return
         except PurchaseFailed as failed:
             view = await orders.get_quote(user.id, callback_data.qid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.money import Currency
 from bot.services.catalog import CatalogService
@@ -25,7 +25,7 @@ CANCEL_NOTICES = {
 
 async def _list(
     user: User, page: int, orders: OrderService, currency: Currency
-) -> tuple[str, object]:
+) -> tuple[str, InlineKeyboardMarkup]:
     items, pages = await orders.page_for_user(user.id, page, PER_PAGE)
     page = min(max(page, 0), pages - 1)
     codes = await orders.codes_for([o.id for o in items])
@@ -37,7 +37,7 @@ async def _list(
 
 async def _card(
     order: Order, orders: OrderService, catalog: CatalogService, currency: Currency
-) -> tuple[str, object]:
+) -> tuple[str, InlineKeyboardMarkup]:
     codes = await orders.codes(order.id)
     country = await catalog.find_country(order.country)
     route = catalog.routes.get(order.route)
@@ -55,7 +55,7 @@ def build_orders_router() -> Router:
         message: Message, user: User, orders: OrderService, currency: Currency
     ) -> None:
         text, markup = await _list(user, 0, orders, currency)
-        await message.answer(text, reply_markup=markup)  # type: ignore[arg-type]
+        await message.answer(text, reply_markup=markup)
 
     @router.callback_query(MenuCb.filter(F.to == "orders"))
     async def orders_menu(
@@ -63,7 +63,7 @@ def build_orders_router() -> Router:
     ) -> None:
         await answer(callback)
         text, markup = await _list(user, 0, orders, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     @router.callback_query(OrdersCb.filter())
     async def orders_page(
@@ -75,7 +75,7 @@ def build_orders_router() -> Router:
     ) -> None:
         await answer(callback)
         text, markup = await _list(user, callback_data.page, orders, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act.in_({"show", "refresh"})))
     async def order_card(
@@ -89,7 +89,7 @@ def build_orders_router() -> Router:
         order = await orders.get_for_user(user.id, callback_data.oid)
         await answer(callback)
         text, markup = await _card(order, orders, catalog, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "cancel"))
     async def cancel(
@@ -104,7 +104,7 @@ def build_orders_router() -> Router:
         await answer(callback, CANCEL_NOTICES[outcome])
         order = await orders.get_for_user(user.id, callback_data.oid)
         text, markup = await _card(order, orders, catalog, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "another"))
     async def another(
@@ -125,6 +125,6 @@ def build_orders_router() -> Router:
         order = await orders.finish(user.id, callback_data.oid)
         await answer(callback, "Done. Thank you!")
         text, markup = await _card(order, orders, catalog, currency)
-        await show(callback, text, markup)  # type: ignore[arg-type]
+        await show(callback, text, markup)
 
     return router

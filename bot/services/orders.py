@@ -34,7 +34,7 @@ from bot.providers.base import (
 from bot.services.catalog import CatalogService
 from bot.services.notify import Notifier
 from bot.services.pricing import Pricing
-from storage.db import Database
+from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
 from storage.orders import OrderRepo, QuoteRepo
@@ -155,6 +155,17 @@ class OrderService:
             raise NotFound("This price is not available. Please start again.")
         return await self.describe_quote(quote)
 
+    async def payable_quote(self, user_id: int, quote_id: int) -> Quote:
+        """The user's quote if it can still be paid; raises otherwise."""
+        quote = await self.quotes.get(quote_id)
+        if quote is None or quote.user_id != user_id:
+            raise NotFound("This price is not available. Please start again.")
+        if quote.consumed_at is not None:
+            raise InvalidState("This purchase is already being processed.")
+        if quote.expires_at <= time.time():
+            raise QuoteExpired()
+        return quote
+
     async def confirm(
         self,
         user_id: int,
@@ -163,13 +174,7 @@ class OrderService:
         message_id: int | None = None,
     ) -> Order:
         """Charge the quoted price and buy the number. Refunds in full if the purchase fails."""
-        quote = await self.quotes.get(quote_id)
-        if quote is None or quote.user_id != user_id:
-            raise NotFound("This price is not available. Please start again.")
-        if quote.consumed_at is not None:
-            raise InvalidState("This purchase is already being processed.")
-        if quote.expires_at <= time.time():
-            raise QuoteExpired()
+        quote = await self.payable_quote(user_id, quote_id)
         route = self.route(quote.route)
         service_code, country_ref = await self.catalog.upstream_refs(
             quote.route, quote.service_id, quote.country
@@ -257,9 +262,9 @@ class OrderService:
             )
             await self._refund(tx, order, "purchase failed upstream")
 
-    async def _refund(self, tx: object, order: Order, reason: str) -> int:
+    async def _refund(self, tx: Tx, order: Order, reason: str) -> int:
         """Refund the order's price; 0 if it was refunded before (the schema allows one)."""
-        exists = await tx.fetchone(  # type: ignore[attr-defined]
+        exists = await tx.fetchone(
             "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order.id,)
         )
         if exists:
@@ -270,7 +275,7 @@ class OrderService:
             order.price,
             LedgerKind.REFUND,
             reason,
-            order.id,  # type: ignore[arg-type]
+            order.id,
         )
         return order.price
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 
@@ -228,3 +230,38 @@ async def _wait_for_request(palm: FakeSMSPalm, action: str) -> None:
         if palm.count(action) > seen:
             return
         await asyncio.sleep(0.02)
+
+
+async def test_expired_quote_charges_nothing(
+    harness_factory: Callable[..., BotHarness],
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    harness = harness_factory(quote_ttl_seconds=1)
+    await harness.start()
+    await start(alice)
+    await fund(admin, alice, "1")
+    confirm = await buy_to_confirm(alice)
+    await asyncio.sleep(1.5)
+    answer = await alice.wait_answer(await alice.click(confirm, "Pay"))
+    assert answer.show_alert and "expired" in (answer.text or "")
+    assert palm.count("getNumber") == 0
+    assert harness.app is not None and await harness.app.wallet.balance(alice.id) == 100
+
+
+async def test_price_rise_asks_again_before_charging(
+    running: BotHarness, palm: FakeSMSPalm, admin: FakeUser, alice: FakeUser
+) -> None:
+    await start(alice)
+    await fund(admin, alice, "1")
+    confirm = await buy_to_confirm(alice)
+    palm.prices["servertwo"][(187, "wa")][0] = Decimal("400.00")  # upstream raised the price
+    await alice.click(confirm, "Pay")
+    again = await alice.wait_for("The price has changed")
+    assert "Price: $0.52" in again.plain  # 400 × 0.001 × 1.3
+    assert palm.count("getNumber") == 0
+    assert running.app is not None and await running.app.wallet.balance(alice.id) == 100
+    await alice.click(again, "Pay $0.52")
+    await alice.wait_for("Waiting for the SMS")
+    assert await running.app.wallet.balance(alice.id) == 100 - 52
