@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -19,21 +21,26 @@ from bot.money import Currency
 from bot.providers.base import Route
 from bot.providers.budget import RequestBudget
 from bot.providers.registry import build_routes
-from bot.scheduler import SWEEP_SECONDS, OrderJobs
+from bot.providers.smspm import SMSPMClient
+from bot.scheduler import SWEEP_SECONDS, OrderJobs, SmsJobs
 from bot.services.admin import AdminService
 from bot.services.catalog import CatalogService
 from bot.services.orders import OrderService
 from bot.services.pricing import Pricing
+from bot.services.sms import SmsService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
+from bot.web import WebServer, sms_report_handler
 from handlers import build_router
 from handlers.admin import ADMIN_COMMANDS
 from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
 from storage.catalog import CatalogRepo
 from storage.db import Database
+from storage.fsm import SQLiteStorage
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
+from storage.sms import SmsRepo
 from storage.users import LedgerRepo, UserRepo
 
 log = logging.getLogger(__name__)
@@ -63,12 +70,18 @@ class App:
     users: UserService
     currency: Currency
     in_flight: InFlight
+    sms: SmsService | None = None
+    web: WebServer | None = None
     closed: bool = field(default=False)
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
         self.jobs.start()
+        if self.web is not None:
+            await self.web.start()
         await self.orders.recover()
+        if self.sms is not None:
+            await self.sms.recover()
         self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
         self.jobs.every(
             "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
@@ -79,8 +92,11 @@ class App:
         self.jobs.shutdown()
 
     async def set_commands(self) -> None:
-        await self.bot.set_my_commands(USER_COMMANDS, scope=BotCommandScopeDefault())
-        admin = USER_COMMANDS + [
+        user_commands = list(USER_COMMANDS)
+        if self.sms is not None:
+            user_commands.insert(2, BotCommand(command="sms", description="Send an SMS"))
+        await self.bot.set_my_commands(user_commands, scope=BotCommandScopeDefault())
+        admin = user_commands + [
             BotCommand(command=name, description=text) for name, text in ADMIN_COMMANDS.items()
         ]
         for admin_id in self.settings.admin_ids:
@@ -111,6 +127,8 @@ class App:
             await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
+        if self.web is not None:
+            await self.web.stop()
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -159,8 +177,12 @@ async def build_app(settings: Settings) -> App:
     notifier.order_codes = orders.codes
     jobs.bind(orders)
     admin = AdminService(UserRepo(db), OrderRepo(db), routes)
+    sms, web = _build_sms(settings, db, http, ledger, currency, jobs, notifier, budgets)
 
     dp = Dispatcher(
+        storage=SQLiteStorage(db),
+        sms=sms,
+        sms_enabled=sms is not None,
         settings=settings,
         currency=currency,
         users=users,
@@ -189,7 +211,67 @@ async def build_app(settings: Settings) -> App:
         users,
         currency,
         in_flight,
+        sms,
+        web,
     )
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
+
+
+def _build_sms(
+    settings: Settings,
+    db: Database,
+    http: httpx.AsyncClient,
+    ledger: LedgerRepo,
+    currency: Currency,
+    jobs: OrderJobs,
+    notifier: TelegramNotifier,
+    budgets: list[RequestBudget],
+) -> tuple[SmsService | None, WebServer | None]:
+    """Outbound SMS through SMSPM, offered when hash and token are set."""
+    if settings.smspm_hash is None or settings.smspm_token is None:
+        return None, None
+    token = settings.smspm_token.get_secret_value()
+    budget = RequestBudget(settings.smspm_rate_limit)
+    budgets.append(budget)
+    client = SMSPMClient(
+        http, settings.smspm_base_url, settings.smspm_hash.get_secret_value(), token, budget
+    )
+    # The path secret must outlive restarts (reports for earlier sends use it): derive it.
+    secret = (
+        settings.smspm_report_secret.get_secret_value()
+        if settings.smspm_report_secret
+        else hashlib.sha256(b"numbot-smspm-report:" + token.encode()).hexdigest()[:32]
+    )
+    path = f"/smspm/report/{secret}"
+    report_url = (
+        settings.smspm_report_base_url.rstrip("/") + path
+        if settings.smspm_report_base_url and settings.smspm_report_port is not None
+        else None
+    )
+    sms_jobs = SmsJobs(jobs, settings.smspm_poll_seconds)
+    sms = SmsService(
+        db=db,
+        repo=SmsRepo(db),
+        ledger=ledger,
+        kv=KeyValueRepo(db),
+        client=client,
+        currency=currency,
+        sender=settings.smspm_sender,
+        default_price=currency.convert_up(settings.smspm_price_default, Decimal(1)),
+        quote_ttl=settings.quote_ttl_seconds,
+        deadline_seconds=settings.smspm_deadline_seconds,
+        poll_seconds=settings.smspm_poll_seconds,
+        report_url=report_url,
+        jobs=sms_jobs,
+        notifier=notifier,
+    )
+    sms_jobs.bind(sms)
+    web = None
+    if settings.smspm_report_port is not None:
+        web = WebServer(settings.smspm_report_host, settings.smspm_report_port)
+        handler = sms_report_handler(sms, secret)
+        web.add("POST", "/smspm/report/{secret}", handler)
+        web.add("GET", "/smspm/report/{secret}", handler)
+    return sms, web

@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     smspalm_rate_limit: int = Field(default=100, gt=0)
     smspalm_servers: Annotated[tuple[str, ...], NoDecode] = ("servertwo", "serverone")
 
+    smspm_hash: SecretStr | None = None
+    smspm_token: SecretStr | None = None
+    smspm_sender: str = "SMSPM.com"
+    smspm_base_url: str = "https://api.smspm.com"
+    smspm_rate: Decimal = Field(default=Decimal("1.1"), gt=0)
+    smspm_price_default: Decimal = Field(default=Decimal("0.10"), gt=0)
+    smspm_rate_limit: int = Field(default=60, gt=0)
+    smspm_poll_seconds: float = Field(default=60.0, gt=0)
+    smspm_deadline_seconds: int = Field(default=86400, gt=0)
+    smspm_report_port: int | None = Field(default=None, ge=0, le=65535)
+    smspm_report_host: str = "0.0.0.0"
+    smspm_report_secret: SecretStr | None = None
+    smspm_report_base_url: str | None = None
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
@@ -91,7 +105,7 @@ class Settings(BaseSettings):
             raise ValueError("MARKUP_PERCENT must be between 0 and 1000")
         return value
 
-    @field_validator("telegram_api_url", "smspalm_base_url")
+    @field_validator("telegram_api_url", "smspalm_base_url", "smspm_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -106,12 +120,22 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def smspm_enabled(self) -> bool:
+        return bool(self.smspm_hash and self.smspm_token)
+
+    @property
     def token(self) -> str:
         return self.bot_token.get_secret_value()
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
         values = [self.token]
-        if self.smspalm_api_key:
-            values.append(self.smspalm_api_key.get_secret_value())
+        for secret in (
+            self.smspalm_api_key,
+            self.smspm_token,
+            self.smspm_hash,
+            self.smspm_report_secret,
+        ):
+            if secret is not None:
+                values.append(secret.get_secret_value())
         return [v for v in values if v]

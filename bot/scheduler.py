@@ -18,6 +18,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services.orders import OrderService
+from bot.services.sms import SmsService
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,68 @@ class OrderJobs:
             elif self.scheduler.get_job(f"deadline:{order.id}") is None and order.deadline < now:
                 self._schedule_deadline(order.id, 0.0)
         await self.orders.sweep_codes()
+
+
+class SmsJobs:
+    """Implements `bot.services.sms.SmsJobs` on the same scheduler as the order jobs."""
+
+    RENDER_DELAY = 1.0  # status edits are batched, so 100 reports make a handful of edits
+
+    def __init__(self, jobs: OrderJobs, poll_seconds: float) -> None:
+        self._jobs = jobs
+        self.poll_seconds = poll_seconds
+        self._sms: SmsService | None = None
+
+    def bind(self, sms: SmsService) -> None:
+        self._sms = sms
+
+    @property
+    def sms(self) -> SmsService:
+        assert self._sms is not None, "SmsJobs.bind() was not called"
+        return self._sms
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler:
+        return self._jobs.scheduler
+
+    def watch_sms(self, send_id: int, first_in: float) -> None:
+        self.scheduler.add_job(
+            self._jobs._tracked(self._poll),
+            "date",
+            run_date=_at(first_in),
+            args=(send_id,),
+            id=f"sms:{send_id}",
+            replace_existing=True,
+        )
+
+    def unwatch_sms(self, send_id: int) -> None:
+        try:
+            self.scheduler.remove_job(f"sms:{send_id}")
+        except JobLookupError:
+            pass
+
+    def render_sms(self, send_id: int) -> None:
+        if self.scheduler.get_job(f"smsview:{send_id}") is None:
+            self.scheduler.add_job(
+                self._jobs._tracked(self._render),
+                "date",
+                run_date=_at(self.RENDER_DELAY),
+                args=(send_id,),
+                id=f"smsview:{send_id}",
+                replace_existing=True,
+            )
+
+    async def _poll(self, send_id: int) -> None:
+        keep = True
+        try:
+            keep = await self.sms.poll(send_id)
+        except Exception:
+            log.exception("Status poll of SMS send %s crashed; will retry", send_id)
+        if keep and self.scheduler.running:
+            self.watch_sms(send_id, self.poll_seconds)
+
+    async def _render(self, send_id: int) -> None:
+        try:
+            await self.sms.render(send_id)
+        except Exception:
+            log.exception("Rendering SMS send %s failed", send_id)

@@ -11,6 +11,7 @@ from handlers.admin import build_admin_router
 from handlers.buy import build_buy_router
 from handlers.common import UserMiddleware, build_errors_router
 from handlers.orders import build_orders_router
+from handlers.sms import build_sms_router
 from handlers.start import build_fallback_router, build_start_router
 from handlers.wallet import build_wallet_router
 
@@ -27,6 +28,7 @@ def build_router(users: UserService, admin_ids: Iterable[int]) -> Router:
         build_admin_router(admin_ids),
         build_wallet_router(),
         build_orders_router(),
+        build_sms_router(),
         build_buy_router(),
         build_fallback_router(),
     )

@@ -14,6 +14,7 @@ from bot.money import Currency
 from bot.services.admin import AdminService, Period
 from bot.services.notify import Notifier
 from bot.services.orders import OrderService
+from bot.services.sms import SmsService
 from bot.services.wallet import WalletService
 from handlers import render
 from handlers.render import esc
@@ -24,6 +25,7 @@ ADMIN_COMMANDS = {
     "refund": "<order_id> — refund an order without a code",
     "providers": "upstream balances",
     "stats": "users, orders, revenue, margin",
+    "smsprice": "<country> <price> — SMS price per segment",
 }
 
 
@@ -137,5 +139,21 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
                 ]
             )
         )
+
+    @router.message(Command("smsprice"))
+    async def sms_price(
+        message: Message, command: CommandObject, sms: SmsService | None, currency: Currency
+    ) -> None:
+        usage = "/smsprice <country> <price>, e.g. /smsprice EE 0.08"
+        if sms is None:
+            await message.answer("SMS sending is not configured (SMSPM_HASH, SMSPM_TOKEN).")
+            return
+        country_text, price_text = _args(command, 2, "<country> <price>")
+        try:
+            price = currency.parse(price_text)
+        except ValueError as exc:
+            raise InvalidInput(f"Bad price: {exc}. {usage}") from None
+        country = await sms.set_price(country_text, price)
+        await message.answer(f"SMS to {esc(country)}: {currency.format(price)} per segment.")
 
     return router

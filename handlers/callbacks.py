@@ -54,3 +54,8 @@ def short_query(text: str) -> str:
     cleaned = " ".join(text.replace(":", " ").split())
     encoded = cleaned.encode()[:QUERY_MAX_BYTES]
     return encoded.decode(errors="ignore")
+
+
+class SmsCb(CallbackData, prefix="sm"):
+    sid: int = 0
+    act: str  # send | show | cancel

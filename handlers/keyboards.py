@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -22,8 +22,10 @@ from handlers.callbacks import (
     RouteCb,
     ServiceCb,
     ServicesCb,
+    SmsCb,
 )
 from storage.models import Order, OrderStatus, Service
+from storage.sms import SmsSend
 
 
 def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
@@ -40,16 +42,41 @@ def pager(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[Inli
     return row
 
 
-def main_menu() -> InlineKeyboardMarkup:
+def main_menu(sms_enabled: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    builder.add(_button("📱 Buy a number", MenuCb(to="buy")))
+    if sms_enabled:
+        builder.add(_button("✉️ Send SMS", MenuCb(to="sms")))
     builder.add(
-        _button("📱 Buy a number", MenuCb(to="buy")),
         _button("💰 Balance", MenuCb(to="balance")),
         _button("🗂 My orders", MenuCb(to="orders")),
         _button("❓ Help", MenuCb(to="help")),
     )
-    builder.adjust(1, 2, 1)
+    builder.adjust(*((2, 2, 1) if sms_enabled else (1, 2, 1)))
     return builder.as_markup()
+
+
+def sms_cancel() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button("✖ Cancel", SmsCb(act="cancel"))]])
+
+
+def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if can_pay:
+        builder.row(_button(f"✅ Send for {total}", SmsCb(sid=send_id, act="send")))
+    else:
+        builder.row(_button("💰 Balance", MenuCb(to="balance")))
+    builder.row(_button("✖ Cancel", SmsCb(act="cancel")))
+    return builder.as_markup()
+
+
+def sms_status(send_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button("🔄 Refresh", SmsCb(sid=send_id, act="show"))],
+            [_button("🗂 My orders", OrdersCb()), _button("◀ Menu", MenuCb(to="main"))],
+        ]
+    )
 
 
 def back_to_menu() -> InlineKeyboardMarkup:
@@ -137,10 +164,14 @@ def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def orders(items: list[Order], page: int, pages: int) -> InlineKeyboardMarkup:
+def orders(
+    items: list[Order], page: int, pages: int, sms_sends: Sequence[SmsSend] = ()
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for item in items:
         builder.add(_button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
+    for send in sms_sends:
+        builder.add(_button(f"✉️ #{send.id}", SmsCb(sid=send.id, act="show")))
     builder.adjust(5)
     builder.row(*pager(page, pages, lambda p: OrdersCb(page=p)))
     builder.row(_button("◀ Menu", MenuCb(to="main")))

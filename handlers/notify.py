@@ -20,6 +20,7 @@ from bot.services.catalog import CatalogService
 from bot.services.users import UserService
 from handlers import keyboards, render
 from storage.models import Order, OrderCode, OrderStatus
+from storage.sms import SmsMessage, SmsSend
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,19 @@ class TelegramNotifier:
         if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
             text = render.order_closed(order, refunded, self.currency)
             await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
+
+    async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None:
+        if send.chat_id is None or send.message_id is None:
+            return
+        text = render.sms_status(send, messages, self.currency)
+        markup = keyboards.sms_status(send.id)
+        chat_id, message_id = send.chat_id, send.message_id
+        await self._send(
+            send.user_id,
+            lambda: self.bot.edit_message_text(
+                text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+            ),
+        )
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None:
         text = (

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from bot.money import Currency
 from bot.services.catalog import CatalogService
 from bot.services.orders import CancelOutcome, OrderService
+from bot.services.sms import SmsService
 from handlers import keyboards, render
 from handlers.callbacks import MenuCb, OrderCb, OrdersCb
 from handlers.common import answer, show
@@ -24,14 +25,15 @@ CANCEL_NOTICES = {
 
 
 async def _list(
-    user: User, page: int, orders: OrderService, currency: Currency
+    user: User, page: int, orders: OrderService, currency: Currency, sms: SmsService | None
 ) -> tuple[str, InlineKeyboardMarkup]:
     items, pages = await orders.page_for_user(user.id, page, PER_PAGE)
     page = min(max(page, 0), pages - 1)
     codes = await orders.codes_for([o.id for o in items])
+    sends = await sms.recent(user.id) if sms is not None and page == 0 else []
     return (
-        render.orders(items, codes, page, pages, currency),
-        keyboards.orders(items, page, pages),
+        render.orders(items, codes, page, pages, currency, sends),
+        keyboards.orders(items, page, pages, sends),
     )
 
 
@@ -52,17 +54,25 @@ def build_orders_router() -> Router:
 
     @router.message(Command("orders"))
     async def orders_command(
-        message: Message, user: User, orders: OrderService, currency: Currency
+        message: Message,
+        user: User,
+        orders: OrderService,
+        currency: Currency,
+        sms: SmsService | None,
     ) -> None:
-        text, markup = await _list(user, 0, orders, currency)
+        text, markup = await _list(user, 0, orders, currency, sms)
         await message.answer(text, reply_markup=markup)
 
     @router.callback_query(MenuCb.filter(F.to == "orders"))
     async def orders_menu(
-        callback: CallbackQuery, user: User, orders: OrderService, currency: Currency
+        callback: CallbackQuery,
+        user: User,
+        orders: OrderService,
+        currency: Currency,
+        sms: SmsService | None,
     ) -> None:
         await answer(callback)
-        text, markup = await _list(user, 0, orders, currency)
+        text, markup = await _list(user, 0, orders, currency, sms)
         await show(callback, text, markup)
 
     @router.callback_query(OrdersCb.filter())
@@ -72,9 +82,10 @@ def build_orders_router() -> Router:
         user: User,
         orders: OrderService,
         currency: Currency,
+        sms: SmsService | None,
     ) -> None:
         await answer(callback)
-        text, markup = await _list(user, callback_data.page, orders, currency)
+        text, markup = await _list(user, callback_data.page, orders, currency, sms)
         await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act.in_({"show", "refresh"})))

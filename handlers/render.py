@@ -10,6 +10,7 @@ from bot.providers.base import Route
 from bot.services.catalog import CountryChoice, Page, RouteChoice
 from bot.services.orders import QuoteView
 from storage.models import Country, LedgerEntry, Order, OrderCode, OrderStatus, Service
+from storage.sms import SmsMessage, SmsSend
 
 esc = html.escape
 
@@ -31,7 +32,8 @@ HELP = (
     "No code before the time runs out? The number is cancelled and you get your money back "
     "automatically.\n\n"
     "<b>Commands</b>\n"
-    "/buy — buy a number\n/balance — your balance\n/orders — your orders\n/help — this help\n\n"
+    "/buy — buy a number\n/sms — send an SMS\n/balance — your balance\n/orders — your orders\n"
+    "/help — this help\n\n"
     "Tip: type part of a service name at any time to search for it."
 )
 
@@ -185,11 +187,15 @@ def orders(
     page: int,
     pages: int,
     currency: Currency,
+    sms_sends: list[SmsSend] | None = None,
 ) -> str:
+    sms_block = ""
+    if sms_sends:
+        sms_block = "\n\n<b>SMS sends</b>\n" + "\n".join(sms_line(s, currency) for s in sms_sends)
     if not items:
-        return "You have no orders yet. Tap <b>Buy a number</b> to get one."
+        return "You have no number orders yet. Tap <b>Buy a number</b> to get one." + sms_block
     body = "\n".join(order_line(o, codes.get(o.id, []), currency) for o in items)
-    return f"🗂 <b>Your orders</b> (page {page + 1}/{pages})\n\n{body}"
+    return f"🗂 <b>Your orders</b> (page {page + 1}/{pages})\n\n{body}{sms_block}"
 
 
 def balance(amount: int, currency: Currency, history: list[LedgerEntry]) -> str:
@@ -204,3 +210,111 @@ def balance(amount: int, currency: Currency, history: list[LedgerEntry]) -> str:
             )
     lines.append("\nTo top up, contact the shop owner.")
     return "\n".join(lines)
+
+
+# -- SMS -------------------------------------------------------------------------------------
+
+SMS_ICONS = {
+    "pending": "⏳",
+    "queued": "⏳",
+    "submitted": "📤",
+    "delivered": "✅",
+    "failed": "❌",
+}
+
+SMS_PROMPT_RECIPIENTS = (
+    "✉️ <b>Send SMS</b>\n"
+    "Send the recipients' numbers with the country code, one per line or separated by commas "
+    "(up to 100), e.g. <code>+372 5678 9045</code>."
+)
+
+
+def sms_invalid(invalid: list[tuple[str, str]]) -> str:
+    lines = ["These numbers can't be used:"]
+    lines += [f"• <code>{esc(raw)}</code> — {esc(reason)}" for raw, reason in invalid[:20]]
+    if len(invalid) > 20:
+        lines.append(f"…and {len(invalid) - 20} more.")
+    lines.append("\nPlease send the corrected list.")
+    return "\n".join(lines)
+
+
+def sms_prompt_text(count: int, sender: str) -> str:
+    return (
+        f"✉️ {count} recipient(s). Sender: <b>{esc(sender)}</b>.\nNow send the text of the message."
+    )
+
+
+def _numbers(numbers: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"+{n}" for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
+
+
+def sms_confirm(
+    send: SmsSend, messages: list[SmsMessage], balance: int, currency: Currency
+) -> str:
+    prices = sorted({m.price for m in messages})
+    per = (
+        currency.format(prices[0])
+        if len(prices) == 1
+        else f"{currency.format(prices[0])}–{currency.format(prices[-1])}"
+    )
+    preview = send.text if len(send.text) <= 300 else send.text[:300] + "…"
+    lines = [
+        "✉️ <b>Confirm your SMS</b>",
+        f"To: {len(messages)} recipient(s): {esc(_numbers([m.to_number for m in messages]))}",
+        f"From: {esc(send.sender)}",
+        f"Length: {send.segments} segment(s) per message ({esc(send.encoding)})",
+        f"<blockquote>{esc(preview)}</blockquote>",
+        f"Price per recipient: {per}",
+        f"Total: <b>{currency.format(send.total_price)}</b>",
+    ]
+    if balance >= send.total_price:
+        lines.append(
+            f"Balance: {currency.format(balance)} → {currency.format(balance - send.total_price)}"
+        )
+        lines.append("\nFailed messages are refunded automatically.")
+    else:
+        lines.append(f"Balance: {currency.format(balance)}")
+        lines.append(
+            f"\n⚠️ You need {currency.format(send.total_price - balance)} more. Top up first."
+        )
+    return "\n".join(lines)
+
+
+def sms_status(send: SmsSend, messages: list[SmsMessage], currency: Currency) -> str:
+    counts: dict[str, int] = {}
+    for message in messages:
+        counts[message.status] = counts.get(message.status, 0) + 1
+    refunded = sum(m.price for m in messages if m.refunded)
+    head = {
+        "sending": "Sending…",
+        "sent": "Sent, waiting for delivery reports",
+        "done": "Finished",
+        "failed": "Not sent",
+        "draft": "Not sent yet",
+    }.get(send.status, send.status)
+    lines = [
+        f"✉️ <b>SMS #{send.id}</b> · {head}",
+        f"{len(messages)} recipient(s) · {send.segments} segment(s) · "
+        f"{currency.format(send.total_price)}",
+        "",
+    ]
+    for message in messages:
+        tail = " · refunded" if message.refunded else ""
+        lines.append(
+            f"{SMS_ICONS.get(message.status, '•')} +{esc(message.to_number)} "
+            f"{esc(message.status)}{tail}"
+        )
+    summary = " · ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+    lines.append(f"\n{esc(summary)}")
+    if refunded:
+        lines.append(f"Refunded: {currency.format(refunded)}")
+    if send.status == "failed" and send.error:
+        lines.append(
+            "The provider did not accept this SMS. The full price is back on your balance."
+        )
+    return "\n".join(lines)
+
+
+def sms_line(send: SmsSend, currency: Currency) -> str:
+    return f"✉️ SMS #{send.id} · {currency.format(send.total_price)} · {esc(send.status)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.money import Currency
@@ -17,10 +18,18 @@ def build_start_router() -> Router:
     router = Router(name="start")
 
     @router.message(CommandStart())
-    async def start(message: Message, user: User, currency: Currency, sandbox: bool) -> None:
+    async def start(
+        message: Message,
+        user: User,
+        currency: Currency,
+        sandbox: bool,
+        sms_enabled: bool,
+        state: FSMContext,
+    ) -> None:
+        await state.clear()  # any half-typed input (an SMS) is abandoned
         await message.answer(
             render.main_menu(user.first_name, user.balance, currency, sandbox),
-            reply_markup=keyboards.main_menu(),
+            reply_markup=keyboards.main_menu(sms_enabled),
         )
 
     @router.message(Command("help"))
@@ -29,13 +38,19 @@ def build_start_router() -> Router:
 
     @router.callback_query(MenuCb.filter(F.to == "main"))
     async def main_menu(
-        callback: CallbackQuery, user: User, currency: Currency, sandbox: bool
+        callback: CallbackQuery,
+        user: User,
+        currency: Currency,
+        sandbox: bool,
+        sms_enabled: bool,
+        state: FSMContext,
     ) -> None:
+        await state.clear()
         await answer(callback)
         await show(
             callback,
             render.main_menu(user.first_name, user.balance, currency, sandbox),
-            keyboards.main_menu(),
+            keyboards.main_menu(sms_enabled),
         )
 
     @router.callback_query(MenuCb.filter(F.to == "help"))

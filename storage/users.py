@@ -88,6 +88,8 @@ class LedgerRepo:
         reason: str = "",
         order_id: int | None = None,
         actor_id: int | None = None,
+        sms_send_id: int | None = None,
+        sms_message_id: int | None = None,
     ) -> bool:
         """Move `amount` (negative = debit) and write its ledger row.
 
@@ -102,10 +104,21 @@ class LedgerRepo:
             return False
         await tx.insert(
             """
-            INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, sms_send_id,
+                                sms_message_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            (user_id, amount, kind.value, reason, order_id, actor_id, int(time.time())),
+            (
+                user_id,
+                amount,
+                kind.value,
+                reason,
+                order_id,
+                actor_id,
+                sms_send_id,
+                sms_message_id,
+                int(time.time()),
+            ),
         )
         return True
 

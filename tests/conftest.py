@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from bot.app import App, build_app
 from bot.config import Settings
 from tests.fakes.smspalm import FakeSMSPalm
+from tests.fakes.smspm import FakeSMSPM
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
 TOKEN = "123456789:AAH-test-token-for-numbot-e2e-000000"
@@ -81,6 +83,38 @@ async def palm() -> AsyncIterator[FakeSMSPalm]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+@pytest.fixture
+async def smspm() -> AsyncIterator[FakeSMSPM]:
+    fake = FakeSMSPM()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sms_settings(smspm: FakeSMSPM, **overrides: Any) -> dict[str, Any]:
+    """Settings that turn on outbound SMS against the fake, with the report endpoint."""
+    port = free_port()
+    values: dict[str, Any] = {
+        "smspm_hash": smspm.hash,
+        "smspm_token": smspm.token,
+        "smspm_base_url": smspm.base_url,
+        "smspm_price_default": "0.10",
+        "smspm_rate_limit": 6000,
+        "smspm_poll_seconds": 30,
+        "smspm_report_host": "127.0.0.1",
+        "smspm_report_port": port,
+        "smspm_report_base_url": f"http://127.0.0.1:{port}",
+    }
+    values.update(overrides)
+    return values
 
 
 @pytest.fixture

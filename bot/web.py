@@ -1,0 +1,81 @@
+"""The bot's own small HTTP endpoint for upstream callbacks (SMSPM delivery reports).
+
+Callbacks are authenticated by a secret in the path; anything else gets 404 and changes nothing.
+Handlers store the event and return at once; Telegram edits happen later in a batched job.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.providers.smspm import parse_report
+from bot.services.sms import SmsService
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+
+
+async def _payload(request: web.Request) -> dict[str, Any]:
+    """A callback's fields from JSON, a form, or the query string, whichever it used."""
+    fields: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        raw = await request.read()
+        if raw:
+            content_type = request.content_type
+            if content_type == "application/json" or raw.lstrip()[:1] in (b"{", b"["):
+                data = json.loads(raw)
+                if isinstance(data, dict):
+                    fields.update(data)
+            else:
+                from urllib.parse import parse_qsl
+
+                fields.update(parse_qsl(raw.decode("utf-8", "replace")))
+    return fields
+
+
+def sms_report_handler(sms: SmsService, secret: str) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+            return web.Response(status=404, text="not found")
+        try:
+            report = parse_report(await _payload(request))
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="bad report")
+        known = await sms.report(report.id, report.status)
+        if not known:
+            log.info("SMS report for an unknown message id")
+        return web.Response(text="ok")
+
+    return handle
+
+
+class WebServer:
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self._runner: web.AppRunner | None = None
+
+    def add(self, method: str, path: str, handler: Any) -> None:
+        self.app.router.add_route(method, path, handler)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("Callback endpoint listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
