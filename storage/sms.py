@@ -11,6 +11,7 @@ from aiosqlite import Row
 from storage.db import Database, Tx
 
 FINAL = ("delivered", "failed")
+_FINAL_IN = ",".join("?" for _ in FINAL)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,15 @@ class SmsRepo:
             _MESSAGE_SELECT + " WHERE m.send_id = ? ORDER BY m.id", (send_id,)
         )
         return [_message(r) for r in rows]
+
+    @staticmethod
+    async def pending_count(tx: Tx, send_id: int) -> int:
+        """Messages of a send that have no final status yet."""
+        row = await tx.fetchone(
+            f"SELECT COUNT(*) FROM sms_messages WHERE send_id = ? AND status NOT IN ({_FINAL_IN})",
+            (send_id, *FINAL),
+        )
+        return int(row[0]) if row else 0
 
     async def by_upstream_id(self, upstream_id: str) -> SmsMessage | None:
         row = await self.db.fetchone(_MESSAGE_SELECT + " WHERE m.upstream_id = ?", (upstream_id,))

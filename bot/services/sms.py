@@ -250,8 +250,7 @@ class SmsService:
         return message.price
 
     async def _finish_if_final(self, tx: Tx, send_id: int) -> bool:
-        messages = await self.repo.messages_in(tx, send_id)
-        if all(m.status in FINAL for m in messages):
+        if await self.repo.pending_count(tx, send_id) == 0:
             await self.repo.set_send_status(tx, send_id, "done")
             return True
         return False
