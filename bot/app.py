@@ -40,6 +40,7 @@ from storage.db import Database
 from storage.fsm import SQLiteStorage
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
+from storage.routing import RoutingRepo
 from storage.sms import SmsRepo
 from storage.users import LedgerRepo, UserRepo
 
@@ -148,7 +149,8 @@ async def build_app(settings: Settings) -> App:
     )
     routes, budgets = build_routes(settings, http)
     currency = Currency.of(settings.currency)
-    pricing = Pricing(currency, settings.markup_percent)
+    routing = RoutingRepo(db)
+    pricing = Pricing(currency, settings.markup_percent, routing)
     catalog = CatalogService(CatalogRepo(db), routes, pricing, settings.catalog_refresh_seconds)
     users = UserService(UserRepo(db))
     ledger = LedgerRepo(db)

@@ -134,12 +134,15 @@ class OrderRepo:
         self.db = db
 
     @staticmethod
-    async def create(tx: Tx, quote: Quote, cost: int, chat_id: int | None, now: int) -> int:
+    async def create(
+        tx: Tx, quote: Quote, cost: int, chat_id: int | None, message_id: int | None, now: int
+    ) -> int:
         return await tx.insert(
             """
             INSERT INTO orders (user_id, quote_id, route, service_id, country, price,
-                                upstream_cost, cost, status, chat_id, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)
+                                upstream_cost, cost, status, chat_id, message_id, created_at,
+                                updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?, ?)
             """,
             (
                 quote.user_id,
@@ -151,6 +154,7 @@ class OrderRepo:
                 str(quote.upstream_cost),
                 cost,
                 chat_id,
+                message_id,
                 now,
                 now,
             ),

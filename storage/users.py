@@ -122,12 +122,33 @@ class LedgerRepo:
         )
         return True
 
+    @staticmethod
+    async def has_refund(
+        tx: Tx, order_id: int | None = None, sms_message_id: int | None = None
+    ) -> bool:
+        """Whether the order (or SMS recipient) was refunded already."""
+        if order_id is not None:
+            row = await tx.fetchone(
+                "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order_id,)
+            )
+        else:
+            row = await tx.fetchone(
+                "SELECT 1 FROM ledger WHERE sms_message_id = ? AND kind = 'refund'",
+                (sms_message_id,),
+            )
+        return row is not None
+
     async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
         rows = await self.db.fetchall(
             "SELECT * FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_id, limit, offset),
         )
         return [_entry(r) for r in rows]
+
+    async def balance(self, user_id: int) -> int:
+        return int(
+            await self.db.fetchval("SELECT balance FROM users WHERE id = ?", (user_id,)) or 0
+        )
 
     async def sum(self, user_id: int) -> int:
         return int(

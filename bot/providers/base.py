@@ -82,6 +82,7 @@ class UpstreamService:
 class UpstreamCountry:
     id: str
     name: str
+    iso: str | None = None  # ISO 3166 alpha-2 when the upstream gives it; else resolved by name
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,11 @@ class Route(Protocol):
         """The current cost and stock of one offer, fresh from upstream."""
         ...
 
-    async def buy(self, service_code: str, country: CountryRef, ref: str) -> Activation:
-        """Buy a number. Never retried: a timeout raises PurchaseOutcomeUnknown."""
+    async def buy(
+        self, service_code: str, country: CountryRef, ref: str, max_cost: Decimal | None = None
+    ) -> Activation:
+        """Buy a number at no more than `max_cost` (upstream currency) where the upstream can
+        enforce it. Never retried: a timeout raises PurchaseOutcomeUnknown."""
         ...
 
     async def status(self, activation_id: str) -> ActivationStatus: ...
@@ -161,3 +165,7 @@ class Route(Protocol):
     async def request_another(self, activation_id: str) -> None: ...
 
     async def finish(self, activation_id: str) -> None: ...
+
+    async def close(self) -> None:
+        """Release anything the route holds (called once at shutdown)."""
+        ...

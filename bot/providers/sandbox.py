@@ -57,7 +57,9 @@ class SandboxRoute:
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         return UpstreamOffer(country.upstream_id, Decimal("0.10"), 99)
 
-    async def buy(self, service_code: str, country: CountryRef, ref: str) -> Activation:
+    async def buy(
+        self, service_code: str, country: CountryRef, ref: str, max_cost: Decimal | None = None
+    ) -> Activation:
         stamp = int(time.time() * 1000)
         activation_id = f"sbx{stamp}{secrets.randbelow(1000):03d}"
         digits = f"{secrets.randbelow(10**6):06d}"
@@ -81,4 +83,7 @@ class SandboxRoute:
         return None
 
     async def finish(self, activation_id: str) -> None:
+        return None
+
+    async def close(self) -> None:
         return None

@@ -303,7 +303,9 @@ class SMSPalmRoute:
                 return offer
         return offers[0] if len(offers) == 1 else None
 
-    async def buy(self, service_code: str, country: CountryRef, ref: str) -> Activation:
+    async def buy(
+        self, service_code: str, country: CountryRef, ref: str, max_cost: Decimal | None = None
+    ) -> Activation:
         body = await self._client.call(
             "getNumber",
             Priority.PURCHASE,
@@ -332,3 +334,6 @@ class SMSPalmRoute:
 
     async def finish(self, activation_id: str) -> None:
         await self._set_status(activation_id, 6)
+
+    async def close(self) -> None:
+        return None

@@ -105,10 +105,11 @@ class CatalogService:
         routes = await self.live_routes()
         await self._ensure_offers(routes, service_id)
         offers = await self.repo.offers_for_service(routes, service_id)
+        table = await self.pricing.table()
         prices: dict[str, list[tuple[bool, int]]] = {}
         stock: dict[str, int] = {}
         for offer in offers:
-            price = self.pricing.retail(self.routes[offer.route], offer.cost)
+            price = table.retail(self.routes[offer.route], offer.cost, service_id)
             prices.setdefault(offer.country, []).append((offer.stock == 0, price))
             stock[offer.country] = stock.get(offer.country, 0) + offer.stock
         # "From" is the cheapest route in stock; a sold-out country shows its cheapest price.
@@ -129,9 +130,12 @@ class CatalogService:
         """Every healthy route selling this service here, cheapest first (sold out last)."""
         routes = await self.live_routes()
         offers = await self.repo.offers(routes, service_id, country)
+        table = await self.pricing.table()
         choices = [
             RouteChoice(
-                self.routes[o.route], self.pricing.retail(self.routes[o.route], o.cost), o.stock
+                self.routes[o.route],
+                table.retail(self.routes[o.route], o.cost, service_id),
+                o.stock,
             )
             for o in offers
         ]

@@ -136,7 +136,7 @@ class OrderService:
         if not offers or offers[0].stock <= 0:
             raise NoNumbers()
         offer = offers[0]
-        price = self.pricing.retail(route, offer.cost)
+        price = (await self.pricing.table()).retail(route, offer.cost, service_id)
         quote = await self.quotes.create(
             user_id, route_key, service_id, country, offer.cost, price, self.quote_ttl
         )
@@ -182,14 +182,15 @@ class OrderService:
         current = await route.price(service_code, country_ref)
         if current is None or current.stock <= 0:
             raise NoNumbers()
-        if self.pricing.retail(route, current.cost) > quote.price:
+        current_price = (await self.pricing.table()).retail(route, current.cost, quote.service_id)
+        if current_price > quote.price:
             fresh = await self.quotes.create(
                 user_id,
                 quote.route,
                 quote.service_id,
                 quote.country,
                 current.cost,
-                self.pricing.retail(route, current.cost),
+                current_price,
                 self.quote_ttl,
             )
             raise PriceChanged(fresh)
@@ -199,19 +200,19 @@ class OrderService:
             if not await self.quotes.consume(tx, quote.id, user_id, now):
                 raise InvalidState("This purchase is already being processed.")
             order_id = await self.orders.create(
-                tx, quote, self.pricing.cost(route, current.cost), chat_id, now
+                tx, quote, self.pricing.cost(route, current.cost), chat_id, message_id, now
             )
             if not await self.ledger.apply(
                 tx, user_id, -quote.price, LedgerKind.PURCHASE, "number purchase", order_id
             ):
                 raise InsufficientFunds()
-            if message_id is not None:
-                await tx.execute(
-                    "UPDATE orders SET message_id = ? WHERE id = ?", (message_id, order_id)
-                )
 
+        # The customer agreed to the quoted cost; a cheaper current cost is fine too.
+        max_cost = max(quote.upstream_cost, current.cost)
         try:
-            activation = await route.buy(service_code, country_ref, ref=str(order_id))
+            activation = await route.buy(
+                service_code, country_ref, ref=str(order_id), max_cost=max_cost
+            )
         except PurchaseOutcomeUnknown as exc:
             await self._fail(order_id, exc, needs_attention=True)
             await self._alert(
@@ -264,10 +265,7 @@ class OrderService:
 
     async def _refund(self, tx: Tx, order: Order, reason: str) -> int:
         """Refund the order's price; 0 if it was refunded before (the schema allows one)."""
-        exists = await tx.fetchone(
-            "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order.id,)
-        )
-        if exists:
+        if await self.ledger.has_refund(tx, order_id=order.id):
             return 0
         await self.ledger.apply(
             tx,

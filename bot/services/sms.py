@@ -233,10 +233,7 @@ class SmsService:
         return refunded
 
     async def _refund(self, tx: Tx, send: SmsSend, message: SmsMessage, reason: str) -> int:
-        exists = await tx.fetchone(
-            "SELECT 1 FROM ledger WHERE sms_message_id = ? AND kind = 'refund'", (message.id,)
-        )
-        if exists:
+        if await self.ledger.has_refund(tx, sms_message_id=message.id):
             return 0
         await self.ledger.apply(
             tx,

@@ -34,9 +34,7 @@ class WalletService:
         async with self.db.transaction() as tx:
             if not await self.ledger.apply(tx, user_id, amount, kind, reason, actor_id=actor_id):
                 raise InsufficientFunds("The balance does not cover that debit.")
-            row = await tx.fetchone("SELECT balance FROM users WHERE id = ?", (user_id,))
-        assert row is not None
-        return int(row[0])
+        return await self.ledger.balance(user_id)
 
     async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
         return await self.ledger.history(user_id, limit, offset)

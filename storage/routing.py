@@ -1,0 +1,96 @@
+"""Markup overrides, stock watches, route statistics and upstream push events."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class RouteStats:
+    orders: int
+    with_code: int
+
+
+class RoutingRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def markups(self) -> dict[tuple[str, int], Decimal]:
+        rows = await self.db.fetchall("SELECT provider, service_id, percent FROM markups")
+        return {(r[0], r[1]): Decimal(r[2]) for r in rows}
+
+    async def set_markup(self, provider: str, service_id: int, percent: Decimal) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO markups (provider, service_id, percent, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (provider, service_id) DO UPDATE SET "
+                "percent = excluded.percent, updated_at = excluded.updated_at",
+                (provider, service_id, str(percent), int(time.time())),
+            )
+
+    async def route_stats(self) -> dict[str, RouteStats]:
+        """Per route: orders that got a number and ended, and how many of them got a code."""
+        rows = await self.db.fetchall(
+            """
+            SELECT o.route, COUNT(*),
+                   SUM(EXISTS (SELECT 1 FROM order_codes c WHERE c.order_id = o.id))
+            FROM orders o
+            WHERE o.activation_id IS NOT NULL AND o.status <> 'number_issued'
+            GROUP BY o.route
+            """
+        )
+        return {r[0]: RouteStats(int(r[1]), int(r[2] or 0)) for r in rows}
+
+    async def recent_picks(self, user_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """The user's latest distinct (service, country, route) choices, newest first."""
+        rows = await self.db.fetchall(
+            """
+            SELECT service_id, country, route, MAX(id) AS last FROM orders
+            WHERE user_id = ? GROUP BY service_id, country ORDER BY last DESC LIMIT ?
+            """,
+            (user_id, limit),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def watch(self, user_id: int, service_id: int, country: str) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "INSERT OR IGNORE INTO stock_watches (user_id, service_id, country, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (user_id, service_id, country, int(time.time())),
+            )
+        return changed == 1
+
+    async def watches(self) -> list[tuple[int, int, str]]:
+        rows = await self.db.fetchall(
+            "SELECT user_id, service_id, country FROM stock_watches ORDER BY created_at"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def drop_watch(self, user_id: int, service_id: int, country: str) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "DELETE FROM stock_watches WHERE user_id = ? AND service_id = ? AND country = ?",
+                (user_id, service_id, country),
+            )
+        return changed == 1
+
+    async def record_event(self, route: str, event_key: str, activation_id: str) -> bool:
+        """Store an upstream push once; False when it was seen before."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "INSERT OR IGNORE INTO upstream_events (route, event_key, activation_id, "
+                "received_at) VALUES (?, ?, ?, ?)",
+                (route, event_key, activation_id, int(time.time())),
+            )
+        return changed == 1
+
+    async def order_by_activation(self, route: str, activation_id: str) -> int | None:
+        value = await self.db.fetchval(
+            "SELECT id FROM orders WHERE route = ? AND activation_id = ?", (route, activation_id)
+        )
+        return None if value is None else int(value)
