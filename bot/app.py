@@ -71,6 +71,7 @@ class App:
     users: UserService
     currency: Currency
     in_flight: InFlight
+    notifier: TelegramNotifier
     sms: SmsService | None = None
     web: WebServer | None = None
     closed: bool = field(default=False)
@@ -87,7 +88,13 @@ class App:
         self.jobs.every(
             "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
         )
+        self.jobs.every("stock-watches", self.settings.stock_check_seconds, self.check_watches)
         await self.set_commands()
+
+    async def check_watches(self) -> None:
+        """Tell each user who asked, once, that their service and country are in stock."""
+        for user_id, service, country in await self.catalog.check_watches():
+            await self.notifier.in_stock(user_id, service, country)
 
     async def on_shutdown(self) -> None:
         self.jobs.shutdown()
@@ -151,7 +158,9 @@ async def build_app(settings: Settings) -> App:
     currency = Currency.of(settings.currency)
     routing = RoutingRepo(db)
     pricing = Pricing(currency, settings.markup_percent, routing)
-    catalog = CatalogService(CatalogRepo(db), routes, pricing, settings.catalog_refresh_seconds)
+    catalog = CatalogService(
+        CatalogRepo(db), routes, pricing, settings.catalog_refresh_seconds, routing
+    )
     users = UserService(UserRepo(db))
     ledger = LedgerRepo(db)
     wallet = WalletService(db, UserRepo(db), ledger, currency)
@@ -213,6 +222,7 @@ async def build_app(settings: Settings) -> App:
         users,
         currency,
         in_flight,
+        notifier,
         sms,
         web,
     )

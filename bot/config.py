@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     order_timeout_seconds: int = Field(default=1200, gt=0)
     quote_ttl_seconds: int = Field(default=120, gt=0)
     catalog_refresh_seconds: int = Field(default=900, gt=0)
+    stock_check_seconds: int = Field(default=300, gt=0)
     http_timeout_seconds: float = Field(default=15.0, gt=0)
     sandbox: bool = False
     log_level: str = "INFO"

@@ -41,6 +41,7 @@ class OrderJobs:
         )
         self._orders: OrderService | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._route_of: dict[int, str] = {}  # a cache for poll intervals; never a source of truth
 
     def bind(self, orders: OrderService) -> None:
         self._orders = orders
@@ -100,7 +101,9 @@ class OrderJobs:
 
     # -- per order (the Jobs protocol) --------------------------------------------------------
 
-    def watch(self, order_id: int, deadline: int) -> None:
+    def watch(self, order_id: int, deadline: int, route: str | None = None) -> None:
+        if route is not None:
+            self._route_of[order_id] = route
         self._schedule_poll(order_id, 0.0)
         self._schedule_deadline(order_id, deadline - time.time())
 
@@ -108,6 +111,7 @@ class OrderJobs:
         self._schedule_deadline(order_id, delay)
 
     def unwatch(self, order_id: int) -> None:
+        self._route_of.pop(order_id, None)
         for job_id in (f"poll:{order_id}", f"deadline:{order_id}"):
             try:
                 self.scheduler.remove_job(job_id)
@@ -146,7 +150,14 @@ class OrderJobs:
             log.exception("Poll of order %s crashed; will retry", order_id)
         if keep and self.scheduler.running:
             elapsed = time.monotonic() - started
-            self._schedule_poll(order_id, self.poll_interval - elapsed)
+            self._schedule_poll(order_id, self._interval(order_id) - elapsed)
+
+    def _interval(self, order_id: int) -> float:
+        """The route's own poll interval (a push-capable route polls slowly), else the default."""
+        route_key = self._route_of.get(order_id)
+        route = self.orders.catalog.routes.get(route_key) if route_key else None
+        interval = getattr(route, "poll_interval", None)
+        return float(interval) if interval else self.poll_interval
 
     async def _deadline(self, order_id: int) -> None:
         try:
@@ -175,7 +186,7 @@ class OrderJobs:
                 continue
             if not self.is_watched(order.id):
                 log.warning("Order %s had no poll job; rescheduling", order.id)
-                self.watch(order.id, order.deadline)
+                self.watch(order.id, order.deadline, order.route)
             elif self.scheduler.get_job(f"deadline:{order.id}") is None and order.deadline < now:
                 self._schedule_deadline(order.id, 0.0)
         await self.orders.sweep_codes()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -12,6 +13,7 @@ from aiogram.types import Message
 from bot.errors import InvalidInput
 from bot.money import Currency
 from bot.services.admin import AdminService, Period
+from bot.services.catalog import CatalogService
 from bot.services.notify import Notifier
 from bot.services.orders import OrderService
 from bot.services.sms import SmsService
@@ -26,6 +28,7 @@ ADMIN_COMMANDS = {
     "providers": "upstream balances",
     "stats": "users, orders, revenue, margin",
     "smsprice": "<country> <price> — SMS price per segment",
+    "setmarkup": "<percent> [provider] [service] — markup",
 }
 
 
@@ -138,6 +141,37 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
                     _period("Total", result.total, currency),
                 ]
             )
+        )
+
+    @router.message(Command("setmarkup"))
+    async def set_markup(
+        message: Message, command: CommandObject, catalog: CatalogService
+    ) -> None:
+        usage = "/setmarkup <percent> [provider] [service], e.g. /setmarkup 25 smspool WhatsApp"
+        parts = (command.args or "").split(maxsplit=2)
+        if not parts:
+            raise InvalidInput(f"Usage: {usage}")
+        try:
+            percent = Decimal(parts[0].rstrip("%"))
+        except InvalidOperation:
+            raise InvalidInput(f"Bad percent. Usage: {usage}") from None
+        if not percent.is_finite() or percent < 0 or percent > 1000:
+            raise InvalidInput("The markup must be between 0 and 1000 percent.")
+        provider = parts[1].lower() if len(parts) > 1 else ""
+        accounts = {route.account for route in catalog.routes.values()}
+        if provider in ("*", "all", "any"):
+            provider = ""
+        if provider and provider not in accounts:
+            raise InvalidInput(f"Unknown provider. Use one of: {', '.join(sorted(accounts))}.")
+        service_id, service_name = 0, "every service"
+        if len(parts) > 2:
+            service = await catalog.find_service(parts[2])
+            if service is None:
+                raise InvalidInput(f"Unknown service {parts[2]!r}.")
+            service_id, service_name = service.id, service.name
+        await catalog.pricing.set_markup(percent, provider, service_id)
+        await message.answer(
+            f"Markup {percent}% for {esc(provider or 'every provider')}, {esc(service_name)}."
         )
 
     @router.message(Command("smsprice"))

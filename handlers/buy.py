@@ -6,8 +6,9 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.errors import AppError, InsufficientFunds, InvalidState
+from bot.errors import AppError, InvalidState
 from bot.money import Currency
+from bot.providers.base import NoNumbers
 from bot.services.catalog import CatalogService
 from bot.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
 from handlers import keyboards, render
@@ -18,6 +19,7 @@ from handlers.callbacks import (
     RouteCb,
     ServiceCb,
     ServicesCb,
+    WatchCb,
     short_query,
 )
 from handlers.common import answer, show
@@ -41,10 +43,19 @@ def _confirm_screen(
 def build_buy_router() -> Router:
     router = Router(name="buy")
 
-    @router.message(Command("buy"))
-    async def buy_command(message: Message, catalog: CatalogService) -> None:
+    async def first_screen(
+        catalog: CatalogService, user: User
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        """Services, with the user's recent picks and "Buy again" on top."""
         page = await catalog.services()
-        await message.answer(render.services(page, ""), reply_markup=keyboards.services(page, ""))
+        recents = await catalog.recent_picks(user.id)
+        titles = {key: route.title for key, route in catalog.routes.items()}
+        return render.services(page, ""), keyboards.services(page, "", recents, titles)
+
+    @router.message(Command("buy"))
+    async def buy_command(message: Message, catalog: CatalogService, user: User) -> None:
+        text, markup = await first_screen(catalog, user)
+        await message.answer(text, reply_markup=markup)
 
     @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
     async def search(message: Message, catalog: CatalogService) -> None:
@@ -55,10 +66,17 @@ def build_buy_router() -> Router:
         )
 
     @router.callback_query(MenuCb.filter(F.to == "buy"))
-    async def buy_menu(callback: CallbackQuery, catalog: CatalogService) -> None:
+    async def buy_menu(callback: CallbackQuery, catalog: CatalogService, user: User) -> None:
         await answer(callback)
-        page = await catalog.services()
-        await show(callback, render.services(page, ""), keyboards.services(page, ""))
+        text, markup = await first_screen(catalog, user)
+        await show(callback, text, markup)
+
+    @router.callback_query(WatchCb.filter())
+    async def watch(
+        callback: CallbackQuery, callback_data: WatchCb, catalog: CatalogService, user: User
+    ) -> None:
+        await catalog.watch_stock(user.id, callback_data.sid, callback_data.cc)
+        await answer(callback, "🔔 Done. We'll message you once when it's in stock.", alert=True)
 
     @router.callback_query(ServicesCb.filter())
     async def services_page(
@@ -145,21 +163,26 @@ def build_buy_router() -> Router:
                 markup,
             )
             return
-        except PurchaseFailed as failed:
+        except (PurchaseFailed, AppError) as error:
             view = await orders.get_quote(user.id, callback_data.qid)
-            refund = f"\n\n{currency.format(failed.refunded)} is back on your balance."
+            quote = view.quote
+            text = f"❌ {render.esc(error.user_message)}"
+            if isinstance(error, PurchaseFailed):
+                text += f"\n\n{currency.format(error.refunded)} is back on your balance."
+            alternative = None
+            cause = error.cause if isinstance(error, PurchaseFailed) else error
+            if isinstance(cause, NoNumbers):
+                other = await orders.alternative(
+                    user.id, quote.service_id, quote.country, quote.route
+                )
+                if other is not None:
+                    price = currency.format(other.quote.price)
+                    text += f"\n\n{render.esc(other.route.title)} has numbers for {price}."
+                    alternative = (other.quote.id, f"✅ Buy from {other.route.title} for {price}")
             await show(
                 callback,
-                f"❌ {render.esc(failed.user_message)}{refund}",
-                keyboards.after_failure(view.quote.service_id, view.quote.country),
-            )
-            return
-        except (InsufficientFunds, AppError) as error:
-            view = await orders.get_quote(user.id, callback_data.qid)
-            await show(
-                callback,
-                f"❌ {render.esc(error.user_message)}",
-                keyboards.after_failure(view.quote.service_id, view.quote.country),
+                text,
+                keyboards.after_failure(quote.service_id, quote.country, alternative),
             )
             return
         country = await catalog.country(order.country)

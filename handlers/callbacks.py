@@ -59,3 +59,8 @@ def short_query(text: str) -> str:
 class SmsCb(CallbackData, prefix="sm"):
     sid: int = 0
     act: str  # send | show | cancel
+
+
+class WatchCb(CallbackData, prefix="w"):
+    sid: int
+    cc: str

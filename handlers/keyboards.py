@@ -23,8 +23,9 @@ from handlers.callbacks import (
     ServiceCb,
     ServicesCb,
     SmsCb,
+    WatchCb,
 )
-from storage.models import Order, OrderStatus, Service
+from storage.models import Country, Order, OrderStatus, Service
 from storage.sms import SmsSend
 
 
@@ -83,8 +84,30 @@ def back_to_menu() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[_button("◀ Menu", MenuCb(to="main"))]])
 
 
-def services(page: Page[Service], query: str) -> InlineKeyboardMarkup:
+def services(
+    page: Page[Service],
+    query: str,
+    recents: Sequence[tuple[Service, Country, str]] = (),
+    route_titles: dict[str, str] | None = None,
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    if recents and not query and page.page == 0:
+        service, country, route = recents[0]
+        title = (route_titles or {}).get(route)
+        if title is not None:
+            builder.row(
+                _button(
+                    f"🔁 Buy again: {service.name} {country.flag} · {title}",
+                    RouteCb(sid=service.id, cc=country.code, rt=route),
+                )
+            )
+        for service, country, _ in recents:
+            builder.row(
+                _button(
+                    f"🕘 {service.name} · {country.flag} {country.name}",
+                    CountryCb(sid=service.id, cc=country.code),
+                )
+            )
     for service in page.items:
         builder.add(_button(service.name, ServiceCb(sid=service.id)))
     builder.adjust(2)
@@ -121,6 +144,8 @@ def routes(
             RouteCb(sid=service_id, cc=country, rt=choice.route.key) if choice.stock else NoopCb()
         )
         builder.row(_button(text, data))
+    if not any(choice.stock for choice in choices):
+        builder.row(_button("🔔 Tell me when it's in stock", WatchCb(sid=service_id, cc=country)))
     builder.row(_button("◀ Countries", ServiceCb(sid=service_id)))
     return builder.as_markup()
 
@@ -137,12 +162,21 @@ def confirm(
     return builder.as_markup()
 
 
-def after_failure(service_id: int, country: str) -> InlineKeyboardMarkup:
+def after_failure(
+    service_id: int, country: str, alternative: tuple[int, str] | None = None
+) -> InlineKeyboardMarkup:
+    """Other routes and the menu; with an alternative quote (id, button text), one tap buys."""
+    rows = []
+    if alternative is not None:
+        rows.append([_button(alternative[1], QuoteCb(qid=alternative[0]))])
+    rows.append([_button("◀ Other routes", CountryCb(sid=service_id, cc=country))])
+    rows.append([_button("◀ Menu", MenuCb(to="main"))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [_button("◀ Other routes", CountryCb(sid=service_id, cc=country))],
-            [_button("◀ Menu", MenuCb(to="main"))],
-        ]
+        inline_keyboard=[[_button("📱 Buy now", CountryCb(sid=service_id, cc=country))]]
     )
 
 

@@ -19,7 +19,7 @@ from bot.providers.base import Route
 from bot.services.catalog import CatalogService
 from bot.services.users import UserService
 from handlers import keyboards, render
-from storage.models import Order, OrderCode, OrderStatus
+from storage.models import Country, Order, OrderCode, OrderStatus, Service
 from storage.sms import SmsMessage, SmsSend
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,16 @@ class TelegramNotifier:
             lambda: self.bot.edit_message_text(
                 text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup
             ),
+        )
+
+    async def in_stock(self, user_id: int, service: Service, country: Country) -> None:
+        text = (
+            f"🔔 <b>{render.esc(service.name)}</b> numbers for {country.flag} "
+            f"{render.esc(country.name)} are in stock again."
+        )
+        markup = keyboards.in_stock(service.id, country.code)
+        await self._send(
+            user_id, lambda: self.bot.send_message(user_id, text, reply_markup=markup)
         )
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None:

@@ -78,7 +78,8 @@ def routes(
 
 def route_button(choice: RouteChoice, currency: Currency) -> str:
     stock = f"{choice.stock} left" if choice.stock else "sold out"
-    return f"{choice.route.title} · {currency.format(choice.price)} · {stock}"
+    rate = f" · {choice.success_rate}% ok" if choice.success_rate is not None else ""
+    return f"{choice.route.title} · {currency.format(choice.price)} · {stock}{rate}"
 
 
 def country_button(choice: CountryChoice, currency: Currency) -> str:

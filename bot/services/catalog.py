@@ -16,6 +16,7 @@ from bot.providers.base import CountryRef, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
 from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
 from storage.models import Country, Service
+from storage.routing import RoutingRepo
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class RouteChoice:
     route: Route
     price: int
     stock: int
+    success_rate: int | None = None  # percent of ended orders that got a code, once known
+
+
+MIN_ORDERS_FOR_RATE = 10
 
 
 def service_slug(name: str) -> str:
@@ -62,9 +67,11 @@ class CatalogService:
         routes: dict[str, Route],
         pricing: Pricing,
         refresh_seconds: int,
+        routing: RoutingRepo,
         per_page: int = 8,
     ) -> None:
         self.repo = repo
+        self.routing = routing
         self.routes = routes
         self.pricing = pricing
         self.refresh_seconds = refresh_seconds
@@ -96,6 +103,10 @@ class CatalogService:
         if country is None:
             raise NotFound("This country is no longer offered.")
         return country
+
+    async def find_service(self, name: str) -> Service | None:
+        """A service by its name or slug (any case, spaces and punctuation ignored)."""
+        return await self.repo.service_by_slug(service_slug(name))
 
     async def find_country(self, code: str) -> Country | None:
         return await self.repo.country(code)
@@ -131,14 +142,18 @@ class CatalogService:
         routes = await self.live_routes()
         offers = await self.repo.offers(routes, service_id, country)
         table = await self.pricing.table()
-        choices = [
-            RouteChoice(
-                self.routes[o.route],
-                table.retail(self.routes[o.route], o.cost, service_id),
-                o.stock,
+        stats = await self.routing.route_stats()
+        choices = []
+        for offer in offers:
+            route = self.routes[offer.route]
+            stat = stats.get(offer.route)
+            rate = (
+                round(100 * stat.with_code / stat.orders)
+                if stat is not None and stat.orders >= MIN_ORDERS_FOR_RATE
+                else None
             )
-            for o in offers
-        ]
+            price = table.retail(route, offer.cost, service_id)
+            choices.append(RouteChoice(route, price, offer.stock, rate))
         choices.sort(key=lambda c: (c.stock == 0, c.price, c.route.title))
         return choices
 
@@ -187,7 +202,7 @@ class CatalogService:
             log.warning("Catalog refresh of %s failed: %s", route_key, exc)
             await self.repo.set_route_status(route_key, False, str(exc)[:200])
             return False
-        infos = [(c.id, resolve(c.name)) for c in countries]
+        infos = [(c.id, resolve(c.iso or c.name)) for c in countries]
         await self.repo.save_route_catalog(
             route_key,
             [RouteService(s.code, service_slug(s.name), s.name.strip()) for s in services],
@@ -229,6 +244,44 @@ class CatalogService:
                 route_key, older_than, offers_per_route
             ):
                 await self.refresh_offers(route_key, service_id, Priority.BACKGROUND)
+
+    # -- coming back -----------------------------------------------------------------------------
+
+    async def recent_picks(
+        self, user_id: int, limit: int = 3
+    ) -> list[tuple[Service, Country, str]]:
+        """The user's latest service/country picks (with the route of the newest order)."""
+        picks = []
+        for service_id, country_code, route in await self.routing.recent_picks(user_id, limit):
+            service = await self.repo.service(service_id)
+            country = await self.repo.country(country_code)
+            if service is not None and country is not None:
+                picks.append((service, country, route))
+        return picks
+
+    async def watch_stock(self, user_id: int, service_id: int, country: str) -> bool:
+        """Ask to be told once when any route has stock again."""
+        await self.service(service_id)
+        await self.country(country)
+        return await self.routing.watch(user_id, service_id, country)
+
+    async def check_watches(self) -> list[tuple[int, Service, Country]]:
+        """Refresh the watched offers; return (user, service, country) now in stock, once."""
+        watches = await self.routing.watches()
+        routes = await self.live_routes()
+        for service_id in sorted({w[1] for w in watches}):
+            for route in routes:
+                await self.refresh_offers(route, service_id, Priority.BACKGROUND)
+        ready = []
+        for user_id, service_id, country in watches:
+            offers = await self.repo.offers(routes, service_id, country)
+            if any(o.stock > 0 for o in offers) and await self.routing.drop_watch(
+                user_id, service_id, country
+            ):
+                ready.append(
+                    (user_id, await self.service(service_id), await self.country(country))
+                )
+        return ready
 
     async def close(self) -> None:
         for task in list(self._background):

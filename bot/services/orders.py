@@ -38,6 +38,7 @@ from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
 from storage.orders import OrderRepo, QuoteRepo
+from storage.routing import RoutingRepo
 from storage.users import LedgerRepo
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class PurchaseFailed(AppError):
 class Jobs(Protocol):
     """Scheduling, as the order service needs it (implemented with APScheduler)."""
 
-    def watch(self, order_id: int, deadline: int) -> None: ...
+    def watch(self, order_id: int, deadline: int, route: str | None = None) -> None: ...
 
     def retry_close(self, order_id: int, delay: float) -> None: ...
 
@@ -141,6 +142,18 @@ class OrderService:
             user_id, route_key, service_id, country, offer.cost, price, self.quote_ttl
         )
         return await self.describe_quote(quote, offer.stock)
+
+    async def alternative(
+        self, user_id: int, service_id: int, country: str, failed_route: str
+    ) -> QuoteView | None:
+        """The next cheapest route in stock for the same choice, quoted; None if there is none."""
+        for choice in await self.catalog.route_choices(service_id, country):
+            if choice.route.key != failed_route and choice.stock > 0:
+                try:
+                    return await self.quote(user_id, choice.route.key, service_id, country)
+                except NoNumbers:
+                    continue
+        return None
 
     async def describe_quote(self, quote: Quote, stock: int = 0) -> QuoteView:
         service = await self.catalog.service(quote.service_id)
@@ -242,7 +255,7 @@ class OrderService:
                 phone=activation.phone,
                 deadline=deadline,
             )
-        self.jobs.watch(order_id, deadline)
+        self.jobs.watch(order_id, deadline, route.key)
         order = await self.orders.get(order_id)
         assert order is not None
         log.info("Order %s: number issued on %s", order_id, route.key)
@@ -522,6 +535,20 @@ class OrderService:
             await self.notifier.order_closed(closed, refunded)
         return refunded
 
+    async def upstream_push(
+        self, route_key: str, event_key: str, activation_id: str, routing: RoutingRepo
+    ) -> bool:
+        """An upstream says an SMS arrived (a webhook). Stored once, confirmed with a status
+        call, then delivered; False when the event is a duplicate or not ours."""
+        if not await routing.record_event(route_key, event_key, activation_id):
+            return False
+        order_id = await routing.order_by_activation(route_key, activation_id)
+        if order_id is None:
+            log.info("Push for unknown activation on %s", route_key)
+            return False
+        await self.poll(order_id)  # the status call is the proof; a forged push finds nothing
+        return True
+
     # -- restart ---------------------------------------------------------------------------------
 
     async def recover(self) -> None:
@@ -541,7 +568,7 @@ class OrderService:
                 assert failed is not None
                 await self.notifier.order_closed(failed, order.price)
                 continue
-            self.jobs.watch(order.id, order.deadline or int(time.time()))
+            self.jobs.watch(order.id, order.deadline or int(time.time()), order.route)
         await self.sweep_codes()
 
     async def sweep_codes(self) -> None:
