@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.money import Currency
@@ -30,7 +32,7 @@ from bot.services.pricing import Pricing
 from bot.services.sms import SmsService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
-from bot.web import WebServer, sms_report_handler
+from bot.web import WebServer, papsms_webhook_handler, sms_report_handler
 from handlers import build_router
 from handlers.admin import ADMIN_COMMANDS
 from handlers.common import InFlight
@@ -73,14 +75,14 @@ class App:
     in_flight: InFlight
     notifier: TelegramNotifier
     sms: SmsService | None = None
-    web: WebServer | None = None
+    webs: list[WebServer] = field(default_factory=list)
     closed: bool = field(default=False)
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
         self.jobs.start()
-        if self.web is not None:
-            await self.web.start()
+        for web in self.webs:
+            await web.start()
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
@@ -135,8 +137,8 @@ class App:
             await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
-        if self.web is not None:
-            await self.web.stop()
+        for web in self.webs:
+            await web.stop()
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -154,7 +156,7 @@ async def build_app(settings: Settings) -> App:
         headers={"User-Agent": "numbot/0.1"},
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
     )
-    routes, budgets = build_routes(settings, http)
+    routes, budgets, intervals = build_routes(settings, http)
     currency = Currency.of(settings.currency)
     routing = RoutingRepo(db)
     pricing = Pricing(currency, settings.markup_percent, routing)
@@ -171,7 +173,7 @@ async def build_app(settings: Settings) -> App:
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
     notifier = TelegramNotifier(bot, users, catalog, currency, settings.admin_ids)
-    jobs = OrderJobs(settings.poll_interval_seconds)
+    jobs = OrderJobs(settings.poll_interval_seconds, intervals)
     orders = OrderService(
         db=db,
         quotes=QuoteRepo(db),
@@ -188,7 +190,27 @@ async def build_app(settings: Settings) -> App:
     notifier.order_codes = orders.codes
     jobs.bind(orders)
     admin = AdminService(UserRepo(db), OrderRepo(db), routes)
-    sms, web = _build_sms(settings, db, http, ledger, currency, jobs, notifier, budgets)
+    servers: dict[int, WebServer] = {}
+
+    def server(host: str, port: int) -> WebServer:
+        """One callback server per port: SMSPM reports and PapSMS webhooks may share one."""
+        if port not in servers:
+            servers[port] = WebServer(host, port)
+        return servers[port]
+
+    sms = _build_sms(settings, db, http, ledger, currency, jobs, notifier, budgets, server)
+    if "papsms" in routes and settings.papsms_webhook_port is not None:
+        secret = (
+            settings.papsms_webhook_secret.get_secret_value()
+            if settings.papsms_webhook_secret
+            else _derived_secret("numbot-papsms-webhook", settings.papsms_api_key)
+        )
+        hook = server(settings.papsms_webhook_host, settings.papsms_webhook_port)
+        hook.add(
+            "POST",
+            "/papsms/webhook/{secret}",
+            papsms_webhook_handler(orders, routing, secret, hook),
+        )
 
     dp = Dispatcher(
         storage=SQLiteStorage(db),
@@ -224,7 +246,7 @@ async def build_app(settings: Settings) -> App:
         in_flight,
         notifier,
         sms,
-        web,
+        list(servers.values()),
     )
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
@@ -240,10 +262,11 @@ def _build_sms(
     jobs: OrderJobs,
     notifier: TelegramNotifier,
     budgets: list[RequestBudget],
-) -> tuple[SmsService | None, WebServer | None]:
+    server: Callable[[str, int], WebServer],
+) -> SmsService | None:
     """Outbound SMS through SMSPM, offered when hash and token are set."""
     if settings.smspm_hash is None or settings.smspm_token is None:
-        return None, None
+        return None
     token = settings.smspm_token.get_secret_value()
     budget = RequestBudget(settings.smspm_rate_limit)
     budgets.append(budget)
@@ -254,7 +277,7 @@ def _build_sms(
     secret = (
         settings.smspm_report_secret.get_secret_value()
         if settings.smspm_report_secret
-        else hashlib.sha256(b"numbot-smspm-report:" + token.encode()).hexdigest()[:32]
+        else _derived_secret("numbot-smspm-report", settings.smspm_token)
     )
     path = f"/smspm/report/{secret}"
     report_url = (
@@ -280,10 +303,16 @@ def _build_sms(
         notifier=notifier,
     )
     sms_jobs.bind(sms)
-    web = None
     if settings.smspm_report_port is not None:
-        web = WebServer(settings.smspm_report_host, settings.smspm_report_port)
+        web = server(settings.smspm_report_host, settings.smspm_report_port)
         handler = sms_report_handler(sms, secret)
         web.add("POST", "/smspm/report/{secret}", handler)
         web.add("GET", "/smspm/report/{secret}", handler)
-    return sms, web
+    return sms
+
+
+def _derived_secret(purpose: str, key: SecretStr | None) -> str:
+    """A path secret that outlives restarts (callbacks for earlier work still use it)."""
+    assert key is not None
+    material = f"{purpose}:{key.get_secret_value()}".encode()
+    return hashlib.sha256(material).hexdigest()[:32]

@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     smspm_report_secret: SecretStr | None = None
     smspm_report_base_url: str | None = None
 
+    smspool_api_key: SecretStr | None = None
+    smspool_base_url: str = "https://api.smspool.net"
+    smspool_rate: Decimal = Field(default=Decimal(1), gt=0)
+    smspool_rate_limit: int = Field(default=120, gt=0)
+
+    spotsms_api_key: SecretStr | None = None
+    spotsms_base_url: str = "https://spotsms.com/api-data.php"
+    spotsms_rate: Decimal = Field(default=Decimal(1), gt=0)
+    spotsms_rate_limit: int = Field(default=60, gt=0)
+
+    papsms_api_key: SecretStr | None = None
+    papsms_base_url: str = "https://papsms.com/api/v1"
+    papsms_rate: Decimal = Field(default=Decimal(1), gt=0)
+    papsms_rate_limit: int = Field(default=60, gt=0)
+    papsms_poll_seconds: float = Field(default=30.0, gt=0)
+    papsms_webhook_port: int | None = Field(default=None, ge=0, le=65535)
+    papsms_webhook_host: str = "0.0.0.0"
+    papsms_webhook_secret: SecretStr | None = None
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
@@ -106,7 +125,14 @@ class Settings(BaseSettings):
             raise ValueError("MARKUP_PERCENT must be between 0 and 1000")
         return value
 
-    @field_validator("telegram_api_url", "smspalm_base_url", "smspm_base_url")
+    @field_validator(
+        "telegram_api_url",
+        "smspalm_base_url",
+        "smspm_base_url",
+        "smspool_base_url",
+        "spotsms_base_url",
+        "papsms_base_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -136,6 +162,10 @@ class Settings(BaseSettings):
             self.smspm_token,
             self.smspm_hash,
             self.smspm_report_secret,
+            self.smspool_api_key,
+            self.spotsms_api_key,
+            self.papsms_api_key,
+            self.papsms_webhook_secret,
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())

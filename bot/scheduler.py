@@ -32,8 +32,11 @@ def _at(seconds_from_now: float) -> datetime:
 class OrderJobs:
     """Implements `bot.services.orders.Jobs` with an AsyncIOScheduler."""
 
-    def __init__(self, poll_interval: float) -> None:
+    def __init__(
+        self, poll_interval: float, route_intervals: dict[str, float] | None = None
+    ) -> None:
         self.poll_interval = poll_interval
+        self.route_intervals = route_intervals or {}
         # misfire_grace_time=None: a late one-shot job still runs (the default 1 s drops it).
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -91,7 +94,7 @@ class OrderJobs:
     ) -> None:
         """A periodic job (catalog refresh, sweeper)."""
         self.scheduler.add_job(
-            self._guarded(job_id, func),
+            self._tracked(self._guarded(job_id, func)),
             "interval",
             seconds=seconds,
             id=job_id,
@@ -123,7 +126,7 @@ class OrderJobs:
 
     def _schedule_poll(self, order_id: int, delay: float) -> None:
         self.scheduler.add_job(
-            self._poll,
+            self._tracked(self._poll),
             "date",
             run_date=_at(delay),
             args=(order_id,),
@@ -133,7 +136,7 @@ class OrderJobs:
 
     def _schedule_deadline(self, order_id: int, delay: float) -> None:
         self.scheduler.add_job(
-            self._deadline,
+            self._tracked(self._deadline),
             "date",
             run_date=_at(delay),
             args=(order_id,),
@@ -155,9 +158,7 @@ class OrderJobs:
     def _interval(self, order_id: int) -> float:
         """The route's own poll interval (a push-capable route polls slowly), else the default."""
         route_key = self._route_of.get(order_id)
-        route = self.orders.catalog.routes.get(route_key) if route_key else None
-        interval = getattr(route, "poll_interval", None)
-        return float(interval) if interval else self.poll_interval
+        return self.route_intervals.get(route_key or "", self.poll_interval)
 
     async def _deadline(self, order_id: int) -> None:
         try:

@@ -6,15 +6,20 @@ Handlers store the event and return at once; Telegram edits happen later in a ba
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
 
+from bot.providers.papsms import parse_webhook
 from bot.providers.smspm import parse_report
+from bot.services.orders import OrderService
 from bot.services.sms import SmsService
+from storage.routing import RoutingRepo
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +60,47 @@ def sms_report_handler(sms: SmsService, secret: str) -> Any:
     return handle
 
 
+def papsms_webhook_handler(
+    orders: OrderService, routing: RoutingRepo, secret: str, server: WebServer
+) -> Any:
+    """Answers at once; the event is stored once, then confirmed by a status call and delivered
+    in the background. A forged or replayed webhook changes nothing."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+            return web.Response(status=404, text="not found")
+        try:
+            event = parse_webhook(await _payload(request))
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="bad webhook")
+        order_id = await orders.record_push(
+            "papsms", event.event_key, event.activation_id, routing
+        )
+        if order_id is not None:
+            server.spawn(orders.poll(order_id))
+        return web.Response(text="ok")
+
+    return handle
+
+
 class WebServer:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run work after answering the caller; awaited at stop."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Callback work failed", exc_info=task.exception())
 
     def add(self, method: str, path: str, handler: Any) -> None:
         self.app.router.add_route(method, path, handler)
@@ -76,6 +116,8 @@ class WebServer:
         log.info("Callback endpoint listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

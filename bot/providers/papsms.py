@@ -31,19 +31,23 @@ ASSUMED, because the doc is silent (each one is a guess until the real API confi
 * Errors. Not documented; we read `{"success": false, "error": {"code", "message"}}`,
   `{"success": false, "error": "..."}` and `{"success": false, "message": "..."}`. The body is
   judged before the HTTP status: first the error code (exact table, normalised to snake case),
-  then keywords in the code and message (no numbers / out of stock -> NoNumbers, insufficient
-  balance -> UpstreamNoBalance, unauthorized / invalid key -> BadKey, too early -> EarlyCancel-
-  Denied, unknown service -> BadService, unknown country -> NoNumbers, invalid status / already
-  used -> BadStatus, rate limited -> RateLimited, not found -> NoActivation but only on
-  status/finish), then the HTTP status (401, or 403 with a JSON error -> BadKey; 402 ->
-  UpstreamNoBalance; 404 with a JSON error on status/finish -> NoActivation; 429 ->
-  RateLimited). Anything else, non-JSON bodies and HTML pages included, is UpstreamUnavailable.
+  then keywords in the code and message, then the HTTP status:
+
+  - no numbers / out of stock / unknown country -> NoNumbers; insufficient balance or HTTP 402
+    -> UpstreamNoBalance; unauthorized / invalid key, HTTP 401 (any body) or 403 with a JSON
+    error -> BadKey; too early -> EarlyCancelDenied; unknown service -> BadService; invalid
+    status / already used -> BadStatus; rate limited or HTTP 429 -> RateLimited;
+  - not found / expired, or HTTP 404 with a JSON error -> NoActivation, but only on status and
+    finish (an HTML 404 page there is UpstreamUnavailable: the order would be refunded on it);
+  - anything else, non-JSON bodies and HTML pages included, is UpstreamUnavailable.
+
   A `success: true` body is trusted whatever its HTTP status.
-* Finishing twice. `finish {"status": "cancelled"}` answered "already cancelled" (and
+* Finish and status. `finish {"status": "cancelled"}` answered "already cancelled" (and
   "completed" answered "already completed/finished") counts as done: the activation is where
-  we wanted it, so a retried finish is harmless. Other statuses after finish: `completed` with
-  an SMS reads as CODE; `cancelled`, `canceled` and `expired` as CANCELLED; any other status,
-  or `received` without `sms.code`, is UpstreamUnavailable. Status words ignore case.
+  we wanted it, so a retried finish is harmless. Status words ignore case: `completed` with an
+  SMS reads as CODE (a poll racing a finish); `cancelled`, `canceled` and `expired` as
+  CANCELLED; any other status, or `received` without `sms.code`, is UpstreamUnavailable. The
+  activation id is percent-escaped in the path.
 * Retries. Reads, status and finish (idempotent) are retried after the `backoff` delays on
   HTTP 429, on 5xx and on network errors, then the last error is raised (RateLimited after 429s).
   `Retry-After` is not read. A purchase is NEVER retried: 429 is RateLimited (nothing bought);

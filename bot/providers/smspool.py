@@ -35,8 +35,8 @@ Values
 * `request/suggested_countries` gives no stock: a listed country has a conventional stock of
   100 (`LISTED_STOCK`). A country listed twice (two pools) keeps its cheapest price, since we
   buy with pricing_option=1 (cheapest).
-* countries(): `iso` is `short_name` when it is two letters (the fake and real SMSPool give it;
-  the doc's sample does not), else None.
+* countries(): `iso` is `short_name` when the endpoint gives a two-letter one (the doc's sample
+  does not; request/active and suggested_countries do), else None.
 * SMSPool has no `ref` parameter: `buy(ref=...)` is not sent. `pool` is not sent either (the
   doc: an empty pool selects a suitable one).
 
@@ -68,14 +68,17 @@ Purchase reconciliation
   it from another buy, and it was created at or after the purchase's start minus 60 s. Exactly
   one match is returned; two or more, or none after the last attempt, raise
   PurchaseOutcomeUnknown. A concurrent purchase of the same service and country on this route
-  makes a match ambiguous, so it also raises at once.
+  makes a match ambiguous, so it also raises at once; so does a lost purchase of the same
+  offer whose reconciliation failed within the last 60 s (its order may land any moment).
+* The first attempt that sees any match decides. An order bought with the same key by
+  someone else (another process, the website) within the window, while ours never landed,
+  cannot be told from ours: matching lives in one process, and the claimed set forgets ids
+  beyond the newest 1000.
 * Creation time: the `timestamp` ("2022-05-24 21:20:07") has no time zone, and the doc's own
   sample is not UTC (its `expiry` 1653420607 is 19:30:07 UTC, ten minutes after 21:20:07 at
   UTC+2). The route learns the zone's offset from its own purchases as they appear in
   request/active (rounded to 15 minutes); until then it uses `expiry` minus the lifetime of
   the last purchase (`expires_in`, 600 s by default, as the doc's samples suggest).
-* This matching lives in one process: another process buying with the same key at the same
-  moment could be mistaken for ours. The claimed set forgets ids beyond the newest 1000.
 """
 
 from __future__ import annotations
@@ -671,9 +674,11 @@ class SMSPoolRoute:
         self._country_isos: dict[str, str] = {}
         self._claimed: OrderedDict[str, None] = OrderedDict()
         self._bought_at: OrderedDict[str, float] = OrderedDict()  # order -> time.time()
+        self._bought_mono: OrderedDict[str, float] = OrderedDict()  # order -> monotonic
         self._last_codes: OrderedDict[str, str] = OrderedDict()
         self._retrying: OrderedDict[str, str | None] = OrderedDict()  # order -> code before
-        self._buying: dict[tuple[str, str], int] = {}
+        self._buying: dict[tuple[str, str], int] = {}  # purchases in flight per offer
+        self._unresolved: dict[tuple[str, str], float] = {}  # offer -> last failed reconcile
         self._timestamp_offset: float | None = None  # upstream wall clock minus UTC, seconds
         self._lifetime = DEFAULT_LIFETIME
 
@@ -729,12 +734,27 @@ class SMSPoolRoute:
             self._lifetime = float(purchase.expires_in)
         self._claim(purchase.order_id)
         _remember(self._bought_at, purchase.order_id, time.time())
+        _remember(self._bought_mono, purchase.order_id, time.monotonic())
         return Activation(purchase.order_id, purchase.number)
 
     def _claim(self, order_id: str) -> None:
         _remember(self._claimed, order_id, None)
 
     async def _reconcile(
+        self, service_code: str, country: CountryRef, started: float, cause: ProviderError
+    ) -> Activation:
+        offer = (service_code, country.upstream_id)
+        unresolved = self._unresolved.get(offer)
+        if unresolved is not None and unresolved >= started - RECONCILE_SLACK:
+            # That purchase's order may land now and would look just like ours.
+            raise PurchaseOutcomeUnknown(f"{cause}; an earlier lost purchase is unresolved")
+        try:
+            return await self._find(service_code, country, started, cause)
+        except PurchaseOutcomeUnknown:
+            self._unresolved[offer] = time.time()
+            raise
+
+    async def _find(
         self, service_code: str, country: CountryRef, started: float, cause: ProviderError
     ) -> Activation:
         services = await self._names_of(service_code)
@@ -815,6 +835,11 @@ class SMSPoolRoute:
             time.monotonic() - self.snapshot_max_age, Priority.POLL, join_older=True
         )
         order = snapshot.orders.get(activation_id)
+        bought = self._bought_mono.get(activation_id)
+        if order is None and bought is not None and snapshot.started_at < bought:
+            # Bought after that snapshot began: wait for the next shared one, not a check.
+            snapshot = await self._active(bought, Priority.POLL)
+            order = snapshot.orders.get(activation_id)
         if order is not None:
             status = self._from_active(order)
             if status is not None:

@@ -535,19 +535,19 @@ class OrderService:
             await self.notifier.order_closed(closed, refunded)
         return refunded
 
-    async def upstream_push(
+    async def record_push(
         self, route_key: str, event_key: str, activation_id: str, routing: RoutingRepo
-    ) -> bool:
-        """An upstream says an SMS arrived (a webhook). Stored once, confirmed with a status
-        call, then delivered; False when the event is a duplicate or not ours."""
-        if not await routing.record_event(route_key, event_key, activation_id):
-            return False
+    ) -> int | None:
+        """An upstream says an SMS arrived (a webhook): store the event once and return the
+        order to check. The caller then runs `poll(order)`: its status call is the proof, so a
+        push naming someone else's activation, or a code that did not come, changes nothing."""
         order_id = await routing.order_by_activation(route_key, activation_id)
         if order_id is None:
-            log.info("Push for unknown activation on %s", route_key)
-            return False
-        await self.poll(order_id)  # the status call is the proof; a forged push finds nothing
-        return True
+            log.info("Push for an unknown activation on %s", route_key)
+            return None
+        if not await routing.record_event(route_key, event_key, activation_id):
+            return None  # delivered twice: handled the first time
+        return order_id
 
     # -- restart ---------------------------------------------------------------------------------
 

@@ -1,0 +1,698 @@
+"""In-process fake of the SMSPool API, served over real HTTP on 127.0.0.1.
+
+The protocol follows ``/work/shared/upstream-docs/smspool.txt`` (the only source of truth): one
+path per endpoint under the base URL (``/purchase/sms``, ``/sms/check``...), JSON answers in
+the doc's shapes, failures as HTTP 200 ``{"success":0,"message":...}``.
+
+Choices made where the document is silent:
+
+Transport
+    * ``GET`` and ``POST`` are both served on every endpoint. Parameters are merged from the
+      query string and an urlencoded/multipart form; the form wins on conflict.
+    * The key is checked only where the doc lists it (not on country/service retrieve_all nor
+      request/suggested_countries). A missing or wrong key answers HTTP 401 with the doc's
+      ``errors`` shape; its message carries HTML (``<b>Missing</b> or invalid param: key``),
+      as real 4xx answers may. purchase/sms lists every missing or invalid param (key, country,
+      service, max_price) the same way: HTTP 401 if the key is among them, else 400.
+    * Every answer is ``application/json`` except injected ones (guessed from the body).
+
+Request pipeline (in this order)
+    1. The request is recorded in :attr:`FakeSMSPool.requests` (``key`` removed).
+    2. Rate limit: a sliding window of ``window_seconds`` per ``key`` value (empty for keyless
+       calls), across all paths. Over the limit -> HTTP 429 ``{"success":0,"message":"Too
+       many requests"}``; rejected requests do not enter the window nor consume a
+       ``fail_next``/``delay_next`` entry, and are counted in :attr:`rejected_429`.
+    3. ``delay_next`` sleeps; the rest runs in a task shielded from client disconnects, so a
+       delayed purchase still takes effect after the client gave up.
+    4. ``fail_next`` answers the injected body/status instead: the action does not happen.
+    5. The endpoint itself.
+
+Catalog
+    * Countries carry ``short_name`` (ISO alpha-2); the doc's sample omits it, SMSPool gives it.
+    * ``country`` may be an ID or a short_name (any case); ``service`` an ID or a name (any
+      case). Given to service/retrieve_all, ``country`` keeps the services priced there; given to
+      country/retrieve_all, it keeps that country.
+    * request/price answers a price even when stock is 0; "No price was found for this
+      query." only when no row exists. Prices are strings with two decimals.
+    * request/suggested_countries lists the service's rows with stock > 0 in catalog order,
+      ``country_id`` and ``pool`` as numbers (as in the doc); a missing service answers
+      "Fill in all params!", an unknown one ``[]``.
+
+Orders
+    * purchase/sms checks, in order: params; no price row -> "This service is not available
+      for this country."; stock 0, or price above ``max_price`` -> "This country is currently
+      not available for this service, please try the following countries: " (the pool search
+      finds nothing); price above balance -> "Insufficient balance, the price is: X while you
+      only have: Y". Then it charges, takes one from stock and answers the doc's success
+      shape. ``pool`` and ``pricing_option`` are recorded, not used.
+    * Order ids are 7 random upper-case letters; numbers are the country's dialling code plus
+      random digits; ``phonenumber`` in request/active is the purchase's ``number``.
+    * Lifetime ``lifetime_seconds`` (600); ``expires_in`` is the whole seconds left (599).
+      ``timestamp`` is wall-clock time at UTC+``timestamp_utc_offset_hours`` (2, which is what
+      the doc's sample implies: its timestamp is 21:20:07 and its expiry 19:30:07 UTC);
+      ``expiry`` and ``expiration`` are Unix seconds.
+    * Expiry (lazily at each request, or :meth:`expire`): a waiting order becomes 2 expired and
+      is refunded (the doc: orders without an SMS are refunded automatically); an order with a
+      code leaves request/active, a resend one falls back to 3.
+    * sms/cancel succeeds only on a waiting order (status 1) at least
+      ``too_early_cancel_seconds`` old: it becomes 5 cancelled and is refunded. Anything else
+      (too early, a code received, already closed) answers the doc's bare ``{"success":0}``;
+      an unknown order answers sms/check's "We could not find this order!".
+    * sms/resend needs a received code (status 3): the order becomes 4 resend and keeps its
+      last code. Otherwise: "Phonenumber could not be requested again, try later again."
+    * sms/check in 4 shows the doc's shape (no ``sms``). Status 6 refunded is never reached by
+      itself; set ``order.status`` to use it.
+    * request/active lists unexpired orders in 1, 3 or 4, oldest first: ``code``/``full_code``
+      are "0" until an SMS arrives, then the last SMS (kept during a resend); ``status`` is
+      "pending" for 1 and 4, "completed" for 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import string
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+PATHS = (
+    "country/retrieve_all",
+    "service/retrieve_all",
+    "request/balance",
+    "request/price",
+    "request/suggested_countries",
+    "purchase/sms",
+    "sms/check",
+    "sms/resend",
+    "sms/cancel",
+    "request/active",
+)
+KEYLESS = frozenset(
+    {"country/retrieve_all", "service/retrieve_all", "request/suggested_countries"}
+)
+
+PENDING, EXPIRED, CODE, RESEND, CANCELLED, REFUNDED = range(1, 7)
+CHECK_MESSAGES = {
+    PENDING: "pending",
+    EXPIRED: "expired",
+    RESEND: "resend",
+    CANCELLED: "cancelled",
+    REFUNDED: "refunded",
+}
+CLOSED = frozenset({EXPIRED, CANCELLED, REFUNDED})
+
+FILL_IN_ALL_PARAMS = "Fill in all params!"
+NO_PRICE = "No price was found for this query."
+NOT_FOR_COUNTRY = "This service is not available for this country."
+COUNTRY_UNAVAILABLE = (
+    "This country is currently not available for this service, please try the following "
+    "countries: "
+)
+ORDER_NOT_FOUND = "We could not find this order!"
+RESEND_OK = "Number has been requested again"
+RESEND_REFUSED = "Phonenumber could not be requested again, try later again."
+TOO_MANY_REQUESTS = "Too many requests"
+KEY_DESCRIPTION = "Your API key which can be found on your settings page at /my/settings"
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+APPLICATION_JSON = "application/json"
+TEXT_HTML = "text/html"
+TEXT_PLAIN = "text/plain"
+
+DIALLING = {"1": ("1201", 7), "2": ("447", 9), "3": ("91", 10), "4": ("62", 10), "5": ("1604", 7)}
+
+_T = TypeVar("_T")
+
+
+def default_countries() -> list[dict[str, str]]:
+    return [
+        {"ID": "1", "name": "United States", "region": "Americas", "short_name": "US"},
+        {"ID": "2", "name": "United Kingdom", "region": "Europe", "short_name": "GB"},
+        {"ID": "3", "name": "India", "region": "Asia", "short_name": "IN"},
+        {"ID": "4", "name": "Indonesia", "region": "Asia", "short_name": "ID"},
+        {"ID": "5", "name": "Canada", "region": "Americas", "short_name": "CA"},
+    ]
+
+
+def default_services() -> list[dict[str, str]]:
+    return [
+        {"ID": "1012", "name": "WhatsApp"},
+        {"ID": "1011", "name": "Telegram"},
+        {"ID": "395", "name": "Google"},
+        {"ID": "828", "name": "Instagram"},
+    ]
+
+
+@dataclass
+class PriceRow:
+    price: Decimal
+    stock: int
+    pool: int
+
+
+def default_prices() -> dict[tuple[str, str], PriceRow]:
+    """(service ID, country ID) -> price (USD), stock and pool."""
+    rows = [
+        ("1012", "1", "0.31", 50, 1),
+        ("1012", "2", "0.10", 20, 7),
+        ("1012", "3", "0.15", 0, 3),
+        ("1012", "4", "0.12", 40, 5),
+        ("1011", "1", "0.45", 30, 1),
+        ("1011", "3", "0.12", 100, 3),
+        ("395", "2", "0.20", 5, 7),
+        ("395", "5", "0.55", 8, 2),
+    ]
+    return {(s, c): PriceRow(Decimal(p), stock, pool) for s, c, p, stock, pool in rows}
+
+
+@dataclass
+class Order:
+    """One purchased number as the fake stores it."""
+
+    order_id: str
+    number: str
+    service_id: str
+    service_name: str
+    country_id: str
+    country_name: str
+    short_name: str
+    cost: Decimal
+    pool: int
+    created_at: float  # time.time()
+    expires_at: float
+    status: int = PENDING
+    sms: str | None = None
+    full_sms: str | None = None
+    expired: bool = False  # past its lifetime: no longer in request/active
+
+
+@dataclass
+class Request:
+    """One received request. ``http_status``/``body`` stay ``None`` while it is in flight."""
+
+    path: str
+    params: dict[str, str]
+    at: float
+    method: str = "POST"
+    http_status: int | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    body: str
+    http_status: int = 200
+    content_type: str = APPLICATION_JSON
+
+
+def reply(data: Any, http_status: int = 200) -> Reply:
+    return Reply(json.dumps(data), http_status)
+
+
+def failure(message: str) -> Reply:
+    return reply({"success": 0, "message": message})
+
+
+def guess_content_type(body: str) -> str:
+    stripped = body.lstrip()
+    if stripped.startswith("<"):
+        return TEXT_HTML
+    if stripped.startswith(("{", "[")):
+        return APPLICATION_JSON
+    return TEXT_PLAIN
+
+
+def money(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+class FakeSMSPool:
+    """A fake SMSPool on ``127.0.0.1`` with an ephemeral port; see the module docstring."""
+
+    def __init__(
+        self,
+        api_key: str = "pool-test-key",
+        rate_limit: int | None = None,
+        window_seconds: float = 60.0,
+        seed: int | None = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.rate_limit = rate_limit
+        self.window_seconds = window_seconds
+        self.balance = Decimal("100.00")
+        self.countries: list[dict[str, str]] = default_countries()
+        self.services: list[dict[str, str]] = default_services()
+        self.prices: dict[tuple[str, str], PriceRow] = default_prices()
+        self.orders: dict[str, Order] = {}
+        self.requests: list[Request] = []
+        self.rejected_429 = 0
+        self.too_early_cancel_seconds = 0.0
+        self.lifetime_seconds = 600.0
+        self.timestamp_utc_offset_hours = 2.0
+        self._random = random.Random(seed)
+        self._failures: dict[str, deque[Reply]] = {}
+        self._delays: dict[str, deque[float]] = {}
+        self._windows: dict[str, deque[float]] = {}
+        self._inflight: set[asyncio.Task[Reply]] = set()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._handlers: dict[str, Callable[[dict[str, str]], Reply]] = {
+            "country/retrieve_all": self._countries,
+            "service/retrieve_all": self._services,
+            "request/balance": self._balance,
+            "request/price": self._price,
+            "request/suggested_countries": self._suggested,
+            "purchase/sms": self._purchase,
+            "sms/check": self._check,
+            "sms/resend": self._resend,
+            "sms/cancel": self._cancel,
+            "request/active": self._active,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("FakeSMSPool is already started")
+        app = web.Application()
+        for path in PATHS:
+            app.router.add_route("GET", f"/{path}", self._handle)
+            app.router.add_route("POST", f"/{path}", self._handle)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop serving; still-delayed requests are cancelled."""
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight))
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner = None
+        self._port = None
+
+    async def __aenter__(self) -> FakeSMSPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (only after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("FakeSMSPool is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    # ------------------------------------------------------------------ test hooks
+
+    def fail_next(
+        self,
+        path: str,
+        body: str | dict[str, Any] | list[Any],
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests of ``path`` with ``body`` (a dict/list is JSON).
+
+        The action does not take effect.
+        """
+        text = body if isinstance(body, str) else json.dumps(body)
+        injected = Reply(text, http_status, content_type or guess_content_type(text))
+        self._failures.setdefault(_path(path), deque()).extend([injected] * times)
+
+    def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
+        """Delay the next ``times`` requests of ``path``; the action still happens afterwards."""
+        self._delays.setdefault(_path(path), deque()).extend([seconds] * times)
+
+    def deliver_code(self, order_id: str, code: str, full_sms: str | None = None) -> None:
+        """An SMS arrives: the order shows status 3 with ``code`` (``full_sms`` as its text).
+
+        Raises ``KeyError`` for an unknown order, ``ValueError`` for a closed or expired one.
+        """
+        order = self.orders[order_id]
+        self._refresh(order)
+        if order.status in CLOSED or order.expired:
+            raise ValueError(f"order {order_id} is closed")
+        order.status = CODE
+        order.sms = code
+        order.full_sms = full_sms if full_sms is not None else f"Your code is {code}"
+
+    def expire(self, order_id: str) -> None:
+        """The order's lifetime ends now (see the module docstring)."""
+        order = self.orders[order_id]
+        if order.expired or order.status in CLOSED:
+            return
+        order.expired = True
+        order.expires_at = min(order.expires_at, time.time())
+        if order.status == PENDING:
+            order.status = EXPIRED
+            self.balance += order.cost
+        elif order.status == RESEND:
+            order.status = CODE
+
+    def place_order(self, service: str = "1012", country: str = "1") -> Order:
+        """Buy as purchase/sms would, without HTTP; ValueError carries a failure message."""
+        params = {"key": self.api_key, "service": service, "country": country}
+        answer = json.loads(self._purchase(params).body)
+        if answer.get("success") != 1:
+            raise ValueError(answer.get("message") or answer.get("errors"))
+        return self.orders[answer["order_id"]]
+
+    def count(self, path: str) -> int:
+        """Requests received for ``path`` (429-rejected and in-flight ones included)."""
+        wanted = _path(path)
+        return sum(1 for request in self.requests if request.path == wanted)
+
+    async def wait_idle(self) -> None:
+        """Wait until every delayed request has been processed."""
+        while self._inflight:
+            await asyncio.wait(list(self._inflight))
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        params: dict[str, str] = dict(request.query.items())
+        if request.method == "POST" and request.can_read_body:
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        path = _path(request.path)
+        record = Request(
+            path=path,
+            params={k: v for k, v in params.items() if k != "key"},
+            at=time.monotonic(),
+            method=request.method,
+        )
+        self.requests.append(record)
+        if not self._admit(params.get("key", "")):
+            self.rejected_429 += 1
+            answer = reply({"success": 0, "message": TOO_MANY_REQUESTS}, 429)
+        else:
+            answer = await self._process_shielded(path, params)
+        record.http_status = answer.http_status
+        record.body = answer.body
+        return web.Response(
+            text=answer.body, status=answer.http_status, content_type=answer.content_type
+        )
+
+    def _admit(self, key: str) -> bool:
+        if self.rate_limit is None:
+            return True
+        now = time.monotonic()
+        window = self._windows.setdefault(key, deque())
+        while window and now - window[0] >= self.window_seconds:
+            window.popleft()
+        if len(window) >= self.rate_limit:
+            return False
+        window.append(now)
+        return True
+
+    async def _process_shielded(self, path: str, params: dict[str, str]) -> Reply:
+        delay = _pop(self._delays, path)
+        task = asyncio.ensure_future(self._process(path, params, delay))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def _process(self, path: str, params: dict[str, str], delay: float | None) -> Reply:
+        if delay:
+            await asyncio.sleep(delay)
+        injected = _pop(self._failures, path)
+        if injected is not None:
+            return injected
+        if path not in KEYLESS and path != "purchase/sms" and not self._key_ok(params):
+            return self._param_errors(["key"])
+        for order in self.orders.values():
+            self._refresh(order)
+        return self._handlers[path](params)
+
+    def _key_ok(self, params: dict[str, str]) -> bool:
+        return params.get("key") == self.api_key
+
+    def _param_errors(self, names: list[str]) -> Reply:
+        errors: list[dict[str, str]] = []
+        for name in names:
+            error = {"message": f"<b>Missing</b> or invalid param: {name}"}
+            if name == "key":
+                error["description"] = KEY_DESCRIPTION
+            errors.append(error)
+        return reply({"success": 0, "errors": errors}, 401 if "key" in names else 400)
+
+    # ------------------------------------------------------------------ catalog
+
+    def _country(self, raw: str | None) -> dict[str, str] | None:
+        if not raw:
+            return None
+        for country in self.countries:
+            if raw == country["ID"] or raw.upper() == country["short_name"].upper():
+                return country
+        return None
+
+    def _service(self, raw: str | None) -> dict[str, str] | None:
+        if not raw:
+            return None
+        for service in self.services:
+            if raw == service["ID"] or raw.lower() == service["name"].lower():
+                return service
+        return None
+
+    def _countries(self, params: dict[str, str]) -> Reply:
+        if params.get("country"):
+            country = self._country(params["country"])
+            return reply([country] if country else [])
+        return reply(self.countries)
+
+    def _services(self, params: dict[str, str]) -> Reply:
+        if params.get("country"):
+            country = self._country(params["country"])
+            priced = {s for (s, c) in self.prices if country and c == country["ID"]}
+            return reply([s for s in self.services if s["ID"] in priced])
+        return reply(self.services)
+
+    def _balance(self, params: dict[str, str]) -> Reply:
+        return reply({"balance": money(self.balance)})
+
+    def _price(self, params: dict[str, str]) -> Reply:
+        if not params.get("country") or not params.get("service"):
+            return failure(FILL_IN_ALL_PARAMS)
+        row = self._row(params["service"], params["country"])
+        if row is None:
+            return reply({"success": 0, "message": NO_PRICE, "price": 0})
+        return reply({"price": money(row.price)})
+
+    def _row(self, service: str, country: str) -> PriceRow | None:
+        s, c = self._service(service), self._country(country)
+        return self.prices.get((s["ID"], c["ID"])) if s and c else None
+
+    def _suggested(self, params: dict[str, str]) -> Reply:
+        if not params.get("service"):
+            return failure(FILL_IN_ALL_PARAMS)
+        service = self._service(params["service"])
+        rows = []
+        for country in self.countries:
+            row = self.prices.get((service["ID"], country["ID"])) if service else None
+            if row is not None and row.stock > 0:
+                rows.append(
+                    {
+                        "pool": row.pool,
+                        "country_id": int(country["ID"]),
+                        "name": country["name"],
+                        "short_name": country["short_name"],
+                        "price": money(row.price),
+                    }
+                )
+        return reply(rows)
+
+    # ------------------------------------------------------------------ orders
+
+    def _purchase(self, params: dict[str, str]) -> Reply:
+        service, country = (
+            self._service(params.get("service")),
+            self._country(params.get("country")),
+        )
+        max_price = _decimal(params.get("max_price"))
+        missing = [
+            name
+            for name, bad in (
+                ("key", not self._key_ok(params)),
+                ("country", country is None),
+                ("service", service is None),
+                ("max_price", "max_price" in params and max_price is None),
+            )
+            if bad
+        ]
+        if missing or service is None or country is None:
+            return self._param_errors(missing)
+        row = self.prices.get((service["ID"], country["ID"]))
+        if row is None:
+            return failure(NOT_FOR_COUNTRY)
+        if row.stock <= 0 or (max_price is not None and row.price > max_price):
+            return failure(COUNTRY_UNAVAILABLE)
+        if self.balance < row.price:
+            return failure(
+                f"Insufficient balance, the price is: {money(row.price)} while you only have: "
+                f"{money(self.balance)}"
+            )
+        self.balance -= row.price
+        row.stock -= 1
+        now = time.time()
+        order = Order(
+            order_id=self._new_order_id(),
+            number=self._new_number(country["ID"]),
+            service_id=service["ID"],
+            service_name=service["name"],
+            country_id=country["ID"],
+            country_name=country["name"],
+            short_name=country["short_name"],
+            cost=row.price,
+            pool=row.pool,
+            created_at=now,
+            expires_at=now + self.lifetime_seconds,
+        )
+        self.orders[order.order_id] = order
+        return reply(
+            {
+                "success": 1,
+                "number": order.number,
+                "order_id": order.order_id,
+                "country": order.country_name,
+                "service": order.service_name,
+                "pool": order.pool,
+                "expires_in": int(order.expires_at - time.time()),
+                "message": "",
+            }
+        )
+
+    def _new_order_id(self) -> str:
+        while True:
+            order_id = "".join(self._random.choices(string.ascii_uppercase, k=7))
+            if order_id not in self.orders:
+                return order_id
+
+    def _new_number(self, country_id: str) -> str:
+        prefix, size = DIALLING.get(country_id, (country_id, 9))
+        return prefix + "".join(self._random.choices(string.digits, k=size))
+
+    def _refresh(self, order: Order) -> None:
+        if not order.expired and order.status not in CLOSED and time.time() >= order.expires_at:
+            self.expire(order.order_id)
+
+    def _order(self, params: dict[str, str]) -> Order | None:
+        return self.orders.get(params.get("orderid", ""))
+
+    def _check(self, params: dict[str, str]) -> Reply:
+        order = self._order(params)
+        if order is None:
+            return failure(ORDER_NOT_FOUND)
+        expiration = int(order.expires_at)
+        if order.status == CODE:
+            return reply(
+                {
+                    "status": CODE,
+                    "sms": order.sms,
+                    "full_sms": order.full_sms,
+                    "expiration": expiration,
+                }
+            )
+        return reply(
+            {
+                "status": order.status,
+                "message": CHECK_MESSAGES[order.status],
+                "resend": 0,
+                "expiration": expiration,
+            }
+        )
+
+    def _resend(self, params: dict[str, str]) -> Reply:
+        order = self._order(params)
+        if order is None:
+            return failure(ORDER_NOT_FOUND)
+        if order.status != CODE or order.expired:
+            return reply({"success": 0, "message": RESEND_REFUSED, "resend": 0})
+        order.status = RESEND
+        return reply({"success": 1, "message": RESEND_OK, "resend": 0})
+
+    def _cancel(self, params: dict[str, str]) -> Reply:
+        order = self._order(params)
+        if order is None:
+            return failure(ORDER_NOT_FOUND)
+        too_early = time.time() - order.created_at < self.too_early_cancel_seconds
+        if order.status != PENDING or too_early:
+            return reply({"success": 0})
+        order.status = CANCELLED
+        self.balance += order.cost
+        return reply({"success": 1})
+
+    def _active(self, params: dict[str, str]) -> Reply:
+        zone = timezone(timedelta(hours=self.timestamp_utc_offset_hours))
+        rows = []
+        live = (o for o in self.orders.values() if not o.expired and o.status not in CLOSED)
+        for order in sorted(live, key=lambda o: o.created_at):
+            created = datetime.fromtimestamp(order.created_at, zone)
+            rows.append(
+                {
+                    "timestamp": created.strftime(TIMESTAMP_FORMAT),
+                    "order_code": order.order_id,
+                    "phonenumber": order.number,
+                    "code": order.sms or "0",
+                    "full_code": order.full_sms or "0",
+                    "short_name": order.short_name,
+                    "service": order.service_name,
+                    "status": "completed" if order.status == CODE else "pending",
+                    "expiry": str(int(order.expires_at)),
+                }
+            )
+        return reply(rows)
+
+
+def _path(path: str) -> str:
+    return path.strip("/")
+
+
+def _decimal(raw: str | None) -> Decimal | None:
+    try:
+        value = Decimal(raw) if raw else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() else None
+
+
+def _pop(queues: dict[str, deque[_T]], path: str) -> _T | None:
+    queue = queues.get(path)
+    return queue.popleft() if queue else None
+
+
+__all__ = [
+    "COUNTRY_UNAVAILABLE",
+    "NOT_FOR_COUNTRY",
+    "ORDER_NOT_FOUND",
+    "PATHS",
+    "RESEND_REFUSED",
+    "FakeSMSPool",
+    "Order",
+    "PriceRow",
+    "Reply",
+    "Request",
+]
