@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import io
+import json
 import logging
 import math
 import pstats
@@ -94,3 +96,17 @@ def profile_report(profiler: cProfile.Profile, limit: int = 30) -> str:
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(limit)
     return out.getvalue()
+
+
+def add_summary_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--summary-json", type=Path, default=None, help="also write the headline figures here"
+    )
+
+
+def write_summary(path: Path | None, figures: dict[str, Any]) -> None:
+    """Headline figures for run_all (NaN is written as null)."""
+    if path is None:
+        return
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()}
+    path.write_text(json.dumps(clean))

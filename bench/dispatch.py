@@ -20,6 +20,9 @@ How
 
 Targets: >= 1,000 updates/s and p99 < 20 ms.
 
+With a fixed number of updates in flight the mean latency is about concurrency / throughput
+(Little's law), so a second, short run with one update at a time reports the service time.
+
 Run: ``python -m bench.dispatch [--updates 5000] [--concurrency 32] [--profile]``
 """
 
@@ -56,11 +59,13 @@ from aiogram.types import InputFile, Update
 
 from bench._common import (
     TOKEN,
+    add_summary_arg,
     install_log_counter,
     line,
     make_settings,
     percentile,
     profile_report,
+    write_summary,
 )
 from bot.app import App, build_app
 from handlers.callbacks import CountryCb, MenuCb, OrdersCb, ServiceCb, ServicesCb
@@ -105,11 +110,12 @@ class LocalSession(BaseSession):
             if prepared:
                 payload[key] = prepared
         result: Any
-        if isinstance(method, (SendMessage, EditMessageText)):
+        request: object = method  # narrowed below; `method` keeps its generic type
+        if isinstance(request, (SendMessage, EditMessageText)):
             result = self._message(payload)
-        elif isinstance(method, TRUE_METHODS):
-            if isinstance(method, AnswerCallbackQuery) and method.show_alert:
-                self.alerts[str(method.text)] += 1
+        elif isinstance(request, TRUE_METHODS):
+            if isinstance(request, AnswerCallbackQuery) and request.show_alert:
+                self.alerts[str(request.text)] += 1
             result = True
         else:
             raise NotImplementedError(f"LocalSession does not answer {name}")
@@ -301,46 +307,73 @@ def make_callbacks(
     return updates
 
 
+@dataclass
+class Phases:
+    registration: RunResult
+    measured: RunResult
+    serial: RunResult
+    session: LocalSession
+    mix: Mix
+    upstream_requests: int
+    profiler: cProfile.Profile | None
+
+
+async def run_phases(
+    args: argparse.Namespace, palm: FakeSMSPalm, database: Path, rng: random.Random
+) -> Phases:
+    """Registration, warm-up, the measured run and the one-at-a-time run, on a fresh app."""
+    settings = make_settings(
+        database,
+        smspalm_api_key=palm.api_key,
+        smspalm_base_url=palm.base_url,
+        smspalm_rate_limit=100_000,
+    )
+    app = await build_app(settings)
+    session = LocalSession()
+    bot = Bot(
+        TOKEN,
+        session=session,
+        default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True),
+    )
+    try:
+        await app.catalog.refresh()
+        mix = await build_mix(app)
+        upstream_before = len(palm.requests)
+        users = [100_000 + i for i in range(args.users)]
+        starts = [("start", start_update(i + 1, uid)) for i, uid in enumerate(users)]
+        registration = await run_updates(app, bot, starts, args.concurrency)
+        next_id = len(starts) + 1
+        warmup = make_callbacks(mix, users, args.warmup, next_id, rng)
+        await run_updates(app, bot, warmup, args.concurrency)
+        measured = make_callbacks(mix, users, args.updates, next_id + args.warmup, rng)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        result = await run_updates(app, bot, measured, args.concurrency)
+        if profiler is not None:
+            profiler.disable()
+        first_serial = next_id + args.warmup + args.updates
+        serial_updates = make_callbacks(mix, users, args.serial, first_serial, rng)
+        serial = await run_updates(app, bot, serial_updates, 1)
+        upstream = len(palm.requests) - upstream_before
+    finally:
+        await bot.session.close()
+        await app.close()
+    return Phases(registration, result, serial, session, mix, upstream, profiler)
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     logs = install_log_counter()
     rng = random.Random(args.seed)
     palm = FakeSMSPalm()
     await palm.start()
-    with tempfile.TemporaryDirectory(prefix="numbot-bench-") as tmp:
-        settings = make_settings(
-            Path(tmp) / "bot.db",
-            smspalm_api_key=palm.api_key,
-            smspalm_base_url=palm.base_url,
-            smspalm_rate_limit=100_000,
-        )
-        app = await build_app(settings)
-        session = LocalSession()
-        bot = Bot(TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
-        try:
-            await app.catalog.refresh()
-            mix = await build_mix(app)
-            upstream_before = len(palm.requests)
-            users = [100_000 + i for i in range(args.users)]
-            starts = [("start", start_update(i + 1, uid)) for i, uid in enumerate(users)]
-            registration = await run_updates(app, bot, starts, args.concurrency)
-            next_id = len(starts) + 1
-            warmup = make_callbacks(mix, users, args.warmup, next_id, rng)
-            await run_updates(app, bot, warmup, args.concurrency)
-            measured = make_callbacks(mix, users, args.updates, next_id + args.warmup, rng)
-            profiler = cProfile.Profile() if args.profile else None
-            if profiler is not None:
-                profiler.enable()
-            result = await run_updates(app, bot, measured, args.concurrency)
-            if profiler is not None:
-                profiler.disable()
-            first_serial = next_id + args.warmup + args.updates
-            serial_updates = make_callbacks(mix, users, args.serial, first_serial, rng)
-            serial = await run_updates(app, bot, serial_updates, 1)
-            upstream_during = len(palm.requests) - upstream_before
-        finally:
-            await bot.session.close()
-            await app.close()
-            await palm.stop()
+    try:
+        with tempfile.TemporaryDirectory(prefix="numbot-bench-") as tmp:
+            run = await run_phases(args, palm, Path(tmp) / "bot.db", rng)
+    finally:
+        await palm.stop()
+    registration, result, serial = run.registration, run.measured, run.serial
+    session, mix, profiler = run.session, run.mix, run.profiler
 
     throughput = len(result.latencies) / result.seconds
     p50, p95, p99 = (percentile(result.latencies, p) * 1000 for p in (50, 95, 99))
@@ -373,12 +406,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         line("service time, 1 in flight p50 / p99", f"{s50:.2f} / {s99:.2f} ms")
         + f"   ({len(serial.latencies)} updates, {len(serial.latencies) / serial.seconds:.0f}/s)"
     )
-    print("  per kind at concurrency (count, p50 / p99 ms):")
+    print(f"  per kind: count, p50 / p99 ms with {args.concurrency} in flight; p50 ms alone")
     for kind in mix.kinds:
         values = result.by_kind.get(kind, [])
+        alone = serial.by_kind.get(kind, [])
         print(
             f"    {kind:<10} {len(values):>5}  "
-            f"{percentile(values, 50) * 1000:6.2f} / {percentile(values, 99) * 1000:6.2f}"
+            f"{percentile(values, 50) * 1000:7.2f} / {percentile(values, 99) * 1000:7.2f}"
+            f"   {percentile(alone, 50) * 1000:6.2f}"
         )
     calls = ", ".join(f"{name}={count}" for name, count in sorted(session.calls.items()))
     print(f"  Bot API calls (whole run): {calls}")
@@ -388,7 +423,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     )
     for text, count in session.alerts.most_common(3):
         print(f"    {count} × alert {text!r}")
-    print(line("upstream requests during the run", f"{upstream_during}"))
+    print(line("upstream requests during the run", f"{run.upstream_requests}"))
     if logs.total:
         print(f"  warnings logged: {logs.total}")
         print("\n".join(logs.summary()))
@@ -412,11 +447,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serial", type=int, default=500, help="updates run one at a time")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile the measured run")
+    add_summary_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    asyncio.run(bench(parse_args(argv)))
+    args = parse_args(argv)
+    write_summary(args.summary_json, asyncio.run(bench(args)))
     return 0
 
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision
 
 _HUNDRED = Decimal(100)
+
+
+@lru_cache(maxsize=8192)
+def _format(code: str, exponent: int, minor: int) -> str:
+    # Babel takes tens of microseconds per call; menus format the same prices over and over.
+    return format_currency(
+        Decimal(minor).scaleb(-exponent), code, locale="en_US", currency_digits=True
+    )
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,7 @@ class Currency:
 
     def format(self, minor: int) -> str:
         """`1050` -> `$10.50`, with the currency's own decimals and symbol."""
-        return format_currency(
-            self.to_decimal(minor), self.code, locale="en_US", currency_digits=True
-        )
+        return _format(self.code, self.exponent, minor)
 
     def parse(self, text: str) -> int:
         """Parse a typed amount (`10`, `2.50`, `2,5`) into minor units.

@@ -45,6 +45,7 @@ class OrderJobs:
         self._orders: OrderService | None = None
         self._running: set[asyncio.Task[object]] = set()
         self._route_of: dict[int, str] = {}  # a cache for poll intervals; never a source of truth
+        self._polling: set[int] = set()  # orders whose poll is running right now
 
     def bind(self, orders: OrderService) -> None:
         self._orders = orders
@@ -122,7 +123,8 @@ class OrderJobs:
                 pass
 
     def is_watched(self, order_id: int) -> bool:
-        return self.scheduler.get_job(f"poll:{order_id}") is not None
+        # A running one-shot job has left the job store; the in-flight set covers that gap.
+        return order_id in self._polling or self.scheduler.get_job(f"poll:{order_id}") is not None
 
     def _schedule_poll(self, order_id: int, delay: float) -> None:
         self.scheduler.add_job(
@@ -132,6 +134,9 @@ class OrderJobs:
             args=(order_id,),
             id=f"poll:{order_id}",
             replace_existing=True,
+            # The next run is scheduled while this one is still finishing; with the default of
+            # one instance APScheduler would skip it and drop the job, and polling would stop.
+            max_instances=2,
         )
 
     def _schedule_deadline(self, order_id: int, delay: float) -> None:
@@ -145,12 +150,17 @@ class OrderJobs:
         )
 
     async def _poll(self, order_id: int) -> None:
+        if order_id in self._polling:
+            return  # a poll of this order is running; it schedules the next one
+        self._polling.add(order_id)
         started = time.monotonic()
         keep = True
         try:
             keep = await self.orders.poll(order_id)
         except Exception:
             log.exception("Poll of order %s crashed; will retry", order_id)
+        finally:
+            self._polling.discard(order_id)
         if keep and self.scheduler.running:
             elapsed = time.monotonic() - started
             self._schedule_poll(order_id, self._interval(order_id) - elapsed)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.money import Currency
 from bot.providers.base import Route
@@ -29,6 +28,39 @@ from storage.models import Country, Order, OrderStatus, Service
 from storage.sms import SmsSend
 
 
+class Rows:
+    """Rows of inline buttons. Like aiogram's InlineKeyboardBuilder for what we use, without
+    its deep copy on every add (which was a sixth of the CPU of a menu click)."""
+
+    def __init__(self) -> None:
+        self._rows: list[list[InlineKeyboardButton]] = []
+        self._pending: list[InlineKeyboardButton] = []
+
+    def add(self, *buttons: InlineKeyboardButton) -> None:
+        """Buttons to lay out with the next `adjust`."""
+        self._pending.extend(buttons)
+
+    def adjust(self, *sizes: int) -> None:
+        """Flow the added buttons into rows of these sizes; the last size repeats."""
+        pending, self._pending = self._pending, []
+        index = 0
+        while pending:
+            size = sizes[min(index, len(sizes) - 1)]
+            self._rows.append(pending[:size])
+            pending = pending[size:]
+            index += 1
+
+    def row(self, *buttons: InlineKeyboardButton) -> None:
+        """A row of its own (nothing when empty)."""
+        self.adjust(8)
+        if buttons:
+            self._rows.append(list(buttons))
+
+    def as_markup(self) -> InlineKeyboardMarkup:
+        self.adjust(8)
+        return InlineKeyboardMarkup(inline_keyboard=self._rows)
+
+
 def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
@@ -44,7 +76,7 @@ def pager(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[Inli
 
 
 def main_menu(sms_enabled: bool = False) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     builder.add(_button("📱 Buy a number", MenuCb(to="buy")))
     if sms_enabled:
         builder.add(_button("✉️ Send SMS", MenuCb(to="sms")))
@@ -62,7 +94,7 @@ def sms_cancel() -> InlineKeyboardMarkup:
 
 
 def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     if can_pay:
         builder.row(_button(f"✅ Send for {total}", SmsCb(sid=send_id, act="send")))
     else:
@@ -90,7 +122,7 @@ def services(
     recents: Sequence[tuple[Service, Country, str]] = (),
     route_titles: dict[str, str] | None = None,
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     if recents and not query and page.page == 0:
         service, country, route = recents[0]
         title = (route_titles or {}).get(route)
@@ -121,7 +153,7 @@ def services(
 def countries(
     service_id: int, page: Page[CountryChoice], currency: Currency
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     for choice in page.items:
         builder.row(
             _button(
@@ -137,7 +169,7 @@ def countries(
 def routes(
     service_id: int, country: str, choices: list[RouteChoice], currency: Currency
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     for choice in choices:
         text = render.route_button(choice, currency)
         data = (
@@ -153,7 +185,7 @@ def routes(
 def confirm(
     quote_id: int, service_id: int, country: str, can_pay: bool, price: str
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     if can_pay:
         builder.row(_button(f"✅ Pay {price}", QuoteCb(qid=quote_id)))
     else:
@@ -181,7 +213,7 @@ def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
 
 
 def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     if order.status is OrderStatus.NUMBER_ISSUED:
         builder.row(
             _button("🔄 Refresh", OrderCb(oid=order.id, act="refresh")),
@@ -201,7 +233,7 @@ def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
 def orders(
     items: list[Order], page: int, pages: int, sms_sends: Sequence[SmsSend] = ()
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Rows()
     for item in items:
         builder.add(_button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
     for send in sms_sends:

@@ -26,7 +26,8 @@ def build_start_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
     ) -> None:
-        await state.clear()  # any half-typed input (an SMS) is abandoned
+        if await state.get_state() is not None:
+            await state.clear()  # any half-typed input (an SMS) is abandoned
         await message.answer(
             render.main_menu(user.first_name, user.balance, currency, sandbox),
             reply_markup=keyboards.main_menu(sms_enabled),
@@ -45,7 +46,8 @@ def build_start_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
     ) -> None:
-        await state.clear()
+        if await state.get_state() is not None:
+            await state.clear()
         await answer(callback)
         await show(
             callback,

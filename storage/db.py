@@ -93,14 +93,14 @@ class Database:
                 await self._writer.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        assert self._reader is not None, "database is not connected"
-        async with self._reader.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        """One round trip to the SQLite thread, so no other read can interleave with this
+        statement and keep an old snapshot open (reads must see what was just committed)."""
         assert self._reader is not None, "database is not connected"
-        async with self._reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)

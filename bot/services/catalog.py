@@ -47,6 +47,7 @@ class RouteChoice:
 
 
 MIN_ORDERS_FOR_RATE = 10
+VIEW_EVERY = 60.0
 
 
 def service_slug(name: str) -> str:
@@ -77,6 +78,7 @@ class CatalogService:
         self.refresh_seconds = refresh_seconds
         self.per_page = per_page
         self._background: set[asyncio.Task[None]] = set()
+        self._viewed: dict[int, float] = {}
 
     async def live_routes(self) -> list[str]:
         return await self.repo.healthy_routes(list(self.routes))
@@ -158,7 +160,10 @@ class CatalogService:
         return choices
 
     async def _ensure_offers(self, routes: Sequence[str], service_id: int) -> None:
-        await self.repo.mark_viewed(routes, service_id)
+        if time.monotonic() - self._viewed.get(service_id, -VIEW_EVERY) >= VIEW_EVERY:
+            # Views only steer which prices refresh first: one write a minute is plenty.
+            self._viewed[service_id] = time.monotonic()
+            await self.repo.mark_viewed(routes, service_id)
         now = int(time.time())
         missing = []
         for route in routes:

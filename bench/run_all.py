@@ -1,0 +1,110 @@
+"""Run the three benchmarks one after another, each in its own process, and sum them up.
+
+Each benchmark prints its own report; this script then prints one compact table built from
+the headline figures each writes with ``--summary-json``. Separate processes keep the memory
+figures clean and give every benchmark a fresh event loop. Exit status is always 0.
+
+Run: ``python -m bench.run_all``
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench._common import verdict
+
+Row = tuple[str, str, str, bool | None]  # label, measured, target, met (None: no target)
+
+
+def _dispatch(s: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "dispatch throughput",
+            f"{s['throughput']:,.0f} upd/s",
+            ">= 1,000 upd/s",
+            s["throughput"] >= 1000,
+        ),
+        (
+            "dispatch latency p50 / p99",
+            f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms",
+            "p99 < 20 ms",
+            s["p99_ms"] < 20,
+        ),
+    ]
+
+
+def _polling(s: dict[str, Any]) -> list[Row]:
+    missing = f", {s['missing']} lost" if s["missing"] else ""
+    p95 = s["p95_s"]
+    return [
+        ("polling HTTP 429s", f"{s['rejected_429']}", "0", s["rejected_429"] == 0),
+        (
+            "polling delay p50 / p95 / max",
+            f"{_num(s['p50_s'])} / {_num(p95)} / {_num(s['max_s'])} s{missing}",
+            f"p95 <= {s['target_s']:.2f} s",
+            p95 is not None and p95 <= s["target_s"] and not s["missing"],
+        ),
+    ]
+
+
+def _memory(s: dict[str, Any]) -> list[Row]:
+    recover = f"{s['recover_s']:.1f} s" + ("" if s["recover_done"] else " (unfinished)")
+    return [
+        (
+            "memory RSS before / after / peak",
+            f"{s['rss_before_mb']:.0f} / {s['rss_after_mb']:.0f} / {s['rss_peak_mb']:.0f} MB",
+            "peak < 200 MB",
+            s["rss_peak_mb"] < 200,
+        ),
+        ("memory jobs / recover() time", f"{s['jobs']:,} / {recover}", "", None),
+    ]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+BENCHMARKS: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
+    ("dispatch", _dispatch),
+    ("polling", _polling),
+    ("memory", _memory),
+]
+
+
+def main() -> int:
+    table: list[tuple[list[Row], float]] = []
+    with tempfile.TemporaryDirectory(prefix="numbot-bench-") as tmp:
+        for name, summarize in BENCHMARKS:
+            summary = Path(tmp) / f"{name}.json"
+            print(f"=== bench.{name} " + "=" * 60, flush=True)
+            began = time.monotonic()
+            process = subprocess.run(
+                [sys.executable, "-m", f"bench.{name}", "--summary-json", str(summary)],
+                check=False,
+            )
+            seconds = time.monotonic() - began
+            if process.returncode != 0 or not summary.exists():
+                crashed = (name, f"crashed (exit {process.returncode})", "", False)
+                table.append(([crashed], seconds))
+                continue
+            table.append((summarize(json.loads(summary.read_text())), seconds))
+            print(flush=True)
+
+    print("=== summary " + "=" * 77)
+    print(f"  {'figure':<32} {'measured':<34} {'target':<16} verdict")
+    for rows, seconds in table:
+        for label, value, target, ok in rows:
+            print(f"  {label:<32} {value:<34} {target:<16} {'' if ok is None else verdict(ok)}")
+        print(f"  {'':<32} ({seconds:.0f} s wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
