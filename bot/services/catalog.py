@@ -16,7 +16,7 @@ from bot.providers.base import CountryRef, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
 from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
 from storage.models import Country, Service
-from storage.routing import RoutingRepo
+from storage.routing import RouteStats, RoutingRepo
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class RouteChoice:
 
 MIN_ORDERS_FOR_RATE = 10
 VIEW_EVERY = 60.0
+STATS_EVERY = 60.0
 
 
 def service_slug(name: str) -> str:
@@ -70,7 +71,9 @@ class CatalogService:
         refresh_seconds: int,
         routing: RoutingRepo,
         per_page: int = 8,
+        stats_ttl: float = STATS_EVERY,
     ) -> None:
+        self.stats_ttl = stats_ttl
         self.repo = repo
         self.routing = routing
         self.routes = routes
@@ -79,6 +82,7 @@ class CatalogService:
         self.per_page = per_page
         self._background: set[asyncio.Task[None]] = set()
         self._viewed: dict[int, float] = {}
+        self._stats: tuple[float, dict[str, RouteStats]] | None = None
 
     async def live_routes(self) -> list[str]:
         return await self.repo.healthy_routes(list(self.routes))
@@ -144,7 +148,7 @@ class CatalogService:
         routes = await self.live_routes()
         offers = await self.repo.offers(routes, service_id, country)
         table = await self.pricing.table()
-        stats = await self.routing.route_stats()
+        stats = await self._route_stats()
         choices = []
         for offer in offers:
             route = self.routes[offer.route]
@@ -158,6 +162,13 @@ class CatalogService:
             choices.append(RouteChoice(route, price, offer.stock, rate))
         choices.sort(key=lambda c: (c.stock == 0, c.price, c.route.title))
         return choices
+
+    async def _route_stats(self) -> dict[str, RouteStats]:
+        """Success counts per route; a scan of all orders, so computed at most once a minute."""
+        now = time.monotonic()
+        if self._stats is None or now - self._stats[0] >= self.stats_ttl:
+            self._stats = (now, await self.routing.route_stats())
+        return self._stats[1]
 
     async def _ensure_offers(self, routes: Sequence[str], service_id: int) -> None:
         if time.monotonic() - self._viewed.get(service_id, -VIEW_EVERY) >= VIEW_EVERY:

@@ -55,6 +55,8 @@ async def test_tell_me_when_in_stock(
 async def test_success_rate_shows_once_a_route_has_enough_orders(
     running: BotHarness, palm: FakeSMSPalm, admin: FakeUser, alice: FakeUser
 ) -> None:
+    assert running.app is not None
+    running.app.catalog.stats_ttl = 0  # no caching of the rates in this test
     await start(alice)
     await fund(admin, alice, "10")
     for i in range(10):
