@@ -1,4 +1,4 @@
-"""Run the three benchmarks one after another, each in its own process, and sum them up.
+"""Run the benchmarks one after another, each in its own process, and sum them up.
 
 Each benchmark prints its own report; this script then prints one compact table built from
 the headline figures each writes with ``--summary-json``. Separate processes keep the memory
@@ -67,6 +67,27 @@ def _memory(s: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _providers(s: dict[str, Any]) -> list[Row]:
+    missing = f", {s['pap_missing']} lost" if s["pap_missing"] else ""
+    per_code = " / ".join(_num(s["per_code"][r]) for r in ("smspool", "spotsms", "papsms"))
+    return [
+        (
+            "providers SMSPool active/tick",
+            f"{s['pool_active_per_tick']:.2f} ({s['pool_checks']} sms/check)",
+            "<= 1, 0 checks",
+            s["pool_ok"],
+        ),
+        (
+            "providers PapSMS webhook p95",
+            f"{_num(s['pap_p95_s'])} s{missing}",
+            f"<= {s['pap_target_s']:.1f} s",
+            s["pap_ok"],
+        ),
+        ("providers HTTP 429s", f"{s['rejected_429']}", "0", s["rejected_429"] == 0),
+        ("providers req/code pool/spot/pap", per_code, "", None),
+    ]
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -75,6 +96,7 @@ BENCHMARKS: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("dispatch", _dispatch),
     ("polling", _polling),
     ("memory", _memory),
+    ("providers", _providers),
 ]
 
 
