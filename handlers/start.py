@@ -25,8 +25,9 @@ def build_start_router() -> Router:
         sandbox: bool,
         sms_enabled: bool,
         state: FSMContext,
+        raw_state: str | None,
     ) -> None:
-        if await state.get_state() is not None:
+        if raw_state is not None:  # loaded by aiogram's FSM middleware already
             await state.clear()  # any half-typed input (an SMS) is abandoned
         await message.answer(
             render.main_menu(user.first_name, user.balance, currency, sandbox),
@@ -45,8 +46,9 @@ def build_start_router() -> Router:
         sandbox: bool,
         sms_enabled: bool,
         state: FSMContext,
+        raw_state: str | None,
     ) -> None:
-        if await state.get_state() is not None:
+        if raw_state is not None:  # loaded by aiogram's FSM middleware already
             await state.clear()
         await answer(callback)
         await show(

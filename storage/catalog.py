@@ -228,12 +228,14 @@ class CatalogRepo:
         )
         return [r[0] for r in rows]
 
-    async def refreshed_at(self, route: str, service_id: int) -> int:
-        value = await self.db.fetchval(
-            "SELECT refreshed_at FROM offer_refresh WHERE route = ? AND service_id = ?",
-            (route, service_id),
+    async def refreshed_times(self, routes: Sequence[str], service_id: int) -> dict[str, int]:
+        """When each route's offers for a service were last fetched (absent: never)."""
+        rows = await self.db.fetchall(
+            f"SELECT route, refreshed_at FROM offer_refresh WHERE service_id = ? "
+            f"AND route IN ({_in(routes)})",
+            (service_id, *routes),
         )
-        return int(value or 0)
+        return {r[0]: int(r[1]) for r in rows}
 
 
 def _like(query: str) -> str:

@@ -177,8 +177,9 @@ class CatalogService:
             await self.repo.mark_viewed(routes, service_id)
         now = int(time.time())
         missing = []
+        refreshed_by_route = await self.repo.refreshed_times(routes, service_id)
         for route in routes:
-            refreshed = await self.repo.refreshed_at(route, service_id)
+            refreshed = refreshed_by_route.get(route, 0)
             if refreshed == 0:
                 missing.append(route)
             elif refreshed < now - self.refresh_seconds:
