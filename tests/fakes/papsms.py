@@ -68,16 +68,16 @@ import asyncio
 import json
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from ._server import FakeServer, Reply, SlidingWindow, guess_content_type, respond
 
 API_PREFIX = "/api/v1"
 FIRST_ACTIVATION_ID = 12345678
@@ -107,8 +107,6 @@ ERROR_STATUS: dict[str, int] = {
     "invalid_status": 409,
     "rate_limited": 429,
 }
-
-_T = TypeVar("_T")
 
 
 def default_countries() -> list[dict[str, str]]:
@@ -193,13 +191,6 @@ class WebhookAttempt:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Reply:
-    body: str
-    http_status: int = 200
-    content_type: str = APPLICATION_JSON
-
-
 def render(value: Any) -> str:
     """JSON with Decimal money rendered with two decimals (``0.80``), as in the doc."""
     if isinstance(value, Decimal):
@@ -221,15 +212,6 @@ def error(code: str, message: str) -> Reply:
     return Reply(body, ERROR_STATUS[code])
 
 
-def guess_content_type(body: str) -> str:
-    stripped = body.lstrip()
-    if stripped.startswith("<"):
-        return TEXT_HTML
-    if stripped.startswith(("{", "[")):
-        return APPLICATION_JSON
-    return TEXT_PLAIN
-
-
 def make_phone(country: str, activation_number: int) -> str:
     prefix, digits = PHONE_PLANS.get(country, FALLBACK_PHONE)
     return prefix + str(activation_number % 10**digits).zfill(digits)
@@ -247,8 +229,10 @@ def normalise_prefix(path_prefix: str) -> str:
     return prefix
 
 
-class FakePapSMS:
+class FakePapSMS(FakeServer):
     """A fake PapSMS server on ``127.0.0.1`` with an ephemeral port (see the module docstring)."""
+
+    _url_path = API_PREFIX  # base_url is the client's: http://127.0.0.1:PORT/api/v1
 
     def __init__(
         self,
@@ -257,6 +241,7 @@ class FakePapSMS:
         window_seconds: float = 60.0,
         webhook_url: str | None = None,
     ) -> None:
+        super().__init__(normalise=normalise_prefix, by_prefix=True)
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
@@ -273,67 +258,16 @@ class FakePapSMS:
         self.webhooks_sent: list[WebhookAttempt] = []
         self._next_id = FIRST_ACTIVATION_ID
         self._next_event = 1
-        self._failures: dict[str, deque[Reply]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._inflight: set[asyncio.Task[Reply]] = set()
+        self._windows = SlidingWindow()
         self._webhook_tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("FakePapSMS is already started")
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
 
-    async def stop(self) -> None:
-        for task in [*self._inflight, *self._webhook_tasks]:
-            task.cancel()
-        pending = [*self._inflight, *self._webhook_tasks]
-        if pending:
-            await asyncio.wait(pending)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> FakePapSMS:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakePapSMS is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/api/v1``, the client's ``base_url``."""
-        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+    def _side_tasks(self) -> list[asyncio.Task[Any]]:
+        return list(self._webhook_tasks)
 
     # ------------------------------------------------------------------ test hooks
 
@@ -351,14 +285,14 @@ class FakePapSMS:
         """
         text = body if isinstance(body, str) else render(body)
         reply = Reply(text, http_status, content_type or guess_content_type(text))
-        self._failures.setdefault(normalise_prefix(path_prefix), deque()).extend([reply] * times)
+        self._failures.push(path_prefix, reply, times)
 
     def delay_next(self, path_prefix: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before handling the next ``times`` requests under ``path_prefix``.
 
         The request still takes effect after the delay, even if the client has gone away.
         """
-        self._delays.setdefault(normalise_prefix(path_prefix), deque()).extend([seconds] * times)
+        self._delays.push(path_prefix, seconds, times)
 
     def count(self, path_prefix: str = "/") -> int:
         """Requests received under ``path_prefix`` (429-rejected and in-flight ones included)."""
@@ -414,11 +348,6 @@ class FakePapSMS:
         if activation.status == "waiting":
             self._end(activation, "expired")
 
-    async def wait_idle(self) -> None:
-        """Wait until every request in flight (e.g. delayed ones) has been processed."""
-        while self._inflight:
-            await asyncio.wait(list(self._inflight))
-
     # ------------------------------------------------------------------ HTTP plumbing
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -443,57 +372,19 @@ class FakePapSMS:
             bearer_ok=authorization == f"Bearer {self.api_key}",
         )
         self.requests.append(record)
-        if not self._admit(authorization):
+        if not self._windows.admit(authorization, self.rate_limit, self.window_seconds):
             self.rejected_429 += 1
             reply = error("rate_limited", "Too many requests")
         else:
-            delay = self._pop(self._delays, path)
-            task = asyncio.ensure_future(
-                self._process(record, request.path, authorization, body_json, json_error, delay)
+            reply = await self._scripted(
+                path,
+                lambda: self._process(record, request.path, authorization, body_json, json_error),
             )
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-            reply = await asyncio.shield(task)
-        record.http_status = reply.http_status
-        record.body = reply.body
-        return web.Response(
-            text=reply.body, status=reply.http_status, content_type=reply.content_type
-        )
+        return respond(record, reply)
 
-    def _admit(self, key: str) -> bool:
-        if self.rate_limit is None:
-            return True
-        now = time.monotonic()
-        window = self._windows.setdefault(key, deque())
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= self.rate_limit:
-            return False
-        window.append(now)
-        return True
-
-    @staticmethod
-    def _pop(queues: dict[str, deque[_T]], path: str) -> _T | None:
-        """The next entry of the longest non-empty prefix matching ``path``."""
-        matching = [p for p, q in queues.items() if q and path.startswith(p)]
-        if not matching:
-            return None
-        return queues[max(matching, key=len)].popleft()
-
-    async def _process(
-        self,
-        record: Request,
-        full_path: str,
-        authorization: str,
-        body_json: Any,
-        json_error: bool,
-        delay: float | None,
+    def _process(
+        self, record: Request, full_path: str, authorization: str, body_json: Any, json_error: bool
     ) -> Reply:
-        if delay:
-            await asyncio.sleep(delay)
-        injected = self._pop(self._failures, record.path)
-        if injected is not None:
-            return injected
         if not full_path.startswith(API_PREFIX + "/"):
             return Reply("404: Not Found", 404, TEXT_PLAIN)
         return self.dispatch(

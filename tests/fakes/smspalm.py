@@ -72,17 +72,17 @@ Test hooks
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
+
+from ._server import FakeServer, SlidingWindow, guess_content_type, query_and_form, respond
+from ._server import Reply as BaseReply
 
 API_PATH = "/api/v1/handler"
 SERVER_ONE = "serverone"
@@ -133,8 +133,6 @@ PHONE_PLANS: dict[int, tuple[str, int]] = {
     36: ("1604555", 4),
 }
 FALLBACK_PHONE_DIGITS = 8
-
-_T = TypeVar("_T")
 
 
 def default_services() -> list[dict[str, str]]:
@@ -235,32 +233,13 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """An answer the fake is about to send."""
+class Reply(BaseReply):
+    """An answer the fake is about to send (plain text unless told otherwise)."""
 
-    body: str
-    http_status: int = 200
     content_type: str = TEXT_PLAIN
 
 
-@dataclass(frozen=True)
-class _Injected:
-    body: str
-    http_status: int
-    content_type: str
-
-
 Handler = Callable[[dict[str, str]], Reply]
-
-
-def guess_content_type(body: str) -> str:
-    """Guess a content type for an injected body: HTML, JSON or plain text."""
-    stripped = body.lstrip()
-    if stripped.startswith("<"):
-        return TEXT_HTML
-    if stripped.startswith(("{", "[")):
-        return APPLICATION_JSON
-    return TEXT_PLAIN
 
 
 def to_money(value: Decimal | float | int | str) -> Decimal:
@@ -273,11 +252,13 @@ def format_money(amount: Decimal) -> str:
     return f"{amount:.2f}"
 
 
-class FakeSMSPalm:
+class FakeSMSPalm(FakeServer):
     """A fake SMSPalm server on ``127.0.0.1`` with an ephemeral port.
 
     See the module docstring for every behaviour the upstream document leaves open.
     """
+
+    _url_path = API_PATH  # base_url is the full handler URL: http://127.0.0.1:PORT/api/v1/handler
 
     def __init__(
         self,
@@ -286,6 +267,7 @@ class FakeSMSPalm:
         window_seconds: float = 60.0,
         error_http_status: int = 200,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
@@ -302,13 +284,7 @@ class FakeSMSPalm:
         self.early_cancel_seconds: float = 0.0
         self.auto_code_after: float | None = None
         self._next_id = FIRST_ACTIVATION_ID
-        self._failures: dict[str, deque[_Injected]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._timers: list[asyncio.TimerHandle] = []
-        self._inflight: set[asyncio.Task[Reply]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._windows = SlidingWindow()
         self._handlers: dict[str, Handler] = {
             "getBalance": self._get_balance,
             "getCountries": self._get_countries,
@@ -321,59 +297,9 @@ class FakeSMSPalm:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start serving on 127.0.0.1 with an OS-assigned port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeSMSPalm is already started")
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_route("GET", API_PATH, self._handle)
         app.router.add_route("POST", API_PATH, self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = _bound_port(runner)
-
-    async def stop(self) -> None:
-        """Stop serving; cancel pending automatic codes and still-delayed requests."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight))
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeSMSPalm:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (only after :meth:`start`)."""
-        if self._port is None:
-            raise RuntimeError("FakeSMSPalm is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """Full handler URL, e.g. ``http://127.0.0.1:PORT/api/v1/handler``."""
-        return f"http://127.0.0.1:{self.port}{API_PATH}"
 
     # ------------------------------------------------------------------ test hooks
 
@@ -390,15 +316,15 @@ class FakeSMSPalm:
         The action does not take effect. ``content_type`` defaults to a guess from the body
         (``<...`` -> text/html, ``{``/``[`` -> application/json, else text/plain).
         """
-        injected = _Injected(body, http_status, content_type or guess_content_type(body))
-        self._failures.setdefault(action, deque()).extend([injected] * times)
+        injected = Reply(body, http_status, content_type or guess_content_type(body))
+        self._failures.push(action, injected, times)
 
     def delay_next(self, action: str, seconds: float, times: int = 1) -> None:
         """Make the next ``times`` requests of ``action`` sleep ``seconds`` before processing.
 
         The action still takes effect after the delay even if the client has gone away.
         """
-        self._delays.setdefault(action, deque()).extend([seconds] * times)
+        self._delays.push(action, seconds, times)
 
     def deliver_code(self, activation_id: str, code: str, text: str | None = None) -> None:
         """An SMS with ``code`` arrives for an activation (waiting, ok or retrying).
@@ -419,15 +345,10 @@ class FakeSMSPalm:
         """Number of requests received for ``action`` (429-rejected and in-flight included)."""
         return sum(1 for request in self.requests if request.action == action)
 
-    async def wait_idle(self) -> None:
-        """Wait until every request in flight (e.g. delayed ones) has been processed."""
-        while self._inflight:
-            await asyncio.wait(list(self._inflight))
-
     # ------------------------------------------------------------------ HTTP plumbing
 
     async def _handle(self, request: web.Request) -> web.Response:
-        params = await _collect_params(request)
+        params = await query_and_form(request)
         action = params.get("action", "")
         record = Request(
             action=action,
@@ -436,44 +357,13 @@ class FakeSMSPalm:
             method=request.method,
         )
         self.requests.append(record)
-        if not self._admit(params.get("api_key", "")):
+        key = params.get("api_key", "")
+        if not self._windows.admit(key, self.rate_limit, self.window_seconds):
             self.rejected_429 += 1
             reply = Reply(TOO_MANY_REQUESTS, 429)
         else:
-            reply = await self._process_shielded(action, params)
-        record.http_status = reply.http_status
-        record.body = reply.body
-        return web.Response(
-            text=reply.body, status=reply.http_status, content_type=reply.content_type
-        )
-
-    def _admit(self, key: str) -> bool:
-        """Sliding-window rate limit per key; rejected requests are not counted."""
-        if self.rate_limit is None:
-            return True
-        now = time.monotonic()
-        window = self._windows.setdefault(key, deque())
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= self.rate_limit:
-            return False
-        window.append(now)
-        return True
-
-    async def _process_shielded(self, action: str, params: dict[str, str]) -> Reply:
-        delay = _pop(self._delays, action)
-        task = asyncio.ensure_future(self._process(action, params, delay))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
-
-    async def _process(self, action: str, params: dict[str, str], delay: float | None) -> Reply:
-        if delay:
-            await asyncio.sleep(delay)
-        injected = _pop(self._failures, action)
-        if injected is not None:
-            return Reply(injected.body, injected.http_status, injected.content_type)
-        return self.dispatch(action, params)
+            reply = await self._scripted(action, lambda: self.dispatch(action, params))
+        return respond(record, reply)
 
     def dispatch(self, action: str, params: dict[str, str]) -> Reply:
         """Authenticate and run one action synchronously (no rate limit, no injections)."""
@@ -572,11 +462,8 @@ class FakeSMSPalm:
         return activation
 
     def _schedule_auto_code(self, activation_id: str) -> None:
-        if self.auto_code_after is None:
-            return
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.auto_code_after, self._auto_deliver, activation_id)
-        self._timers.append(timer)
+        if self.auto_code_after is not None:
+            self._call_later(self.auto_code_after, self._auto_deliver, activation_id)
 
     def _auto_deliver(self, activation_id: str) -> None:
         activation = self.activations.get(activation_id)
@@ -663,27 +550,6 @@ def _price_entry(country_id: int, service: str, cost: Decimal, count: int) -> st
     """One ``"187": {"wa": {"cost": 250.00, "count": 345}}`` member with a 2-decimal cost."""
     inner = f'{{"cost": {format_money(to_money(cost))}, "count": {int(count)}}}'
     return f"{json.dumps(str(country_id))}: {{{json.dumps(service)}: {inner}}}"
-
-
-def _pop(queues: dict[str, deque[_T]], action: str) -> _T | None:
-    queue = queues.get(action)
-    return queue.popleft() if queue else None
-
-
-async def _collect_params(request: web.Request) -> dict[str, str]:
-    """Merge query-string and form parameters; the form wins, the last repeat wins."""
-    params: dict[str, str] = dict(request.query.items())
-    if request.method == "POST" and request.can_read_body:
-        form = await request.post()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    return params
-
-
-def _bound_port(runner: web.AppRunner) -> int:
-    addresses = runner.addresses
-    if not addresses:
-        raise RuntimeError("FakeSMSPalm did not bind a socket")
-    return int(addresses[0][1])
 
 
 __all__ = [

@@ -64,14 +64,14 @@ import json
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from ._server import FakeServer, Reply, guess_content_type, respond
 
 SEND_PATH = "/"
 DETAILS_PATH = "/smsdetails"
@@ -101,8 +101,6 @@ TEXT_PLAIN = "text/plain"
 
 SETTLE_LIMIT = 5.0
 PHONE = re.compile(r"[0-9]{8,15}")
-
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -146,27 +144,11 @@ class ReportAttempt:
         return self.http_status is not None or self.error is not None
 
 
-@dataclass(frozen=True)
-class Reply:
-    body: str
-    http_status: int = 200
-    content_type: str = APPLICATION_JSON
-
-
-def guess_content_type(body: str) -> str:
-    stripped = body.lstrip()
-    if stripped.startswith("<"):
-        return TEXT_HTML
-    if stripped.startswith(("{", "[")):
-        return APPLICATION_JSON
-    return TEXT_PLAIN
-
-
 def normalise_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-class FakeSMSPM:
+class FakeSMSPM(FakeServer):
     """A fake SMSPM server on ``127.0.0.1`` with an ephemeral port.
 
     See the module docstring for every behaviour the upstream document leaves open.
@@ -178,6 +160,7 @@ class FakeSMSPM:
         token: str = "smspm-test-token",
         error_http_status: int = 400,
     ) -> None:
+        super().__init__(normalise=normalise_path)
         self.hash = hash_
         self.token = token
         self.error_http_status = error_http_status
@@ -190,14 +173,7 @@ class FakeSMSPM:
         self.messages: dict[str, Message] = {}
         self.requests: list[Request] = []
         self.reports_sent: list[ReportAttempt] = []
-        self._failures: dict[str, deque[Reply]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._inflight: set[asyncio.Task[Reply]] = set()
         self._reports: dict[str, asyncio.Task[None]] = {}  # last report task per message
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Reply]] = {
             SEND_PATH: self._send,
             DETAILS_PATH: self._details,
@@ -205,70 +181,28 @@ class FakeSMSPM:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start serving on 127.0.0.1 with an OS-assigned port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeSMSPM is already started")
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         for path in (SEND_PATH, DETAILS_PATH, DETAILS_PATH + "/"):
             app.router.add_route("GET", path, self._handle)
             app.router.add_route("POST", path, self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+
+    def _side_tasks(self) -> list[asyncio.Task[Any]]:
+        return list(self._reports.values())
+
+    async def start(self) -> None:
+        """Start serving on 127.0.0.1 with an OS-assigned port."""
+        await super().start()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
 
     async def stop(self) -> None:
         """Stop serving; cancel automatic outcomes, delayed requests and pending reports."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        tasks: list[asyncio.Task[Any]] = [*self._inflight, *self._reports.values()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await super().stop()
         self._reports.clear()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeSMSPM:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def hash_(self) -> str:
         """The same as ``hash`` (the constructor's name for it)."""
         return self.hash
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSMSPM is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (send is POST ``/``, details POST ``/smsdetails``)."""
-        return f"http://127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ test hooks
 
@@ -285,11 +219,11 @@ class FakeSMSPM:
         Nothing takes effect (no message is stored). ``content_type`` defaults to a guess.
         """
         reply = Reply(body, http_status, content_type or guess_content_type(body))
-        self._failures.setdefault(normalise_path(path), deque()).extend([reply] * times)
+        self._failures.push(path, reply, times)
 
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests to ``path``; they still take effect afterwards."""
-        self._delays.setdefault(normalise_path(path), deque()).extend([seconds] * times)
+        self._delays.push(path, seconds, times)
 
     def find(self, key: str) -> Message:
         """A message by id, or the latest one sent to a number. KeyError if none."""
@@ -354,28 +288,10 @@ class FakeSMSPM:
             at=time.monotonic(),
         )
         self.requests.append(record)
-        reply = await self._process_shielded(path, params, malformed)
-        record.http_status = reply.http_status
-        record.body = reply.body
-        return web.Response(
-            text=reply.body, status=reply.http_status, content_type=reply.content_type
-        )
+        reply = await self._scripted(path, lambda: self._process(path, params, malformed))
+        return respond(record, reply)
 
-    async def _process_shielded(self, path: str, params: dict[str, Any], malformed: bool) -> Reply:
-        delay = _pop(self._delays, path)
-        task = asyncio.ensure_future(self._process(path, params, malformed, delay))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
-
-    async def _process(
-        self, path: str, params: dict[str, Any], malformed: bool, delay: float | None
-    ) -> Reply:
-        if delay:
-            await asyncio.sleep(delay)
-        injected = _pop(self._failures, path)
-        if injected is not None:
-            return injected
+    def _process(self, path: str, params: dict[str, Any], malformed: bool) -> Reply:
         if malformed:
             return self._error(INVALID_REQUEST)
         return self._handlers[path](params)
@@ -448,15 +364,11 @@ class FakeSMSPM:
         self._later(self.auto_after, message.id, outcome)
 
     def _later(self, delay: float, sms_id: str, status: str) -> None:
-        loop = asyncio.get_running_loop()
+        self._call_later(delay, self._advance, sms_id, status)
 
-        def fire() -> None:
-            self._timers.discard(timer)
-            if self.messages[sms_id].status not in FINAL:
-                self.set_status(sms_id, status)
-
-        timer = loop.call_later(delay, fire)
-        self._timers.add(timer)
+    def _advance(self, sms_id: str, status: str) -> None:
+        if self.messages[sms_id].status not in FINAL:
+            self.set_status(sms_id, status)
 
     def _report(self, message: Message) -> None:
         if message.report_url is None or not self.send_reports:
@@ -514,11 +426,6 @@ async def _collect_params(request: web.Request) -> tuple[dict[str, Any], bool]:
         return params, True
     params.update(data)
     return params, False
-
-
-def _pop(queues: dict[str, deque[_T]], key: str) -> _T | None:
-    queue = queues.get(key)
-    return queue.popleft() if queue else None
 
 
 __all__ = [

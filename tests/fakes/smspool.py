@@ -69,20 +69,19 @@ Orders
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import string
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
+
+from ._server import FakeServer, Reply, SlidingWindow, guess_content_type, query_and_form, respond
 
 PATHS = (
     "country/retrieve_all",
@@ -129,8 +128,6 @@ TEXT_HTML = "text/html"
 TEXT_PLAIN = "text/plain"
 
 DIALLING = {"1": ("1201", 7), "2": ("447", 9), "3": ("91", 10), "4": ("62", 10), "5": ("1604", 7)}
-
-_T = TypeVar("_T")
 
 
 def default_countries() -> list[dict[str, str]]:
@@ -207,13 +204,6 @@ class Request:
     body: str | None = None
 
 
-@dataclass(frozen=True)
-class Reply:
-    body: str
-    http_status: int = 200
-    content_type: str = APPLICATION_JSON
-
-
 def reply(data: Any, http_status: int = 200) -> Reply:
     return Reply(json.dumps(data), http_status)
 
@@ -222,20 +212,11 @@ def failure(message: str) -> Reply:
     return reply({"success": 0, "message": message})
 
 
-def guess_content_type(body: str) -> str:
-    stripped = body.lstrip()
-    if stripped.startswith("<"):
-        return TEXT_HTML
-    if stripped.startswith(("{", "[")):
-        return APPLICATION_JSON
-    return TEXT_PLAIN
-
-
 def money(amount: Decimal) -> str:
     return f"{amount:.2f}"
 
 
-class FakeSMSPool:
+class FakeSMSPool(FakeServer):
     """A fake SMSPool on ``127.0.0.1`` with an ephemeral port; see the module docstring."""
 
     def __init__(
@@ -245,6 +226,7 @@ class FakeSMSPool:
         window_seconds: float = 60.0,
         seed: int | None = 0,
     ) -> None:
+        super().__init__(normalise=_path)
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
@@ -259,12 +241,7 @@ class FakeSMSPool:
         self.lifetime_seconds = 600.0
         self.timestamp_utc_offset_hours = 2.0
         self._random = random.Random(seed)
-        self._failures: dict[str, deque[Reply]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._inflight: set[asyncio.Task[Reply]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._windows = SlidingWindow()
         self._handlers: dict[str, Callable[[dict[str, str]], Reply]] = {
             "country/retrieve_all": self._countries,
             "service/retrieve_all": self._services,
@@ -280,50 +257,10 @@ class FakeSMSPool:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("FakeSMSPool is already started")
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         for path in PATHS:
             app.router.add_route("GET", f"/{path}", self._handle)
             app.router.add_route("POST", f"/{path}", self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        """Stop serving; still-delayed requests are cancelled."""
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight))
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeSMSPool:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (only after :meth:`start`)."""
-        if self._port is None:
-            raise RuntimeError("FakeSMSPool is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     # ------------------------------------------------------------------ test hooks
 
@@ -341,11 +278,11 @@ class FakeSMSPool:
         """
         text = body if isinstance(body, str) else json.dumps(body)
         injected = Reply(text, http_status, content_type or guess_content_type(text))
-        self._failures.setdefault(_path(path), deque()).extend([injected] * times)
+        self._failures.push(path, injected, times)
 
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests of ``path``; the action still happens afterwards."""
-        self._delays.setdefault(_path(path), deque()).extend([seconds] * times)
+        self._delays.push(path, seconds, times)
 
     def deliver_code(self, order_id: str, code: str, full_sms: str | None = None) -> None:
         """An SMS arrives: the order shows status 3 with ``code`` (``full_sms`` as its text).
@@ -386,18 +323,10 @@ class FakeSMSPool:
         wanted = _path(path)
         return sum(1 for request in self.requests if request.path == wanted)
 
-    async def wait_idle(self) -> None:
-        """Wait until every delayed request has been processed."""
-        while self._inflight:
-            await asyncio.wait(list(self._inflight))
-
     # ------------------------------------------------------------------ HTTP plumbing
 
     async def _handle(self, request: web.Request) -> web.Response:
-        params: dict[str, str] = dict(request.query.items())
-        if request.method == "POST" and request.can_read_body:
-            form = await request.post()
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        params = await query_and_form(request)
         path = _path(request.path)
         record = Request(
             path=path,
@@ -406,42 +335,14 @@ class FakeSMSPool:
             method=request.method,
         )
         self.requests.append(record)
-        if not self._admit(params.get("key", "")):
+        if not self._windows.admit(params.get("key", ""), self.rate_limit, self.window_seconds):
             self.rejected_429 += 1
             answer = reply({"success": 0, "message": TOO_MANY_REQUESTS}, 429)
         else:
-            answer = await self._process_shielded(path, params)
-        record.http_status = answer.http_status
-        record.body = answer.body
-        return web.Response(
-            text=answer.body, status=answer.http_status, content_type=answer.content_type
-        )
+            answer = await self._scripted(path, lambda: self._process(path, params))
+        return respond(record, answer)
 
-    def _admit(self, key: str) -> bool:
-        if self.rate_limit is None:
-            return True
-        now = time.monotonic()
-        window = self._windows.setdefault(key, deque())
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= self.rate_limit:
-            return False
-        window.append(now)
-        return True
-
-    async def _process_shielded(self, path: str, params: dict[str, str]) -> Reply:
-        delay = _pop(self._delays, path)
-        task = asyncio.ensure_future(self._process(path, params, delay))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
-
-    async def _process(self, path: str, params: dict[str, str], delay: float | None) -> Reply:
-        if delay:
-            await asyncio.sleep(delay)
-        injected = _pop(self._failures, path)
-        if injected is not None:
-            return injected
+    def _process(self, path: str, params: dict[str, str]) -> Reply:
         if path not in KEYLESS and path != "purchase/sms" and not self._key_ok(params):
             return self._param_errors(["key"])
         for order in self.orders.values():
@@ -677,11 +578,6 @@ def _decimal(raw: str | None) -> Decimal | None:
     except InvalidOperation:
         return None
     return value if value is not None and value.is_finite() else None
-
-
-def _pop(queues: dict[str, deque[_T]], path: str) -> _T | None:
-    queue = queues.get(path)
-    return queue.popleft() if queue else None
 
 
 __all__ = [

@@ -64,18 +64,17 @@ Test hooks
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
+
+from ._server import FakeServer, Reply, SlidingWindow, guess_content_type, respond
 
 API_PATH = "/api-data.php"
 FIRST_SERIAL = 730001
@@ -93,8 +92,6 @@ PHONE_PLANS: dict[str, tuple[str, int]] = {
     "gb": ("+447700", 6),
 }
 FALLBACK_PHONE = ("+999", 8)
-
-_T = TypeVar("_T")
 
 
 def _flag(code: str) -> str:
@@ -175,25 +172,7 @@ class Request:
     body: str | None = None
 
 
-@dataclass(frozen=True)
-class Reply:
-    """An answer the fake is about to send."""
-
-    body: str
-    http_status: int = 200
-    content_type: str = APPLICATION_JSON
-
-
 Handler = Callable[[dict[str, str]], Reply]
-
-
-def guess_content_type(body: str) -> str:
-    stripped = body.lstrip()
-    if stripped.startswith("<"):
-        return TEXT_HTML
-    if stripped.startswith(("{", "[")):
-        return APPLICATION_JSON
-    return TEXT_PLAIN
 
 
 def _digits(phone: str) -> str:
@@ -206,11 +185,13 @@ def make_phone(country: str, serial: int) -> str:
     return prefix + str(serial % 10**width).zfill(width)
 
 
-class FakeSpotSMS:
+class FakeSpotSMS(FakeServer):
     """A fake SpotSMS server on ``127.0.0.1`` with an ephemeral port.
 
     See the module docstring for every behaviour the upstream document leaves open.
     """
+
+    _url_path = API_PATH  # base_url is the endpoint: http://127.0.0.1:PORT/api-data.php
 
     def __init__(
         self,
@@ -219,6 +200,7 @@ class FakeSpotSMS:
         window_seconds: float = 60.0,
         error_http_status: int | None = 200,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.window_seconds = window_seconds
@@ -232,13 +214,7 @@ class FakeSpotSMS:
         self.auto_code_after: float | None = None
         self.refund_window_seconds: float | None = None
         self._serial = FIRST_SERIAL
-        self._failures: dict[str, deque[Reply]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._timers: list[asyncio.TimerHandle] = []
-        self._inflight: set[asyncio.Task[Reply]] = set()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._windows = SlidingWindow()
         self._handlers: dict[str, Handler] = {
             "services": self._services,
             "countries": self._countries,
@@ -250,60 +226,8 @@ class FakeSpotSMS:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start serving on 127.0.0.1 with an OS-assigned port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeSpotSMS is already started")
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_get(API_PATH, self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        addresses = runner.addresses
-        if not addresses:
-            raise RuntimeError("FakeSpotSMS did not bind a socket")
-        self._port = int(addresses[0][1])
-
-    async def stop(self) -> None:
-        """Stop serving; cancel pending automatic codes and still-delayed requests."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight))
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeSpotSMS:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSpotSMS is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """The endpoint, e.g. ``http://127.0.0.1:PORT/api-data.php``."""
-        return f"http://127.0.0.1:{self.port}{API_PATH}"
 
     # ------------------------------------------------------------------ test hooks
 
@@ -319,14 +243,14 @@ class FakeSpotSMS:
             reply = Reply(json.dumps(body), http_status, APPLICATION_JSON)
         else:
             reply = Reply(body, http_status, guess_content_type(body))
-        self._failures.setdefault(action, deque()).extend([reply] * times)
+        self._failures.push(action, reply, times)
 
     def delay_next(self, action: str, seconds: float, times: int = 1) -> None:
         """Make the next ``times`` requests of ``action`` wait ``seconds`` first.
 
         The action still takes effect after the delay, even if the client has gone away.
         """
-        self._delays.setdefault(action, deque()).extend([seconds] * times)
+        self._delays.push(action, seconds, times)
 
     def deliver_code(self, rs_id: str, code_or_text: str) -> None:
         """An SMS arrives: ``getMsg`` answers it verbatim in ``data`` from now on."""
@@ -339,11 +263,6 @@ class FakeSpotSMS:
     def count(self, action: str) -> int:
         """Requests received for ``action`` (429-rejected and in-flight included)."""
         return sum(1 for request in self.requests if request.action == action)
-
-    async def wait_idle(self) -> None:
-        """Wait until every request in flight (e.g. delayed ones) has been processed."""
-        while self._inflight:
-            await asyncio.wait(list(self._inflight))
 
     def stock(self, pid: str, country: str) -> int:
         """The ``count`` of a country for a service (0 when not listed)."""
@@ -361,43 +280,13 @@ class FakeSpotSMS:
             at=time.monotonic(),
         )
         self.requests.append(record)
-        if not self._admit(params.get("apikey", "")):
+        key = params.get("apikey", "")
+        if not self._windows.admit(key, self.rate_limit, self.window_seconds):
             self.rejected_429 += 1
             reply = Reply(json.dumps(TOO_MANY_REQUESTS), 429)
         else:
-            reply = await self._process_shielded(action, params)
-        record.http_status = reply.http_status
-        record.body = reply.body
-        return web.Response(
-            text=reply.body, status=reply.http_status, content_type=reply.content_type
-        )
-
-    def _admit(self, key: str) -> bool:
-        if self.rate_limit is None:
-            return True
-        now = time.monotonic()
-        window = self._windows.setdefault(key, deque())
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= self.rate_limit:
-            return False
-        window.append(now)
-        return True
-
-    async def _process_shielded(self, action: str, params: dict[str, str]) -> Reply:
-        delay = _pop(self._delays, action)
-        task = asyncio.ensure_future(self._process(action, params, delay))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
-
-    async def _process(self, action: str, params: dict[str, str], delay: float | None) -> Reply:
-        if delay:
-            await asyncio.sleep(delay)
-        injected = _pop(self._failures, action)
-        if injected is not None:
-            return injected
-        return self.dispatch(action, params)
+            reply = await self._scripted(action, lambda: self.dispatch(action, params))
+        return respond(record, reply)
 
     def dispatch(self, action: str, params: dict[str, str]) -> Reply:
         """Authenticate and run one action (no rate limit, no injections)."""
@@ -471,10 +360,8 @@ class FakeSpotSMS:
         return self._ok({"data": activation.phone, "rsId": activation.rs_id, "pidUsed": pid_used})
 
     def _schedule_auto_code(self, rs_id: str) -> None:
-        if self.auto_code_after is None:
-            return
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(self.auto_code_after, self._auto_deliver, rs_id))
+        if self.auto_code_after is not None:
+            self._call_later(self.auto_code_after, self._auto_deliver, rs_id)
 
     def _auto_deliver(self, rs_id: str) -> None:
         activation = self.activations.get(rs_id)
@@ -512,11 +399,6 @@ class FakeSpotSMS:
 
     def _balance(self, params: dict[str, str]) -> Reply:
         return self._ok({"balance": str(self.balance)})
-
-
-def _pop(queues: dict[str, deque[_T]], action: str) -> _T | None:
-    queue = queues.get(action)
-    return queue.popleft() if queue else None
 
 
 __all__ = [
