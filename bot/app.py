@@ -213,7 +213,14 @@ async def build_app(settings: Settings) -> App:
     )
     notifier.order_codes = orders.codes
     jobs.bind(orders)
-    admin = AdminService(UserRepo(db), OrderRepo(db), routes)
+    admin = AdminService(
+        UserRepo(db),
+        OrderRepo(db),
+        routes,
+        SmsRepo(db) if settings.smspm_enabled else None,
+        currency,
+        settings.smspm_rate,
+    )
     servers: dict[int, WebServer] = {}
 
     def server(host: str, port: int) -> WebServer:

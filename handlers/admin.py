@@ -139,6 +139,13 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
                     f"<b>Users</b>: {result.users} ({result.users_today} new today)",
                     _period("Today (UTC)", result.today, currency),
                     _period("Total", result.total, currency),
+                    *(
+                        f"<b>SMS {name}</b>: {p.sends} sends · revenue "
+                        f"{currency.format(p.revenue)} · cost {currency.format(p.cost)} · "
+                        f"margin {currency.format(p.margin)}"
+                        for name, p in (("today", result.sms_today), ("total", result.sms_total))
+                        if p is not None
+                    ),
                 ]
             )
         )

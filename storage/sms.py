@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from aiosqlite import Row
 
@@ -229,6 +230,26 @@ class SmsRepo:
             (user_id, limit),
         )
         return [_send(r) for r in rows]
+
+    async def stats(self, since: int) -> tuple[int, int, Decimal]:
+        """(sends, revenue after refunds, upstream cost in EUR) of sends charged since `since`."""
+        row = await self.db.fetchone(
+            """
+            SELECT COUNT(*), COALESCE(SUM(s.total_price), 0) - COALESCE((
+                       SELECT SUM(l.amount) FROM ledger l JOIN sms_sends t ON t.id = l.sms_send_id
+                       WHERE l.kind = 'refund' AND t.created_at >= ?), 0)
+            FROM sms_sends s
+            WHERE s.created_at >= ? AND s.status IN ('sending', 'sent', 'done', 'failed')
+            """,
+            (since, since),
+        )
+        costs = await self.db.fetchall(
+            "SELECT m.cost FROM sms_messages m JOIN sms_sends s ON s.id = m.send_id "
+            "WHERE s.created_at >= ? AND m.cost IS NOT NULL",
+            (since,),
+        )
+        assert row is not None
+        return int(row[0]), int(row[1]), sum((Decimal(c[0]) for c in costs), Decimal(0))
 
     async def prices(self) -> dict[str, int]:
         rows = await self.db.fetchall("SELECT country, price FROM sms_prices")

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from bot.money import Currency
 from bot.providers.base import ProviderError, Route
 from storage.orders import OrderRepo
+from storage.sms import SmsRepo
 from storage.users import UserRepo
 
 
@@ -26,11 +28,24 @@ class Period:
 
 
 @dataclass(frozen=True)
+class SmsPeriod:
+    sends: int
+    revenue: int
+    cost: int  # upstream cost in shop minor units (from SMSPM's per-message prices)
+
+    @property
+    def margin(self) -> int:
+        return self.revenue - self.cost
+
+
+@dataclass(frozen=True)
 class Stats:
     users: int
     users_today: int
     today: Period
     total: Period
+    sms_today: SmsPeriod | None = None
+    sms_total: SmsPeriod | None = None
 
 
 @dataclass(frozen=True)
@@ -48,10 +63,21 @@ def start_of_today() -> int:
 
 
 class AdminService:
-    def __init__(self, users: UserRepo, orders: OrderRepo, routes: dict[str, Route]) -> None:
+    def __init__(
+        self,
+        users: UserRepo,
+        orders: OrderRepo,
+        routes: dict[str, Route],
+        sms: SmsRepo | None = None,
+        currency: Currency | None = None,
+        sms_rate: Decimal = Decimal(1),
+    ) -> None:
         self.users = users
         self.orders = orders
         self.routes = routes
+        self.sms = sms
+        self.currency = currency
+        self.sms_rate = sms_rate
 
     async def stats(self) -> Stats:
         """Users, orders, revenue and margin today (UTC) and in total.
@@ -64,11 +90,19 @@ class AdminService:
             paid, revenue, cost = await self.orders.stats(since)
             return Period(await self.orders.count_since(since), paid, revenue, cost)
 
+        async def sms_period(since: int) -> SmsPeriod | None:
+            if self.sms is None or self.currency is None:
+                return None
+            sends, revenue, cost_eur = await self.sms.stats(since)
+            return SmsPeriod(sends, revenue, self.currency.convert_up(cost_eur, self.sms_rate))
+
         return Stats(
             users=await self.users.count(),
             users_today=await self.users.count(today),
             today=await period(today),
             total=await period(0),
+            sms_today=await sms_period(today),
+            sms_total=await sms_period(0),
         )
 
     async def balances(self) -> list[AccountBalance]:

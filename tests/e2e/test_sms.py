@@ -95,6 +95,9 @@ async def test_hundred_recipients_some_failed_refunds_exactly(
     smspm.set_status(failed[0].id, "failed")
     await asyncio.sleep(0.3)
     assert await harness.app.wallet.balance(alice.id) == 1070
+    await admin.send("/stats")
+    stats = await admin.wait_for("SMS total")
+    assert "1 sends · revenue $9.30" in stats.plain  # $10.00 charged, 7 × $0.10 refunded
 
 
 async def test_invalid_numbers_are_refused_before_any_charge(
@@ -222,6 +225,9 @@ async def test_orders_list_shows_sms_and_admin_sets_prices(
     assert "Total: $0.18" in confirm.plain  # EE 0.08 + GB default 0.10
     await alice.click(confirm, "Send for")
     await alice.wait_for("SMS #")
+    await admin.send("/stats")
+    stats = await admin.wait_for("SMS total")
+    assert "1 sends · revenue $0.18" in stats.plain
     await alice.send("/orders")
     orders = await alice.wait_for("SMS sends")
     assert "✉️ SMS #" in orders.plain
