@@ -122,11 +122,22 @@ class LedgerRepo:
         )
         return True
 
-    @staticmethod
-    async def has_refund(
-        tx: Tx, order_id: int | None = None, sms_message_id: int | None = None
-    ) -> bool:
-        """Whether the order (or SMS recipient) was refunded already."""
+    @classmethod
+    async def refund_once(
+        cls,
+        tx: Tx,
+        user_id: int,
+        amount: int,
+        reason: str,
+        order_id: int | None = None,
+        sms_send_id: int | None = None,
+        sms_message_id: int | None = None,
+    ) -> int:
+        """Refund an order, or one SMS recipient, unless it was refunded before.
+
+        Returns what was refunded (0 the second time). The schema's unique indexes allow one
+        refund per order and per SMS recipient; this checks first so callers need not catch.
+        """
         if order_id is not None:
             row = await tx.fetchone(
                 "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order_id,)
@@ -136,7 +147,19 @@ class LedgerRepo:
                 "SELECT 1 FROM ledger WHERE sms_message_id = ? AND kind = 'refund'",
                 (sms_message_id,),
             )
-        return row is not None
+        if row is not None:
+            return 0
+        await cls.apply(
+            tx,
+            user_id,
+            amount,
+            LedgerKind.REFUND,
+            reason,
+            order_id,
+            sms_send_id=sms_send_id,
+            sms_message_id=sms_message_id,
+        )
+        return amount
 
     async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
         rows = await self.db.fetchall(

@@ -278,17 +278,9 @@ class OrderService:
 
     async def _refund(self, tx: Tx, order: Order, reason: str) -> int:
         """Refund the order's price; 0 if it was refunded before (the schema allows one)."""
-        if await self.ledger.has_refund(tx, order_id=order.id):
-            return 0
-        await self.ledger.apply(
-            tx,
-            order.user_id,
-            order.price,
-            LedgerKind.REFUND,
-            reason,
-            order.id,
+        return await self.ledger.refund_once(
+            tx, order.user_id, order.price, reason, order_id=order.id
         )
-        return order.price
 
     # -- reading -----------------------------------------------------------------------------
 

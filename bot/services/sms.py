@@ -233,18 +233,14 @@ class SmsService:
         return refunded
 
     async def _refund(self, tx: Tx, send: SmsSend, message: SmsMessage, reason: str) -> int:
-        if await self.ledger.has_refund(tx, sms_message_id=message.id):
-            return 0
-        await self.ledger.apply(
+        return await self.ledger.refund_once(
             tx,
             send.user_id,
             message.price,
-            LedgerKind.REFUND,
             reason,
             sms_send_id=send.id,
             sms_message_id=message.id,
         )
-        return message.price
 
     async def _finish_if_final(self, tx: Tx, send_id: int) -> bool:
         if await self.repo.pending_count(tx, send_id) == 0:
