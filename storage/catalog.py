@@ -199,11 +199,12 @@ class CatalogRepo:
         )
         return None if value is None else str(value)
 
-    async def route_services(self, route: str) -> dict[str, int]:
-        rows = await self.db.fetchall(
-            "SELECT code, service_id FROM route_services WHERE route = ?", (route,)
+    async def upstream_country(self, route: str, country: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT upstream_id FROM route_countries WHERE route = ? AND country = ?",
+            (route, country),
         )
-        return {r[0]: r[1] for r in rows}
+        return None if value is None else str(value)
 
     async def route_countries(self, route: str) -> dict[str, str]:
         """Upstream country id -> canonical country code."""

@@ -10,12 +10,12 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from bot.countries import resolve
+from bot.countries import is_iso, resolve
 from bot.errors import NotFound
 from bot.providers.base import CountryRef, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
 from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
-from storage.models import Country, Service
+from storage.models import Country, Offer, Service
 from storage.routing import RouteStats, RoutingRepo
 
 log = logging.getLogger(__name__)
@@ -200,12 +200,15 @@ class CatalogService:
         self, route: str, service_id: int, country: str
     ) -> tuple[str, CountryRef]:
         code = await self.repo.upstream_service(route, service_id)
-        countries = await self.repo.route_countries(route)
-        upstream_id = next((uid for uid, c in countries.items() if c == country), None)
+        upstream_id = await self.repo.upstream_country(route, country)
         if code is None or upstream_id is None:
             raise NotFound("This offer is no longer available.")
-        iso = country if len(country) == 2 else None
-        return code, CountryRef(upstream_id=upstream_id, iso=iso)
+        return code, CountryRef(upstream_id=upstream_id, iso=country if is_iso(country) else None)
+
+    async def offer(self, route: str, service_id: int, country: str) -> Offer | None:
+        """One route's cached offer for a service and country."""
+        offers = await self.repo.offers([route], service_id, country)
+        return offers[0] if offers else None
 
     # -- refresh -----------------------------------------------------------------------------
 

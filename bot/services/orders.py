@@ -133,10 +133,9 @@ class OrderService:
     ) -> QuoteView:
         """Hold the current price of one offer for this user for `quote_ttl` seconds."""
         route = self.route(route_key)
-        offers = await self.catalog.repo.offers([route_key], service_id, country)
-        if not offers or offers[0].stock <= 0:
+        offer = await self.catalog.offer(route_key, service_id, country)
+        if offer is None or offer.stock <= 0:
             raise NoNumbers()
-        offer = offers[0]
         price = (await self.pricing.table()).retail(route, offer.cost, service_id)
         quote = await self.quotes.create(
             user_id, route_key, service_id, country, offer.cost, price, self.quote_ttl
