@@ -23,6 +23,21 @@ async def _sms_harness(
     return harness
 
 
+async def _funded(
+    harness_factory: Callable[..., BotHarness],
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    user: FakeUser,
+    amount: str,
+    **overrides: object,
+) -> BotHarness:
+    """The bot with SMS on, and `user` registered with `amount` on their balance."""
+    harness = await _sms_harness(harness_factory, smspm, **overrides)
+    await start(user)
+    await fund(admin, user, amount)
+    return harness
+
+
 async def _compose(user: FakeUser, recipients: str, text: str) -> Message:
     await user.send("/sms")
     await user.wait_for("Send SMS")
@@ -71,9 +86,7 @@ async def test_hundred_recipients_some_failed_refunds_exactly(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "20")
+    harness = await _funded(harness_factory, smspm, admin, alice, "20")
     confirm = await _compose(alice, "\n".join(EE), "Sale today")
     assert "100 recipient(s)" in confirm.plain and "Total: $10.00" in confirm.plain
     await alice.click(confirm, "Send for $10.00")
@@ -106,9 +119,7 @@ async def test_invalid_numbers_are_refused_before_any_charge(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "1")
+    harness = await _funded(harness_factory, smspm, admin, alice, "1")
     await alice.send("/sms")
     await alice.wait_for("Send SMS")
     await alice.send("56789045, +372 5678 9045, 12")
@@ -124,9 +135,7 @@ async def test_unicode_text_is_priced_as_ucs2(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "1")
+    await _funded(harness_factory, smspm, admin, alice, "1")
     confirm = await _compose(alice, "+372 5678 9045", "Привет! " * 9 + "👋")  # 72+2 units
     assert "2 segment(s) per message (UCS-2)" in confirm.plain
     assert "Total: $0.20" in confirm.plain
@@ -138,9 +147,7 @@ async def test_forged_report_without_the_secret_changes_nothing(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "1")
+    harness = await _funded(harness_factory, smspm, admin, alice, "1")
     confirm = await _compose(alice, "+372 5678 9045", "Hi")
     await alice.click(confirm, "Send for")
     await alice.wait_for("SMS #")
@@ -167,9 +174,7 @@ async def test_upstream_error_refunds_and_says_why(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "1")
+    harness = await _funded(harness_factory, smspm, admin, alice, "1")
     confirm = await _compose(alice, "+372 5678 9045", "Hi")
     smspm.fail_next("/", '{"error": "Bad sender"}', http_status=400)
     await alice.click(confirm, "Send for")
@@ -187,9 +192,7 @@ async def test_restart_mid_send_still_resolves_and_refunds_once(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = await _sms_harness(harness_factory, smspm, smspm_poll_seconds=0.5)
-    await start(alice)
-    await fund(admin, alice, "1")
+    harness = await _funded(harness_factory, smspm, admin, alice, "1", smspm_poll_seconds=0.5)
     confirm = await _compose(alice, "+372 5678 9045\n+44 7912 345678", "Hi")
     await alice.click(confirm, "Send for $0.20")
     status = await alice.wait_for("SMS #")
@@ -214,9 +217,7 @@ async def test_orders_list_shows_sms_and_admin_sets_prices(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    await _sms_harness(harness_factory, smspm)
-    await start(alice)
-    await fund(admin, alice, "1")
+    await _funded(harness_factory, smspm, admin, alice, "1")
     await admin.send("/smsprice EE 0.08")
     await admin.wait_for("$0.08 per segment")
     await alice.send("/smsprice EE 0.01")
