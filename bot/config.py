@@ -75,6 +75,53 @@ class Settings(BaseSettings):
     papsms_webhook_host: str = "0.0.0.0"
     papsms_webhook_secret: SecretStr | None = None
 
+    # Top-ups: Telegram Stars, Crypto Pay, limits, referrals.
+    stars_rate: Decimal = Field(default=Decimal("0.013"), gt=0)
+    topup_min: Decimal = Field(default=Decimal(1), gt=0)
+    topup_max: Decimal = Field(default=Decimal(1000), gt=0)
+    topup_presets: Annotated[tuple[Decimal, ...], NoDecode] = (
+        Decimal(5),
+        Decimal(10),
+        Decimal(25),
+        Decimal(50),
+    )
+    invoice_ttl_seconds: int = Field(default=3600, gt=0)
+    referral_percent: Decimal = Field(default=Decimal(5), ge=0, le=100)
+    cryptopay_token: SecretStr | None = None
+    cryptopay_base_url: str = "https://pay.crypt.bot"
+    cryptopay_assets: Annotated[tuple[str, ...], NoDecode] = ("USDT", "TON", "BTC")
+    cryptopay_poll_seconds: float = Field(default=30.0, gt=0)
+    cryptopay_webhook_port: int | None = Field(default=None, ge=0, le=65535)
+    cryptopay_webhook_host: str = "0.0.0.0"
+    cryptopay_webhook_secret: SecretStr | None = None
+
+    # Running the shop.
+    broadcast_rate: float = Field(default=25.0, gt=0, le=30)
+    backup_dir: Path = Path("data/backups")
+    backup_keep: int = Field(default=7, ge=1)
+    backup_hour_utc: int = Field(default=3, ge=0, le=23)
+    low_balance_warning: Decimal = Field(default=Decimal(10), ge=0)
+
+    # Protection.
+    throttle_per_second: float = Field(default=2.0, gt=0)
+    throttle_burst: int = Field(default=8, gt=0)
+    cancel_limit: int = Field(default=5, ge=0)
+    cancel_pause_seconds: int = Field(default=3600, gt=0)
+
+    @field_validator("topup_presets", mode="before")
+    @classmethod
+    def _split_presets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Decimal(p.strip()) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("cryptopay_assets", mode="before")
+    @classmethod
+    def _split_assets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip().upper() for p in value.split(",") if p.strip())
+        return value
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
@@ -132,6 +179,7 @@ class Settings(BaseSettings):
         "smspool_base_url",
         "spotsms_base_url",
         "papsms_base_url",
+        "cryptopay_base_url",
     )
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -144,7 +192,18 @@ class Settings(BaseSettings):
                 "SMSPALM_RATE is required when SMSPALM_API_KEY is set "
                 "(shop-currency units per 1 NGN, e.g. 0.00065)"
             )
+        if self.topup_min > self.topup_max:
+            raise ValueError("TOPUP_MIN must not exceed TOPUP_MAX")
         return self
+
+    @property
+    def stars_enabled(self) -> bool:
+        """Stars are priced in USD by Telegram; another currency needs an explicit STARS_RATE."""
+        return self.currency == "USD" or "stars_rate" in self.model_fields_set
+
+    @property
+    def cryptopay_enabled(self) -> bool:
+        return self.cryptopay_token is not None and bool(self.cryptopay_token.get_secret_value())
 
     @property
     def smspm_enabled(self) -> bool:
@@ -166,6 +225,8 @@ class Settings(BaseSettings):
             self.spotsms_api_key,
             self.papsms_api_key,
             self.papsms_webhook_secret,
+            self.cryptopay_token,
+            self.cryptopay_webhook_secret,
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())

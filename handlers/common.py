@@ -22,6 +22,7 @@ from aiogram.types import (
 from aiogram.types import User as TgUser
 
 from bot.errors import AppError
+from bot.i18n import i18n, locale_of
 from bot.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,14 @@ class UserMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         sender: TgUser | None = data.get("event_from_user")
-        if sender is not None and not sender.is_bot:
-            data["user"] = await self.users.seen(
-                sender.id, sender.username, sender.first_name, sender.language_code
-            )
-        return await handler(event, data)
+        if sender is None or sender.is_bot:
+            return await handler(event, data)
+        user = await self.users.seen(
+            sender.id, sender.username, sender.first_name, sender.language_code
+        )
+        data["user"] = user
+        with i18n.use_locale(locale_of(user)):
+            return await handler(event, data)
 
 
 async def show(

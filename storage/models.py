@@ -31,6 +31,10 @@ class LedgerKind(enum.StrEnum):
     PURCHASE = "purchase"
     REFUND = "refund"
     ADJUSTMENT = "adjustment"
+    TOPUP = "topup"
+    TOPUP_REFUND = "topup_refund"
+    PROMO = "promo"
+    REFERRAL = "referral"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class User:
     balance: int
     is_active: bool
     created_at: int
+    referrer_id: int | None = None
+    is_banned: bool = False
+    locale: str | None = None  # chosen with /language; None follows Telegram's language
+    last_seen: int = 0  # refreshed at most hourly, for "active in 7 days"
 
 
 @dataclass(frozen=True)
@@ -128,3 +136,6 @@ class LedgerEntry:
     order_id: int | None
     actor_id: int | None
     created_at: int
+    topup_id: int | None = None
+    promo_code: str | None = None
+    sms_send_id: int | None = None

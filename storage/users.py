@@ -19,6 +19,10 @@ def _user(row: Row) -> User:
         balance=row["balance"],
         is_active=bool(row["is_active"]),
         created_at=row["created_at"],
+        referrer_id=row["referrer_id"],
+        is_banned=bool(row["is_banned"]),
+        locale=row["locale"],
+        last_seen=row["last_seen"],
     )
 
 
@@ -32,6 +36,9 @@ def _entry(row: Row) -> LedgerEntry:
         order_id=row["order_id"],
         actor_id=row["actor_id"],
         created_at=row["created_at"],
+        topup_id=row["topup_id"],
+        promo_code=row["promo_code"],
+        sms_send_id=row["sms_send_id"],
     )
 
 
@@ -51,13 +58,14 @@ class UserRepo:
         async with self.db.transaction() as tx:
             await tx.execute(
                 """
-                INSERT INTO users (id, username, first_name, language, created_at)
-                VALUES (?, ?, ?, ?, ?)
+                INSERT INTO users (id, username, first_name, language, created_at, last_seen)
+                VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET
                     username = excluded.username, first_name = excluded.first_name,
-                    language = excluded.language, is_active = 1
+                    language = excluded.language, is_active = 1,
+                    last_seen = excluded.last_seen
                 """,
-                (user_id, username, first_name, language, now),
+                (user_id, username, first_name, language, now, now),
             )
             row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
         assert row is not None
@@ -90,6 +98,8 @@ class LedgerRepo:
         actor_id: int | None = None,
         sms_send_id: int | None = None,
         sms_message_id: int | None = None,
+        topup_id: int | None = None,
+        promo_code: str | None = None,
     ) -> bool:
         """Move `amount` (negative = debit) and write its ledger row.
 
@@ -105,8 +115,8 @@ class LedgerRepo:
         await tx.insert(
             """
             INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, sms_send_id,
-                                sms_message_id, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                sms_message_id, topup_id, promo_code, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 user_id,
@@ -117,6 +127,8 @@ class LedgerRepo:
                 actor_id,
                 sms_send_id,
                 sms_message_id,
+                topup_id,
+                promo_code,
                 int(time.time()),
             ),
         )

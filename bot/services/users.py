@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from storage.models import User
 from storage.users import UserRepo
+
+SEEN_EVERY = 3600  # last_seen is refreshed at most this often (one write an hour, not per update)
 
 
 class UserService:
@@ -18,6 +22,7 @@ class UserService:
         if (
             user is not None
             and user.is_active
+            and user.last_seen > time.time() - SEEN_EVERY
             and (user.username, user.first_name, user.language) == (username, first_name, language)
         ):
             return user

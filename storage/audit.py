@@ -1,0 +1,52 @@
+"""The audit log: every admin action, who did it and when."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from storage.db import Database, Tx
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    actor_id: int
+    action: str
+    target: str
+    detail: str
+    created_at: int
+
+
+class AuditRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def write(
+        tx: Tx, actor_id: int, action: str, target: object = "", detail: str = ""
+    ) -> None:
+        """Record an action in the caller's transaction: it lands with the change or not at all."""
+        await tx.insert(
+            "INSERT INTO audit_log (actor_id, action, target, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (actor_id, action, str(target), detail, int(time.time())),
+        )
+
+    async def record(
+        self, actor_id: int, action: str, target: object = "", detail: str = ""
+    ) -> None:
+        """Record an action in a transaction of its own."""
+        async with self.db.transaction() as tx:
+            await self.write(tx, actor_id, action, target, detail)
+
+    async def recent(self, limit: int = 20, offset: int = 0) -> list[AuditEntry]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [
+            AuditEntry(
+                r["id"], r["actor_id"], r["action"], r["target"], r["detail"], r["created_at"]
+            )
+            for r in rows
+        ]
