@@ -88,6 +88,23 @@ def _providers(s: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _broadcast(s: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "broadcast rate achieved",
+            f"{s['achieved_rate']:.2f}/s of {s['rate']:g}/s ({s['deviation_pct']:+.1f} %)",
+            "within 5 %",
+            abs(s["deviation_pct"]) <= 5,
+        ),
+        (
+            "broadcast 429s at 30 msg/s",
+            f"{s['rejected_429']} (busiest second {s['busiest_second']})",
+            "0",
+            s["rejected_429"] == 0,
+        ),
+    ]
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -97,6 +114,7 @@ BENCHMARKS: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("polling", _polling),
     ("memory", _memory),
     ("providers", _providers),
+    ("broadcast", _broadcast),
 ]
 
 

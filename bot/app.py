@@ -20,41 +20,65 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.i18n import DEFAULT_LOCALE, N_, i18n
 from bot.money import Currency
+from bot.payments.cryptopay import CryptoPayClient
 from bot.providers.base import Route
 from bot.providers.budget import RequestBudget
 from bot.providers.registry import build_routes
 from bot.providers.smspm import SMSPMClient
 from bot.scheduler import SWEEP_SECONDS, OrderJobs, SmsJobs
-from bot.services.admin import AdminService
+from bot.services.admin import AdminService, seconds_until_hour
+from bot.services.broadcast import BroadcastService
 from bot.services.catalog import CatalogService
+from bot.services.crypto import CryptoTopups, supported_fiat
 from bot.services.orders import OrderService
 from bot.services.pricing import Pricing
+from bot.services.promos import PromoService
 from bot.services.sms import SmsService
+from bot.services.topups import TopupService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
-from bot.web import WebServer, papsms_webhook_handler, sms_report_handler
+from bot.web import (
+    WebServer,
+    cryptopay_webhook_handler,
+    papsms_webhook_handler,
+    sms_report_handler,
+)
 from handlers import build_router
 from handlers.admin import ADMIN_COMMANDS
+from handlers.broadcast import BROADCAST_ADMIN_COMMANDS, TelegramBroadcaster
 from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
+from handlers.throttling import build_throttle
+from handlers.topup import TOPUP_ADMIN_COMMANDS, TopupNotifier
+from storage.audit import AuditRepo
+from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
+from storage.promos import PromoRepo
 from storage.routing import RoutingRepo
 from storage.sms import SmsRepo
+from storage.topups import TopupRepo
 from storage.users import LedgerRepo, UserRepo
 
 log = logging.getLogger(__name__)
 
+# English descriptions, marked for extraction; `set_commands` sends one list per language.
 USER_COMMANDS = [
-    BotCommand(command="start", description="Main menu"),
-    BotCommand(command="buy", description="Buy a number"),
-    BotCommand(command="balance", description="Your balance"),
-    BotCommand(command="orders", description="Your orders"),
-    BotCommand(command="help", description="How it works"),
+    BotCommand(command="start", description=N_("Main menu")),
+    BotCommand(command="buy", description=N_("Buy a number")),
+    BotCommand(command="balance", description=N_("Your balance")),
+    BotCommand(command="topup", description=N_("Top up your balance")),
+    BotCommand(command="history", description=N_("Wallet history")),
+    BotCommand(command="orders", description=N_("Your orders")),
+    BotCommand(command="promo", description=N_("Redeem a promo code")),
+    BotCommand(command="referrals", description=N_("Invite friends, earn a bonus")),
+    BotCommand(command="language", description=N_("Language")),
+    BotCommand(command="help", description=N_("How it works")),
 ]
 
 
@@ -78,6 +102,10 @@ class App:
     sms: SmsService | None = None
     webs: list[WebServer] = field(default_factory=list)
     closed: bool = field(default=False)
+    broadcasts: BroadcastService | None = None
+    topups: TopupService | None = None
+    crypto: CryptoTopups | None = None
+    admin: AdminService | None = None
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
@@ -87,17 +115,37 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
+        if self.broadcasts is not None:
+            await self.broadcasts.resume()
         self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
         self.jobs.every(
             "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
         )
         self.jobs.every("stock-watches", self.settings.stock_check_seconds, self.check_watches)
+        if self.crypto is not None:
+            # first_in=0: invoices paid while the bot was down are credited at once.
+            seconds = self.settings.cryptopay_poll_seconds
+            self.jobs.every("cryptopay-poll", seconds, self.poll_crypto, first_in=0)
+        if self.admin is not None:
+            self.jobs.every("balance-snapshots", 3600, self.admin.snapshot_balances, first_in=0)
+            first = seconds_until_hour(self.settings.backup_hour_utc)
+            self.jobs.every("daily-backup", 86400, self.daily_backup, first_in=first)
         await self.set_commands()
+
+    async def daily_backup(self) -> None:
+        """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
+        if self.admin is not None:
+            await self.admin.backup()
 
     async def check_watches(self) -> None:
         """Tell each user who asked, once, that their service and country are in stock."""
         for user_id, service, country in await self.catalog.check_watches():
             await self.notifier.in_stock(user_id, service, country)
+
+    async def poll_crypto(self) -> None:
+        """Credit paid and close expired Crypto Pay invoices (the webhook's fallback)."""
+        if self.crypto is not None:
+            await self.crypto.poll()
 
     async def on_shutdown(self) -> None:
         self.jobs.shutdown()
@@ -105,16 +153,39 @@ class App:
     async def set_commands(self) -> None:
         user_commands = list(USER_COMMANDS)
         if self.sms is not None:
-            user_commands.insert(2, BotCommand(command="sms", description="Send an SMS"))
-        await self.bot.set_my_commands(user_commands, scope=BotCommandScopeDefault())
+            user_commands.insert(2, BotCommand(command="sms", description=N_("Send an SMS")))
+        await self._set_commands(user_commands, BotCommandScopeDefault())
         admin = user_commands + [
-            BotCommand(command=name, description=text) for name, text in ADMIN_COMMANDS.items()
+            BotCommand(command=name, description=str(text))
+            for name, text in ADMIN_COMMANDS.items()
+        ]
+        admin += [
+            BotCommand(command=name, description=str(text))
+            for name, text in TOPUP_ADMIN_COMMANDS.items()
+        ]
+        admin += [
+            BotCommand(command=name, description=str(text))
+            for name, text in BROADCAST_ADMIN_COMMANDS.items()
         ]
         for admin_id in self.settings.admin_ids:
             try:
-                await self.bot.set_my_commands(admin, scope=BotCommandScopeChat(chat_id=admin_id))
+                await self._set_commands(admin, BotCommandScopeChat(chat_id=admin_id))
             except TelegramAPIError as exc:
                 log.warning("Admin commands for %s not set: %s", admin_id, exc.message)
+
+    async def _set_commands(
+        self, commands: list[BotCommand], scope: BotCommandScopeDefault | BotCommandScopeChat
+    ) -> None:
+        """One list per language: English for everyone, then each catalog's language."""
+        for locale in i18n.available_locales:
+            localized = [
+                BotCommand(
+                    command=c.command, description=i18n.gettext(c.description, locale=locale)
+                )
+                for c in commands
+            ]
+            language = None if locale == DEFAULT_LOCALE else locale
+            await self.bot.set_my_commands(localized, scope=scope, language_code=language)
 
     async def run_polling(self, handle_signals: bool = True, polling_timeout: int = 30) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
@@ -138,6 +209,8 @@ class App:
             await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
+        if self.broadcasts is not None:  # before the bot session and the database close
+            await self.broadcasts.close(graceful=graceful)
         for web in self.webs:
             await web.stop()
         await self.catalog.close()
@@ -210,16 +283,35 @@ async def build_app(settings: Settings) -> App:
         jobs=jobs,
         order_timeout=settings.order_timeout_seconds,
         quote_ttl=settings.quote_ttl_seconds,
+        cancel_limit=settings.cancel_limit,
+        cancel_pause=settings.cancel_pause_seconds,
     )
     notifier.order_codes = orders.codes
-    jobs.bind(orders)
-    admin = AdminService(
+    topups = TopupService(
+        db,
+        TopupRepo(db),
         UserRepo(db),
-        OrderRepo(db),
-        routes,
-        SmsRepo(db) if settings.smspm_enabled else None,
+        ledger,
+        KeyValueRepo(db),
+        AuditRepo(db),
         currency,
-        settings.smspm_rate,
+        settings,
+        TopupNotifier(bot, users, currency),
+    )
+    promos = PromoService(db, PromoRepo(), ledger, AuditRepo(db), currency)
+    jobs.bind(orders)
+    broadcasts = BroadcastService(
+        BroadcastRepo(db), TelegramBroadcaster(bot, users), settings.broadcast_rate
+    )
+    admin = AdminService(
+        db,
+        routes,
+        currency,
+        settings,
+        orders=orders,
+        pricing=pricing,
+        sms=SmsRepo(db) if settings.smspm_enabled else None,
+        topups=topups,
     )
     servers: dict[int, WebServer] = {}
 
@@ -242,6 +334,7 @@ async def build_app(settings: Settings) -> App:
             "/papsms/webhook/{secret}",
             papsms_webhook_handler(orders, routing, secret, hook),
         )
+    crypto = _build_crypto(settings, http, topups, users, ledger, notifier, currency, server)
 
     dp = Dispatcher(
         storage=SQLiteStorage(db),
@@ -255,11 +348,18 @@ async def build_app(settings: Settings) -> App:
         orders=orders,
         admin=admin,
         notifier=notifier,
+        broadcasts=broadcasts,
         sandbox=settings.sandbox,
+        crypto=crypto,  # CryptoTopups when CRYPTOPAY_TOKEN is set
+        topups=topups,
+        promos=promos,
     )
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
-    dp.include_router(build_router(users, settings.admin_ids))
+    throttle = build_throttle(
+        settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
+    )
+    dp.include_router(build_router(users, settings.admin_ids, throttle))
     app = App(
         settings,
         db,
@@ -279,6 +379,10 @@ async def build_app(settings: Settings) -> App:
         sms,
         list(servers.values()),
     )
+    app.topups = topups
+    app.crypto = crypto
+    app.broadcasts = broadcasts
+    app.admin = admin
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
@@ -340,6 +444,52 @@ def _build_sms(
         web.add("POST", "/smspm/report/{secret}", handler)
         web.add("GET", "/smspm/report/{secret}", handler)
     return sms
+
+
+def _build_crypto(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    topups: TopupService,
+    users: UserService,
+    ledger: LedgerRepo,
+    notifier: TelegramNotifier,
+    currency: Currency,
+    server: Callable[[str, int], WebServer],
+) -> CryptoTopups | None:
+    """Crypto Pay top-ups, offered when CRYPTOPAY_TOKEN is set and the shop currency is one
+    Crypto Pay prices invoices in (else off, with a log line: no made-up exchange rate)."""
+    if not settings.cryptopay_enabled or settings.cryptopay_token is None:
+        return None
+    if not supported_fiat(currency.code):
+        log.warning(
+            "Crypto Pay cannot price invoices in %s (CURRENCY): crypto top-ups are off",
+            currency.code,
+        )
+        return None
+    client = CryptoPayClient(
+        http, settings.cryptopay_token.get_secret_value(), settings.cryptopay_base_url
+    )
+    crypto = CryptoTopups(
+        client,
+        topups,
+        users,
+        ledger,
+        notifier,
+        currency,
+        settings.cryptopay_assets,
+        settings.invoice_ttl_seconds,
+    )
+    if settings.cryptopay_webhook_port is not None:
+        secret = (
+            settings.cryptopay_webhook_secret.get_secret_value()
+            if settings.cryptopay_webhook_secret
+            else _derived_secret("numbot-cryptopay-webhook", settings.cryptopay_token)
+        )
+        hook = server(settings.cryptopay_webhook_host, settings.cryptopay_webhook_port)
+        hook.add(
+            "POST", "/cryptopay/webhook/{secret}", cryptopay_webhook_handler(crypto, secret, hook)
+        )
+    return crypto
 
 
 def _derived_secret(purpose: str, key: SecretStr | None) -> str:

@@ -1,6 +1,16 @@
-"""The application's error hierarchy. One error handler maps these to user messages."""
+"""The application's error hierarchy. One error handler maps these to user messages.
+
+A `user_message` class attribute is English and is extracted for translation by its name; it
+is translated when shown (`bot.i18n.user_text`). A message given when raising is translated
+there, inside the update (`raise NotFound(_("Order #{id} not found.").format(id=...))`).
+"""
 
 from __future__ import annotations
+
+import math
+import time
+
+from bot.i18n import _, format_date
 
 
 class AppError(Exception):
@@ -38,3 +48,17 @@ class InvalidState(AppError):
 
 class TryAgainLater(AppError):
     user_message = "Please try again in a moment."
+
+
+class BuyPaused(AppError):
+    """Too many orders cancelled by the customer in a short time: buying waits until `until`."""
+
+    def __init__(self, until: int) -> None:
+        minutes = max(1, math.ceil((until - time.time()) / 60))
+        super().__init__(
+            _(
+                "You cancelled several orders in a short time, so buying is paused for a "
+                "while. You can buy again in {minutes} min ({time} UTC)."
+            ).format(minutes=minutes, time=format_date(until))
+        )
+        self.until = until

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision
 
 _HUNDRED = Decimal(100)
+MAX_AMOUNT_CHARS = 24
+MAX_MAJOR_DIGITS = 12  # a trillion major units: far beyond any real amount, far below int64
+# ASCII digits only: `str.isdigit()` (and Decimal) also accept Arabic-Indic, Devanagari,
+# full-width and other digits, which a user's keyboard can produce and a reviewer cannot read.
+_AMOUNT_RE = re.compile(r"(?P<major>[0-9]*)(?:[.,](?P<minor>[0-9]*))?", re.ASCII)
+
+
+class AmountError(ValueError):
+    """A typed amount that is not a plain positive number of this currency."""
+
+
+class AmountOutOfRange(AmountError):
+    """A well-formed amount outside the allowed range (`low`..`high`, minor units)."""
+
+    def __init__(self, amount: int, low: int, high: int) -> None:
+        super().__init__(f"{amount} is outside {low}..{high}")
+        self.amount = amount
+        self.low = low
+        self.high = high
 
 
 @lru_cache(maxsize=8192)
@@ -43,24 +63,40 @@ class Currency:
         return _format(self.code, self.exponent, minor)
 
     def parse(self, text: str) -> int:
-        """Parse a typed amount (`10`, `2.50`, `2,5`) into minor units.
+        """Parse a typed amount (`10`, `2.50`, `2,5`, `.5`) into minor units.
 
-        Raises ValueError for anything that is not a plain positive number with at most the
-        currency's decimals.
+        Raises AmountError (a ValueError) for anything that is not a plain positive number
+        written with ASCII digits and at most the currency's decimals: signs, exponents
+        (`1e3`), `NaN`/`Infinity`, thousands separators (`1,000.00`), non-ASCII digits,
+        more than MAX_MAJOR_DIGITS digits before the separator and over-long input.
         """
-        cleaned = text.strip().replace(",", ".")
-        if not cleaned or not all(c.isdigit() or c == "." for c in cleaned):
-            raise ValueError(f"not an amount: {text!r}")
-        try:
-            amount = Decimal(cleaned)
-        except InvalidOperation as exc:
-            raise ValueError(f"not an amount: {text!r}") from exc
-        minor = amount.scaleb(self.exponent)
-        if minor != minor.to_integral_value():
-            raise ValueError(f"at most {self.exponent} decimals in {self.code}")
-        if minor <= 0:
-            raise ValueError("the amount must be positive")
-        return int(minor)
+        cleaned = text.strip()
+        if len(cleaned) > MAX_AMOUNT_CHARS:
+            raise AmountError("the amount is too long")
+        match = _AMOUNT_RE.fullmatch(cleaned)
+        if match is None:
+            raise AmountError(f"not an amount: {text!r}")
+        major, minor = match["major"], match["minor"] or ""
+        if not major and not minor:
+            raise AmountError(f"not an amount: {text!r}")
+        if len(major.lstrip("0")) > MAX_MAJOR_DIGITS:
+            raise AmountError("the amount is too large")
+        if len(minor) > self.exponent:
+            raise AmountError(f"at most {self.exponent} decimals in {self.code}")
+        value = int(major or "0") * self.unit + int(minor.ljust(self.exponent, "0") or "0")
+        if value <= 0:
+            raise AmountError("the amount must be positive")
+        return value
+
+    def parse_within(self, text: str, low: int, high: int) -> int:
+        """`parse`, then check `low <= amount <= high` (minor units, inclusive).
+
+        Raises AmountOutOfRange (with `low` and `high` for the message) outside the range.
+        """
+        amount = self.parse(text)
+        if not low <= amount <= high:
+            raise AmountOutOfRange(amount, low, high)
+        return amount
 
     def convert_up(
         self, amount: Decimal, rate: Decimal, markup_percent: Decimal = Decimal(0)

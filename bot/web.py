@@ -15,8 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.payments.cryptopay import SIGNATURE_HEADER
+from bot.payments.cryptopay import parse_webhook as parse_cryptopay_webhook
 from bot.providers.papsms import parse_webhook
 from bot.providers.smspm import parse_report
+from bot.services.crypto import CryptoTopups
 from bot.services.orders import OrderService
 from bot.services.sms import SmsService
 from storage.routing import RoutingRepo
@@ -78,6 +81,35 @@ def papsms_webhook_handler(
         )
         if order_id is not None:
             server.spawn(orders.poll(order_id))
+        return web.Response(text="ok")
+
+    return handle
+
+
+def cryptopay_webhook_handler(crypto: CryptoTopups, secret: str, server: WebServer) -> Any:
+    """Crypto Pay's `invoice_paid` updates. The signature (HMAC-SHA256 of the raw body keyed
+    with SHA-256 of the token) is checked before the body is parsed: a forged update gets 401, a
+    signed body that is not an update 400, and neither changes anything. The top-up is credited
+    before the answer (a failure answers 500 and Crypto Pay retries; the poll catches it too);
+    the user is told in the background."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+            return web.Response(status=404, text="not found")
+        raw = await request.read()
+        if not crypto.client.verify(raw, request.headers.get(SIGNATURE_HEADER)):
+            log.warning("Crypto Pay webhook with a bad signature ignored")
+            return web.Response(status=401, text="bad signature")
+        try:
+            update = parse_cryptopay_webhook(raw)
+        except ValueError as exc:
+            log.warning("Crypto Pay webhook not understood: %s", exc)
+            return web.Response(status=400, text="bad update")
+        if update.update_type != "invoice_paid" or update.invoice is None:
+            return web.Response(text="ok")
+        credit = await crypto.on_paid(update.invoice)
+        if credit is not None:
+            server.spawn(crypto.announce(credit))
         return web.Response(text="ok")
 
     return handle

@@ -7,6 +7,7 @@ from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.errors import AppError, InvalidState
+from bot.i18n import _, i18n, user_text
 from bot.money import Currency
 from bot.providers.base import NoNumbers
 from bot.services.catalog import CatalogService
@@ -24,6 +25,57 @@ from handlers.callbacks import (
 )
 from handlers.common import answer, show
 from storage.models import User
+
+Screen = tuple[str, InlineKeyboardMarkup]
+
+
+async def services_screen(catalog: CatalogService, query: str = "", page: int = 0) -> Screen:
+    """A page of services, rendered in the current language (kept between catalog changes)."""
+    key = ("services", query, page, i18n.current_locale)
+    screen: Screen | None = catalog.menu(key)
+    if screen is None:
+        version = catalog.version
+        found = await catalog.services(query, page)
+        screen = render.services(found, query), keyboards.services(found, query)
+        catalog.keep_menu(key, screen, version)
+    return screen
+
+
+async def countries_screen(
+    catalog: CatalogService, service_id: int, page: int, currency: Currency
+) -> Screen:
+    """A service's countries with their "from" prices (kept between catalog changes)."""
+    key = ("countries", service_id, page, i18n.current_locale)
+    screen: Screen | None = catalog.menu(key)
+    if screen is not None:
+        await catalog.viewed(service_id)
+        return screen
+    version = catalog.version
+    service = await catalog.service(service_id)
+    found = await catalog.countries(service.id, page)
+    screen = render.countries(service, found), keyboards.countries(service.id, found, currency)
+    catalog.keep_menu(key, screen, version)
+    return screen
+
+
+async def routes_screen(
+    catalog: CatalogService, service_id: int, country_code: str, currency: Currency
+) -> Screen:
+    """The routes selling a service in a country (kept between catalog changes). The prices
+    are what the menu shows; Pay charges the quote made when the route is picked."""
+    key = ("routes", service_id, country_code, i18n.current_locale)
+    screen: Screen | None = catalog.menu(key)
+    if screen is None:
+        version = catalog.version
+        service = await catalog.service(service_id)
+        country = await catalog.country(country_code)
+        choices = await catalog.route_choices(service.id, country.code)
+        screen = (
+            render.routes(service, country, choices, currency),
+            keyboards.routes(service.id, country.code, choices, currency),
+        )
+        catalog.keep_menu(key, screen, version)
+    return screen
 
 
 def _confirm_screen(
@@ -43,12 +95,12 @@ def _confirm_screen(
 def build_buy_router() -> Router:
     router = Router(name="buy")
 
-    async def first_screen(
-        catalog: CatalogService, user: User
-    ) -> tuple[str, InlineKeyboardMarkup]:
+    async def first_screen(catalog: CatalogService, user: User) -> Screen:
         """Services, with the user's recent picks and "Buy again" on top."""
-        page = await catalog.services()
         recents = await catalog.recent_picks(user.id)
+        if not recents:
+            return await services_screen(catalog)
+        page = await catalog.services()
         titles = {key: route.title for key, route in catalog.routes.items()}
         return render.services(page, ""), keyboards.services(page, "", recents, titles)
 
@@ -59,11 +111,8 @@ def build_buy_router() -> Router:
 
     @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
     async def search(message: Message, catalog: CatalogService) -> None:
-        query = short_query(message.text or "")
-        page = await catalog.services(query)
-        await message.answer(
-            render.services(page, query), reply_markup=keyboards.services(page, query)
-        )
+        text, markup = await services_screen(catalog, short_query(message.text or ""))
+        await message.answer(text, reply_markup=markup)
 
     @router.callback_query(MenuCb.filter(F.to == "buy"))
     async def buy_menu(callback: CallbackQuery, catalog: CatalogService, user: User) -> None:
@@ -76,19 +125,17 @@ def build_buy_router() -> Router:
         callback: CallbackQuery, callback_data: WatchCb, catalog: CatalogService, user: User
     ) -> None:
         await catalog.watch_stock(user.id, callback_data.sid, callback_data.cc)
-        await answer(callback, "🔔 Done. We'll message you once when it's in stock.", alert=True)
+        await answer(
+            callback, _("🔔 Done. We'll message you once when it's in stock."), alert=True
+        )
 
     @router.callback_query(ServicesCb.filter())
     async def services_page(
         callback: CallbackQuery, callback_data: ServicesCb, catalog: CatalogService
     ) -> None:
         await answer(callback)
-        page = await catalog.services(callback_data.q, callback_data.page)
-        await show(
-            callback,
-            render.services(page, callback_data.q),
-            keyboards.services(page, callback_data.q),
-        )
+        text, markup = await services_screen(catalog, callback_data.q, callback_data.page)
+        await show(callback, text, markup)
 
     @router.callback_query(ServiceCb.filter())
     async def countries_page(
@@ -97,14 +144,11 @@ def build_buy_router() -> Router:
         catalog: CatalogService,
         currency: Currency,
     ) -> None:
-        service = await catalog.service(callback_data.sid)
-        page = await catalog.countries(service.id, callback_data.page)
-        await answer(callback)
-        await show(
-            callback,
-            render.countries(service, page),
-            keyboards.countries(service.id, page, currency),
+        text, markup = await countries_screen(
+            catalog, callback_data.sid, callback_data.page, currency
         )
+        await answer(callback)
+        await show(callback, text, markup)
 
     @router.callback_query(CountryCb.filter())
     async def routes_page(
@@ -113,15 +157,9 @@ def build_buy_router() -> Router:
         catalog: CatalogService,
         currency: Currency,
     ) -> None:
-        service = await catalog.service(callback_data.sid)
-        country = await catalog.country(callback_data.cc)
-        choices = await catalog.route_choices(service.id, country.code)
+        text, markup = await routes_screen(catalog, callback_data.sid, callback_data.cc, currency)
         await answer(callback)
-        await show(
-            callback,
-            render.routes(service, country, choices, currency),
-            keyboards.routes(service.id, country.code, choices, currency),
-        )
+        await show(callback, text, markup)
 
     @router.callback_query(RouteCb.filter())
     async def confirm_page(
@@ -146,7 +184,7 @@ def build_buy_router() -> Router:
         currency: Currency,
     ) -> None:
         await orders.payable_quote(user.id, callback_data.qid)  # forged, used, expired: alert
-        await answer(callback, "⏳ Buying your number…")
+        await answer(callback, _("⏳ Buying your number…"))
         message = callback.message
         chat_id = callback.from_user.id
         message_id = message.message_id if message is not None else None
@@ -159,16 +197,18 @@ def build_buy_router() -> Router:
             text, markup = _confirm_screen(view, user.balance, currency)
             await show(
                 callback,
-                "⚠️ The price has changed since you opened this screen.\n\n" + text,
+                _("⚠️ The price has changed since you opened this screen.") + "\n\n" + text,
                 markup,
             )
             return
         except (PurchaseFailed, AppError) as error:
             view = await orders.get_quote(user.id, callback_data.qid)
             quote = view.quote
-            text = f"❌ {render.esc(error.user_message)}"
+            text = f"❌ {render.esc(user_text(error))}"
             if isinstance(error, PurchaseFailed):
-                text += f"\n\n{currency.format(error.refunded)} is back on your balance."
+                text += "\n\n" + _("{amount} is back on your balance.").format(
+                    amount=currency.format(error.refunded)
+                )
             alternative = None
             cause = error.cause if isinstance(error, PurchaseFailed) else error
             if isinstance(cause, NoNumbers):
@@ -177,8 +217,15 @@ def build_buy_router() -> Router:
                 )
                 if other is not None:
                     price = currency.format(other.quote.price)
-                    text += f"\n\n{render.esc(other.route.title)} has numbers for {price}."
-                    alternative = (other.quote.id, f"✅ Buy from {other.route.title} for {price}")
+                    text += "\n\n" + _("{route} has numbers for {price}.").format(
+                        route=render.esc(other.route.title), price=price
+                    )
+                    alternative = (
+                        other.quote.id,
+                        _("✅ Buy from {route} for {price}").format(
+                            route=other.route.title, price=price
+                        ),
+                    )
             await show(
                 callback,
                 text,

@@ -64,3 +64,21 @@ class SmsCb(CallbackData, prefix="sm"):
 class WatchCb(CallbackData, prefix="w"):
     sid: int
     cc: str
+
+
+class WalletCb(CallbackData, prefix="wl"):
+    act: str  # topup | other | refs | hist
+    page: int = 0
+
+
+class TopupAmountCb(CallbackData, prefix="ta"):
+    amount: int  # shop currency, minor units; checked against the limits again on use
+
+
+class TopupPayCb(CallbackData, prefix="tp"):
+    m: str  # stars | crypto
+    amount: int
+
+
+class LanguageCb(CallbackData, prefix="lg"):
+    locale: str  # a catalog's language code, e.g. "ru"

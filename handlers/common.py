@@ -10,7 +10,8 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import ExceptionTypeFilter
+from aiogram.filters import ExceptionTypeFilter, Filter
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.types import (
     CallbackQuery,
     ErrorEvent,
@@ -22,12 +23,12 @@ from aiogram.types import (
 from aiogram.types import User as TgUser
 
 from bot.errors import AppError
-from bot.i18n import i18n, locale_of
+from bot.i18n import __, i18n, locale_of, user_text
 from bot.services.users import UserService
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, something went wrong on our side. Please try again."
+APOLOGY = __("Sorry, something went wrong on our side. Please try again.")
 
 
 class UserMiddleware(BaseMiddleware):
@@ -102,13 +103,13 @@ def build_errors_router() -> Router:
     async def app_error(event: ErrorEvent) -> None:
         error = event.exception
         assert isinstance(error, AppError)
-        await _tell(event, error.user_message)
+        await _tell(event, user_text(error))
 
     @router.error()
     async def unexpected(event: ErrorEvent) -> None:
         log.error("Unhandled error in update %s", event.update.update_id, exc_info=event.exception)
         try:
-            await _tell(event, APOLOGY)
+            await _tell(event, str(APOLOGY))
         except Exception:  # the apology itself failed (blocked, network): nothing more to do
             log.warning("Could not send the apology for update %s", event.update.update_id)
 
@@ -147,3 +148,49 @@ class InFlight(BaseMiddleware):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class CallbackPrefixes(Filter):
+    """Router-level filter: the callback data starts with a prefix one of its handlers takes.
+
+    aiogram tries a callback query on every handler of every router in turn, and each
+    `SomeCb.filter()` parses the data (raising on a foreign prefix): a tap on a button of the
+    last router paid for some forty failed checks. With this filter in front, a router whose
+    handlers cannot match is skipped after one set lookup.
+    """
+
+    def __init__(self, prefixes: dict[str, frozenset[str]]) -> None:
+        self.prefixes = prefixes  # separator -> prefixes
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        data = query.data
+        if not data:
+            return False
+        return any(data.split(sep, 1)[0] in names for sep, names in self.prefixes.items())
+
+
+def index_callbacks(root: Router) -> None:
+    """Give each router whose callback handlers all use `CallbackData` filters a
+    `CallbackPrefixes` filter, checked before its other router-level filters. What it lets
+    through is unchanged (a `CallbackData` filter never matches another prefix); routers
+    with a handler for any data (the fallback) or with sub-routers are left alone."""
+    for router in root.sub_routers:
+        observer = router.callback_query
+        if router.sub_routers or not observer.handlers:
+            continue
+        prefixes: dict[str, set[str]] = {}
+        for handler in observer.handlers:
+            found = [
+                f.callback.callback_data
+                for f in handler.filters or []
+                if isinstance(f.callback, CallbackQueryFilter)
+            ]
+            if not found:
+                break
+            for factory in found:
+                prefixes.setdefault(factory.__separator__, set()).add(factory.__prefix__)
+        else:
+            observer.filter(CallbackPrefixes({k: frozenset(v) for k, v in prefixes.items()}))
+            filters = observer._handler.filters  # aiogram appends; the cheap check goes first
+            if filters:
+                filters.insert(0, filters.pop())

@@ -7,12 +7,14 @@ from collections.abc import Callable, Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.i18n import _, country_name, i18n
 from bot.money import Currency
 from bot.providers.base import Route
 from bot.services.catalog import CountryChoice, Page, RouteChoice
 from handlers import render
 from handlers.callbacks import (
     CountryCb,
+    LanguageCb,
     MenuCb,
     NoopCb,
     OrderCb,
@@ -75,45 +77,71 @@ def pager(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[Inli
     return row
 
 
+_MAIN_MENUS: dict[tuple[str, bool], InlineKeyboardMarkup] = {}
+
+
 def main_menu(sms_enabled: bool = False) -> InlineKeyboardMarkup:
+    """The main menu; built once per language (markups are immutable, so one is shared)."""
+    key = (i18n.current_locale, sms_enabled)
+    markup = _MAIN_MENUS.get(key)
+    if markup is None:
+        markup = _MAIN_MENUS[key] = _main_menu(sms_enabled)
+    return markup
+
+
+def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
     builder = Rows()
-    builder.add(_button("📱 Buy a number", MenuCb(to="buy")))
+    builder.add(_button(_("📱 Buy a number"), MenuCb(to="buy")))
     if sms_enabled:
-        builder.add(_button("✉️ Send SMS", MenuCb(to="sms")))
+        builder.add(_button(_("✉️ Send SMS"), MenuCb(to="sms")))
     builder.add(
-        _button("💰 Balance", MenuCb(to="balance")),
-        _button("🗂 My orders", MenuCb(to="orders")),
-        _button("❓ Help", MenuCb(to="help")),
+        _button(_("💰 Balance"), MenuCb(to="balance")),
+        _button(_("🗂 My orders"), MenuCb(to="orders")),
+        _button(_("❓ Help"), MenuCb(to="help")),
+        _button(_("🌐 Language"), MenuCb(to="language")),
     )
-    builder.adjust(*((2, 2, 1) if sms_enabled else (1, 2, 1)))
+    builder.adjust(*((2, 2, 2) if sms_enabled else (1, 2, 2)))
+    return builder.as_markup()
+
+
+def language(locales: Sequence[str], names: dict[str, str], current: str) -> InlineKeyboardMarkup:
+    """One button per language, each in its own language; the current one is ticked."""
+    builder = Rows()
+    for locale in locales:
+        mark = "✅ " if locale == current else ""
+        builder.add(_button(mark + names.get(locale, locale), LanguageCb(locale=locale)))
+    builder.adjust(2)
+    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
 def sms_cancel() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button("✖ Cancel", SmsCb(act="cancel"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), SmsCb(act="cancel"))]])
 
 
 def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup:
     builder = Rows()
     if can_pay:
-        builder.row(_button(f"✅ Send for {total}", SmsCb(sid=send_id, act="send")))
+        builder.row(
+            _button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
+        )
     else:
-        builder.row(_button("💰 Balance", MenuCb(to="balance")))
-    builder.row(_button("✖ Cancel", SmsCb(act="cancel")))
+        builder.row(_button(_("💰 Balance"), MenuCb(to="balance")))
+    builder.row(_button(_("✖ Cancel"), SmsCb(act="cancel")))
     return builder.as_markup()
 
 
 def sms_status(send_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button("🔄 Refresh", SmsCb(sid=send_id, act="show"))],
-            [_button("🗂 My orders", OrdersCb()), _button("◀ Menu", MenuCb(to="main"))],
+            [_button(_("🔄 Refresh"), SmsCb(sid=send_id, act="show"))],
+            [_button(_("🗂 My orders"), OrdersCb()), _button(_("◀ Menu"), MenuCb(to="main"))],
         ]
     )
 
 
 def back_to_menu() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button("◀ Menu", MenuCb(to="main"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("◀ Menu"), MenuCb(to="main"))]])
 
 
 def services(
@@ -129,14 +157,17 @@ def services(
         if title is not None:
             builder.row(
                 _button(
-                    f"🔁 Buy again: {service.name} {country.flag} · {title}",
+                    _("🔁 Buy again: {service} {flag} · {route}").format(
+                        service=service.name, flag=country.flag, route=title
+                    ),
                     RouteCb(sid=service.id, cc=country.code, rt=route),
                 )
             )
-        for service, country, _ in recents:
+        for service, country, _route in recents:
+            name = country_name(country.code, country.name)
             builder.row(
                 _button(
-                    f"🕘 {service.name} · {country.flag} {country.name}",
+                    f"🕘 {service.name} · {country.flag} {name}",
                     CountryCb(sid=service.id, cc=country.code),
                 )
             )
@@ -145,8 +176,8 @@ def services(
     builder.adjust(2)
     builder.row(*pager(page.page, page.pages, lambda p: ServicesCb(page=p, q=query)))
     if query:
-        builder.row(_button("✖ Clear search", ServicesCb()))
-    builder.row(_button("◀ Menu", MenuCb(to="main")))
+        builder.row(_button(_("✖ Clear search"), ServicesCb()))
+    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
@@ -162,7 +193,7 @@ def countries(
             )
         )
     builder.row(*pager(page.page, page.pages, lambda p: ServiceCb(sid=service_id, page=p)))
-    builder.row(_button("◀ Services", ServicesCb()))
+    builder.row(_button(_("◀ Services"), ServicesCb()))
     return builder.as_markup()
 
 
@@ -177,8 +208,10 @@ def routes(
         )
         builder.row(_button(text, data))
     if not any(choice.stock for choice in choices):
-        builder.row(_button("🔔 Tell me when it's in stock", WatchCb(sid=service_id, cc=country)))
-    builder.row(_button("◀ Countries", ServiceCb(sid=service_id)))
+        builder.row(
+            _button(_("🔔 Tell me when it's in stock"), WatchCb(sid=service_id, cc=country))
+        )
+    builder.row(_button(_("◀ Countries"), ServiceCb(sid=service_id)))
     return builder.as_markup()
 
 
@@ -187,10 +220,10 @@ def confirm(
 ) -> InlineKeyboardMarkup:
     builder = Rows()
     if can_pay:
-        builder.row(_button(f"✅ Pay {price}", QuoteCb(qid=quote_id)))
+        builder.row(_button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id)))
     else:
-        builder.row(_button("💰 Balance", MenuCb(to="balance")))
-    builder.row(_button("◀ Back", CountryCb(sid=service_id, cc=country)))
+        builder.row(_button(_("💰 Balance"), MenuCb(to="balance")))
+    builder.row(_button(_("◀ Back"), CountryCb(sid=service_id, cc=country)))
     return builder.as_markup()
 
 
@@ -201,14 +234,14 @@ def after_failure(
     rows = []
     if alternative is not None:
         rows.append([_button(alternative[1], QuoteCb(qid=alternative[0]))])
-    rows.append([_button("◀ Other routes", CountryCb(sid=service_id, cc=country))])
-    rows.append([_button("◀ Menu", MenuCb(to="main"))])
+    rows.append([_button(_("◀ Other routes"), CountryCb(sid=service_id, cc=country))])
+    rows.append([_button(_("◀ Menu"), MenuCb(to="main"))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[_button("📱 Buy now", CountryCb(sid=service_id, cc=country))]]
+        inline_keyboard=[[_button(_("📱 Buy now"), CountryCb(sid=service_id, cc=country))]]
     )
 
 
@@ -216,17 +249,17 @@ def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
     builder = Rows()
     if order.status is OrderStatus.NUMBER_ISSUED:
         builder.row(
-            _button("🔄 Refresh", OrderCb(oid=order.id, act="refresh")),
-            _button("✖ Cancel", OrderCb(oid=order.id, act="cancel")),
+            _button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh")),
+            _button(_("✖ Cancel"), OrderCb(oid=order.id, act="cancel")),
         )
     elif order.status is OrderStatus.CODE_RECEIVED:
-        row = [_button("🔄 Refresh", OrderCb(oid=order.id, act="refresh"))]
+        row = [_button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh"))]
         if route is not None and route.can_request_another:
-            row.append(_button("📨 Another code", OrderCb(oid=order.id, act="another")))
+            row.append(_button(_("📨 Another code"), OrderCb(oid=order.id, act="another")))
         if route is not None and route.can_finish:
-            row.append(_button("✔ Done", OrderCb(oid=order.id, act="done")))
+            row.append(_button(_("✔ Done"), OrderCb(oid=order.id, act="done")))
         builder.row(*row)
-    builder.row(_button("🗂 My orders", OrdersCb()), _button("◀ Menu", MenuCb(to="main")))
+    builder.row(_button(_("🗂 My orders"), OrdersCb()), _button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
@@ -240,5 +273,5 @@ def orders(
         builder.add(_button(f"✉️ #{send.id}", SmsCb(sid=send.id, act="show")))
     builder.adjust(5)
     builder.row(*pager(page, pages, lambda p: OrdersCb(page=p)))
-    builder.row(_button("◀ Menu", MenuCb(to="main")))
+    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()

@@ -1,4 +1,8 @@
-"""The Telegram side of `bot.services.notify.Notifier`: codes, order cards, notices, alerts."""
+"""The Telegram side of `bot.services.notify.Notifier`: codes, order cards, notices, alerts.
+
+These run outside an update (jobs, webhooks), so each text is rendered in its recipient's
+language: their /language choice, else their Telegram language.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
+from bot.i18n import LazyText, _, i18n, locale_of
 from bot.money import Currency
 from bot.providers.base import Route
 from bot.services.catalog import CatalogService
@@ -46,7 +51,7 @@ class TelegramNotifier:
 
     async def _send(self, user_id: int, call: Callable[[], Awaitable[object]]) -> bool:
         """Run a Bot API call, honouring flood limits; False if it should be retried later."""
-        for _ in range(ATTEMPTS):
+        for _attempt in range(ATTEMPTS):
             try:
                 await call()
                 return True
@@ -68,11 +73,15 @@ class TelegramNotifier:
                 return False
         return False
 
+    async def _locale(self, user_id: int) -> str:
+        return locale_of(await self.users.get(user_id))
+
     def _route(self, order: Order) -> Route | None:
         return self.catalog.routes.get(order.route)
 
     async def code_received(self, order: Order, code: OrderCode) -> bool:
-        text = render.code_message(order, code)
+        with i18n.use_locale(await self._locale(order.user_id)):
+            text = render.code_message(order, code)
         return await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
     async def order_changed(self, order: Order) -> None:
@@ -81,8 +90,9 @@ class TelegramNotifier:
         codes = await self.order_codes(order.id)
         country = await self.catalog.find_country(order.country)
         route = self._route(order)
-        text = render.order_card(order, codes, route, self.currency, country)
-        markup = keyboards.order(order, route)
+        with i18n.use_locale(await self._locale(order.user_id)):
+            text = render.order_card(order, codes, route, self.currency, country)
+            markup = keyboards.order(order, route)
         chat_id, message_id = order.chat_id, order.message_id
         await self._send(
             order.user_id,
@@ -94,14 +104,16 @@ class TelegramNotifier:
     async def order_closed(self, order: Order, refunded: int) -> None:
         await self.order_changed(order)
         if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
-            text = render.order_closed(order, refunded, self.currency)
+            with i18n.use_locale(await self._locale(order.user_id)):
+                text = render.order_closed(order, refunded, self.currency)
             await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
     async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None:
         if send.chat_id is None or send.message_id is None:
             return
-        text = render.sms_status(send, messages, self.currency)
-        markup = keyboards.sms_status(send.id)
+        with i18n.use_locale(await self._locale(send.user_id)):
+            text = render.sms_status(send, messages, self.currency)
+            markup = keyboards.sms_status(send.id)
         chat_id, message_id = send.chat_id, send.message_id
         await self._send(
             send.user_id,
@@ -111,27 +123,31 @@ class TelegramNotifier:
         )
 
     async def in_stock(self, user_id: int, service: Service, country: Country) -> None:
-        text = (
-            f"🔔 <b>{render.esc(service.name)}</b> numbers for {country.flag} "
-            f"{render.esc(country.name)} are in stock again."
-        )
-        markup = keyboards.in_stock(service.id, country.code)
+        with i18n.use_locale(await self._locale(user_id)):
+            text = _("🔔 <b>{service}</b> numbers for {country} are in stock again.").format(
+                service=render.esc(service.name), country=render.place(country)
+            )
+            markup = keyboards.in_stock(service.id, country.code)
         await self._send(
             user_id, lambda: self.bot.send_message(user_id, text, reply_markup=markup)
         )
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None:
-        text = (
-            f"💰 {self.currency.format(amount)} was added to your balance. "
-            f"Balance: <b>{self.currency.format(balance)}</b>"
-        )
+        with i18n.use_locale(await self._locale(user_id)):
+            text = _("💰 {amount} was added to your balance. Balance: <b>{balance}</b>").format(
+                amount=self.currency.format(amount), balance=self.currency.format(balance)
+            )
         await self._send(user_id, lambda: self.bot.send_message(user_id, text))
 
-    async def alert_admins(self, text: str) -> None:
+    async def alert_admins(self, text: str | LazyText) -> None:
+        """A plain-text alert to every admin, each in their own language (a `LazyText` is
+        translated per admin; a `str` is sent as it is)."""
         for admin_id in self.admin_ids:
+            with i18n.use_locale(await self._locale(admin_id)):
+                body = "⚠️ " + render.esc(str(text))
             await self._send(
                 admin_id,
-                lambda admin_id=admin_id: self.bot.send_message(  # type: ignore[misc]
-                    admin_id, "⚠️ " + render.esc(text)
+                lambda admin_id=admin_id, body=body: self.bot.send_message(  # type: ignore[misc]
+                    admin_id, body
                 ),
             )

@@ -6,6 +6,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from bot.i18n import _, __
 from bot.money import Currency
 from bot.services.catalog import CatalogService
 from bot.services.orders import CancelOutcome, OrderService
@@ -18,9 +19,9 @@ from storage.models import Order, User
 PER_PAGE = 5
 
 CANCEL_NOTICES = {
-    CancelOutcome.REFUNDED: "Cancelled. The money is back on your balance.",
-    CancelOutcome.CODE_ARRIVED: "A code has just arrived, so the number was not cancelled.",
-    CancelOutcome.ALREADY_CLOSED: "This order is already closed.",
+    CancelOutcome.REFUNDED: __("Cancelled. The money is back on your balance."),
+    CancelOutcome.CODE_ARRIVED: __("A code has just arrived, so the number was not cancelled."),
+    CancelOutcome.ALREADY_CLOSED: __("This order is already closed."),
 }
 
 
@@ -112,7 +113,7 @@ def build_orders_router() -> Router:
         currency: Currency,
     ) -> None:
         outcome = await orders.cancel(user.id, callback_data.oid)
-        await answer(callback, CANCEL_NOTICES[outcome])
+        await answer(callback, str(CANCEL_NOTICES[outcome]))
         order = await orders.get_for_user(user.id, callback_data.oid)
         text, markup = await _card(order, orders, catalog, currency)
         await show(callback, text, markup)
@@ -122,7 +123,7 @@ def build_orders_router() -> Router:
         callback: CallbackQuery, callback_data: OrderCb, user: User, orders: OrderService
     ) -> None:
         await orders.request_another(user.id, callback_data.oid)
-        await answer(callback, "Requested another SMS. The new code will appear here.")
+        await answer(callback, _("Requested another SMS. The new code will appear here."))
 
     @router.callback_query(OrderCb.filter(F.act == "done"))
     async def done(
@@ -134,7 +135,7 @@ def build_orders_router() -> Router:
         currency: Currency,
     ) -> None:
         order = await orders.finish(user.id, callback_data.oid)
-        await answer(callback, "Done. Thank you!")
+        await answer(callback, _("Done. Thank you!"))
         text, markup = await _card(order, orders, catalog, currency)
         await show(callback, text, markup)
 

@@ -9,6 +9,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.errors import AppError, InvalidState
+from bot.i18n import _, __, user_text
 from bot.money import Currency
 from bot.phones import Recipient, parse_recipients
 from bot.services.sms import SmsSendFailed, SmsService
@@ -18,7 +19,7 @@ from handlers.common import answer, show
 from storage.models import User
 
 MAX_RECIPIENTS = 100
-NOT_OFFERED = "Sending SMS is not available in this shop."
+NOT_OFFERED = __("Sending SMS is not available in this shop.")
 
 
 class SmsForm(StatesGroup):
@@ -36,19 +37,19 @@ def build_sms_router() -> Router:
     @router.message(Command("sms"))
     async def sms_command(message: Message, state: FSMContext, sms: SmsService | None) -> None:
         if sms is None:
-            await message.answer(NOT_OFFERED)
+            await message.answer(str(NOT_OFFERED))
             return
         await begin(state)
-        await message.answer(render.SMS_PROMPT_RECIPIENTS, reply_markup=keyboards.sms_cancel())
+        await message.answer(render.sms_prompt_recipients(), reply_markup=keyboards.sms_cancel())
 
     @router.callback_query(MenuCb.filter(F.to == "sms"))
     async def sms_menu(callback: CallbackQuery, state: FSMContext, sms: SmsService | None) -> None:
         if sms is None:
-            await answer(callback, NOT_OFFERED, alert=True)
+            await answer(callback, str(NOT_OFFERED), alert=True)
             return
         await answer(callback)
         await begin(state)
-        await show(callback, render.SMS_PROMPT_RECIPIENTS, keyboards.sms_cancel())
+        await show(callback, render.sms_prompt_recipients(), keyboards.sms_cancel())
 
     @router.message(SmsForm.recipients, F.text, ~F.text.startswith("/"))
     async def recipients(message: Message, state: FSMContext, sms: SmsService) -> None:
@@ -61,12 +62,16 @@ def build_sms_router() -> Router:
             return
         if parsed.too_many:
             await message.answer(
-                f"At most {MAX_RECIPIENTS} recipients per SMS. Please send a shorter list.",
+                _("At most {count} recipients per SMS. Please send a shorter list.").format(
+                    count=MAX_RECIPIENTS
+                ),
                 reply_markup=keyboards.sms_cancel(),
             )
             return
         if not parsed.valid:
-            await message.answer(render.SMS_PROMPT_RECIPIENTS, reply_markup=keyboards.sms_cancel())
+            await message.answer(
+                render.sms_prompt_recipients(), reply_markup=keyboards.sms_cancel()
+            )
             return
         await state.update_data(recipients=[[r.digits, r.region] for r in parsed.valid])
         await state.set_state(SmsForm.text)
@@ -96,14 +101,14 @@ def build_sms_router() -> Router:
     @router.message(SmsForm.text)
     async def not_text(message: Message) -> None:
         await message.answer(
-            "Please send text, or tap Cancel.", reply_markup=keyboards.sms_cancel()
+            _("Please send text, or tap Cancel."), reply_markup=keyboards.sms_cancel()
         )
 
     @router.callback_query(SmsCb.filter(F.act == "cancel"))
     async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
         await state.clear()
-        await answer(callback, "Cancelled.")
-        await show(callback, "SMS cancelled. Nothing was charged.", keyboards.back_to_menu())
+        await answer(callback, _("Cancelled."))
+        await show(callback, _("SMS cancelled. Nothing was charged."), keyboards.back_to_menu())
 
     @router.callback_query(SmsCb.filter(F.act == "send"))
     async def send(
@@ -114,20 +119,22 @@ def build_sms_router() -> Router:
         currency: Currency,
     ) -> None:
         await sms.view(user.id, callback_data.sid)  # someone else's: not found
-        await answer(callback, "✉️ Sending…")
+        await answer(callback, _("✉️ Sending…"))
         message_id = callback.message.message_id if callback.message else None
         try:
             view = await sms.confirm(user.id, callback_data.sid, callback.from_user.id, message_id)
         except InvalidState:
             return  # a second tap: the first one is sending
         except SmsSendFailed as failed:
-            refund = f"\n\n{currency.format(failed.refunded)} is back on your balance."
+            refund = "\n\n" + _("{amount} is back on your balance.").format(
+                amount=currency.format(failed.refunded)
+            )
             await show(
-                callback, f"❌ {render.esc(failed.user_message)}{refund}", keyboards.back_to_menu()
+                callback, f"❌ {render.esc(user_text(failed))}{refund}", keyboards.back_to_menu()
             )
             return
         except AppError as error:
-            await show(callback, f"❌ {render.esc(error.user_message)}", keyboards.back_to_menu())
+            await show(callback, f"❌ {render.esc(user_text(error))}", keyboards.back_to_menu())
             return
         await show(
             callback,

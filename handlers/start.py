@@ -1,17 +1,26 @@
-"""/start, /help, the main menu and the callbacks that lead nowhere."""
+"""/start, /help, /language, the main menu and the callbacks that lead nowhere."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from bot.i18n import _, i18n, language_name, locale_of
 from bot.money import Currency
+from bot.services.users import UserService
 from handlers import keyboards, render
-from handlers.callbacks import MenuCb, NoopCb
+from handlers.callbacks import LanguageCb, MenuCb, NoopCb
 from handlers.common import answer, show
 from storage.models import User
+
+
+def _language_screen(user: User) -> tuple[str, InlineKeyboardMarkup]:
+    locales = i18n.available_locales
+    names = {locale: language_name(locale) for locale in locales}
+    current = locale_of(user)
+    return render.language(current, names), keyboards.language(locales, names, current)
 
 
 def build_start_router() -> Router:
@@ -35,8 +44,32 @@ def build_start_router() -> Router:
         )
 
     @router.message(Command("help"))
-    async def help_command(message: Message) -> None:
-        await message.answer(render.HELP, reply_markup=keyboards.back_to_menu())
+    async def help_command(message: Message, sms_enabled: bool) -> None:
+        await message.answer(render.help_text(sms_enabled), reply_markup=keyboards.back_to_menu())
+
+    @router.message(Command("language"))
+    async def language_command(message: Message, user: User) -> None:
+        text, markup = _language_screen(user)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(MenuCb.filter(F.to == "language"))
+    async def language_menu(callback: CallbackQuery, user: User) -> None:
+        await answer(callback)
+        text, markup = _language_screen(user)
+        await show(callback, text, markup)
+
+    @router.callback_query(LanguageCb.filter())
+    async def choose_language(
+        callback: CallbackQuery, callback_data: LanguageCb, user: User, users: UserService
+    ) -> None:
+        user = await users.set_locale(user.id, callback_data.locale)
+        with i18n.use_locale(locale_of(user)):  # the rest of this update speaks the new one
+            await answer(
+                callback,
+                _("Language: {language}").format(language=language_name(callback_data.locale)),
+            )
+            text, markup = _language_screen(user)
+            await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "main"))
     async def main_menu(
@@ -58,9 +91,9 @@ def build_start_router() -> Router:
         )
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
-    async def help_menu(callback: CallbackQuery) -> None:
+    async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
         await answer(callback)
-        await show(callback, render.HELP, keyboards.back_to_menu())
+        await show(callback, render.help_text(sms_enabled), keyboards.back_to_menu())
 
     @router.callback_query(NoopCb.filter())
     async def noop(callback: CallbackQuery) -> None:
@@ -75,14 +108,14 @@ def build_fallback_router() -> Router:
 
     @router.message(F.text.startswith("/"))
     async def unknown_command(message: Message) -> None:
-        await message.answer("Unknown command. Send /help to see what I can do.")
+        await message.answer(_("Unknown command. Send /help to see what I can do."))
 
     @router.message()
     async def anything_else(message: Message) -> None:
-        await message.answer("Send /buy to get a number, or /help for all commands.")
+        await message.answer(_("Send /buy to get a number, or /help for all commands."))
 
     @router.callback_query()
     async def stale_button(callback: CallbackQuery) -> None:
-        await answer(callback, "This button is no longer valid. Send /start.", alert=True)
+        await answer(callback, _("This button is no longer valid. Send /start."), alert=True)
 
     return router

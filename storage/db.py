@@ -107,10 +107,13 @@ class Database:
         return None if row is None else row[0]
 
     async def backup_to(self, target: Path) -> None:
-        """A consistent online copy (SQLite backup API)."""
-        assert self._writer is not None
-        async with aiosqlite.connect(target) as dest:
-            await self._writer.backup(dest)
+        """A consistent copy (SQLite online backup) through a connection of its own, which sees
+        only committed data. Not through the writer: it may be inside another coroutine's
+        transaction, and a backup from a connection with an open write transaction never
+        finishes (it would hold the writer thread, so that transaction could not commit)."""
+        async with aiosqlite.connect(self.path) as source, aiosqlite.connect(target) as dest:
+            await source.execute("PRAGMA busy_timeout=5000")
+            await source.backup(dest)  # all pages in one step: one read snapshot
 
 
 class Tx:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 from aiosqlite import Row
 
 from storage.db import Database, Tx
 from storage.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
+
+# `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
+# counts these; timeouts are 'expired', admin refunds and failures carry other reasons).
+USER_CANCEL = "cancelled by customer"
 
 _ORDER_SELECT = """
 SELECT o.*, s.name AS service_name,
@@ -189,6 +193,22 @@ class OrderRepo:
         )
         return [_order(r) for r in rows]
 
+    async def live_brief(
+        self, page: int = 1000
+    ) -> AsyncIterator[tuple[int, OrderStatus, int | None, str]]:
+        """(id, status, deadline, route) of every live order, read a page at a time: what the
+        scheduler needs, without holding 10,000 `Order`s (several MB) in memory at once."""
+        statuses = sorted(LIVE_STATUSES)
+        sql = (
+            "SELECT id, status, deadline, route FROM orders"
+            f" WHERE status IN ({_placeholders(statuses)}) AND id > ? ORDER BY id LIMIT ?"
+        )
+        after = 0
+        while rows := await self.db.fetchall(sql, [*statuses, after, page]):
+            for row in rows:
+                yield row[0], OrderStatus(row[1]), row[2], row[3]
+            after = rows[-1][0]
+
     @staticmethod
     async def transition(
         tx: Tx,
@@ -282,6 +302,18 @@ class OrderRepo:
         )
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
+
+    async def recent_user_cancels(self, user_id: int, limit: int, since: int) -> list[int]:
+        """Finish times of the user's last `limit` own cancels since `since`, newest first."""
+        rows = await self.db.fetchall(
+            """
+            SELECT finished_at FROM orders
+            WHERE user_id = ? AND status = 'cancelled' AND error = ? AND finished_at >= ?
+            ORDER BY finished_at DESC LIMIT ?
+            """,
+            (user_id, USER_CANCEL, since, limit),
+        )
+        return [int(r["finished_at"]) for r in rows]
 
     async def count_since(self, since: int) -> int:
         return int(

@@ -71,6 +71,13 @@ class UserRepo:
         assert row is not None
         return _user(row)
 
+    async def set_locale(self, user_id: int, locale: str | None) -> User | None:
+        """Store the language chosen with /language (None follows Telegram's language)."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
+            row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
     async def set_active(self, user_id: int, active: bool) -> None:
         async with self.db.transaction() as tx:
             await tx.execute("UPDATE users SET is_active = ? WHERE id = ?", (int(active), user_id))

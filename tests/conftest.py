@@ -12,6 +12,7 @@ import pytest
 
 from bot.app import App, build_app
 from bot.config import Settings
+from tests.fakes.cryptopay import FakeCryptoPay
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.fakes.smspm import FakeSMSPM
 from tests.fakes.telegram import FakeTelegram, FakeUser
@@ -86,6 +87,14 @@ async def palm() -> AsyncIterator[FakeSMSPalm]:
 
 
 @pytest.fixture
+async def cryptopay() -> AsyncIterator[FakeCryptoPay]:
+    fake = FakeCryptoPay()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
 async def smspm() -> AsyncIterator[FakeSMSPM]:
     fake = FakeSMSPM()
     await fake.start()
@@ -135,6 +144,10 @@ def make_settings(
             "poll_interval_seconds": 0.2,
             "order_timeout_seconds": 600,
             "http_timeout_seconds": 2,
+            # Tests click faster than any person: throttling is tested on its own
+            # (tests/e2e/test_protection.py sets a real bucket).
+            "throttle_burst": 10_000,
+            "backup_dir": tmp_path / "backups",  # never the checkout's data/backups
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

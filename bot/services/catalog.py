@@ -6,12 +6,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from bot.countries import is_iso, resolve
 from bot.errors import NotFound
+from bot.i18n import _
 from bot.providers.base import CountryRef, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
 from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
@@ -49,6 +50,8 @@ class RouteChoice:
 MIN_ORDERS_FOR_RATE = 10
 VIEW_EVERY = 60.0
 STATS_EVERY = 60.0
+MENU_TTL = 5.0  # seconds a rendered menu may be reused (see `CatalogService.menu`)
+MENU_ENTRIES = 4096  # the menu cache is emptied when it grows past this (search queries)
 
 
 def service_slug(name: str) -> str:
@@ -72,8 +75,12 @@ class CatalogService:
         routing: RoutingRepo,
         per_page: int = 8,
         stats_ttl: float = STATS_EVERY,
+        menu_ttl: float = MENU_TTL,
     ) -> None:
         self.stats_ttl = stats_ttl
+        self.menu_ttl = menu_ttl
+        self.version = 0  # bumped by every catalog change made through this service
+        self._menus: dict[Hashable, tuple[float, int, Any]] = {}
         self.repo = repo
         self.routing = routing
         self.routes = routes
@@ -86,6 +93,46 @@ class CatalogService:
 
     async def live_routes(self) -> list[str]:
         return await self.repo.healthy_routes(list(self.routes))
+
+    # -- rendered menus --------------------------------------------------------------------
+    #
+    # Menus (services, countries, routes) are derived from the cached catalog and change only
+    # when it does, so handlers keep what they built (text and keyboard, per language) and
+    # reuse it. An entry is dropped when this process changes the catalog (a refresh, a route
+    # going down or up, new success rates) and in any case after `menu_ttl` seconds, which
+    # bounds the lag for changes made elsewhere (a markup set by an admin, another process
+    # refreshing the same database, the popularity order). Nothing charged comes from here:
+    # the confirm screen holds a quote priced from the offer and markups read at that moment.
+
+    def menu(self, key: Hashable) -> Any | None:
+        """A menu kept under `key` if the catalog has not changed since, else None."""
+        entry = self._menus.get(key)
+        if entry is None:
+            return None
+        stored, version, value = entry
+        if version != self.version or time.monotonic() - stored >= self.menu_ttl:
+            return None
+        return value
+
+    def keep_menu(self, key: Hashable, value: Any, version: int) -> None:
+        """Store a menu built from the catalog as it was at `version` (read before building:
+        a menu that a change overtook while it was being built is not kept)."""
+        if version != self.version:
+            return
+        if len(self._menus) >= MENU_ENTRIES:
+            self._menus.clear()
+        self._menus[key] = (time.monotonic(), version, value)
+
+    def changed(self) -> None:
+        """The catalog changed: menus built before are stale."""
+        self.version += 1
+        self._menus.clear()
+
+    async def viewed(self, service_id: int) -> None:
+        """A service's countries were shown (from a kept menu): steers the refresh order."""
+        if time.monotonic() - self._viewed.get(service_id, -VIEW_EVERY) >= VIEW_EVERY:
+            self._viewed[service_id] = time.monotonic()
+            await self.repo.mark_viewed(await self.live_routes(), service_id)
 
     # -- menus -----------------------------------------------------------------------------
 
@@ -101,13 +148,13 @@ class CatalogService:
     async def service(self, service_id: int) -> Service:
         service = await self.repo.service(service_id)
         if service is None:
-            raise NotFound("This service is no longer offered.")
+            raise NotFound(_("This service is no longer offered."))
         return service
 
     async def country(self, code: str) -> Country:
         country = await self.repo.country(code)
         if country is None:
-            raise NotFound("This country is no longer offered.")
+            raise NotFound(_("This country is no longer offered."))
         return country
 
     async def find_service(self, name: str) -> Service | None:
@@ -167,7 +214,10 @@ class CatalogService:
         """Success counts per route; a scan of all orders, so computed at most once a minute."""
         now = time.monotonic()
         if self._stats is None or now - self._stats[0] >= self.stats_ttl:
-            self._stats = (now, await self.routing.route_stats())
+            stats = await self.routing.route_stats()
+            if self._stats is not None and stats != self._stats[1]:
+                self.changed()  # success rates shown on route buttons moved
+            self._stats = (now, stats)
         return self._stats[1]
 
     async def _ensure_offers(self, routes: Sequence[str], service_id: int) -> None:
@@ -202,7 +252,7 @@ class CatalogService:
         code = await self.repo.upstream_service(route, service_id)
         upstream_id = await self.repo.upstream_country(route, country)
         if code is None or upstream_id is None:
-            raise NotFound("This offer is no longer available.")
+            raise NotFound(_("This offer is no longer available."))
         return code, CountryRef(upstream_id=upstream_id, iso=country if is_iso(country) else None)
 
     async def offer(self, route: str, service_id: int, country: str) -> Offer | None:
@@ -221,6 +271,7 @@ class CatalogService:
         except ProviderError as exc:
             log.warning("Catalog refresh of %s failed: %s", route_key, exc)
             await self.repo.set_route_status(route_key, False, str(exc)[:200])
+            self.changed()
             return False
         infos = [(c.id, resolve(c.iso or c.name)) for c in countries]
         await self.repo.save_route_catalog(
@@ -229,6 +280,7 @@ class CatalogService:
             [RouteCountry(uid, i.code, i.name, i.flag) for uid, i in infos],
         )
         await self.repo.set_route_status(route_key, True)
+        self.changed()
         return True
 
     async def refresh_offers(self, route_key: str, service_id: int, priority: Priority) -> None:
@@ -248,6 +300,7 @@ class CatalogService:
             if country is not None:
                 rows.append(OfferRow(country, offer.cost, offer.stock))
         await self.repo.save_offers(route_key, service_id, rows)
+        self.changed()
 
     @staticmethod
     def _iso_fallback(upstream_id: str) -> str | None:

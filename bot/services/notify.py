@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bot.i18n import LazyText
 from storage.models import Order, OrderCode
 
 
@@ -22,6 +23,7 @@ class Notifier(Protocol):
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None: ...
 
-    async def alert_admins(self, text: str) -> None:
-        """A plain-text alert for the shop owner(s)."""
+    async def alert_admins(self, text: str | LazyText) -> None:
+        """A plain-text alert for the shop owner(s); a `LazyText` is shown in each one's
+        language (build it with `bot.i18n.lazy`)."""
         ...

@@ -14,12 +14,14 @@ from typing import Protocol
 
 from bot.errors import (
     AppError,
+    BuyPaused,
     InsufficientFunds,
     InvalidState,
     NotFound,
     QuoteExpired,
     TryAgainLater,
 )
+from bot.i18n import LazyText, _, lazy
 from bot.providers.base import (
     ActivationStatus,
     EarlyCancelDenied,
@@ -37,7 +39,7 @@ from bot.services.pricing import Pricing
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
-from storage.orders import OrderRepo, QuoteRepo
+from storage.orders import USER_CANCEL, OrderRepo, QuoteRepo
 from storage.routing import RoutingRepo
 from storage.users import LedgerRepo
 
@@ -46,6 +48,18 @@ log = logging.getLogger(__name__)
 WATCHED = (OrderStatus.NUMBER_ISSUED, OrderStatus.CODE_RECEIVED)
 MAX_CLOSE_ATTEMPTS = 6
 ALERT_EVERY_SECONDS = 600
+CANCEL_WINDOW_SECONDS = 3600  # `cancel_limit` own cancels within this window pause buying
+
+
+def pause_end(cancels: list[int], limit: int, pause: int) -> int | None:
+    """When a pause for cancelling too often ends, from the times of the customer's latest
+    own cancels (newest first): `limit` of them within CANCEL_WINDOW_SECONDS pause buying
+    for `pause` seconds after the last one. None: no pause (the limit 0 turns it off)."""
+    if limit <= 0 or len(cancels) < limit:
+        return None
+    if cancels[0] - cancels[limit - 1] > CANCEL_WINDOW_SECONDS:
+        return None
+    return cancels[0] + pause
 
 
 class PriceChanged(AppError):
@@ -107,6 +121,8 @@ class OrderService:
         jobs: Jobs,
         order_timeout: int,
         quote_ttl: int,
+        cancel_limit: int = 0,
+        cancel_pause: int = 3600,
     ) -> None:
         self.db = db
         self.quotes = quotes
@@ -119,11 +135,13 @@ class OrderService:
         self.jobs = jobs
         self.order_timeout = order_timeout
         self.quote_ttl = quote_ttl
+        self.cancel_limit = cancel_limit  # 0: no limit
+        self.cancel_pause = cancel_pause
 
     def route(self, key: str) -> Route:
         route = self.catalog.routes.get(key)
         if route is None:
-            raise NotFound("This route is not offered any more.")
+            raise NotFound(_("This route is not offered any more."))
         return route
 
     # -- buying ------------------------------------------------------------------------------
@@ -132,6 +150,7 @@ class OrderService:
         self, user_id: int, route_key: str, service_id: int, country: str
     ) -> QuoteView:
         """Hold the current price of one offer for this user for `quote_ttl` seconds."""
+        await self.check_not_paused(user_id)
         route = self.route(route_key)
         offer = await self.catalog.offer(route_key, service_id, country)
         if offer is None or offer.stock <= 0:
@@ -154,6 +173,24 @@ class OrderService:
                     continue
         return None
 
+    async def buy_paused_until(self, user_id: int) -> int | None:
+        """When buying resumes for a user who cancelled `cancel_limit` orders within an hour
+        (Unix time), or None if they may buy. Counted from the orders table: only the
+        customer's own Cancel counts, not timeouts, upstream failures or admin refunds."""
+        if self.cancel_limit <= 0:
+            return None
+        now = int(time.time())
+        since = now - max(self.cancel_pause, CANCEL_WINDOW_SECONDS)
+        cancels = await self.orders.recent_user_cancels(user_id, self.cancel_limit, since)
+        until = pause_end(cancels, self.cancel_limit, self.cancel_pause)
+        return until if until is not None and until > now else None
+
+    async def check_not_paused(self, user_id: int) -> None:
+        """Raise BuyPaused (with the time buying resumes) while the user's buying is paused."""
+        until = await self.buy_paused_until(user_id)
+        if until is not None:
+            raise BuyPaused(until)
+
     async def describe_quote(self, quote: Quote, stock: int = 0) -> QuoteView:
         service = await self.catalog.service(quote.service_id)
         country = await self.catalog.country(quote.country)
@@ -164,16 +201,16 @@ class OrderService:
     async def get_quote(self, user_id: int, quote_id: int) -> QuoteView:
         quote = await self.quotes.get(quote_id)
         if quote is None or quote.user_id != user_id:
-            raise NotFound("This price is not available. Please start again.")
+            raise NotFound(_("This price is not available. Please start again."))
         return await self.describe_quote(quote)
 
     async def payable_quote(self, user_id: int, quote_id: int) -> Quote:
         """The user's quote if it can still be paid; raises otherwise."""
         quote = await self.quotes.get(quote_id)
         if quote is None or quote.user_id != user_id:
-            raise NotFound("This price is not available. Please start again.")
+            raise NotFound(_("This price is not available. Please start again."))
         if quote.consumed_at is not None:
-            raise InvalidState("This purchase is already being processed.")
+            raise InvalidState(_("This purchase is already being processed."))
         if quote.expires_at <= time.time():
             raise QuoteExpired()
         return quote
@@ -187,6 +224,7 @@ class OrderService:
     ) -> Order:
         """Charge the quoted price and buy the number. Refunds in full if the purchase fails."""
         quote = await self.payable_quote(user_id, quote_id)
+        await self.check_not_paused(user_id)  # a quote taken before the pause began
         route = self.route(quote.route)
         service_code, country_ref = await self.catalog.upstream_refs(
             quote.route, quote.service_id, quote.country
@@ -210,7 +248,7 @@ class OrderService:
         now = int(time.time())
         async with self.db.transaction() as tx:
             if not await self.quotes.consume(tx, quote.id, user_id, now):
-                raise InvalidState("This purchase is already being processed.")
+                raise InvalidState(_("This purchase is already being processed."))
             order_id = await self.orders.create(
                 tx, quote, self.pricing.cost(route, current.cost), chat_id, message_id, now
             )
@@ -229,8 +267,12 @@ class OrderService:
             await self._fail(order_id, exc, needs_attention=True)
             await self._alert(
                 f"unknown:{order_id}",
-                f"Order #{order_id}: getNumber on {route.title} got no answer. The customer was "
-                f"refunded; check upstream for a number with ref={order_id}.",
+                lazy(
+                    "Order #{order_id}: getNumber on {route} got no answer. The customer was "
+                    "refunded; check upstream for a number with ref={order_id}.",
+                    order_id=order_id,
+                    route=route.title,
+                ),
             )
             raise PurchaseFailed(exc, quote.price) from None
         except ProviderError as exc:
@@ -238,8 +280,11 @@ class OrderService:
             if isinstance(exc, UpstreamNoBalance):
                 await self._alert(
                     f"nobalance:{route.account}",
-                    f"{route.title}: the upstream account balance is too low (NO_BALANCE). "
-                    "Customers cannot buy on this route until it is topped up.",
+                    lazy(
+                        "{route}: the upstream account balance is too low (NO_BALANCE). "
+                        "Customers cannot buy on this route until it is topped up.",
+                        route=route.title,
+                    ),
                 )
             raise PurchaseFailed(exc, quote.price) from None
 
@@ -289,7 +334,7 @@ class OrderService:
     async def get_for_user(self, user_id: int, order_id: int) -> Order:
         order = await self.orders.get(order_id)
         if order is None or order.user_id != user_id:
-            raise NotFound("Order not found.")
+            raise NotFound(_("Order not found."))
         return order
 
     async def page_for_user(
@@ -440,9 +485,16 @@ class OrderService:
         )
         await self._alert(
             f"close:{order.id}",
-            f"Order #{order.id} on {order.route}: could not cancel upstream after {attempts} "
-            f"tries ({type(exc).__name__}). The customer was refunded; cancel activation "
-            f"{order.activation_id} by hand.",
+            lazy(
+                "Order #{order_id} on {route}: could not cancel upstream after {attempts} "
+                "tries ({error}). The customer was refunded; cancel activation "
+                "{activation} by hand.",
+                order_id=order.id,
+                route=order.route,
+                attempts=attempts,
+                error=type(exc).__name__,
+                activation=order.activation_id,
+            ),
         )
 
     # -- customer actions ------------------------------------------------------------------------
@@ -451,7 +503,7 @@ class OrderService:
         """The customer's Cancel: refund unless a code came; EARLY_CANCEL_DENIED keeps it live."""
         order = await self.get_for_user(user_id, order_id)
         if order.status is OrderStatus.CODE_RECEIVED:
-            raise InvalidState("A code has arrived for this number, so it can't be cancelled.")
+            raise InvalidState(_("A code has arrived for this number, so it can't be cancelled."))
         if order.status is not OrderStatus.NUMBER_ISSUED:
             return CancelOutcome.ALREADY_CLOSED
         try:
@@ -463,11 +515,9 @@ class OrderService:
         except ProviderError as exc:
             log.info("Order %s: cancel failed (%s)", order_id, exc)
             raise TryAgainLater(
-                "The provider did not answer. Please try again in a moment."
+                _("The provider did not answer. Please try again in a moment.")
             ) from None
-        refunded = await self._close_and_refund(
-            order, OrderStatus.CANCELLED, "cancelled by customer"
-        )
+        refunded = await self._close_and_refund(order, OrderStatus.CANCELLED, USER_CANCEL)
         return CancelOutcome.REFUNDED if refunded else CancelOutcome.ALREADY_CLOSED
 
     async def request_another(self, user_id: int, order_id: int) -> Order:
@@ -475,7 +525,9 @@ class OrderService:
         order = await self.get_for_user(user_id, order_id)
         route = self.route(order.route)
         if not route.can_request_another or order.status is not OrderStatus.CODE_RECEIVED:
-            raise InvalidState("Another code can be requested only after the first one arrived.")
+            raise InvalidState(
+                _("Another code can be requested only after the first one arrived.")
+            )
         assert order.activation_id is not None
         await route.request_another(order.activation_id)
         return order
@@ -485,7 +537,7 @@ class OrderService:
         order = await self.get_for_user(user_id, order_id)
         route = self.route(order.route)
         if not route.can_finish or order.status is not OrderStatus.CODE_RECEIVED:
-            raise InvalidState("This order can be finished only after a code arrived.")
+            raise InvalidState(_("This order can be finished only after a code arrived."))
         assert order.activation_id is not None
         await route.finish(order.activation_id)
         await self._complete(order)
@@ -499,11 +551,17 @@ class OrderService:
         """Refund an order that has no code and no refund yet; cancels it upstream if live."""
         order = await self.orders.get(order_id)
         if order is None:
-            raise NotFound(f"Order #{order_id} does not exist.")
+            raise NotFound(_("Order #{order_id} does not exist.").format(order_id=order_id))
         if order.refunded:
-            raise InvalidState(f"Order #{order_id} was already refunded.")
+            raise InvalidState(
+                _("Order #{order_id} was already refunded.").format(order_id=order_id)
+            )
         if await self.orders.codes(order_id) or order.status is OrderStatus.CODE_RECEIVED:
-            raise InvalidState(f"Order #{order_id} received a code; it cannot be refunded.")
+            raise InvalidState(
+                _("Order #{order_id} received a code; it cannot be refunded.").format(
+                    order_id=order_id
+                )
+            )
         if order.status is OrderStatus.NUMBER_ISSUED:
             try:
                 await self._cancel_upstream(order)
@@ -544,22 +602,28 @@ class OrderService:
 
     async def recover(self) -> None:
         """Rebuild jobs from the database after a start; settle what happened while down."""
-        for order in await self.orders.live():
-            if order.status is OrderStatus.CREATED:
+        async for order_id, status, deadline, route in self.orders.live_brief():
+            if status is OrderStatus.CREATED:
                 # We crashed between charging and learning the purchase's outcome.
+                order = await self.orders.get(order_id)
+                assert order is not None
                 await self._fail(
                     order.id, PurchaseOutcomeUnknown("interrupted"), needs_attention=True
                 )
                 await self._alert(
                     f"unknown:{order.id}",
-                    f"Order #{order.id}: the bot stopped during the purchase on {order.route}. "
-                    f"The customer was refunded; check upstream for ref={order.id}.",
+                    lazy(
+                        "Order #{order_id}: the bot stopped during the purchase on {route}. "
+                        "The customer was refunded; check upstream for ref={order_id}.",
+                        order_id=order.id,
+                        route=order.route,
+                    ),
                 )
                 failed = await self.orders.get(order.id)
                 assert failed is not None
                 await self.notifier.order_closed(failed, order.price)
                 continue
-            self.jobs.watch(order.id, order.deadline or int(time.time()), order.route)
+            self.jobs.watch(order_id, deadline or int(time.time()), route)
         await self.sweep_codes()
 
     async def sweep_codes(self) -> None:
@@ -568,6 +632,6 @@ class OrderService:
         for order_id in sorted(pending):
             await self.deliver_pending(order_id)
 
-    async def _alert(self, key: str, text: str) -> None:
+    async def _alert(self, key: str, text: str | LazyText) -> None:
         if await self.kv.claim_every(f"alert:{key}", ALERT_EVERY_SECONDS):
             await self.notifier.alert_admins(text)

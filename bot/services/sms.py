@@ -17,6 +17,7 @@ from bot.errors import (
     NotFound,
     QuoteExpired,
 )
+from bot.i18n import LazyText, _, lazy
 from bot.money import Currency
 from bot.phones import Recipient
 from bot.providers.base import ProviderError
@@ -58,7 +59,7 @@ class SmsJobs(Protocol):
 class SmsNotifier(Protocol):
     async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None: ...
 
-    async def alert_admins(self, text: str) -> None: ...
+    async def alert_admins(self, text: str | LazyText) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,11 @@ class SmsService:
         """Admin override of the per-segment price for one destination country."""
         info = resolve(country_text.upper() if len(country_text) == 2 else country_text)
         if info.code.startswith("x-"):
-            raise InvalidInput(f"Unknown country {country_text!r}: use an ISO code such as EE.")
+            raise InvalidInput(
+                _("Unknown country “{country}”: use an ISO code such as EE.").format(
+                    country=country_text
+                )
+            )
         await self.repo.set_price(info.code, price)
         return f"{info.flag} {info.name}"
 
@@ -127,11 +132,11 @@ class SmsService:
     async def draft(self, user_id: int, recipients: list[Recipient], text: str) -> SmsDraft:
         """Price a send and hold that price for the confirm screen."""
         if not recipients:
-            raise InvalidInput("Add at least one recipient.")
+            raise InvalidInput(_("Add at least one recipient."))
         try:
             info = segments(text)
         except ValueError:
-            raise InvalidInput("The message text is empty.") from None
+            raise InvalidInput(_("The message text is empty.")) from None
         prices = await self.repo.prices()
         rows = [
             (r.digits, r.region, info.segments * prices.get(r.region, self.default_price))
@@ -146,7 +151,7 @@ class SmsService:
     async def view(self, user_id: int, send_id: int) -> SmsView:
         send = await self.repo.get(send_id)
         if send is None or send.user_id != user_id:
-            raise NotFound("This SMS was not found.")
+            raise NotFound(_("This SMS was not found."))
         return SmsView(send, await self.repo.messages(send_id))
 
     async def recent(self, user_id: int, limit: int = 5) -> list[SmsSend]:
@@ -163,15 +168,15 @@ class SmsService:
         view = await self.view(user_id, send_id)
         send = view.send
         if send.status != "draft":
-            raise InvalidState("This SMS is already being sent.")
+            raise InvalidState(_("This SMS is already being sent."))
         now = int(time.time())
         if send.quote_expires_at <= now:
-            raise QuoteExpired("This price has expired. Please start the SMS again.")
+            raise QuoteExpired(_("This price has expired. Please start the SMS again."))
         async with self.db.transaction() as tx:
             if not await self.repo.start_sending(
                 tx, send_id, user_id, now, now + self.deadline_seconds, chat_id, message_id
             ):
-                raise InvalidState("This SMS is already being sent.")
+                raise InvalidState(_("This SMS is already being sent."))
             if not await self.ledger.apply(
                 tx,
                 user_id,
@@ -189,8 +194,11 @@ class SmsService:
             refunded = await self._fail_all(send_id, exc, needs_attention=True)
             await self._alert(
                 f"sms-unknown:{send_id}",
-                f"SMS send #{send_id}: SMSPM did not answer; the customer was refunded. "
-                "Check the SMSPM dashboard for what went out.",
+                lazy(
+                    "SMS send #{send_id}: SMSPM did not answer; the customer was refunded. "
+                    "Check the SMSPM dashboard for what went out.",
+                    send_id=send_id,
+                ),
             )
             raise SmsSendFailed(exc, refunded) from None
         except ProviderError as exc:
@@ -198,8 +206,11 @@ class SmsService:
             if isinstance(exc, SmsConfigError):
                 await self._alert(
                     "sms-config",
-                    f"SMSPM refused our configuration ({type(exc).__name__}): check SMSPM_TOKEN "
-                    "and SMSPM_SENDER. Customers cannot send SMS until it is fixed.",
+                    lazy(
+                        "SMSPM refused our configuration ({error}): check SMSPM_TOKEN "
+                        "and SMSPM_SENDER. Customers cannot send SMS until it is fixed.",
+                        error=type(exc).__name__,
+                    ),
                 )
             raise SmsSendFailed(exc, refunded) from None
 
@@ -311,13 +322,17 @@ class SmsService:
                 )
                 await self._alert(
                     f"sms-unknown:{send.id}",
-                    f"SMS send #{send.id}: the bot stopped while sending; the customer was "
-                    f"refunded {self.currency.format(refunded)}. Check the SMSPM dashboard.",
+                    lazy(
+                        "SMS send #{send_id}: the bot stopped while sending; the customer was "
+                        "refunded {amount}. Check the SMSPM dashboard.",
+                        send_id=send.id,
+                        amount=self.currency.format(refunded),
+                    ),
                 )
                 self.jobs.render_sms(send.id)
             else:
                 self.jobs.watch_sms(send.id, 0.0)
 
-    async def _alert(self, key: str, text: str) -> None:
+    async def _alert(self, key: str, text: str | LazyText) -> None:
         if await self.kv.claim_every(f"alert:{key}", 600):
             await self.notifier.alert_admins(text)

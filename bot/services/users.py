@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from bot.errors import InvalidInput, NotFound
+from bot.i18n import _, i18n
 from storage.models import User
 from storage.users import UserRepo
 
@@ -30,6 +32,15 @@ class UserService:
 
     async def get(self, user_id: int) -> User | None:
         return await self.users.get(user_id)
+
+    async def set_locale(self, user_id: int, locale: str) -> User:
+        """Remember the user's language; an unknown one raises InvalidInput."""
+        if locale not in i18n.available_locales:
+            raise InvalidInput(_("This language is not available."))
+        user = await self.users.set_locale(user_id, locale)
+        if user is None:
+            raise NotFound()
+        return user
 
     async def blocked_bot(self, user_id: int) -> None:
         await self.users.set_active(user_id, False)

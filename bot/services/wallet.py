@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.errors import InsufficientFunds, InvalidInput, NotFound
+from bot.i18n import _
 from bot.money import Currency
 from storage.db import Database
 from storage.models import LedgerEntry, LedgerKind
 from storage.users import LedgerRepo, UserRepo
+
+HISTORY_PAGE = 10
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[LedgerEntry]  # newest first
+    page: int
+    has_next: bool
 
 
 class WalletService:
@@ -27,14 +39,22 @@ class WalletService:
     ) -> int:
         """An admin credit (positive) or debit (negative); returns the new balance."""
         if amount == 0:
-            raise InvalidInput("The amount must not be zero.")
+            raise InvalidInput(_("The amount must not be zero."))
         if await self.users.get(user_id) is None:
-            raise NotFound(f"No user with id {user_id} has started the bot.")
+            raise NotFound(
+                _("No user with id {user_id} has started the bot.").format(user_id=user_id)
+            )
         kind = LedgerKind.CREDIT if amount > 0 else LedgerKind.ADJUSTMENT
         async with self.db.transaction() as tx:
             if not await self.ledger.apply(tx, user_id, amount, kind, reason, actor_id=actor_id):
-                raise InsufficientFunds("The balance does not cover that debit.")
+                raise InsufficientFunds(_("The balance does not cover that debit."))
         return await self.ledger.balance(user_id)
 
     async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
         return await self.ledger.history(user_id, limit, offset)
+
+    async def history_page(self, user_id: int, page: int, size: int = HISTORY_PAGE) -> HistoryPage:
+        """One page of the user's ledger, newest first (one extra row tells if there is more)."""
+        page = max(page, 0)
+        rows = await self.ledger.history(user_id, size + 1, page * size)
+        return HistoryPage(rows[:size], page, len(rows) > size)

@@ -130,5 +130,5 @@ CREATE TABLE broadcast_deliveries (
     error         TEXT,
     updated_at    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (broadcast_id, user_id)
-) WITHOUT ROWID;
+);
 CREATE INDEX broadcast_deliveries_pending ON broadcast_deliveries(broadcast_id, status);

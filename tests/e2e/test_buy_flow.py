@@ -13,11 +13,28 @@ async def test_start_shows_menu_and_registers_commands(
 ) -> None:
     await alice.send("/start")
     menu = await alice.wait_for("Hi, Alice")
-    assert menu.button_texts == ["📱 Buy a number", "💰 Balance", "🗂 My orders", "❓ Help"]
+    assert menu.button_texts == [
+        "📱 Buy a number",
+        "💰 Balance",
+        "🗂 My orders",
+        "❓ Help",
+        "🌐 Language",
+    ]
     assert "$0.00" in menu.plain
     commands = telegram.calls_to("setMyCommands")
     names = [[c["command"] for c in call.params["commands"]] for call in commands]
-    assert ["start", "buy", "balance", "orders", "help"] in names
+    assert [
+        "start",
+        "buy",
+        "balance",
+        "topup",
+        "history",
+        "orders",
+        "promo",
+        "referrals",
+        "language",
+        "help",
+    ] in names
     assert any("addbalance" in n for n in names)  # the admin's own scope
 
 

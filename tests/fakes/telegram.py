@@ -199,6 +199,11 @@ _CHAT_ACTIONS = frozenset(
 
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
+# New outgoing messages, which FakeTelegram.limit_rate counts (edits and answers do not).
+_RATE_LIMITED_METHODS = frozenset(
+    {"sendmessage", "sendphoto", "senddocument", "copymessage", "forwardmessage", "sendinvoice"}
+)
+
 
 # --------------------------------------------------------------------------------------------
 # Errors and records
@@ -676,17 +681,61 @@ class FakeUser:
 
     # -- actions -----------------------------------------------------------------------------
 
-    async def send(self, text: str) -> Message:
+    async def send(self, text: str, *, html: bool = False) -> Message:
         """Push an Update with a text message from this user; return the user's message.
 
         A leading ``/command`` word gets a ``bot_command`` entity. Sending unblocks the bot.
+        ``html=True`` parses ``text`` as Telegram HTML into plain text and entities (what a
+        client sends for a message typed with bold, links...), so a copy keeps the formatting.
         """
         self._fake.blocked_users.discard(self.id)
         entities: list[Params] = []
-        if text.startswith("/"):
+        plain = text
+        if html:
+            plain, entities = parse_html(text)
+        elif text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             entities.append({"type": "bot_command", "offset": 0, "length": utf16_len(command)})
-        message = self._new_message(text=text, plain=text, entities=entities, from_bot=False)
+        message = self._new_message(text=plain, plain=plain, entities=entities, from_bot=False)
+        self._fake.push_update({"message": self._fake.message_json(message)})
+        return message
+
+    async def send_photo(
+        self, caption: str = "", *, html: bool = False, content: bytes = b"\x89PNG fake"
+    ) -> Message:
+        """Push an Update with a photo from this user, with an optional caption.
+
+        ``html=True`` parses the caption as Telegram HTML into caption entities.
+        """
+        return self._send_media("photo", caption, html, UploadedFile("photo.jpg", content))
+
+    async def send_document(
+        self,
+        caption: str = "",
+        *,
+        html: bool = False,
+        filename: str = "file.pdf",
+        content: bytes = b"%PDF-1.4 fake",
+        content_type: str = "application/pdf",
+    ) -> Message:
+        """Push an Update with a document from this user, with an optional caption."""
+        upload = UploadedFile(filename, content, content_type)
+        return self._send_media("document", caption, html, upload)
+
+    def _send_media(self, kind: str, caption: str, html: bool, upload: UploadedFile) -> Message:
+        self._fake.blocked_users.discard(self.id)
+        plain, entities = parse_html(caption) if html else (caption, [])
+        file_id = f"FAKE-{kind}-{next(self._fake._file_ids)}"
+        self._fake.files[file_id] = upload
+        message = self._new_message(
+            text=plain,
+            plain=plain,
+            entities=entities,
+            from_bot=False,
+            kind=kind,
+            media={kind: _media_json(kind, file_id, upload)},
+            file=upload,
+        )
         self._fake.push_update({"message": self._fake.message_json(message)})
         return message
 
@@ -940,6 +989,11 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._handlers: dict[str, Handler] = self._build_handlers()
+        # Global flood limit on new outgoing messages (off by default): see `limit_rate`.
+        self.rate_limit: int | None = None
+        self.rate_limit_retry_after = 1
+        self.rate_limited = 0
+        self._sent_times: deque[float] = deque()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1025,6 +1079,23 @@ class FakeTelegram:
             {"retry_after": retry_after},
         )
         self._inject(method, error, times)
+
+    def limit_rate(self, per_second: int | None, retry_after: int = 1) -> None:
+        """Answer 429 ``retry after N`` to a new outgoing message (send*, copyMessage,
+        forwardMessage; edits do not count) once ``per_second`` were accepted in the last
+        second, like Telegram's global limit. ``None`` turns it off; refusals are counted in
+        :attr:`rate_limited`."""
+        self.rate_limit = per_second
+        self.rate_limit_retry_after = retry_after
+        self.rate_limited = 0
+        self._sent_times.clear()
+
+    def make_users(self, count: int, first_id: int, first_name: str = "User") -> list[FakeUser]:
+        """Create ``count`` users with consecutive ids from ``first_id`` (cheap: no updates)."""
+        return [
+            self.user(user_id, first_name=f"{first_name} {user_id}")
+            for user_id in range(first_id, first_id + count)
+        ]
 
     def fail(self, method: str, error_code: int, description: str, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` answer this error (no effect)."""
@@ -1133,10 +1204,27 @@ class FakeTelegram:
         queue = self._injected.get(method.lower())
         if queue:
             raise queue.popleft()
+        if self.rate_limit is not None and method.lower() in _RATE_LIMITED_METHODS:
+            self._check_rate()
         handler = self._handlers.get(method.lower())
         if handler is None:
             return True
         return await handler(params, files)
+
+    def _check_rate(self) -> None:
+        assert self.rate_limit is not None
+        now = time.monotonic()
+        while self._sent_times and self._sent_times[0] <= now - 1.0:
+            self._sent_times.popleft()
+        if len(self._sent_times) >= self.rate_limit:
+            self.rate_limited += 1
+            retry_after = self.rate_limit_retry_after
+            raise TelegramError(
+                TOO_MANY_REQUESTS,
+                f"Too Many Requests: retry after {retry_after}",
+                {"retry_after": retry_after},
+            )
+        self._sent_times.append(now)
 
     def _inject(self, method: str, error: TelegramError, times: int) -> None:
         queue = self._injected.setdefault(method.lower(), deque())

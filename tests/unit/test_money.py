@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from bot.countries import resolve
-from bot.money import Currency
+from bot.money import AmountError, AmountOutOfRange, Currency
 
 
 def test_format_and_parse() -> None:
@@ -21,6 +21,107 @@ def test_format_and_parse() -> None:
     assert jpy.exponent == 0 and jpy.parse("15") == 15
     with pytest.raises(ValueError):
         jpy.parse("1.5")
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"),
+    [
+        ("10", 1000),
+        (" 2.50 ", 250),
+        ("2,5", 250),
+        (".5", 50),
+        ("5.", 500),
+        ("0.01", 1),
+        ("007", 700),
+        ("999999999999.99", 99_999_999_999_999),
+    ],
+)
+def test_parse_accepts_plain_amounts(text: str, minor: int) -> None:
+    assert Currency.of("USD").parse(text) == minor
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        ".",
+        ",",
+        "-1",
+        "+1",
+        "-0.01",
+        "0",
+        "0.00",
+        "0,0",
+        "nan",
+        "NaN",
+        "sNaN",
+        "inf",
+        "Infinity",
+        "-Infinity",
+        "1e3",
+        "1E3",
+        "1e-2",
+        "0x10",
+        "1_000",
+        "1 000",
+        "1,000.00",
+        "1.000,00",
+        "1.2.3",
+        "1.234",
+        "1.000",  # three decimals in USD, even zeros: "1,000" typed as a thousand
+        "1,000",
+        "١٠",  # Arabic-Indic digits: "10" to str.isdigit() and Decimal
+        "۱۰",  # Extended Arabic-Indic (Persian)
+        "१०",  # Devanagari
+        "１０",  # full-width
+        "²",  # superscript two: isdigit() is True
+        "5²",
+        "$5",
+        "5$",
+        "5 USD",
+        "1000000000000",  # 13 digits before the separator
+        "9" * 400,
+        "1." + "0" * 400,
+        "0" * 30 + "1",
+        "1\x00",
+        "½",
+    ],
+)
+def test_parse_rejects(text: str) -> None:
+    with pytest.raises(AmountError):
+        Currency.of("USD").parse(text)
+
+
+def test_parse_follows_the_currency_decimals() -> None:
+    jpy = Currency.of("JPY")
+    assert jpy.exponent == 0 and jpy.parse("15") == 15 and jpy.parse("15.") == 15
+    for bad in ("1.5", "1,000", "15.0"):
+        with pytest.raises(AmountError):
+            jpy.parse(bad)
+    kwd = Currency.of("KWD")
+    assert kwd.exponent == 3 and kwd.parse("1.234") == 1234 and kwd.parse("0,5") == 500
+    with pytest.raises(AmountError):
+        kwd.parse("1.2345")
+
+
+def test_parse_errors_are_value_errors() -> None:
+    # Existing callers catch ValueError; the subclasses keep that working.
+    with pytest.raises(ValueError):
+        Currency.of("USD").parse("abc")
+
+
+def test_parse_within() -> None:
+    usd = Currency.of("USD")
+    assert usd.parse_within("1", 100, 100_000) == 100
+    assert usd.parse_within("1000", 100, 100_000) == 100_000
+    with pytest.raises(AmountOutOfRange) as low:
+        usd.parse_within("0.99", 100, 100_000)
+    assert (low.value.amount, low.value.low, low.value.high) == (99, 100, 100_000)
+    with pytest.raises(AmountOutOfRange):
+        usd.parse_within("1000.01", 100, 100_000)
+    with pytest.raises(AmountError):  # malformed input is not "out of range"
+        usd.parse_within("-5", 100, 100_000)
 
 
 def test_retail_rounds_up_to_the_minor_unit() -> None:

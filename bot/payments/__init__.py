@@ -1,0 +1,1 @@
+"""Payment upstreams (one client per service): Crypto Pay for wallet top-ups."""

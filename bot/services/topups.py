@@ -1,0 +1,410 @@
+"""Wallet top-ups: invoices (Telegram Stars, Crypto Pay), crediting once, Stars refunds,
+runtime limits and referral bonuses.
+
+Crediting is keyed by the top-up row: `pending/expired -> paid` is one conditional UPDATE in
+the same transaction as the ledger row (unique per top-up in the schema) and the inviter's bonus,
+so a duplicated payment update, a webhook racing a poll, or a restart in between credits once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Protocol
+
+from bot.config import Settings
+from bot.errors import AppError, InsufficientFunds, InvalidInput, NotFound
+from bot.i18n import _
+from bot.money import Currency
+from storage.audit import AuditRepo
+from storage.db import Database, Tx
+from storage.kv import KeyValueRepo
+from storage.models import LedgerKind
+from storage.topups import Topup, TopupRepo
+from storage.users import LedgerRepo, UserRepo
+
+log = logging.getLogger(__name__)
+
+STARS = "stars"
+CRYPTO = "crypto"
+XTR = "XTR"
+PAYLOAD_PREFIX = "t:"
+KV_MIN = "topup_min"
+KV_STARS_RATE = "stars_rate"
+REFERRAL_WINDOW = 3600  # a /start ref_<id> links users registered at most this long ago
+
+
+class ReferralNotifier(Protocol):
+    async def referral_earned(
+        self, inviter_id: int, bonus: int, balance: int, invitee_id: int
+    ) -> None:
+        """Tell an inviter about the bonus an invitee's top-up earned them."""
+        ...
+
+
+class CheckoutError(enum.StrEnum):
+    """Why a Stars pre-checkout query is refused."""
+
+    UNKNOWN_USER = "unknown_user"
+    BANNED = "banned"
+    BAD_PAYLOAD = "bad_payload"
+    NOT_PENDING = "not_pending"
+    WRONG_AMOUNT = "wrong_amount"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Limits:
+    min: int
+    max: int
+    presets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StarsInvoice:
+    topup: Topup
+    stars: int
+    payload: str
+
+
+@dataclass(frozen=True)
+class StarsCredit:
+    topup: Topup
+    credited: int  # 0 when it was credited before (a duplicated update)
+    balance: int
+
+
+@dataclass(frozen=True)
+class StarsRefund:
+    topup: Topup
+    amount: int
+    balance: int
+
+
+class RefundRefused(AppError):
+    """Telegram refused refundStarPayment; the wallet debit was reversed."""
+
+
+class TopupService:
+    def __init__(
+        self,
+        db: Database,
+        repo: TopupRepo,
+        users: UserRepo,
+        ledger: LedgerRepo,
+        kv: KeyValueRepo,
+        audit: AuditRepo,
+        currency: Currency,
+        settings: Settings,
+        notifier: ReferralNotifier | None = None,
+    ) -> None:
+        self.db = db
+        self.repo = repo
+        self.users = users
+        self.ledger = ledger
+        self.kv = kv
+        self.audit = audit
+        self.currency = currency
+        self.settings = settings
+        self.notifier = notifier
+
+    # -- the contract Crypto Pay codes against ---------------------------------------------
+
+    async def open(
+        self, user_id: int, method: str, amount: int, pay_amount: str, pay_currency: str
+    ) -> Topup:
+        """A pending top-up of `amount` (shop minor units); expires after INVOICE_TTL_SECONDS."""
+        async with self.db.transaction() as tx:
+            topup_id = await self.repo.insert(
+                tx,
+                user_id,
+                method,
+                amount,
+                pay_amount,
+                pay_currency,
+                self.settings.invoice_ttl_seconds,
+            )
+            topup = await self.repo.lock(tx, topup_id)
+        assert topup is not None
+        return topup
+
+    async def attach(self, topup_id: int, external_id: str, pay_url: str) -> None:
+        """Remember the upstream invoice id and its payment link."""
+        async with self.db.transaction() as tx:
+            await self.repo.attach(tx, topup_id, external_id, pay_url)
+
+    async def credit(self, topup_id: int, charge_id: str | None = None) -> int:
+        """Credit a paid top-up once: pending/expired -> paid, a 'topup' ledger row and the
+        inviter's referral bonus, in one transaction. Returns the amount credited, 0 when it
+        was credited before (or the top-up does not exist / was refunded)."""
+        bonus: tuple[int, int, int] | None = None
+        async with self.db.transaction() as tx:
+            topup = await self.repo.lock(tx, topup_id)
+            if topup is None or not await self.repo.mark_paid(tx, topup_id, charge_id):
+                return 0
+            await self.ledger.apply(
+                tx,
+                topup.user_id,
+                topup.amount,
+                LedgerKind.TOPUP,
+                f"{topup.method} top-up",
+                topup_id=topup.id,
+            )
+            bonus = await self._referral_bonus(tx, topup)
+        if bonus is not None and self.notifier is not None:
+            inviter_id, amount, balance = bonus
+            try:
+                await self.notifier.referral_earned(inviter_id, amount, balance, topup.user_id)
+            except Exception:  # the bonus is in the ledger; a lost notice must not undo it
+                log.exception("Referral notice to %s failed", inviter_id)
+        return topup.amount
+
+    async def expire(self, topup_id: int) -> bool:
+        """pending -> expired; False if it was paid (or expired) already."""
+        async with self.db.transaction() as tx:
+            return await self.repo.mark_expired(tx, topup_id)
+
+    async def pending(self, method: str) -> list[Topup]:
+        return await self.repo.pending(method)
+
+    async def by_external(self, method: str, external_id: str) -> Topup | None:
+        return await self.repo.by_external(method, external_id)
+
+    async def get(self, topup_id: int) -> Topup | None:
+        return await self.repo.get(topup_id)
+
+    # -- limits and rates (runtime, in the kv table, falling back to settings) ---------------
+
+    async def limits(self) -> Limits:
+        stored = await self.kv.get(KV_MIN)
+        minimum = (
+            int(stored)
+            if stored is not None
+            else self.currency.convert_up(self.settings.topup_min, Decimal(1))
+        )
+        maximum = self.currency.convert_up(self.settings.topup_max, Decimal(1))
+        presets = tuple(
+            p
+            for p in (self.currency.convert_up(v, Decimal(1)) for v in self.settings.topup_presets)
+            if minimum <= p <= maximum
+        )
+        return Limits(minimum, maximum, presets)
+
+    async def stars_rate(self) -> Decimal:
+        """Shop-currency major units per star."""
+        stored = await self.kv.get(KV_STARS_RATE)
+        return Decimal(stored) if stored is not None else self.settings.stars_rate
+
+    async def check_amount(self, amount: int) -> int:
+        """The amount if it is within the limits; InvalidInput with the limits otherwise."""
+        limits = await self.limits()
+        if not limits.min <= amount <= limits.max:
+            raise InvalidInput(
+                _("The amount must be between {min} and {max}.").format(
+                    min=self.currency.format(limits.min), max=self.currency.format(limits.max)
+                )
+            )
+        return amount
+
+    async def parse_amount(self, text: str) -> int:
+        """A typed amount in minor units, validated against the limits."""
+        limits = await self.limits()
+        try:
+            amount = self.currency.parse(text)
+        except ValueError:
+            raise InvalidInput(
+                _(
+                    "Please send a positive amount with at most {decimals} decimals, "
+                    "between {min} and {max}, for example {example}."
+                ).format(
+                    decimals=self.currency.exponent,
+                    min=self.currency.format(limits.min),
+                    max=self.currency.format(limits.max),
+                    example=self.currency.to_decimal(
+                        limits.presets[0] if limits.presets else limits.min
+                    ),
+                )
+            ) from None
+        return await self.check_amount(amount)
+
+    async def set_min(self, admin_id: int, amount: int) -> None:
+        """Change the minimum top-up at runtime (audit-logged)."""
+        maximum = self.currency.convert_up(self.settings.topup_max, Decimal(1))
+        if amount > maximum:
+            raise InvalidInput(
+                _("The minimum cannot exceed the maximum top-up ({max}).").format(
+                    max=self.currency.format(maximum)
+                )
+            )
+        await self.kv.set(KV_MIN, str(amount))
+        await self.audit.record(admin_id, "setmintopup", "", self.currency.format(amount))
+
+    async def set_stars_rate(self, admin_id: int, text: str) -> Decimal:
+        """Change the shop-currency value of one star at runtime (audit-logged)."""
+        try:
+            rate = Decimal(text.strip().replace(",", "."))
+        except InvalidOperation:
+            raise InvalidInput(_("The rate must be a positive number, e.g. 0.013.")) from None
+        if not rate.is_finite() or rate <= 0 or rate > 1000:
+            raise InvalidInput(_("The rate must be a positive number, e.g. 0.013."))
+        old = await self.stars_rate()
+        await self.kv.set(KV_STARS_RATE, str(rate))
+        await self.audit.record(admin_id, "setstarsrate", "", f"{old} -> {rate}")
+        return rate
+
+    # -- Telegram Stars ----------------------------------------------------------------------
+
+    async def stars_for(self, amount: int) -> int:
+        """Stars to charge for `amount` (minor units): rounded up, at least one."""
+        stars = (self.currency.to_decimal(amount) / await self.stars_rate()).to_integral_value(
+            rounding=ROUND_CEILING
+        )
+        return max(int(stars), 1)
+
+    async def open_stars(self, user_id: int, amount: int) -> StarsInvoice:
+        """A pending Stars top-up and the invoice's star count and payload."""
+        await self.check_amount(amount)
+        stars = await self.stars_for(amount)
+        topup = await self.open(user_id, STARS, amount, str(stars), XTR)
+        return StarsInvoice(topup, stars, f"{PAYLOAD_PREFIX}{topup.id}")
+
+    @staticmethod
+    def topup_id(payload: str) -> int | None:
+        if not payload.startswith(PAYLOAD_PREFIX):
+            return None
+        digits = payload[len(PAYLOAD_PREFIX) :]
+        return int(digits) if digits.isdigit() and len(digits) < 19 else None
+
+    async def check_checkout(
+        self, user_id: int, payload: str, currency: str, total: int
+    ) -> CheckoutError | None:
+        """Validate a pre-checkout query (two reads, nothing slow). None means approve."""
+        user = await self.users.get(user_id)
+        if user is None:
+            return CheckoutError.UNKNOWN_USER
+        if user.is_banned:
+            return CheckoutError.BANNED
+        topup_id = self.topup_id(payload)
+        topup = None if topup_id is None else await self.repo.get(topup_id)
+        if topup is None or topup.user_id != user_id or topup.method != STARS:
+            return CheckoutError.BAD_PAYLOAD
+        if topup.status != "pending":
+            return CheckoutError.NOT_PENDING
+        if currency != XTR or str(total) != topup.pay_amount:
+            return CheckoutError.WRONG_AMOUNT
+        if topup.expires_at <= time.time():
+            return CheckoutError.EXPIRED
+        return None
+
+    async def pay_stars(self, user_id: int, payload: str, charge_id: str) -> StarsCredit:
+        """A successful Stars payment: credit its top-up once (keyed by the charge id too).
+
+        The money was taken, so an invoice that expired in between is still credited.
+        """
+        known = await self.repo.by_charge(charge_id)
+        topup_id = known.id if known is not None else self.topup_id(payload)
+        topup = None if topup_id is None else await self.repo.get(topup_id)
+        if topup is None or topup.user_id != user_id or topup.method != STARS:
+            raise NotFound(f"Stars payment {charge_id} names no top-up of user {user_id}")
+        credited = 0 if known is not None else await self.credit(topup.id, charge_id)
+        balance = await self.ledger.balance(user_id)
+        fresh = await self.repo.get(topup.id)
+        assert fresh is not None
+        return StarsCredit(fresh, credited, balance)
+
+    async def begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
+        """Step 1 of /refundstars: debit the wallet and mark the top-up refunded, in one
+        transaction, before Telegram is asked. If Telegram then refuses, `undo_refund` puts
+        the money back; if Telegram's answer is lost, the debit stays and a retry asks again.
+        Either way no money is created: the user never holds both the stars and the credit.
+        """
+        async with self.db.transaction() as tx:
+            topup = await self.repo.lock_by_charge(tx, charge_id)
+            if topup is None or topup.method != STARS:
+                raise NotFound(_("No Stars payment with that charge id."))
+            if topup.status == "refunded":
+                # Our side is done; the caller asks Telegram again (it says if it was refunded).
+                balance = await self.ledger.balance(topup.user_id)
+                return StarsRefund(topup, 0, balance)
+            if topup.status != "paid":
+                raise InvalidInput(_("That payment was never credited."))
+            if await self.repo.has_ledger(tx, topup.id, LedgerKind.TOPUP_REFUND.value):
+                raise InvalidInput(
+                    _("Telegram refused a refund of this payment before; it was not retried.")
+                )
+            if not await self.ledger.apply(
+                tx,
+                topup.user_id,
+                -topup.amount,
+                LedgerKind.TOPUP_REFUND,
+                "Stars refund",
+                actor_id=admin_id,
+                topup_id=topup.id,
+            ):
+                raise InsufficientFunds(
+                    _(
+                        "The user's balance no longer covers {amount}; nothing was refunded."
+                    ).format(amount=self.currency.format(topup.amount))
+                )
+            await self.repo.mark_refunded(tx, topup.id)
+            await self.audit.write(
+                tx, admin_id, "refundstars", charge_id, self.currency.format(topup.amount)
+            )
+        balance = await self.ledger.balance(topup.user_id)
+        return StarsRefund(topup, topup.amount, balance)
+
+    async def undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
+        """Telegram refused the refund: credit the debit back (an 'adjustment') and reopen."""
+        async with self.db.transaction() as tx:
+            if refund.amount > 0:
+                await self.ledger.apply(
+                    tx,
+                    refund.topup.user_id,
+                    refund.amount,
+                    LedgerKind.ADJUSTMENT,
+                    "Stars refund refused by Telegram",
+                    actor_id=admin_id,
+                    topup_id=refund.topup.id,
+                )
+            await self.repo.unmark_refunded(tx, refund.topup.id)
+            await self.audit.write(
+                tx, admin_id, "refundstars_failed", refund.topup.charge_id or "", error[:200]
+            )
+
+    # -- referrals ---------------------------------------------------------------------------
+
+    async def link_referrer(self, user_id: int, inviter_id: int) -> bool:
+        """Link a just-registered user to the inviter; False (nothing changes) otherwise."""
+        since = int(time.time()) - REFERRAL_WINDOW
+        async with self.db.transaction() as tx:
+            return await self.repo.link_referrer(tx, user_id, inviter_id, since)
+
+    async def referral_stats(self, user_id: int) -> tuple[int, int]:
+        """(users invited, bonus earned in minor units)."""
+        return await self.repo.referral_stats(user_id)
+
+    async def _referral_bonus(self, tx: Tx, topup: Topup) -> tuple[int, int, int] | None:
+        """The inviter's share of a top-up (rounded down), once per top-up; in `tx`."""
+        percent = self.settings.referral_percent
+        if percent <= 0:
+            return None
+        inviter_id = await self.repo.referrer_of(tx, topup.user_id)
+        if inviter_id is None:
+            return None
+        bonus = int(
+            (Decimal(topup.amount) * percent / 100).to_integral_value(rounding=ROUND_FLOOR)
+        )
+        if bonus <= 0 or await self.repo.has_ledger(tx, topup.id, LedgerKind.REFERRAL.value):
+            return None
+        await self.ledger.apply(
+            tx,
+            inviter_id,
+            bonus,
+            LedgerKind.REFERRAL,
+            f"referral bonus for user {topup.user_id}",
+            topup_id=topup.id,
+        )
+        return inviter_id, bonus, await self.repo.balance_in(tx, inviter_id)

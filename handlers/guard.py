@@ -1,0 +1,63 @@
+"""The ban guard: every update from a banned user stops here.
+
+A banned user is told once ("You can't use this bot.") the first time they show up after the
+ban, and then hears nothing: messages get no answer, callbacks are answered silently (so the
+button stops spinning) and nothing reaches a handler, so they cannot buy or start a top-up.
+Stars pre-checkout queries are not guarded here: the top-up router declines a banned user's
+payment itself, with its own message. Two things still pass: a `successful_payment` (Telegram
+has taken the money already, so it must be credited) and anything from an admin (admins cannot
+be banned).
+Live orders of a banned user keep running: codes and refunds come from jobs, not updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import User as TgUser
+
+from bot.i18n import _
+from bot.services.admin import AdminService
+from handlers.common import answer
+from storage.models import User
+
+log = logging.getLogger(__name__)
+
+
+class BanGuard(BaseMiddleware):
+    """Register after the user middleware, which loads `user` (and sets the language)."""
+
+    def __init__(self, admin_ids: Iterable[int]) -> None:
+        self.admin_ids = frozenset(admin_ids)
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        sender: TgUser | None = data.get("event_from_user")
+        admin: AdminService | None = data.get("admin")
+        if sender is None or sender.id in self.admin_ids or admin is None:
+            return await handler(event, data)
+        user: User | None = data.get("user")  # read fresh for every update
+        banned = user.is_banned if user is not None else await admin.is_banned(sender.id)
+        if not banned:
+            return await handler(event, data)
+        if isinstance(event, Message) and event.successful_payment is not None:
+            return await handler(event, data)  # paid before the ban: Telegram holds the money
+        if isinstance(event, CallbackQuery):
+            await answer(event)
+        if await admin.claim_ban_notice(sender.id):
+            bot: Bot | None = data.get("bot")
+            if bot is not None:
+                try:
+                    await bot.send_message(sender.id, _("You can't use this bot."))
+                except TelegramAPIError as exc:
+                    log.info("Ban notice to %s not delivered: %s", sender.id, exc.message)
+        return None

@@ -1,0 +1,597 @@
+"""Top-ups (amount, method, Telegram Stars invoice and payment, Crypto Pay link), promo codes,
+referrals, and the admin commands that go with them."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Protocol
+
+from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LabeledPrice,
+    Message,
+    PreCheckoutQuery,
+)
+
+from bot.config import Settings
+from bot.errors import AppError, InvalidInput, NotFound
+from bot.i18n import _, i18n, lazy, locale_of
+from bot.money import Currency
+from bot.services.notify import Notifier
+from bot.services.promos import PromoService, parse_expiry
+from bot.services.topups import XTR, CheckoutError, StarsRefund, TopupService
+from bot.services.users import UserService
+from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
+from handlers.common import answer, show
+from handlers.render import esc
+from storage.models import User
+
+log = logging.getLogger(__name__)
+
+REF_RE = re.compile(r"^ref_(\d{1,15})$")
+
+TOPUP_ADMIN_COMMANDS = {
+    "refundstars": "<charge_id> — refund a Telegram Stars top-up",
+    "newpromo": "<code> <amount> <uses> [7d|YYYY-MM-DD] — create a promo code",
+    "setmintopup": "<amount> — minimum top-up",
+    "setstarsrate": "<rate> — shop currency per star",
+}
+
+
+class TopupForm(StatesGroup):
+    amount = State()
+
+
+class CryptoInvoiceLike(Protocol):
+    topup_id: int
+    pay_url: str
+
+
+class CryptoLike(Protocol):
+    async def create(self, user_id: int, amount: int) -> CryptoInvoiceLike: ...
+
+
+def _button(
+    text: str, data: MenuCb | WalletCb | TopupAmountCb | TopupPayCb
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+# -- texts and keyboards ----------------------------------------------------------------------
+
+
+async def _amount_screen(
+    topups: TopupService, currency: Currency
+) -> tuple[str, InlineKeyboardMarkup]:
+    limits = await topups.limits()
+    text = _("➕ <b>Top up your balance</b>\n\nChoose an amount ({min} to {max}):").format(
+        min=currency.format(limits.min), max=currency.format(limits.max)
+    )
+    presets = [_button(currency.format(p), TopupAmountCb(amount=p)) for p in limits.presets]
+    rows = [presets[i : i + 2] for i in range(0, len(presets), 2)]
+    rows.append([_button(_("✏️ Other amount"), WalletCb(act="other"))])
+    rows.append([_button(_("◀ Balance"), MenuCb(to="balance"))])
+    return text, InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _methods_screen(
+    amount: int, currency: Currency, settings: Settings, crypto: CryptoLike | None
+) -> tuple[str, InlineKeyboardMarkup]:
+    rows: list[list[InlineKeyboardButton]] = []
+    if settings.stars_enabled:
+        rows.append([_button(_("⭐ Telegram Stars"), TopupPayCb(m="stars", amount=amount))])
+    if crypto is not None:
+        rows.append([_button(_("💎 Crypto"), TopupPayCb(m="crypto", amount=amount))])
+    rows.append([_button(_("◀ Back"), WalletCb(act="topup"))])
+    if len(rows) == 1:
+        text = _("No payment method is available right now. Please try again later.")
+    else:
+        text = _("Top up <b>{amount}</b>. How would you like to pay?").format(
+            amount=currency.format(amount)
+        )
+    return text, InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def _amount_prompt(topups_limits: tuple[int, int], currency: Currency) -> str:
+    low, high = topups_limits
+    return _("✏️ Send the amount in {code}, from {min} to {max} (for example 12.50).").format(
+        code=currency.code, min=currency.format(low), max=currency.format(high)
+    )
+
+
+def _cancel_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), MenuCb(to="balance"))]])
+
+
+def _checkout_error(error: CheckoutError) -> str:
+    texts = {
+        CheckoutError.UNKNOWN_USER: _("Please send /start first."),
+        CheckoutError.BANNED: _("Your account is blocked from payments."),
+        CheckoutError.BAD_PAYLOAD: _("This invoice is not valid. Please start a new top-up."),
+        CheckoutError.NOT_PENDING: _("This invoice was already paid or closed."),
+        CheckoutError.WRONG_AMOUNT: _("The invoice amount does not match. Please start again."),
+        CheckoutError.EXPIRED: _("This invoice has expired. Please start a new top-up."),
+    }
+    return texts[error]
+
+
+async def referrals_text(
+    bot: Bot, user: User, topups: TopupService, currency: Currency, settings: Settings
+) -> str:
+    me = await bot.me()
+    link = f"https://t.me/{me.username}?start=ref_{user.id}"
+    invited, earned = await topups.referral_stats(user.id)
+    lines = [_("👥 <b>Referrals</b>"), ""]
+    if settings.referral_percent > 0:
+        lines.append(
+            _("Invite friends and earn {percent}% of every top-up they make.").format(
+                percent=settings.referral_percent.normalize()
+            )
+        )
+    else:
+        lines.append(_("The referral programme is paused."))
+    lines += [
+        "",
+        _("Your link: {link}").format(link=esc(link)),
+        _("Invited: <b>{count}</b>").format(count=invited),
+        _("Earned: <b>{amount}</b>").format(amount=currency.format(earned)),
+    ]
+    return "\n".join(lines)
+
+
+def _referrals_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("◀ Balance"), MenuCb(to="balance"))]])
+
+
+class TopupNotifier:
+    """Tells inviters about their referral bonus (outside the invitee's update)."""
+
+    def __init__(self, bot: Bot, users: UserService, currency: Currency) -> None:
+        self.bot = bot
+        self.users = users
+        self.currency = currency
+
+    async def referral_earned(
+        self, inviter_id: int, bonus: int, balance: int, invitee_id: int
+    ) -> None:
+        inviter = await self.users.get(inviter_id)
+        with i18n.use_locale(locale_of(inviter)):
+            text = _(
+                "👥 Your referral topped up: +{bonus} credited. Balance: <b>{balance}</b>"
+            ).format(bonus=self.currency.format(bonus), balance=self.currency.format(balance))
+        try:
+            await self.bot.send_message(inviter_id, text)
+        except TelegramAPIError as exc:
+            log.info("Referral notice to %s not sent: %s", inviter_id, exc)
+
+
+# -- routers ----------------------------------------------------------------------------------
+
+
+def build_referral_router() -> Router:
+    """`/start ref_<id>`: link a new user to the inviter, then let /start show the menu."""
+    router = Router(name="referral")
+
+    @router.message(CommandStart(deep_link=True, magic=F.args.regexp(REF_RE)))
+    async def start_with_referral(
+        message: Message, command: CommandObject, user: User, topups: TopupService
+    ) -> None:
+        match = REF_RE.match(command.args or "")
+        if match is not None:
+            inviter_id = int(match.group(1))
+            if await topups.link_referrer(user.id, inviter_id):
+                log.info("User %s was invited by %s", user.id, inviter_id)
+        raise SkipHandler()
+
+    return router
+
+
+def build_topup_router() -> Router:
+    router = Router(name="topup")
+
+    @router.message(Command("topup"))
+    async def topup_command(
+        message: Message, topups: TopupService, currency: Currency, state: FSMContext
+    ) -> None:
+        await state.clear()
+        text, markup = await _amount_screen(topups, currency)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(WalletCb.filter(F.act == "topup"))
+    async def topup_menu(
+        callback: CallbackQuery, topups: TopupService, currency: Currency, state: FSMContext
+    ) -> None:
+        await state.clear()
+        await answer(callback)
+        text, markup = await _amount_screen(topups, currency)
+        await show(callback, text, markup)
+
+    @router.callback_query(WalletCb.filter(F.act == "other"))
+    async def other_amount(
+        callback: CallbackQuery, topups: TopupService, currency: Currency, state: FSMContext
+    ) -> None:
+        await state.set_state(TopupForm.amount)
+        await answer(callback)
+        limits = await topups.limits()
+        await show(
+            callback, _amount_prompt((limits.min, limits.max), currency), _cancel_keyboard()
+        )
+
+    @router.message(StateFilter(TopupForm.amount), F.text, ~F.text.startswith("/"))
+    async def typed_amount(
+        message: Message,
+        topups: TopupService,
+        currency: Currency,
+        settings: Settings,
+        crypto: CryptoLike | None,
+        state: FSMContext,
+    ) -> None:
+        try:
+            amount = await topups.parse_amount(message.text or "")
+        except InvalidInput as exc:  # stay in the form: the user may type again
+            await message.answer(esc(exc.user_message), reply_markup=_cancel_keyboard())
+            return
+        await state.clear()
+        text, markup = _methods_screen(amount, currency, settings, crypto)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(TopupAmountCb.filter())
+    async def preset_amount(
+        callback: CallbackQuery,
+        callback_data: TopupAmountCb,
+        topups: TopupService,
+        currency: Currency,
+        settings: Settings,
+        crypto: CryptoLike | None,
+    ) -> None:
+        amount = await topups.check_amount(callback_data.amount)
+        await answer(callback)
+        text, markup = _methods_screen(amount, currency, settings, crypto)
+        await show(callback, text, markup)
+
+    @router.callback_query(TopupPayCb.filter(F.m == "stars"))
+    async def pay_stars(
+        callback: CallbackQuery,
+        callback_data: TopupPayCb,
+        user: User,
+        bot: Bot,
+        topups: TopupService,
+        currency: Currency,
+        settings: Settings,
+    ) -> None:
+        if not settings.stars_enabled:
+            raise AppError(_("Telegram Stars are not available."))
+        invoice = await topups.open_stars(user.id, callback_data.amount)
+        await answer(callback)
+        amount = currency.format(invoice.topup.amount)
+        await bot.send_invoice(
+            chat_id=user.id,
+            title=_("Top up {amount}").format(amount=amount),
+            description=_(
+                "{stars} ⭐ for {amount} on your balance. Valid for {minutes} min."
+            ).format(
+                stars=invoice.stars, amount=amount, minutes=settings.invoice_ttl_seconds // 60
+            ),
+            payload=invoice.payload,
+            currency=XTR,
+            prices=[
+                LabeledPrice(
+                    label=_("Top up {amount}").format(amount=amount), amount=invoice.stars
+                )
+            ],
+        )
+
+    @router.callback_query(TopupPayCb.filter(F.m == "crypto"))
+    async def pay_crypto(
+        callback: CallbackQuery,
+        callback_data: TopupPayCb,
+        user: User,
+        topups: TopupService,
+        currency: Currency,
+        crypto: CryptoLike | None,
+    ) -> None:
+        if crypto is None:
+            raise AppError(_("Crypto payments are not available."))
+        amount = await topups.check_amount(callback_data.amount)
+        await answer(callback)
+        created = await crypto.create(user.id, amount)
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=_("Pay in @CryptoBot"), url=created.pay_url)],
+                [_button(_("◀ Balance"), MenuCb(to="balance"))],
+            ]
+        )
+        await show(
+            callback,
+            _(
+                "💎 Top up <b>{amount}</b> with crypto: tap the button to pay in @CryptoBot. "
+                "Your balance is credited as soon as the payment arrives."
+            ).format(amount=currency.format(amount)),
+            markup,
+        )
+
+    @router.pre_checkout_query()
+    async def pre_checkout(query: PreCheckoutQuery, topups: TopupService) -> None:
+        # Telegram waits 10 s for this answer: two reads, no upstream calls.
+        try:
+            error = await topups.check_checkout(
+                query.from_user.id, query.invoice_payload, query.currency, query.total_amount
+            )
+        except Exception:
+            log.exception("Pre-checkout %s could not be checked", query.id)
+            await query.answer(ok=False, error_message=_("Please try again in a moment."))
+            return
+        if error is None:
+            await query.answer(ok=True)
+            return
+        log.info("Pre-checkout %s refused: %s", query.id, error.value)
+        user = await topups.users.get(query.from_user.id)
+        with i18n.use_locale(locale_of(user)):
+            text = _checkout_error(error)
+        await query.answer(ok=False, error_message=text)
+
+    @router.message(F.successful_payment)
+    async def successful_payment(
+        message: Message,
+        user: User,
+        topups: TopupService,
+        currency: Currency,
+        notifier: Notifier,
+    ) -> None:
+        payment = message.successful_payment
+        assert payment is not None
+        try:
+            if payment.currency != XTR:
+                raise NotFound(f"currency {payment.currency}")
+            result = await topups.pay_stars(
+                user.id, payment.invoice_payload, payment.telegram_payment_charge_id
+            )
+        except NotFound as exc:  # money was taken for nothing we know: the owner must look
+            log.error("Unmatched payment %s: %s", payment.telegram_payment_charge_id, exc)
+            await notifier.alert_admins(
+                lazy(
+                    "Payment {charge} from user {user} ({amount} {currency}, payload "
+                    "{payload}) matches no top-up; refund it or credit by hand.",
+                    charge=payment.telegram_payment_charge_id,
+                    user=user.id,
+                    amount=payment.total_amount,
+                    currency=payment.currency,
+                    payload=repr(payment.invoice_payload),
+                )
+            )
+            await message.answer(
+                _(
+                    "We received your payment but could not match it. The shop owner has been "
+                    "told and will sort it out."
+                )
+            )
+            return
+        if result.credited == 0:
+            log.info("Stars payment %s credited before", payment.telegram_payment_charge_id)
+            await message.answer(
+                _("This payment was credited already. Balance: <b>{balance}</b>").format(
+                    balance=currency.format(result.balance)
+                )
+            )
+            return
+        await message.answer(
+            _("✅ +{amount} credited. Balance: <b>{balance}</b>").format(
+                amount=currency.format(result.credited), balance=currency.format(result.balance)
+            )
+        )
+
+    @router.message(Command("promo"))
+    async def promo(
+        message: Message,
+        command: CommandObject,
+        user: User,
+        promos: PromoService,
+        currency: Currency,
+    ) -> None:
+        code = (command.args or "").strip()
+        if not code or len(code.split()) != 1:
+            raise InvalidInput(_("Usage: /promo <code>"))
+        redeemed = await promos.redeem(user.id, code)
+        await message.answer(
+            _("🎁 Promo code {code}: +{amount} credited. Balance: <b>{balance}</b>").format(
+                code=esc(redeemed.code),
+                amount=currency.format(redeemed.amount),
+                balance=currency.format(redeemed.balance),
+            )
+        )
+
+    @router.message(Command("referrals"))
+    async def referrals_command(
+        message: Message,
+        bot: Bot,
+        user: User,
+        topups: TopupService,
+        currency: Currency,
+        settings: Settings,
+    ) -> None:
+        text = await referrals_text(bot, user, topups, currency, settings)
+        await message.answer(text, reply_markup=_referrals_keyboard())
+
+    @router.callback_query(WalletCb.filter(F.act == "refs"))
+    async def referrals_menu(
+        callback: CallbackQuery,
+        bot: Bot,
+        user: User,
+        topups: TopupService,
+        currency: Currency,
+        settings: Settings,
+    ) -> None:
+        await answer(callback)
+        text = await referrals_text(bot, user, topups, currency, settings)
+        await show(callback, text, _referrals_keyboard())
+
+    return router
+
+
+def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
+    """Admin-only; anyone else falls through to "unknown command"."""
+    router = Router(name="topup-admin")
+    router.message.filter(F.from_user.id.in_(set(admin_ids)))
+
+    @router.message(Command("refundstars"))
+    async def refund_stars(
+        message: Message,
+        command: CommandObject,
+        bot: Bot,
+        topups: TopupService,
+        currency: Currency,
+        users: UserService,
+    ) -> None:
+        parts = (command.args or "").split()
+        if len(parts) != 1:
+            raise InvalidInput(_("Usage: /refundstars <charge_id>"))
+        admin_id = message.from_user.id if message.from_user else 0
+        charge_id = parts[0]
+        # Order: (1) debit + 'refunded' in one transaction, (2) ask Telegram, (3) if Telegram
+        # refuses, credit the debit back. A lost answer keeps the debit; a retry asks again.
+        refund = await topups.begin_refund(admin_id, charge_id)
+        try:
+            await bot.refund_star_payment(
+                user_id=refund.topup.user_id, telegram_payment_charge_id=charge_id
+            )
+        except TelegramBadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" in exc.message:
+                await message.answer(
+                    _(
+                        "Telegram says payment {charge} was refunded already; the wallet "
+                        "debit stands."
+                    ).format(charge=esc(charge_id))
+                )
+                return
+            await topups.undo_refund(admin_id, refund, exc.message)
+            await message.answer(
+                _(
+                    "Telegram refused the refund ({error}). The wallet debit was reversed; "
+                    "nothing changed."
+                ).format(error=esc(exc.message))
+            )
+            return
+        except TelegramAPIError as exc:
+            log.warning("refundStarPayment %s: %s", charge_id, exc)
+            await message.answer(
+                _(
+                    "Telegram did not answer ({error}). The wallet was debited; send "
+                    "/refundstars {charge} again to retry the Stars refund."
+                ).format(error=esc(str(exc)), charge=esc(charge_id))
+            )
+            return
+        if refund.amount == 0:
+            await message.answer(
+                _("Stars refund of {charge} completed (the wallet was debited before).").format(
+                    charge=esc(charge_id)
+                )
+            )
+            return
+        await _notify_refund(bot, users, refund, currency)
+        await message.answer(
+            _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
+                stars=esc(refund.topup.pay_amount),
+                user=refund.topup.user_id,
+                amount=currency.format(refund.amount),
+                balance=currency.format(refund.balance),
+            )
+        )
+
+    @router.message(Command("newpromo"))
+    async def new_promo(
+        message: Message, command: CommandObject, promos: PromoService, currency: Currency
+    ) -> None:
+        usage = _("Usage: /newpromo <code> <amount> <uses> [expiry: 7d or 2030-12-31]")
+        parts = (command.args or "").split()
+        if len(parts) not in (3, 4):
+            raise InvalidInput(usage)
+        code, amount_text, uses_text = parts[:3]
+        try:
+            amount = currency.parse(amount_text)
+        except ValueError:
+            raise InvalidInput(usage) from None
+        if not uses_text.isdigit() or int(uses_text) <= 0:
+            raise InvalidInput(usage)
+        expires_at = None
+        if len(parts) == 4:
+            try:
+                expires_at = parse_expiry(parts[3])
+            except ValueError:
+                raise InvalidInput(usage) from None
+        admin_id = message.from_user.id if message.from_user else 0
+        promo = await promos.create(admin_id, code, amount, int(uses_text), expires_at)
+        expiry = (
+            _("never expires")
+            if promo.expires_at is None
+            else _("expires {when} UTC").format(when=_utc(promo.expires_at))
+        )
+        await message.answer(
+            _("Promo code {code}: {amount} × {uses} uses, {expiry}.").format(
+                code=esc(promo.code),
+                amount=currency.format(promo.amount),
+                uses=promo.max_uses,
+                expiry=expiry,
+            )
+        )
+
+    @router.message(Command("setmintopup"))
+    async def set_min_topup(
+        message: Message, command: CommandObject, topups: TopupService, currency: Currency
+    ) -> None:
+        usage = _("Usage: /setmintopup <amount>, e.g. /setmintopup 2.50")
+        try:
+            amount = currency.parse((command.args or "").strip())
+        except ValueError:
+            raise InvalidInput(usage) from None
+        await topups.set_min(message.from_user.id if message.from_user else 0, amount)
+        await message.answer(_("Minimum top-up: {amount}.").format(amount=currency.format(amount)))
+
+    @router.message(Command("setstarsrate"))
+    async def set_stars_rate(
+        message: Message, command: CommandObject, topups: TopupService, currency: Currency
+    ) -> None:
+        if not (command.args or "").strip():
+            raise InvalidInput(_("Usage: /setstarsrate <rate>, e.g. /setstarsrate 0.013"))
+        rate = await topups.set_stars_rate(
+            message.from_user.id if message.from_user else 0, command.args or ""
+        )
+        await message.answer(
+            _("Stars rate: 1 ⭐ = {rate} {code}.").format(rate=rate, code=currency.code)
+        )
+
+    return router
+
+
+def _utc(timestamp: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+async def _notify_refund(
+    bot: Bot, users: UserService, refund: StarsRefund, currency: Currency
+) -> None:
+    user = await users.get(refund.topup.user_id)
+    with i18n.use_locale(locale_of(user)):
+        text = _(
+            "↩️ Your top-up of {amount} was refunded: {stars} ⭐ returned, {amount} debited. "
+            "Balance: <b>{balance}</b>"
+        ).format(
+            amount=currency.format(refund.amount),
+            stars=esc(refund.topup.pay_amount),
+            balance=currency.format(refund.balance),
+        )
+    try:
+        await bot.send_message(refund.topup.user_id, text)
+    except TelegramAPIError as exc:
+        log.info("Refund notice to %s not sent: %s", refund.topup.user_id, exc)

@@ -1,0 +1,314 @@
+"""Broadcasts and their deliveries: one row per recipient, leaving 'pending' at most once.
+
+A delivery goes `pending -> sending -> sent | failed | blocked`. Rows are claimed as 'sending'
+(committed) before the message goes out and settled in batches afterwards. A row still in
+'sending' when a broadcast resumes had its outcome lost in a crash: it is settled as 'sent'
+with `error = UNKNOWN` and never sent again (at most once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiosqlite import Row
+
+from storage.audit import AuditRepo
+from storage.db import Database, Tx
+
+UNKNOWN = "outcome unknown (interrupted)"
+
+
+class BroadcastStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    id: int
+    admin_id: int
+    from_chat_id: int
+    message_id: int
+    progress_chat: int
+    progress_msg: int | None
+    status: BroadcastStatus
+    total: int
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Where a broadcast's deliveries stand. `unknown` rows are also counted in `sent`."""
+
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    unknown: int = 0
+    sending: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.blocked
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The settled result of one delivery."""
+
+    user_id: int
+    status: DeliveryStatus
+    error: str | None = None
+
+
+def _broadcast(row: Row) -> Broadcast:
+    return Broadcast(
+        id=row["id"],
+        admin_id=row["admin_id"],
+        from_chat_id=row["from_chat_id"],
+        message_id=row["message_id"],
+        progress_chat=row["progress_chat"],
+        progress_msg=row["progress_msg"],
+        status=BroadcastStatus(row["status"]),
+        total=row["total"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+_RECIPIENTS = "FROM users WHERE is_active = 1 AND is_banned = 0"
+
+
+class BroadcastRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        row = await self.db.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        return None if row is None else _broadcast(row)
+
+    async def running(self) -> list[Broadcast]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM broadcasts WHERE status = 'running' ORDER BY id"
+        )
+        return [_broadcast(r) for r in rows]
+
+    async def recipients(self) -> int:
+        """How many users a broadcast started now would reach: active and not banned."""
+        return int(await self.db.fetchval(f"SELECT COUNT(*) {_RECIPIENTS}"))
+
+    async def create_draft(
+        self, admin_id: int, from_chat_id: int, message_id: int, progress_chat: int
+    ) -> Broadcast:
+        async with self.db.transaction() as tx:
+            broadcast_id = await tx.insert(
+                """
+                INSERT INTO broadcasts (admin_id, from_chat_id, message_id, progress_chat,
+                                        created_at)
+                VALUES (?, ?, ?, ?, ?)
+                """,
+                (admin_id, from_chat_id, message_id, progress_chat, int(time.time())),
+            )
+            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        assert row is not None
+        return _broadcast(row)
+
+    async def start(
+        self, broadcast_id: int, admin_id: int, progress_msg: int
+    ) -> tuple[Broadcast | None, Broadcast | None]:
+        """Draft -> running with one delivery per recipient, audited, in one transaction.
+
+        Returns (started, None), or (None, the broadcast already running), or (None, None)
+        when this draft is not the admin's or no longer a draft.
+        """
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            busy = await tx.fetchone(
+                "SELECT * FROM broadcasts WHERE status = 'running' AND id <> ? LIMIT 1",
+                (broadcast_id,),
+            )
+            if busy is not None:
+                return None, _broadcast(busy)
+            changed = await tx.execute(
+                """
+                UPDATE broadcasts SET status = 'running', started_at = ?, progress_msg = ?
+                WHERE id = ? AND admin_id = ? AND status = 'draft'
+                """,
+                (now, progress_msg, broadcast_id, admin_id),
+            )
+            if changed != 1:
+                return None, None
+            total = await tx.execute(
+                f"""
+                INSERT INTO broadcast_deliveries (broadcast_id, user_id, status, updated_at)
+                SELECT ?, id, 'pending', ? {_RECIPIENTS}
+                """,
+                (broadcast_id, now),
+            )
+            await tx.execute("UPDATE broadcasts SET total = ? WHERE id = ?", (total, broadcast_id))
+            await AuditRepo.write(
+                tx, admin_id, "broadcast_start", broadcast_id, f"{total} recipients"
+            )
+            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        assert row is not None
+        return _broadcast(row), None
+
+    async def cancel(self, broadcast_id: int, admin_id: int) -> Broadcast | None:
+        """Draft or running -> cancelled, audited; None when it was neither."""
+        async with self.db.transaction() as tx:
+            before = await tx.fetchone(
+                "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)
+            )
+            changed = await tx.execute(
+                """
+                UPDATE broadcasts SET status = 'cancelled', finished_at = ?
+                WHERE id = ? AND status IN ('draft', 'running')
+                """,
+                (int(time.time()), broadcast_id),
+            )
+            if changed != 1 or before is None:
+                return None
+            await AuditRepo.write(
+                tx, admin_id, "broadcast_cancel", broadcast_id, f"was {before['status']}"
+            )
+            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        assert row is not None
+        return _broadcast(row)
+
+    async def settle_interrupted(self, broadcast_id: int) -> int:
+        """Rows left 'sending' by a crash: settled as sent with an unknown outcome, never
+        resent. Returns how many."""
+        async with self.db.transaction() as tx:
+            return await tx.execute(
+                """
+                UPDATE broadcast_deliveries SET status = 'sent', error = ?, updated_at = ?
+                WHERE broadcast_id = ? AND status = 'sending'
+                """,
+                (UNKNOWN, int(time.time()), broadcast_id),
+            )
+
+    async def claim(
+        self, broadcast_id: int, limit: int, settled: Sequence[Outcome]
+    ) -> list[int] | None:
+        """Settle `settled` and claim up to `limit` pending recipients as 'sending', in one
+        transaction. None when the broadcast is no longer running (the outcomes are still
+        written); an empty list when nobody is left."""
+        async with self.db.transaction() as tx:
+            await self._settle(tx, broadcast_id, settled)
+            status = await tx.fetchone(
+                "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)
+            )
+            if status is None or status["status"] != BroadcastStatus.RUNNING:
+                return None
+            rows = await tx.fetchall(
+                """
+                UPDATE broadcast_deliveries SET status = 'sending', updated_at = ?
+                WHERE broadcast_id = ? AND user_id IN (
+                    SELECT user_id FROM broadcast_deliveries
+                    WHERE broadcast_id = ? AND status = 'pending'
+                    ORDER BY user_id LIMIT ?)
+                RETURNING user_id
+                """,
+                (int(time.time()), broadcast_id, broadcast_id, limit),
+            )
+        return sorted(int(r[0]) for r in rows)
+
+    async def settle(
+        self, broadcast_id: int, settled: Sequence[Outcome], release: Iterable[int] = ()
+    ) -> None:
+        """Write outcomes, and put claimed recipients that were never tried back to
+        'pending', in one transaction."""
+        async with self.db.transaction() as tx:
+            await self._settle(tx, broadcast_id, settled)
+            await tx.executemany(
+                """
+                UPDATE broadcast_deliveries SET status = 'pending'
+                WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
+                """,
+                [(broadcast_id, user_id) for user_id in release],
+            )
+
+    async def finish(self, broadcast_id: int, settled: Sequence[Outcome]) -> Broadcast | None:
+        """Write the last outcomes and mark the broadcast done (unless it was cancelled)."""
+        async with self.db.transaction() as tx:
+            await self._settle(tx, broadcast_id, settled)
+            await tx.execute(
+                """
+                UPDATE broadcasts SET status = 'done', finished_at = ?
+                WHERE id = ? AND status = 'running' AND NOT EXISTS (
+                    SELECT 1 FROM broadcast_deliveries
+                    WHERE broadcast_id = ? AND status IN ('pending', 'sending'))
+                """,
+                (int(time.time()), broadcast_id, broadcast_id),
+            )
+            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        return None if row is None else _broadcast(row)
+
+    @staticmethod
+    async def _settle(tx: Tx, broadcast_id: int, settled: Sequence[Outcome]) -> None:
+        if not settled:
+            return
+        now = int(time.time())
+        await tx.executemany(
+            """
+            UPDATE broadcast_deliveries SET status = ?, error = ?, updated_at = ?
+            WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
+            """,
+            [(o.status.value, o.error, now, broadcast_id, o.user_id) for o in settled],
+        )
+        blocked = [(o.user_id,) for o in settled if o.status == DeliveryStatus.BLOCKED]
+        if blocked:
+            # The user blocked the bot: skipped by later broadcasts until they write again.
+            await tx.executemany("UPDATE users SET is_active = 0 WHERE id = ?", blocked)
+
+    async def counts(self, broadcast_id: int) -> Counts:
+        rows = await self.db.fetchall(
+            """
+            SELECT status, error IS NOT NULL AS has_error, COUNT(*) AS n
+            FROM broadcast_deliveries WHERE broadcast_id = ? GROUP BY status, has_error
+            """,
+            (broadcast_id,),
+        )
+        by: dict[str, int] = {}
+        unknown = total = 0
+        for row in rows:
+            by[row["status"]] = by.get(row["status"], 0) + row["n"]
+            total += row["n"]
+            if row["status"] == DeliveryStatus.SENT and row["has_error"]:
+                unknown += row["n"]
+        return Counts(
+            total=total,
+            sent=by.get(DeliveryStatus.SENT, 0),
+            failed=by.get(DeliveryStatus.FAILED, 0),
+            blocked=by.get(DeliveryStatus.BLOCKED, 0),
+            unknown=unknown,
+            sending=by.get(DeliveryStatus.SENDING, 0),
+        )
+
+    async def deliveries(self, broadcast_id: int) -> dict[int, tuple[str, str | None]]:
+        """user id -> (status, error), for tests and reports."""
+        rows = await self.db.fetchall(
+            "SELECT user_id, status, error FROM broadcast_deliveries WHERE broadcast_id = ?",
+            (broadcast_id,),
+        )
+        return {r["user_id"]: (r["status"], r["error"]) for r in rows}

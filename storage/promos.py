@@ -1,0 +1,78 @@
+"""Promo codes and their redemptions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiosqlite import Row
+
+from storage.db import Tx
+
+
+@dataclass(frozen=True)
+class PromoCode:
+    code: str
+    amount: int  # shop currency, minor units, per redemption
+    max_uses: int
+    used: int
+    expires_at: int | None
+    created_by: int | None
+    created_at: int
+
+
+def _promo(row: Row) -> PromoCode:
+    return PromoCode(
+        code=row["code"],
+        amount=row["amount"],
+        max_uses=row["max_uses"],
+        used=row["used"],
+        expires_at=row["expires_at"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+    )
+
+
+class PromoRepo:
+    """Every method runs inside the caller's transaction."""
+
+    @staticmethod
+    async def get(tx: Tx, code: str) -> PromoCode | None:
+        row = await tx.fetchone("SELECT * FROM promo_codes WHERE code = ?", (code,))
+        return None if row is None else _promo(row)
+
+    @staticmethod
+    async def create(
+        tx: Tx, code: str, amount: int, max_uses: int, expires_at: int | None, created_by: int
+    ) -> bool:
+        """False when the code exists already (codes are case-insensitive)."""
+        changed = await tx.execute(
+            """
+            INSERT INTO promo_codes (code, amount, max_uses, expires_at, created_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING
+            """,
+            (code, amount, max_uses, expires_at, created_by, int(time.time())),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def redeemed(tx: Tx, code: str, user_id: int) -> bool:
+        row = await tx.fetchone(
+            "SELECT 1 FROM promo_redemptions WHERE code = ? AND user_id = ?", (code, user_id)
+        )
+        return row is not None
+
+    @staticmethod
+    async def take_use(tx: Tx, code: str) -> bool:
+        """One use of the code, unless every use is taken (conditional, so never over)."""
+        changed = await tx.execute(
+            "UPDATE promo_codes SET used = used + 1 WHERE code = ? AND used < max_uses", (code,)
+        )
+        return changed == 1
+
+    @staticmethod
+    async def record(tx: Tx, code: str, user_id: int) -> None:
+        await tx.insert(
+            "INSERT INTO promo_redemptions (code, user_id, created_at) VALUES (?, ?, ?)",
+            (code, user_id, int(time.time())),
+        )

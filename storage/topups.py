@@ -1,0 +1,198 @@
+"""Top-ups (Telegram Stars and Crypto Pay invoices) and the referral figures built on them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiosqlite import Row
+
+from storage.db import Database, Tx
+
+
+@dataclass(frozen=True)
+class Topup:
+    """An invoice we issued and, once paid, the credit it earned."""
+
+    id: int
+    user_id: int
+    method: str  # stars | crypto
+    amount: int  # shop currency, minor units
+    pay_amount: str  # what the user pays: a number of stars, or a crypto amount
+    pay_currency: str  # XTR, USDT, TON, ...
+    status: str  # pending | paid | expired | refunded
+    external_id: str | None
+    pay_url: str | None
+    charge_id: str | None
+    created_at: int
+    expires_at: int
+    paid_at: int | None
+    refunded_at: int | None
+
+
+def _topup(row: Row) -> Topup:
+    return Topup(
+        id=row["id"],
+        user_id=row["user_id"],
+        method=row["method"],
+        amount=row["amount"],
+        pay_amount=row["pay_amount"],
+        pay_currency=row["pay_currency"],
+        status=row["status"],
+        external_id=row["external_id"],
+        pay_url=row["pay_url"],
+        charge_id=row["charge_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        paid_at=row["paid_at"],
+        refunded_at=row["refunded_at"],
+    )
+
+
+class TopupRepo:
+    """Reads go through the reader connection; writes take the caller's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, topup_id: int) -> Topup | None:
+        row = await self.db.fetchone("SELECT * FROM topups WHERE id = ?", (topup_id,))
+        return None if row is None else _topup(row)
+
+    async def by_charge(self, charge_id: str) -> Topup | None:
+        row = await self.db.fetchone("SELECT * FROM topups WHERE charge_id = ?", (charge_id,))
+        return None if row is None else _topup(row)
+
+    async def by_external(self, method: str, external_id: str) -> Topup | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM topups WHERE method = ? AND external_id = ?", (method, external_id)
+        )
+        return None if row is None else _topup(row)
+
+    async def pending(self, method: str) -> list[Topup]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM topups WHERE status = 'pending' AND method = ? ORDER BY id", (method,)
+        )
+        return [_topup(r) for r in rows]
+
+    async def referral_stats(self, user_id: int) -> tuple[int, int]:
+        """(users invited, total referral bonus earned) of an inviter."""
+        invited = await self.db.fetchval(
+            "SELECT COUNT(*) FROM users WHERE referrer_id = ?", (user_id,)
+        )
+        earned = await self.db.fetchval(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ? AND kind = 'referral'",
+            (user_id,),
+        )
+        return int(invited or 0), int(earned or 0)
+
+    # -- writes (inside a transaction) -----------------------------------------------------
+
+    @staticmethod
+    async def lock(tx: Tx, topup_id: int) -> Topup | None:
+        row = await tx.fetchone("SELECT * FROM topups WHERE id = ?", (topup_id,))
+        return None if row is None else _topup(row)
+
+    @staticmethod
+    async def lock_by_charge(tx: Tx, charge_id: str) -> Topup | None:
+        row = await tx.fetchone("SELECT * FROM topups WHERE charge_id = ?", (charge_id,))
+        return None if row is None else _topup(row)
+
+    @staticmethod
+    async def insert(
+        tx: Tx,
+        user_id: int,
+        method: str,
+        amount: int,
+        pay_amount: str,
+        pay_currency: str,
+        ttl: int,
+    ) -> int:
+        now = int(time.time())
+        return await tx.insert(
+            """
+            INSERT INTO topups (user_id, method, amount, pay_amount, pay_currency, status,
+                                created_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+            """,
+            (user_id, method, amount, pay_amount, pay_currency, now, now + ttl),
+        )
+
+    @staticmethod
+    async def attach(tx: Tx, topup_id: int, external_id: str, pay_url: str) -> None:
+        await tx.execute(
+            "UPDATE topups SET external_id = ?, pay_url = ? WHERE id = ?",
+            (external_id, pay_url, topup_id),
+        )
+
+    @staticmethod
+    async def mark_paid(tx: Tx, topup_id: int, charge_id: str | None) -> bool:
+        """pending/expired -> paid, once. A paid invoice counts even if it expired meanwhile."""
+        changed = await tx.execute(
+            """
+            UPDATE topups SET status = 'paid', paid_at = ?, charge_id = COALESCE(?, charge_id)
+            WHERE id = ? AND status IN ('pending', 'expired')
+            """,
+            (int(time.time()), charge_id, topup_id),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def mark_expired(tx: Tx, topup_id: int) -> bool:
+        changed = await tx.execute(
+            "UPDATE topups SET status = 'expired' WHERE id = ? AND status = 'pending'",
+            (topup_id,),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def mark_refunded(tx: Tx, topup_id: int) -> bool:
+        changed = await tx.execute(
+            "UPDATE topups SET status = 'refunded', refunded_at = ? "
+            "WHERE id = ? AND status = 'paid'",
+            (int(time.time()), topup_id),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def unmark_refunded(tx: Tx, topup_id: int) -> None:
+        await tx.execute(
+            "UPDATE topups SET status = 'paid', refunded_at = NULL "
+            "WHERE id = ? AND status = 'refunded'",
+            (topup_id,),
+        )
+
+    @staticmethod
+    async def has_ledger(tx: Tx, topup_id: int, kind: str) -> bool:
+        row = await tx.fetchone(
+            "SELECT 1 FROM ledger WHERE topup_id = ? AND kind = ?", (topup_id, kind)
+        )
+        return row is not None
+
+    @staticmethod
+    async def referrer_of(tx: Tx, user_id: int) -> int | None:
+        row = await tx.fetchone("SELECT referrer_id FROM users WHERE id = ?", (user_id,))
+        return None if row is None or row["referrer_id"] is None else int(row["referrer_id"])
+
+    @staticmethod
+    async def balance_in(tx: Tx, user_id: int) -> int:
+        row = await tx.fetchone("SELECT balance FROM users WHERE id = ?", (user_id,))
+        return 0 if row is None else int(row["balance"])
+
+    @staticmethod
+    async def link_referrer(tx: Tx, user_id: int, inviter_id: int, since: int) -> bool:
+        """Link a new user (registered after `since`, no referrer, no ledger rows yet) to an
+        existing inviter who is not the user and was not invited by the user."""
+        changed = await tx.execute(
+            """
+            UPDATE users SET referrer_id = ?
+            WHERE id = ? AND referrer_id IS NULL AND id <> ? AND created_at >= ?
+              AND NOT EXISTS (SELECT 1 FROM ledger WHERE user_id = users.id)
+              AND EXISTS (SELECT 1 FROM users AS i
+                          WHERE i.id = ? AND (i.referrer_id IS NULL OR i.referrer_id <> ?))
+            """,
+            (inviter_id, user_id, inviter_id, since, inviter_id, user_id),
+        )
+        return changed == 1
