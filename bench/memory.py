@@ -2,9 +2,9 @@
 
 What it measures
     The resident set size (``psutil.Process().memory_info().rss``) of the bot's process
-    before and after ``OrderService.recover()`` puts 10,000 live orders under watch (a poll
-    job and a deadline job each), and while those polls run for ~10 s, i.e. while they are
-    in flight or queued in the SMSPalm request budget.
+    before and after ``OrderService.recover()`` puts 10,000 live orders under watch (an entry
+    in the route's poll queue and one in the deadline queue each), and while those polls run
+    for ~10 s (at most ``POLLS_IN_FLIGHT`` at a time, the rest due in the heap).
 
 How
     * FakeSMSPalm runs in a *separate process* (``bench._fake_upstream``) holding 10,000
@@ -18,8 +18,7 @@ How
       startup does; RSS is sampled every 0.25 s for ``--seconds``. If recover() has not
       returned after ``--recover-timeout`` s, sampling starts anyway and the script exits
       without the (minute-long) drain of the SQLite queue.
-    * Jobs are counted with ``scheduler.get_jobs()``: a one-shot poll job leaves the store
-      while it runs, so polls in flight or queued in the budget do not appear there.
+    * Watched orders and pending deadlines are counted with ``app.jobs.counts()``.
     * Finally the 60-second safety net ``app.jobs.sweep()`` is run once, and the orders it
       re-watches (logged "had no poll job") are counted: it should find none.
 
@@ -163,11 +162,9 @@ async def insert_orders(app: App, orders: int) -> None:
 
 
 def count_jobs(app: App) -> tuple[int, int, int]:
-    """(all jobs, poll jobs, deadline jobs) in the scheduler's store."""
-    jobs = app.jobs.scheduler.get_jobs()
-    polls = sum(1 for job in jobs if job.id.startswith("poll:"))
-    deadlines = sum(1 for job in jobs if job.id.startswith("deadline:"))
-    return len(jobs), polls, deadlines
+    """(APScheduler jobs, watched orders, pending deadlines): orders live in due-queues."""
+    counts = app.jobs.counts()
+    return counts["scheduler_jobs"], counts["watched"], counts["deadlines"]
 
 
 @dataclass
@@ -223,8 +220,7 @@ async def measure(
     figures.queued = app.budgets[0].queued
     figures.tasks = len(asyncio.all_tasks())
     if recovering.done():
-        # The 60-second safety net, once: every order whose poll is running (its one-shot
-        # job already left the store) is taken for unwatched and gets a second poll.
+        # The 60-second safety net, once: it must find every live order watched.
         before = sum(n for (_, msg), n in figures.warnings.items() if "no poll job" in msg)
         began = time.perf_counter()
         await app.jobs.sweep()
@@ -300,11 +296,14 @@ def report(args: argparse.Namespace, f: Figures, upstream: dict[str, Any]) -> di
     print(line(f"RSS after {args.seconds:.0f} s of polling", f"{f.rss_after:.1f} MB"))
     print(line("RSS peak", f"{f.peak:.1f} MB", f"< {TARGET_MB:.0f} MB", ok))
     print(line("RSS growth from recover + polling", f"{f.peak - f.rss_before:.1f} MB"))
-    for label, (total, polls, deadlines) in (
-        ("jobs after recover", f.jobs_after_recover),
-        ("jobs at the end", f.jobs_end),
+    for label, (jobs, watched, deadlines) in (
+        ("watched orders after recover", f.jobs_after_recover),
+        ("watched orders at the end", f.jobs_end),
     ):
-        print(line(label, f"{total:,}") + f"   ({polls:,} poll, {deadlines:,} deadline)")
+        print(
+            line(label, f"{watched:,}")
+            + f"   ({deadlines:,} deadlines pending; {jobs} APScheduler jobs)"
+        )
     print(line("polls queued in the request budget", f"{f.queued:,}"))
     print(line("asyncio tasks alive at the end", f"{f.tasks:,}"))
     if not math.isnan(f.sweep_seconds):
@@ -332,7 +331,7 @@ def report(args: argparse.Namespace, f: Figures, upstream: dict[str, Any]) -> di
         "rss_before_mb": f.rss_before,
         "rss_after_mb": f.rss_after,
         "rss_peak_mb": f.peak,
-        "jobs": f.jobs_end[0],
+        "jobs": f.jobs_end[1],  # watched orders (run_all reads "jobs")
         "recover_s": f.recover_seconds,
         "recover_done": f.recover_done,
         "pass": ok,

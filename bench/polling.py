@@ -1,7 +1,7 @@
 """Polling at the rate limit: how long a code waits upstream before the customer sees it.
 
 What it measures
-    N live orders are polled by the real bot (APScheduler poll jobs -> OrderService.poll ->
+    N live orders are polled by the real bot (the route's poll queue -> OrderService.poll ->
     RequestBudget -> httpx -> FakeSMSPalm) with the upstream limited to R requests per 60 s.
     Codes are delivered upstream at random times; for each order the delay from
     ``palm.code_delivered_at[activation]`` to the moment the code message reaches the fake
@@ -219,7 +219,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 activations = setup.activations
                 live_after = time.monotonic() - began
                 await asyncio.sleep(args.settle)
-                jobs = len(app.jobs.scheduler.get_jobs())
+                jobs = app.jobs.counts()["watched"]
                 codes = rng.sample(range(100_000, 1_000_000), len(activations))
                 loop = asyncio.get_running_loop()
                 for activation, code in zip(activations, codes, strict=True):
@@ -233,7 +233,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 except TimeoutError:
                     pass
                 delivery_ended = time.monotonic()
-                jobs_end = len(app.jobs.scheduler.get_jobs())
+                jobs_end = app.jobs.counts()["watched"]
                 measured_warnings = Counter(logs.counts)
             finally:
                 await stop_bot(app, task)
@@ -269,7 +269,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         + (f"   {dict(setup.failures)}" if setup.failures else "")
     )
-    print(line("scheduler jobs (all live / at end)", f"{jobs} / {jobs_end}"))
+    print(line("watched orders (all live / at end)", f"{jobs} / {jobs_end}"))
     print(line("HTTP 429 from upstream", f"{palm.rejected_429}", "0", palm.rejected_429 == 0))
     print(line("codes delivered / reached Telegram", f"{len(activations)} / {len(delays)}"))
     print(line("poll cycle the budget allows", f"{allowed_cycle:.2f} s"))

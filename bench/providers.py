@@ -271,7 +271,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 setup = await create_orders(app, telegram, plan, rng, args.concurrency)
                 live_after = time.monotonic() - began
                 await asyncio.sleep(args.settle)
-                jobs = len(app.jobs.scheduler.get_jobs())
+                jobs = app.jobs.counts()["watched"]
                 rejected_before = {route: up.rejected(route) for route in ROUTES}
                 codes = iter(rng.sample(range(100_000, 1_000_000), 3 * args.codes))
                 loop = asyncio.get_running_loop()
@@ -300,7 +300,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(remaining)
                 ended = time.monotonic()
                 await up.pap.wait_webhooks()
-                jobs_end = len(app.jobs.scheduler.get_jobs())
+                jobs_end = app.jobs.counts()["watched"]
                 measured_warnings = Counter(logs.counts)
                 window_rejected = {
                     route: up.rejected(route) - rejected_before[route] for route in ROUTES
@@ -376,7 +376,7 @@ def report(
     failures = sum(setup.failures.values())
     extra = f"   {dict(setup.failures)}" if setup.failures else ""
     print(line("setup: quote retries / failures", f"{retries} / {failures}") + extra)
-    print(line("scheduler jobs (all live / at end)", f"{jobs} / {jobs_end}"))
+    print(line("orders watched (all live / at end)", f"{jobs} / {jobs_end}"))
     print(line("measurement window", f"{window:.1f} s") + f"   ({ticks:.1f} poll ticks)")
 
     for route in ROUTES:

@@ -82,7 +82,8 @@ class PurchaseFailed(AppError):
 
 
 class Jobs(Protocol):
-    """Scheduling, as the order service needs it (implemented with APScheduler)."""
+    """Scheduling, as the order service needs it (`bot.scheduler.OrderJobs`: a due-queue per
+    route and one deadline queue, rebuilt from the orders table at start)."""
 
     def watch(self, order_id: int, deadline: int, route: str | None = None) -> None: ...
 
