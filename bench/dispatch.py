@@ -442,7 +442,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--users", type=int, default=200)
+    # Enough users that no one taps faster than the throttle allows (2/s each) at 1,000/s.
+    parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--serial", type=int, default=500, help="updates run one at a time")
     parser.add_argument("--seed", type=int, default=7)
