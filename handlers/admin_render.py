@@ -20,7 +20,7 @@ from bot.services.admin import (
     Stats,
     UserCard,
 )
-from handlers.keyboards import Rows, pager
+from handlers.keyboards import Rows, button, pager
 from handlers.render import esc, ledger_kind, status_label
 from storage.audit import AuditEntry
 from storage.models import Order
@@ -34,12 +34,8 @@ class AdminCb(CallbackData, prefix="adm"):
 RECON_DAYS = (1, 7, 30)
 
 
-def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
-
-
 def _back() -> InlineKeyboardButton:
-    return _button(_("⬅️ Back"), AdminCb(to="home"))
+    return button(_("⬅️ Back"), AdminCb(to="home"))
 
 
 def _signed(currency: Currency, amount: int) -> str:
@@ -67,14 +63,14 @@ def home() -> str:
 def home_keyboard() -> InlineKeyboardMarkup:
     rows = Rows()
     rows.add(
-        _button(_("📊 Stats"), AdminCb(to="stats")),
-        _button(_("👤 Users"), AdminCb(to="users")),
-        _button(_("🧾 Orders"), AdminCb(to="orders")),
-        _button(_("💲 Pricing"), AdminCb(to="pricing")),
-        _button(_("📣 Broadcast"), AdminCb(to="broadcast")),
-        _button(_("⚖️ Reconciliation"), AdminCb(to="recon", n=7)),
-        _button(_("💾 Backup"), AdminCb(to="backup")),
-        _button(_("📜 Audit log"), AdminCb(to="audit")),
+        button(_("📊 Stats"), AdminCb(to="stats")),
+        button(_("👤 Users"), AdminCb(to="users")),
+        button(_("🧾 Orders"), AdminCb(to="orders")),
+        button(_("💲 Pricing"), AdminCb(to="pricing")),
+        button(_("📣 Broadcast"), AdminCb(to="broadcast")),
+        button(_("⚖️ Reconciliation"), AdminCb(to="recon", n=7)),
+        button(_("💾 Backup"), AdminCb(to="backup")),
+        button(_("📜 Audit log"), AdminCb(to="audit")),
     )
     rows.adjust(2)
     return rows.as_markup()
@@ -89,12 +85,12 @@ def back_keyboard(*extra: InlineKeyboardButton) -> InlineKeyboardMarkup:
 
 
 def stats_keyboard() -> InlineKeyboardMarkup:
-    return back_keyboard(_button(_("🔄 Refresh"), AdminCb(to="stats")))
+    return back_keyboard(button(_("🔄 Refresh"), AdminCb(to="stats")))
 
 
 def recon_keyboard(days: int) -> InlineKeyboardMarkup:
     choices = [
-        _button(
+        button(
             ("• " if d == days else "") + ngettext("{n} day", "{n} days", d).format(n=d),
             AdminCb(to="recon", n=d),
         )
@@ -104,7 +100,7 @@ def recon_keyboard(days: int) -> InlineKeyboardMarkup:
 
 
 def backup_keyboard() -> InlineKeyboardMarkup:
-    return back_keyboard(_button(_("💾 Back up now"), AdminCb(to="dobackup")))
+    return back_keyboard(button(_("💾 Back up now"), AdminCb(to="dobackup")))
 
 
 def audit_keyboard(page: int, pages: int) -> InlineKeyboardMarkup:

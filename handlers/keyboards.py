@@ -63,7 +63,8 @@ class Rows:
         return InlineKeyboardMarkup(inline_keyboard=self._rows)
 
 
-def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    """A button that sends `data` (packed by its CallbackData factory)."""
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
@@ -71,9 +72,9 @@ def pager(page: int, pages: int, to: Callable[[int], CallbackData]) -> list[Inli
     """◀ 2/5 ▶ — nothing when everything fits on one page."""
     if pages <= 1:
         return []
-    row = [_button("◀", to(page - 1)) if page > 0 else _button(" ", NoopCb())]
-    row.append(_button(f"{page + 1}/{pages}", NoopCb()))
-    row.append(_button("▶", to(page + 1)) if page + 1 < pages else _button(" ", NoopCb()))
+    row = [button("◀", to(page - 1)) if page > 0 else button(" ", NoopCb())]
+    row.append(button(f"{page + 1}/{pages}", NoopCb()))
+    row.append(button("▶", to(page + 1)) if page + 1 < pages else button(" ", NoopCb()))
     return row
 
 
@@ -91,14 +92,14 @@ def main_menu(sms_enabled: bool = False) -> InlineKeyboardMarkup:
 
 def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
     builder = Rows()
-    builder.add(_button(_("📱 Buy a number"), MenuCb(to="buy")))
+    builder.add(button(_("📱 Buy a number"), MenuCb(to="buy")))
     if sms_enabled:
-        builder.add(_button(_("✉️ Send SMS"), MenuCb(to="sms")))
+        builder.add(button(_("✉️ Send SMS"), MenuCb(to="sms")))
     builder.add(
-        _button(_("💰 Balance"), MenuCb(to="balance")),
-        _button(_("🗂 My orders"), MenuCb(to="orders")),
-        _button(_("❓ Help"), MenuCb(to="help")),
-        _button(_("🌐 Language"), MenuCb(to="language")),
+        button(_("💰 Balance"), MenuCb(to="balance")),
+        button(_("🗂 My orders"), MenuCb(to="orders")),
+        button(_("❓ Help"), MenuCb(to="help")),
+        button(_("🌐 Language"), MenuCb(to="language")),
     )
     builder.adjust(*((2, 2, 2) if sms_enabled else (1, 2, 2)))
     return builder.as_markup()
@@ -109,39 +110,39 @@ def language(locales: Sequence[str], names: dict[str, str], current: str) -> Inl
     builder = Rows()
     for locale in locales:
         mark = "✅ " if locale == current else ""
-        builder.add(_button(mark + names.get(locale, locale), LanguageCb(locale=locale)))
+        builder.add(button(mark + names.get(locale, locale), LanguageCb(locale=locale)))
     builder.adjust(2)
-    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
+    builder.row(button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
 def sms_cancel() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), SmsCb(act="cancel"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("✖ Cancel"), SmsCb(act="cancel"))]])
 
 
 def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup:
     builder = Rows()
     if can_pay:
         builder.row(
-            _button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
+            button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
         )
     else:
-        builder.row(_button(_("💰 Balance"), MenuCb(to="balance")))
-    builder.row(_button(_("✖ Cancel"), SmsCb(act="cancel")))
+        builder.row(button(_("💰 Balance"), MenuCb(to="balance")))
+    builder.row(button(_("✖ Cancel"), SmsCb(act="cancel")))
     return builder.as_markup()
 
 
 def sms_status(send_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_("🔄 Refresh"), SmsCb(sid=send_id, act="show"))],
-            [_button(_("🗂 My orders"), OrdersCb()), _button(_("◀ Menu"), MenuCb(to="main"))],
+            [button(_("🔄 Refresh"), SmsCb(sid=send_id, act="show"))],
+            [button(_("🗂 My orders"), OrdersCb()), button(_("◀ Menu"), MenuCb(to="main"))],
         ]
     )
 
 
 def back_to_menu() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("◀ Menu"), MenuCb(to="main"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("◀ Menu"), MenuCb(to="main"))]])
 
 
 def services(
@@ -156,7 +157,7 @@ def services(
         title = (route_titles or {}).get(route)
         if title is not None:
             builder.row(
-                _button(
+                button(
                     _("🔁 Buy again: {service} {flag} · {route}").format(
                         service=service.name, flag=country.flag, route=title
                     ),
@@ -166,18 +167,18 @@ def services(
         for service, country, _route in recents:
             name = country_name(country.code, country.name)
             builder.row(
-                _button(
+                button(
                     f"🕘 {service.name} · {country.flag} {name}",
                     CountryCb(sid=service.id, cc=country.code),
                 )
             )
     for service in page.items:
-        builder.add(_button(service.name, ServiceCb(sid=service.id)))
+        builder.add(button(service.name, ServiceCb(sid=service.id)))
     builder.adjust(2)
     builder.row(*pager(page.page, page.pages, lambda p: ServicesCb(page=p, q=query)))
     if query:
-        builder.row(_button(_("✖ Clear search"), ServicesCb()))
-    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
+        builder.row(button(_("✖ Clear search"), ServicesCb()))
+    builder.row(button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
@@ -187,13 +188,13 @@ def countries(
     builder = Rows()
     for choice in page.items:
         builder.row(
-            _button(
+            button(
                 render.country_button(choice, currency),
                 CountryCb(sid=service_id, cc=choice.country.code),
             )
         )
     builder.row(*pager(page.page, page.pages, lambda p: ServiceCb(sid=service_id, page=p)))
-    builder.row(_button(_("◀ Services"), ServicesCb()))
+    builder.row(button(_("◀ Services"), ServicesCb()))
     return builder.as_markup()
 
 
@@ -206,12 +207,12 @@ def routes(
         data = (
             RouteCb(sid=service_id, cc=country, rt=choice.route.key) if choice.stock else NoopCb()
         )
-        builder.row(_button(text, data))
+        builder.row(button(text, data))
     if not any(choice.stock for choice in choices):
         builder.row(
-            _button(_("🔔 Tell me when it's in stock"), WatchCb(sid=service_id, cc=country))
+            button(_("🔔 Tell me when it's in stock"), WatchCb(sid=service_id, cc=country))
         )
-    builder.row(_button(_("◀ Countries"), ServiceCb(sid=service_id)))
+    builder.row(button(_("◀ Countries"), ServiceCb(sid=service_id)))
     return builder.as_markup()
 
 
@@ -220,10 +221,10 @@ def confirm(
 ) -> InlineKeyboardMarkup:
     builder = Rows()
     if can_pay:
-        builder.row(_button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id)))
+        builder.row(button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id)))
     else:
-        builder.row(_button(_("💰 Balance"), MenuCb(to="balance")))
-    builder.row(_button(_("◀ Back"), CountryCb(sid=service_id, cc=country)))
+        builder.row(button(_("💰 Balance"), MenuCb(to="balance")))
+    builder.row(button(_("◀ Back"), CountryCb(sid=service_id, cc=country)))
     return builder.as_markup()
 
 
@@ -233,15 +234,15 @@ def after_failure(
     """Other routes and the menu; with an alternative quote (id, button text), one tap buys."""
     rows = []
     if alternative is not None:
-        rows.append([_button(alternative[1], QuoteCb(qid=alternative[0]))])
-    rows.append([_button(_("◀ Other routes"), CountryCb(sid=service_id, cc=country))])
-    rows.append([_button(_("◀ Menu"), MenuCb(to="main"))])
+        rows.append([button(alternative[1], QuoteCb(qid=alternative[0]))])
+    rows.append([button(_("◀ Other routes"), CountryCb(sid=service_id, cc=country))])
+    rows.append([button(_("◀ Menu"), MenuCb(to="main"))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[[_button(_("📱 Buy now"), CountryCb(sid=service_id, cc=country))]]
+        inline_keyboard=[[button(_("📱 Buy now"), CountryCb(sid=service_id, cc=country))]]
     )
 
 
@@ -249,17 +250,17 @@ def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
     builder = Rows()
     if order.status is OrderStatus.NUMBER_ISSUED:
         builder.row(
-            _button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh")),
-            _button(_("✖ Cancel"), OrderCb(oid=order.id, act="cancel")),
+            button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh")),
+            button(_("✖ Cancel"), OrderCb(oid=order.id, act="cancel")),
         )
     elif order.status is OrderStatus.CODE_RECEIVED:
-        row = [_button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh"))]
+        row = [button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh"))]
         if route is not None and route.can_request_another:
-            row.append(_button(_("📨 Another code"), OrderCb(oid=order.id, act="another")))
+            row.append(button(_("📨 Another code"), OrderCb(oid=order.id, act="another")))
         if route is not None and route.can_finish:
-            row.append(_button(_("✔ Done"), OrderCb(oid=order.id, act="done")))
+            row.append(button(_("✔ Done"), OrderCb(oid=order.id, act="done")))
         builder.row(*row)
-    builder.row(_button(_("🗂 My orders"), OrdersCb()), _button(_("◀ Menu"), MenuCb(to="main")))
+    builder.row(button(_("🗂 My orders"), OrdersCb()), button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
@@ -268,10 +269,10 @@ def orders(
 ) -> InlineKeyboardMarkup:
     builder = Rows()
     for item in items:
-        builder.add(_button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
+        builder.add(button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
     for send in sms_sends:
-        builder.add(_button(f"✉️ #{send.id}", SmsCb(sid=send.id, act="show")))
+        builder.add(button(f"✉️ #{send.id}", SmsCb(sid=send.id, act="show")))
     builder.adjust(5)
     builder.row(*pager(page, pages, lambda p: OrdersCb(page=p)))
-    builder.row(_button(_("◀ Menu"), MenuCb(to="main")))
+    builder.row(button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()

@@ -33,6 +33,7 @@ from bot.services.topups import XTR, CheckoutError, StarsRefund, TopupService
 from bot.services.users import UserService
 from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
 from handlers.common import answer, show
+from handlers.keyboards import button
 from handlers.render import esc
 from storage.models import User
 
@@ -61,12 +62,6 @@ class CryptoLike(Protocol):
     async def create(self, user_id: int, amount: int) -> CryptoInvoiceLike: ...
 
 
-def _button(
-    text: str, data: MenuCb | WalletCb | TopupAmountCb | TopupPayCb
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
-
-
 # -- texts and keyboards ----------------------------------------------------------------------
 
 
@@ -77,10 +72,10 @@ async def _amount_screen(
     text = _("➕ <b>Top up your balance</b>\n\nChoose an amount ({min} to {max}):").format(
         min=currency.format(limits.min), max=currency.format(limits.max)
     )
-    presets = [_button(currency.format(p), TopupAmountCb(amount=p)) for p in limits.presets]
+    presets = [button(currency.format(p), TopupAmountCb(amount=p)) for p in limits.presets]
     rows = [presets[i : i + 2] for i in range(0, len(presets), 2)]
-    rows.append([_button(_("✏️ Other amount"), WalletCb(act="other"))])
-    rows.append([_button(_("◀ Balance"), MenuCb(to="balance"))])
+    rows.append([button(_("✏️ Other amount"), WalletCb(act="other"))])
+    rows.append([button(_("◀ Balance"), MenuCb(to="balance"))])
     return text, InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -89,10 +84,10 @@ def _methods_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     rows: list[list[InlineKeyboardButton]] = []
     if settings.stars_enabled:
-        rows.append([_button(_("⭐ Telegram Stars"), TopupPayCb(m="stars", amount=amount))])
+        rows.append([button(_("⭐ Telegram Stars"), TopupPayCb(m="stars", amount=amount))])
     if crypto is not None:
-        rows.append([_button(_("💎 Crypto"), TopupPayCb(m="crypto", amount=amount))])
-    rows.append([_button(_("◀ Back"), WalletCb(act="topup"))])
+        rows.append([button(_("💎 Crypto"), TopupPayCb(m="crypto", amount=amount))])
+    rows.append([button(_("◀ Back"), WalletCb(act="topup"))])
     if len(rows) == 1:
         text = _("No payment method is available right now. Please try again later.")
     else:
@@ -110,7 +105,7 @@ def _amount_prompt(topups_limits: tuple[int, int], currency: Currency) -> str:
 
 
 def _cancel_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("✖ Cancel"), MenuCb(to="balance"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("✖ Cancel"), MenuCb(to="balance"))]])
 
 
 def _checkout_error(error: CheckoutError) -> str:
@@ -150,7 +145,7 @@ async def referrals_text(
 
 
 def _referrals_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[_button(_("◀ Balance"), MenuCb(to="balance"))]])
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("◀ Balance"), MenuCb(to="balance"))]])
 
 
 class TopupNotifier:
@@ -308,7 +303,7 @@ def build_topup_router() -> Router:
         markup = InlineKeyboardMarkup(
             inline_keyboard=[
                 [InlineKeyboardButton(text=_("Pay in @CryptoBot"), url=created.pay_url)],
-                [_button(_("◀ Balance"), MenuCb(to="balance"))],
+                [button(_("◀ Balance"), MenuCb(to="balance"))],
             ]
         )
         await show(

@@ -12,16 +12,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.i18n import _
 from bot.money import Currency
 from bot.services.wallet import HistoryPage, WalletService
-from handlers.callbacks import MenuCb, NoopCb, WalletCb
+from handlers.callbacks import MenuCb, WalletCb
 from handlers.common import answer, show
+from handlers.keyboards import button
 from handlers.render import esc
 from storage.models import LedgerEntry, LedgerKind, User
 
 RECENT = 5
-
-
-def _button(text: str, data: MenuCb | WalletCb | NoopCb) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
 def kind_label(entry: LedgerEntry) -> str:
@@ -68,12 +65,12 @@ def balance_text(amount: int, currency: Currency, recent: list[LedgerEntry]) -> 
 def balance_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_("➕ Top up"), WalletCb(act="topup"))],
+            [button(_("➕ Top up"), WalletCb(act="topup"))],
             [
-                _button(_("📜 History"), WalletCb(act="hist")),
-                _button(_("👥 Referrals"), WalletCb(act="refs")),
+                button(_("📜 History"), WalletCb(act="hist")),
+                button(_("👥 Referrals"), WalletCb(act="refs")),
             ],
-            [_button(_("◀ Menu"), MenuCb(to="main"))],
+            [button(_("◀ Menu"), MenuCb(to="main"))],
         ]
     )
 
@@ -90,11 +87,11 @@ def history_text(page: HistoryPage, currency: Currency) -> str:
 def history_keyboard(page: HistoryPage) -> InlineKeyboardMarkup:
     nav: list[InlineKeyboardButton] = []
     if page.page > 0:
-        nav.append(_button(_("◀ Newer"), WalletCb(act="hist", page=page.page - 1)))
+        nav.append(button(_("◀ Newer"), WalletCb(act="hist", page=page.page - 1)))
     if page.has_next:
-        nav.append(_button(_("Older ▶"), WalletCb(act="hist", page=page.page + 1)))
+        nav.append(button(_("Older ▶"), WalletCb(act="hist", page=page.page + 1)))
     rows = [nav] if nav else []
-    rows.append([_button(_("💰 Balance"), MenuCb(to="balance"))])
+    rows.append([button(_("💰 Balance"), MenuCb(to="balance"))])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
