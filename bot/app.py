@@ -99,13 +99,13 @@ class App:
     currency: Currency
     in_flight: InFlight
     notifier: TelegramNotifier
+    topups: TopupService
+    broadcasts: BroadcastService
+    admin: AdminService
     sms: SmsService | None = None
+    crypto: CryptoTopups | None = None
     webs: list[WebServer] = field(default_factory=list)
     closed: bool = field(default=False)
-    broadcasts: BroadcastService | None = None
-    topups: TopupService | None = None
-    crypto: CryptoTopups | None = None
-    admin: AdminService | None = None
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
@@ -115,8 +115,7 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
-        if self.broadcasts is not None:
-            await self.broadcasts.resume()
+        await self.broadcasts.resume()
         self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
         self.jobs.every(
             "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
@@ -126,16 +125,14 @@ class App:
             # first_in=0: invoices paid while the bot was down are credited at once.
             seconds = self.settings.cryptopay_poll_seconds
             self.jobs.every("cryptopay-poll", seconds, self.poll_crypto, first_in=0)
-        if self.admin is not None:
-            self.jobs.every("balance-snapshots", 3600, self.admin.snapshot_balances, first_in=0)
-            first = seconds_until_hour(self.settings.backup_hour_utc)
-            self.jobs.every("daily-backup", 86400, self.daily_backup, first_in=first)
+        self.jobs.every("balance-snapshots", 3600, self.admin.snapshot_balances, first_in=0)
+        first = seconds_until_hour(self.settings.backup_hour_utc)
+        self.jobs.every("daily-backup", 86400, self.daily_backup, first_in=first)
         await self.set_commands()
 
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
-        if self.admin is not None:
-            await self.admin.backup()
+        await self.admin.backup()
 
     async def check_watches(self) -> None:
         """Tell each user who asked, once, that their service and country are in stock."""
@@ -209,8 +206,7 @@ class App:
             await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
-        if self.broadcasts is not None:  # before the bot session and the database close
-            await self.broadcasts.close(graceful=graceful)
+        await self.broadcasts.close(graceful=graceful)  # before the bot session and database
         for web in self.webs:
             await web.stop()
         await self.catalog.close()
@@ -376,13 +372,13 @@ async def build_app(settings: Settings) -> App:
         currency,
         in_flight,
         notifier,
+        topups,
+        broadcasts,
+        admin,
         sms,
+        crypto,
         list(servers.values()),
     )
-    app.topups = topups
-    app.crypto = crypto
-    app.broadcasts = broadcasts
-    app.admin = admin
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app

@@ -22,7 +22,6 @@ def _app(harness: BotHarness) -> App:
 
 
 async def _actions(app: App) -> list[tuple[int, str, str, str]]:
-    assert app.admin is not None
     entries = await app.admin.audit.recent(1000)
     return [(e.actor_id, e.action, e.target, e.detail) for e in reversed(entries)]
 
@@ -266,7 +265,6 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     bob: FakeUser,
 ) -> None:
     app = _app(running)
-    assert app.admin is not None
     await start(alice)
     await start(bob)
     await fund(admin, alice, "1")
@@ -353,7 +351,7 @@ async def test_non_admin_gets_unknown_command_and_nothing_changes(
     assert await app.wallet.balance(bob.id) == 67
     (order,) = (await app.orders.page_for_user(bob.id, 0, 5))[0]
     assert not order.refunded
-    assert app.admin is not None and not await app.admin.is_banned(bob.id)
+    assert not await app.admin.is_banned(bob.id)
     assert await _actions(app) == before
     assert app.admin.backups() == []
     assert all(m.kind != "document" for m in alice.messages)

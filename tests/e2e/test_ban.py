@@ -116,7 +116,6 @@ async def test_banned_user_is_told_once_then_ignored_and_cannot_buy(
     await finished.message(alice.id, "/start")
     assert _notices(alice) == 2
     assert telegram.unanswered_callbacks() == []
-    assert app.admin is not None
     actions = [(e.action, e.target, e.detail) for e in reversed(await app.admin.audit.recent())]
     assert actions[1:] == [
         ("ban", "1001", "spam and chargebacks"),
@@ -165,6 +164,6 @@ async def test_ban_rules_and_malformed_commands(
     await bob.wait_for("Unknown command")
     await bob.send("/unban @alice")
     await bob.wait_for("Unknown command")
-    assert app.admin is not None and await app.admin.is_banned(alice.id)
+    assert await app.admin.is_banned(alice.id)
     assert not await app.admin.is_banned(bob.id)
     assert [e.action for e in await app.admin.audit.recent()] == ["ban"]

@@ -250,7 +250,7 @@ async def test_cancel_button_stops_the_broadcast(
     assert 0 < len(received) < 50
     assert f"Sent: {len(received)} · failed: 0 · blocked: 0" in final.plain
     assert final.buttons == []
-    assert harness.app is not None and harness.app.broadcasts is not None
+    assert harness.app is not None
     await harness.app.broadcasts.wait(1)  # the runner has ended: nothing more goes out
     assert await harness.app.broadcasts.running() is None
     assert len(telegram.calls_to("copyMessage")) == 1 + len(received)  # the preview + copies
