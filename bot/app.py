@@ -154,15 +154,8 @@ class App:
         await self._set_commands(user_commands, BotCommandScopeDefault())
         admin = user_commands + [
             BotCommand(command=name, description=str(text))
-            for name, text in ADMIN_COMMANDS.items()
-        ]
-        admin += [
-            BotCommand(command=name, description=str(text))
-            for name, text in TOPUP_ADMIN_COMMANDS.items()
-        ]
-        admin += [
-            BotCommand(command=name, description=str(text))
-            for name, text in BROADCAST_ADMIN_COMMANDS.items()
+            for table in (ADMIN_COMMANDS, TOPUP_ADMIN_COMMANDS, BROADCAST_ADMIN_COMMANDS)
+            for name, text in table.items()
         ]
         for admin_id in self.settings.admin_ids:
             try:
