@@ -493,14 +493,28 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
             )
             return
         await _notify_refund(bot, users, refund, currency)
-        await message.answer(
+        lines = [
             _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
                 stars=esc(refund.topup.pay_amount),
                 user=refund.topup.user_id,
                 amount=currency.format(refund.amount),
                 balance=currency.format(refund.balance),
             )
-        )
+        ]
+        if refund.bonus_taken:
+            lines.append(
+                _("The referral bonus of {amount} was taken back from user {user}.").format(
+                    amount=currency.format(refund.bonus_taken), user=refund.inviter_id
+                )
+            )
+        if refund.bonus_kept:
+            lines.append(
+                _(
+                    "User {user} has spent the referral bonus of {amount} already; it stays "
+                    "with them."
+                ).format(amount=currency.format(refund.bonus_kept), user=refund.inviter_id)
+            )
+        await message.answer("\n".join(lines))
 
     @router.message(Command("newpromo"))
     async def new_promo(

@@ -172,6 +172,15 @@ class TopupRepo:
         return row is not None
 
     @staticmethod
+    async def referral_bonus(tx: Tx, topup_id: int) -> tuple[int, int] | None:
+        """(inviter, amount) of the referral bonus a top-up earned, if it earned one."""
+        row = await tx.fetchone(
+            "SELECT user_id, amount FROM ledger WHERE topup_id = ? AND kind = 'referral'",
+            (topup_id,),
+        )
+        return None if row is None else (int(row["user_id"]), int(row["amount"]))
+
+    @staticmethod
     async def referrer_of(tx: Tx, user_id: int) -> int | None:
         row = await tx.fetchone("SELECT referrer_id FROM users WHERE id = ?", (user_id,))
         return None if row is None or row["referrer_id"] is None else int(row["referrer_id"])

@@ -82,6 +82,9 @@ class StarsRefund:
     topup: Topup
     amount: int
     balance: int
+    inviter_id: int | None = None  # who earned a referral bonus on this top-up
+    bonus_taken: int = 0  # the bonus taken back from the inviter with the refund
+    bonus_kept: int = 0  # the bonus the inviter had spent already, so it stays with them
 
 
 class RefundRefused(AppError):
@@ -350,11 +353,33 @@ class TopupService:
                     ).format(amount=self.currency.format(topup.amount))
                 )
             await self.repo.mark_refunded(tx, topup.id)
+            inviter_id, taken, kept = await self._take_back_bonus(tx, admin_id, topup)
             await self.audit.write(
                 tx, admin_id, "refundstars", charge_id, self.currency.format(topup.amount)
             )
         balance = await self.ledger.balance(topup.user_id)
-        return StarsRefund(topup, topup.amount, balance)
+        return StarsRefund(topup, topup.amount, balance, inviter_id, taken, kept)
+
+    async def _take_back_bonus(
+        self, tx: Tx, admin_id: int, topup: Topup
+    ) -> tuple[int | None, int, int]:
+        """A refunded top-up earns no referral bonus: take it back from the inviter, unless
+        they spent it already (a debit never goes below zero; the admin is told what stayed).
+        Returns (inviter, taken, kept)."""
+        bonus = await self.repo.referral_bonus(tx, topup.id)
+        if bonus is None:
+            return None, 0, 0
+        inviter_id, amount = bonus
+        taken = await self.ledger.apply(
+            tx,
+            inviter_id,
+            -amount,
+            LedgerKind.ADJUSTMENT,
+            f"referral bonus taken back: top-up of user {topup.user_id} refunded",
+            actor_id=admin_id,
+            topup_id=topup.id,
+        )
+        return (inviter_id, amount, 0) if taken else (inviter_id, 0, amount)
 
     async def undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
         """Telegram refused the refund: credit the debit back (an 'adjustment') and reopen."""
@@ -366,6 +391,16 @@ class TopupService:
                     refund.amount,
                     LedgerKind.ADJUSTMENT,
                     "Stars refund refused by Telegram",
+                    actor_id=admin_id,
+                    topup_id=refund.topup.id,
+                )
+            if refund.inviter_id is not None and refund.bonus_taken > 0:
+                await self.ledger.apply(
+                    tx,
+                    refund.inviter_id,
+                    refund.bonus_taken,
+                    LedgerKind.ADJUSTMENT,
+                    "referral bonus restored: Stars refund refused by Telegram",
                     actor_id=admin_id,
                     topup_id=refund.topup.id,
                 )

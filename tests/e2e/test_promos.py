@@ -92,19 +92,55 @@ async def test_referral_link_bonus_and_screen(
     assert "+$0.50" in notice.plain and "Balance: $0.50" in notice.plain
     await stars_topup(bob, "$25.00")
     await alice.wait_for("+$1.25")
-    # Promo codes and admin credits earn nothing; a refund does not take the bonus back.
+    # Promo codes and admin credits earn nothing; a refunded top-up's bonus is taken back.
     await fund(admin, bob, "3")
     await admin.send("/newpromo BOB 1 1")
     await admin.wait_for("Promo code BOB")
     await bob.send("/promo BOB")
     await bob.wait_for("credited")
     await admin.send(f"/refundstars {charge}")
-    await admin.wait_for("Refunded")
+    done = await admin.wait_for("Refunded")
+    assert f"The referral bonus of $0.50 was taken back from user {alice.id}" in done.plain
     bonuses = await rows(
         running, "SELECT user_id, amount, topup_id FROM ledger WHERE kind = 'referral' ORDER BY id"
     )
     assert [tuple(r) for r in bonuses] == [(alice.id, 50, 1), (alice.id, 125, 2)]
+    taken = await rows(
+        running,
+        "SELECT amount, topup_id FROM ledger WHERE user_id = ? AND kind = 'adjustment'",
+        alice.id,
+    )
+    assert [tuple(r) for r in taken] == [(-50, 1)]
+    assert await balance_of(running, alice) == 125
+
+
+async def test_refund_leaves_a_spent_referral_bonus_and_restores_a_taken_one(
+    running: BotHarness, telegram: FakeTelegram, admin: FakeUser, alice: FakeUser, bob: FakeUser
+) -> None:
+    await menu(admin)
+    await menu(alice)
+    await bob.send(f"/start ref_{alice.id}")
+    await bob.wait_for(lambda m: "💰 Balance" in m.button_texts)
+    first = await stars_topup(bob, "$10.00")
+    await alice.wait_for("+$0.50")
+    second = await stars_topup(bob, "$25.00")
+    await alice.wait_for("+$1.25")
+
+    # Telegram refuses the refund: bob's debit and alice's bonus both come back.
+    telegram.fail("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
+    await admin.send(f"/refundstars {second}")
+    await admin.wait_for("Telegram refused the refund")
     assert await balance_of(running, alice) == 175
+    assert await balance_of(running, bob) == 3500
+
+    # Alice spent her bonuses: the refund goes through and the bonus stays with her.
+    assert running.app is not None
+    await running.app.wallet.adjust(alice.id, -175, "spent")
+    await admin.send(f"/refundstars {first}")
+    done = await admin.wait_for("Refunded")
+    assert f"User {alice.id} has spent the referral bonus of $0.50 already" in done.plain
+    assert await balance_of(running, alice) == 0
+    assert await balance_of(running, bob) == 2500
 
     await alice.send("/referrals")
     screen = await alice.wait_for("Referrals")
