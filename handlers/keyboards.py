@@ -24,6 +24,7 @@ from handlers.callbacks import (
     ServiceCb,
     ServicesCb,
     SmsCb,
+    WalletCb,
     WatchCb,
 )
 from storage.models import Country, Order, OrderStatus, Service
@@ -127,7 +128,7 @@ def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup
             button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
         )
     else:
-        builder.row(button(_("💰 Balance"), MenuCb(to="balance")))
+        builder.row(button(_("➕ Top up"), WalletCb(act="topup")))
     builder.row(button(_("✖ Cancel"), SmsCb(act="cancel")))
     return builder.as_markup()
 
@@ -223,7 +224,7 @@ def confirm(
     if can_pay:
         builder.row(button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id)))
     else:
-        builder.row(button(_("💰 Balance"), MenuCb(to="balance")))
+        builder.row(button(_("➕ Top up"), WalletCb(act="topup")))
     builder.row(button(_("◀ Back"), CountryCb(sid=service_id, cc=country)))
     return builder.as_markup()
 

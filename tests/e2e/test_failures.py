@@ -105,6 +105,9 @@ async def test_not_enough_balance_changes_nothing(
     assert "You need $0.33 more" in confirm.plain
     assert not any("Pay" in t for t in confirm.button_texts)
     assert palm.count("getNumber") == 0
+    await alice.click(confirm, "Top up")  # straight to the amounts
+    amounts = await alice.wait_for("Top up your balance")
+    assert amounts.message_id == confirm.message_id and "$5.00" in amounts.button_texts
 
 
 async def test_no_code_by_deadline_cancels_and_refunds(
