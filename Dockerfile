@@ -8,7 +8,7 @@ COPY storage ./storage
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 DATABASE_PATH=/data/bot.db
+ENV PYTHONUNBUFFERED=1 DATABASE_PATH=/data/bot.db BACKUP_DIR=/data/backups
 COPY --from=build /install /usr/local
 RUN useradd --create-home --uid 10001 numbot && mkdir -p /data && chown numbot /data
 USER numbot
