@@ -51,7 +51,7 @@ from handlers.broadcast import BROADCAST_ADMIN_COMMANDS, TelegramBroadcaster
 from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.throttling import build_throttle
-from handlers.topup import TOPUP_ADMIN_COMMANDS, TopupNotifier
+from handlers.topup import TOPUP_ADMIN_COMMANDS
 from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
@@ -285,7 +285,7 @@ async def build_app(settings: Settings) -> App:
         AuditRepo(db),
         currency,
         settings,
-        TopupNotifier(bot, users, currency),
+        notifier,
     )
     promos = PromoService(db, PromoRepo(), ledger, AuditRepo(db), currency)
     jobs.bind(orders)

@@ -139,6 +139,27 @@ class TelegramNotifier:
             )
         await self._send(user_id, lambda: self.bot.send_message(user_id, text))
 
+    async def referral_earned(
+        self, inviter_id: int, bonus: int, balance: int, invitee_id: int
+    ) -> None:
+        with i18n.use_locale(await self._locale(inviter_id)):
+            text = _(
+                "👥 Your referral topped up: +{bonus} credited. Balance: <b>{balance}</b>"
+            ).format(bonus=self.currency.format(bonus), balance=self.currency.format(balance))
+        await self._send(inviter_id, lambda: self.bot.send_message(inviter_id, text))
+
+    async def stars_refunded(self, user_id: int, amount: int, stars: str, balance: int) -> None:
+        with i18n.use_locale(await self._locale(user_id)):
+            text = _(
+                "↩️ Your top-up of {amount} was refunded: {stars} ⭐ returned, {amount} debited. "
+                "Balance: <b>{balance}</b>"
+            ).format(
+                amount=self.currency.format(amount),
+                stars=render.esc(stars),
+                balance=self.currency.format(balance),
+            )
+        await self._send(user_id, lambda: self.bot.send_message(user_id, text))
+
     async def alert_admins(self, text: str | LazyText) -> None:
         """A plain-text alert to every admin, each in their own language (a `LazyText` is
         translated per admin; a `str` is sent as it is)."""

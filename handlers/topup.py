@@ -29,8 +29,7 @@ from bot.i18n import _, i18n, lazy, locale_of
 from bot.money import Currency
 from bot.services.notify import Notifier
 from bot.services.promos import PromoService, parse_expiry
-from bot.services.topups import XTR, CheckoutError, StarsRefund, TopupService
-from bot.services.users import UserService
+from bot.services.topups import XTR, CheckoutError, TopupService
 from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
 from handlers.common import answer, show
 from handlers.keyboards import button
@@ -146,28 +145,6 @@ async def referrals_text(
 
 def _referrals_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button(_("◀ Balance"), MenuCb(to="balance"))]])
-
-
-class TopupNotifier:
-    """Tells inviters about their referral bonus (outside the invitee's update)."""
-
-    def __init__(self, bot: Bot, users: UserService, currency: Currency) -> None:
-        self.bot = bot
-        self.users = users
-        self.currency = currency
-
-    async def referral_earned(
-        self, inviter_id: int, bonus: int, balance: int, invitee_id: int
-    ) -> None:
-        inviter = await self.users.get(inviter_id)
-        with i18n.use_locale(locale_of(inviter)):
-            text = _(
-                "👥 Your referral topped up: +{bonus} credited. Balance: <b>{balance}</b>"
-            ).format(bonus=self.currency.format(bonus), balance=self.currency.format(balance))
-        try:
-            await self.bot.send_message(inviter_id, text)
-        except TelegramAPIError as exc:
-            log.info("Referral notice to %s not sent: %s", inviter_id, exc)
 
 
 # -- routers ----------------------------------------------------------------------------------
@@ -445,7 +422,7 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
         bot: Bot,
         topups: TopupService,
         currency: Currency,
-        users: UserService,
+        notifier: Notifier,
     ) -> None:
         parts = (command.args or "").split()
         if len(parts) != 1:
@@ -492,7 +469,9 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
                 )
             )
             return
-        await _notify_refund(bot, users, refund, currency)
+        await notifier.stars_refunded(
+            refund.topup.user_id, refund.amount, refund.topup.pay_amount, refund.balance
+        )
         lines = [
             _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
                 stars=esc(refund.topup.pay_amount),
@@ -585,22 +564,3 @@ def _utc(timestamp: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-async def _notify_refund(
-    bot: Bot, users: UserService, refund: StarsRefund, currency: Currency
-) -> None:
-    user = await users.get(refund.topup.user_id)
-    with i18n.use_locale(locale_of(user)):
-        text = _(
-            "↩️ Your top-up of {amount} was refunded: {stars} ⭐ returned, {amount} debited. "
-            "Balance: <b>{balance}</b>"
-        ).format(
-            amount=currency.format(refund.amount),
-            stars=esc(refund.topup.pay_amount),
-            balance=currency.format(refund.balance),
-        )
-    try:
-        await bot.send_message(refund.topup.user_id, text)
-    except TelegramAPIError as exc:
-        log.info("Refund notice to %s not sent: %s", refund.topup.user_id, exc)

@@ -23,6 +23,10 @@ class Notifier(Protocol):
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None: ...
 
+    async def stars_refunded(self, user_id: int, amount: int, stars: str, balance: int) -> None:
+        """Tell a customer their Stars came back and the wallet was debited `amount`."""
+        ...
+
     async def alert_admins(self, text: str | LazyText) -> None:
         """A plain-text alert for the shop owner(s); a `LazyText` is shown in each one's
         language (build it with `bot.i18n.lazy`)."""
