@@ -467,6 +467,7 @@ def _build_crypto(
         currency,
         settings.cryptopay_assets,
         settings.invoice_ttl_seconds,
+        topups.kv,
     )
     if settings.cryptopay_webhook_port is not None:
         secret = (

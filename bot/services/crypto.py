@@ -33,6 +33,7 @@ from bot.payments.cryptopay import (
     Unauthorized,
 )
 from bot.services.topups import TopupService
+from storage.kv import KeyValueRepo
 from storage.models import User
 from storage.topups import Topup
 
@@ -92,6 +93,7 @@ class CryptoTopups:
         currency: Currency,
         assets: Iterable[str],
         ttl_seconds: int,
+        kv: KeyValueRepo,
     ) -> None:
         if not supported_fiat(currency.code):
             raise ValueError(f"Crypto Pay cannot price invoices in {currency.code}")
@@ -103,7 +105,7 @@ class CryptoTopups:
         self.currency = currency
         self.assets = tuple(assets)
         self.ttl = ttl_seconds
-        self._mismatch_alerted: set[int] = set()
+        self.kv = kv
 
     def _price(self, amount: int) -> str:
         """The invoice amount in the shop currency, as Crypto Pay takes it (`10.50`)."""
@@ -179,8 +181,8 @@ class CryptoTopups:
                 invoice.amount,
                 invoice.fiat or invoice.asset,
             )
-            if invoice.invoice_id not in self._mismatch_alerted:
-                self._mismatch_alerted.add(invoice.invoice_id)
+            # Once a day per invoice, remembered in the database (polls repeat every tick).
+            if await self.kv.claim_every(f"alert:crypto-mismatch:{invoice.invoice_id}", 86400):
                 await self.notifier.alert_admins(
                     lazy(
                         "Crypto Pay invoice {invoice} was paid but does not match top-up "
