@@ -2,12 +2,15 @@
 
 Every read-then-write runs inside `transaction()`, which opens `BEGIN IMMEDIATE` so the write
 lock is taken up front (a DEFERRED read-then-write fails with SQLITE_BUSY, ignoring busy_timeout).
+
+Reads that an index answers at once (`lookup`) run on the event loop's own thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -28,6 +31,7 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
 
     async def connect(self) -> None:
@@ -36,6 +40,10 @@ class Database:
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self.migrate()
         self._reader = await self._open()
+        # busy_timeout=0: the loop never waits on a lock; `lookup` falls back to the reader.
+        self._inline = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._inline.row_factory = sqlite3.Row
+        self._inline.execute("PRAGMA busy_timeout=0")
 
     async def _open(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -49,6 +57,9 @@ class Database:
         return conn
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -104,6 +115,31 @@ class Database:
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def lookup(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A read that an index answers in microseconds (a row by its key, a short page of one
+        user's rows), run on the event loop's thread: the hop to the reader's thread and back
+        costs several times the query itself, and most updates make two or three such reads.
+
+        Never for a scan: this blocks the loop while it runs. In WAL mode a reader does not
+        wait for writers; the rare lock it can meet (recovery after a crash) sends the read to
+        the reader thread instead of blocking the loop."""
+        conn = self._inline
+        assert conn is not None, "database is not connected"
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return await self.fetchall(sql, params)
+
+    async def lookup_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.lookup(sql, params)
+        return rows[0] if rows else None
+
+    async def lookup_val(self, sql: str, params: Params = ()) -> Any:
+        row = await self.lookup_one(sql, params)
         return None if row is None else row[0]
 
     async def backup_to(self, target: Path) -> None:

@@ -40,7 +40,7 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_state(self, key: StorageKey) -> str | None:
-        value = await self.db.fetchval("SELECT state FROM fsm WHERE key = ?", (_key(key),))
+        value = await self.db.lookup_val("SELECT state FROM fsm WHERE key = ?", (_key(key),))
         return None if value is None else str(value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
@@ -52,7 +52,7 @@ class SQLiteStorage(BaseStorage):
             )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        value = await self.db.fetchval("SELECT data FROM fsm WHERE key = ?", (_key(key),))
+        value = await self.db.lookup_val("SELECT data FROM fsm WHERE key = ?", (_key(key),))
         return {} if value is None else dict(json.loads(value))
 
     async def close(self) -> None:

@@ -174,7 +174,7 @@ class OrderRepo:
         return None if row is None else _order(row)
 
     async def for_user(self, user_id: int, limit: int, offset: int = 0) -> list[Order]:
-        rows = await self.db.fetchall(
+        rows = await self.db.lookup(
             _ORDER_SELECT + " WHERE o.user_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
             (user_id, limit, offset),
         )
@@ -182,7 +182,7 @@ class OrderRepo:
 
     async def count_for_user(self, user_id: int) -> int:
         return int(
-            await self.db.fetchval("SELECT COUNT(*) FROM orders WHERE user_id = ?", (user_id,))
+            await self.db.lookup_val("SELECT COUNT(*) FROM orders WHERE user_id = ?", (user_id,))
         )
 
     async def live(self) -> list[Order]:
@@ -305,7 +305,7 @@ class OrderRepo:
 
     async def recent_user_cancels(self, user_id: int, limit: int, since: int) -> list[int]:
         """Finish times of the user's last `limit` own cancels since `since`, newest first."""
-        rows = await self.db.fetchall(
+        rows = await self.db.lookup(
             """
             SELECT finished_at FROM orders
             WHERE user_id = ? AND status = 'cancelled' AND error = ? AND finished_at >= ?

@@ -47,7 +47,7 @@ class RoutingRepo:
 
     async def recent_picks(self, user_id: int, limit: int) -> list[tuple[int, str, str]]:
         """The user's latest distinct (service, country, route) choices, newest first."""
-        rows = await self.db.fetchall(
+        rows = await self.db.lookup(
             """
             SELECT service_id, country, route, MAX(id) AS last FROM orders
             WHERE user_id = ? GROUP BY service_id, country ORDER BY last DESC LIMIT ?

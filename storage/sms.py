@@ -224,7 +224,7 @@ class SmsRepo:
         return [_send(r) for r in rows]
 
     async def for_user(self, user_id: int, limit: int) -> list[SmsSend]:
-        rows = await self.db.fetchall(
+        rows = await self.db.lookup(
             "SELECT * FROM sms_sends WHERE user_id = ? AND status <> 'draft' "
             "ORDER BY id DESC LIMIT ?",
             (user_id, limit),

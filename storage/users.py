@@ -47,7 +47,7 @@ class UserRepo:
         self.db = db
 
     async def get(self, user_id: int) -> User | None:
-        row = await self.db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+        row = await self.db.lookup_one("SELECT * FROM users WHERE id = ?", (user_id,))
         return None if row is None else _user(row)
 
     async def upsert(
