@@ -31,30 +31,29 @@ Screen = tuple[str, InlineKeyboardMarkup]
 
 async def services_screen(catalog: CatalogService, query: str = "", page: int = 0) -> Screen:
     """A page of services, rendered in the current language (kept between catalog changes)."""
-    key = ("services", query, page, i18n.current_locale)
-    screen: Screen | None = catalog.menu(key)
-    if screen is None:
-        version = catalog.version
+
+    async def build() -> Screen:
         found = await catalog.services(query, page)
-        screen = render.services(found, query), keyboards.services(found, query)
-        catalog.keep_menu(key, screen, version)
-    return screen
+        return render.services(found, query), keyboards.services(found, query)
+
+    key = ("services", query, page, i18n.current_locale)
+    return (await catalog.menu(key, build))[0]
 
 
 async def countries_screen(
     catalog: CatalogService, service_id: int, page: int, currency: Currency
 ) -> Screen:
     """A service's countries with their "from" prices (kept between catalog changes)."""
+
+    async def build() -> Screen:
+        service = await catalog.service(service_id)
+        found = await catalog.countries(service.id, page)
+        return render.countries(service, found), keyboards.countries(service.id, found, currency)
+
     key = ("countries", service_id, page, i18n.current_locale)
-    screen: Screen | None = catalog.menu(key)
-    if screen is not None:
+    screen, cached = await catalog.menu(key, build)
+    if cached:  # a build reads the offers, which steers the refresh order by itself
         await catalog.viewed(service_id)
-        return screen
-    version = catalog.version
-    service = await catalog.service(service_id)
-    found = await catalog.countries(service.id, page)
-    screen = render.countries(service, found), keyboards.countries(service.id, found, currency)
-    catalog.keep_menu(key, screen, version)
     return screen
 
 
@@ -63,19 +62,18 @@ async def routes_screen(
 ) -> Screen:
     """The routes selling a service in a country (kept between catalog changes). The prices
     are what the menu shows; Pay charges the quote made when the route is picked."""
-    key = ("routes", service_id, country_code, i18n.current_locale)
-    screen: Screen | None = catalog.menu(key)
-    if screen is None:
-        version = catalog.version
+
+    async def build() -> Screen:
         service = await catalog.service(service_id)
         country = await catalog.country(country_code)
         choices = await catalog.route_choices(service.id, country.code)
-        screen = (
+        return (
             render.routes(service, country, choices, currency),
             keyboards.routes(service.id, country.code, choices, currency),
         )
-        catalog.keep_menu(key, screen, version)
-    return screen
+
+    key = ("routes", service_id, country_code, i18n.current_locale)
+    return (await catalog.menu(key, build))[0]
 
 
 def _confirm_screen(

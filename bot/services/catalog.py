@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -88,6 +88,7 @@ class CatalogService:
         self.refresh_seconds = refresh_seconds
         self.per_page = per_page
         self._background: set[asyncio.Task[None]] = set()
+        self._building: dict[Hashable, asyncio.Task[Any]] = {}
         self._viewed: dict[int, float] = {}
         self._stats: tuple[float, dict[str, RouteStats]] | None = None
 
@@ -104,24 +105,44 @@ class CatalogService:
     # refreshing the same database, the popularity order). Nothing charged comes from here:
     # the confirm screen holds a quote priced from the offer and markups read at that moment.
 
-    def menu(self, key: Hashable) -> Any | None:
-        """A menu kept under `key` if the catalog has not changed since, else None."""
-        entry = self._menus.get(key)
-        if entry is None:
-            return None
-        stored, version, value = entry
-        if version != self.version or time.monotonic() - stored >= self.menu_ttl:
-            return None
-        return value
+    async def menu(self, key: Hashable, build: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """The menu kept under `key`, built with `build` when there is none for the current
+        catalog; also whether it came from the cache.
 
-    def keep_menu(self, key: Hashable, value: Any, version: int) -> None:
-        """Store a menu built from the catalog as it was at `version` (read before building:
-        a menu that a change overtook while it was being built is not kept)."""
-        if version != self.version:
-            return
-        if len(self._menus) >= MENU_ENTRIES:
-            self._menus.clear()
-        self._menus[key] = (time.monotonic(), version, value)
+        A key is built by one caller at a time: clicks that arrive meanwhile wait for that
+        build instead of starting their own (under load, an expired popular menu was rebuilt
+        by every click that came in during the rebuild, each queueing its reads behind the
+        others'). A menu that has only outlived `menu_ttl` is served once more while it is
+        rebuilt in the background. The build runs in the first caller's context: `key` must
+        hold whatever the build reads from it (the language)."""
+        entry = self._menus.get(key)
+        if entry is not None and entry[1] == self.version:
+            if time.monotonic() - entry[0] >= self.menu_ttl and key not in self._building:
+                self._build_menu(key, build)  # its failure is logged; the next click retries
+            return entry[2], True
+        task = self._building.get(key) or self._build_menu(key, build)
+        return await asyncio.shield(task), False
+
+    def _build_menu(self, key: Hashable, build: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        version = self.version  # read before building: a change made meanwhile wins
+
+        async def run() -> T:
+            value = await build()
+            if version == self.version:
+                if len(self._menus) >= MENU_ENTRIES:
+                    self._menus.clear()
+                self._menus[key] = (time.monotonic(), version, value)
+            return value
+
+        def done(task: asyncio.Task[T]) -> None:
+            self._building.pop(key, None)
+            if not task.cancelled() and task.exception() is not None:  # callers got it too
+                log.debug("Building the menu %r failed: %r", key, task.exception())
+
+        task = asyncio.ensure_future(run())
+        self._building[key] = task
+        task.add_done_callback(done)
+        return task
 
     def changed(self) -> None:
         """The catalog changed: menus built before are stale."""
