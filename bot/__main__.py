@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.app import build_app
+from bot.app import build_app, settle_heap
 from bot.config import Settings
 from bot.logs import configure_logging
 
@@ -32,6 +32,7 @@ async def main() -> None:
             "No provider is configured: set SMSPALM_API_KEY or SANDBOX=1 to sell numbers."
         )
     app = await build_app(settings)
+    settle_heap()
     try:
         await app.run_polling()
     finally:

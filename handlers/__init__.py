@@ -20,13 +20,15 @@ from handlers.topup import build_referral_router, build_topup_admin_router, buil
 from handlers.wallet import build_wallet_router
 
 
-def build_router(
+def install_routers(
+    root: Router,
     users: UserService,
     admin_ids: Iterable[int],
     throttle: ThrottleMiddleware | None = None,
-) -> Router:
-    """The whole bot's routing tree; the fallback router goes last."""
-    root = Router(name="root")
+) -> None:
+    """The whole bot's routing, installed on `root` (the Dispatcher: every router level
+    between it and a handler costs each update a walk through aiogram's propagation); the
+    fallback router goes last."""
     if throttle is not None:  # first: a flood is dropped before the user lookup
         root.message.outer_middleware(throttle)
         root.callback_query.outer_middleware(throttle)
@@ -52,4 +54,3 @@ def build_router(
         build_fallback_router(),
     )
     index_callbacks(root)  # after every router is built: skips routers a callback cannot match
-    return root
