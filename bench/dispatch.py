@@ -1,29 +1,34 @@
-"""Dispatch throughput: buy-flow callback updates through the real Dispatcher.
+"""Dispatch: buy-flow callback updates through the real Dispatcher — capacity and latency.
 
 What it measures
-    Per-update latency (wall time around ``Dispatcher.feed_update``) and overall updates/s for
-    a mix of buy-flow callbacks (services list, countries of a service, routes of a country,
-    main menu, "My orders") from many users, processed with bounded concurrency the way
-    aiogram's polling does it (``handle_as_tasks`` with a semaphore).
+    A mix of buy-flow callbacks (services list, countries of a service, routes of a country,
+    Buy, main menu, "My orders") from many users, through ``Dispatcher.feed_update`` as tasks,
+    the way aiogram's polling hands updates over:
+
+    * **Capacity** (target >= 1,000 updates/s): updates fed as fast as they are taken, with a
+      fixed number in flight (``--concurrency``); several rounds, the median is the figure.
+    * **Latency at 1,000 updates/s** (target p99 < 20 ms): updates *arrive* at random times at
+      the target rate (a Poisson process: uniform arrival times over the run), whether or not
+      the bot has finished the earlier ones, and each is timed from its arrival to the end of
+      its handling, so time spent waiting behind other updates counts. With a fixed number in
+      flight instead, latency is only concurrency / throughput (Little's law) and says nothing
+      about how quickly a user is answered at a given load.
+    * The service time: one update at a time.
 
 How
     * ``build_app`` with a real SQLite database in a temporary directory and a FakeSMSPalm
       on 127.0.0.1, used once to fill the catalog (``app.catalog.refresh()``).
     * The Bot talks to :class:`LocalSession`, which never opens a socket: it serializes each
-      request exactly like aiogram's aiohttp session (``model_dump`` + ``prepare_value``) and
-      parses a canned JSON answer through ``BaseSession.check_response``, so the aiogram
-      (de)serialization cost stays in the figures and only the network is left out.
-    * Users are registered with a ``/start`` message first; then a warm-up, then the measured
-      run. Raw updates are parsed with ``Update.model_validate`` in the submitting loop (as
-      the polling listener does), so throughput includes parsing; latency does not.
+      request like aiogram's aiohttp session (``model_dump`` + ``prepare_value``, the JSON
+      functions of ``bot.telegram.make_session``) and parses a canned answer through
+      ``BaseSession.check_response``, so the aiogram (de)serialization cost stays in the
+      figures and only the network is left out.
+    * Users are registered with a ``/start`` message first; then a warm-up, then the runs.
+      Raw updates are parsed with ``Update.model_validate`` as they are fed (as the polling
+      listener does), so capacity and latency include parsing.
     * No purchases (Pay) are in the mix: they would hit the upstream.
 
-Targets: >= 1,000 updates/s and p99 < 20 ms.
-
-With a fixed number of updates in flight the mean latency is about concurrency / throughput
-(Little's law), so a second, short run with one update at a time reports the service time.
-
-Run: ``python -m bench.dispatch [--updates 5000] [--concurrency 32] [--profile]``
+Run: ``python -m bench.dispatch [--updates 4000] [--rounds 3] [--rate 1000] [--profile]``
 """
 
 from __future__ import annotations
@@ -32,16 +37,17 @@ import argparse
 import asyncio
 import cProfile
 import itertools
-import json
 import random
+import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.base import BaseSession
@@ -67,7 +73,8 @@ from bench._common import (
     profile_report,
     write_summary,
 )
-from bot.app import App, build_app
+from bot.app import App, build_app, settle_heap
+from bot.telegram import json_dumps
 from handlers.callbacks import CountryCb, MenuCb, OrdersCb, ServiceCb, ServicesCb
 from tests.fakes.smspalm import FakeSMSPalm
 
@@ -90,7 +97,7 @@ class LocalSession(BaseSession):
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(json_loads=orjson.loads, json_dumps=json_dumps)  # as make_session
         self.calls: Counter[str] = Counter()
         self.alerts: Counter[str] = Counter()
         self._message_ids = itertools.count(1_000_000)
@@ -119,7 +126,8 @@ class LocalSession(BaseSession):
             result = True
         else:
             raise NotImplementedError(f"LocalSession does not answer {name}")
-        content = self.json_dumps({"ok": True, "result": result})
+        # Telegram's side of the exchange: done cheaply, as it is not the bot's work.
+        content = orjson.dumps({"ok": True, "result": result}).decode()
         response = self.check_response(bot=bot, method=method, status_code=200, content=content)
         return cast(TelegramType, response.result)
 
@@ -135,7 +143,7 @@ class LocalSession(BaseSession):
         }
         markup = payload.get("reply_markup")
         if markup:
-            decoded = json.loads(markup)
+            decoded = orjson.loads(markup)
             if "inline_keyboard" in decoded:
                 message["reply_markup"] = decoded
         return message
@@ -261,7 +269,7 @@ class RunResult:
 async def run_updates(
     app: App,
     bot: Bot,
-    raw_updates: list[tuple[str, dict[str, Any]]],
+    raw_updates: Iterable[tuple[str, dict[str, Any]]],
     concurrency: int,
 ) -> RunResult:
     """Feed updates like aiogram's polling loop with a task limit; time each feed_update."""
@@ -297,20 +305,52 @@ async def run_updates(
     return RunResult(latencies, by_kind, time.perf_counter() - began, errors)
 
 
-def make_callbacks(
-    mix: Mix, users: list[int], count: int, first_id: int, rng: random.Random
-) -> list[tuple[str, dict[str, Any]]]:
-    updates = []
-    for i in range(count):
-        kind, data = mix.pick(rng)
-        updates.append((kind, callback_update(first_id + i, rng.choice(users), data)))
-    return updates
+async def run_open_loop(
+    app: App,
+    bot: Bot,
+    raw_updates: Iterable[tuple[str, dict[str, Any]]],
+    count: int,
+    rate: float,
+    rng: random.Random,
+) -> RunResult:
+    """Updates arrive at `rate` per second at random (uniform) times, each started as a task
+    when it arrives, however many are still running; latency runs from the arrival time."""
+    loop = asyncio.get_running_loop()
+    span = count / rate
+    arrivals = sorted(rng.uniform(0, span) for _ in range(count))
+    latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
+    errors = 0
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(kind: str, raw: dict[str, Any], arrived: float) -> None:
+        nonlocal errors
+        try:
+            await app.dp.feed_update(bot, Update.model_validate(raw, context={"bot": bot}))
+        except Exception:
+            errors += 1
+        elapsed = loop.time() - arrived
+        latencies.append(elapsed)
+        by_kind.setdefault(kind, []).append(elapsed)
+
+    began = loop.time()
+    for (kind, raw), offset in zip(raw_updates, arrivals, strict=True):
+        arrived = began + offset
+        if arrived > loop.time():
+            await asyncio.sleep(arrived - loop.time())
+        task = asyncio.create_task(handle(kind, raw, arrived))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    return RunResult(latencies, by_kind, loop.time() - began, errors)
 
 
 @dataclass
 class Phases:
     registration: RunResult
-    measured: RunResult
+    rounds: list[RunResult]
+    open_loop: RunResult
     serial: RunResult
     session: LocalSession
     mix: Mix
@@ -321,7 +361,8 @@ class Phases:
 async def run_phases(
     args: argparse.Namespace, palm: FakeSMSPalm, database: Path, rng: random.Random
 ) -> Phases:
-    """Registration, warm-up, the measured run and the one-at-a-time run, on a fresh app."""
+    """Registration, warm-up, the capacity rounds, the open-loop run at the target rate and
+    the one-at-a-time run, on one fresh app."""
     settings = make_settings(
         database,
         smspalm_api_key=palm.api_key,
@@ -329,37 +370,63 @@ async def run_phases(
         smspalm_rate_limit=100_000,
     )
     app = await build_app(settings)
+    settle_heap()  # as `python -m bot` does before it starts polling
     session = LocalSession()
     bot = Bot(
         TOKEN,
         session=session,
         default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True),
     )
+    next_id = itertools.count(1)
+    users = [100_000 + i for i in range(args.users)]
+
+    def callbacks(count: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Made as they are fed: thousands of raw updates built up front would sit in the
+        heap and lengthen every garbage collection the bot makes (a bench artefact)."""
+        for _ in range(count):
+            kind, data = mix.pick(rng)
+            yield kind, callback_update(next(next_id), rng.choice(users), data)
+
     try:
         await app.catalog.refresh()
         mix = await build_mix(app)
         upstream_before = len(palm.requests)
-        users = [100_000 + i for i in range(args.users)]
-        starts = [("start", start_update(i + 1, uid)) for i, uid in enumerate(users)]
+        starts = [("start", start_update(next(next_id), uid)) for uid in users]
         registration = await run_updates(app, bot, starts, args.concurrency)
-        next_id = len(starts) + 1
-        warmup = make_callbacks(mix, users, args.warmup, next_id, rng)
-        await run_updates(app, bot, warmup, args.concurrency)
-        measured = make_callbacks(mix, users, args.updates, next_id + args.warmup, rng)
+        await run_updates(app, bot, callbacks(args.warmup), args.concurrency)
         profiler = cProfile.Profile() if args.profile else None
-        if profiler is not None:
-            profiler.enable()
-        result = await run_updates(app, bot, measured, args.concurrency)
-        if profiler is not None:
-            profiler.disable()
-        first_serial = next_id + args.warmup + args.updates
-        serial_updates = make_callbacks(mix, users, args.serial, first_serial, rng)
-        serial = await run_updates(app, bot, serial_updates, 1)
+        rounds = []
+        for number in range(args.rounds):
+            batch = callbacks(args.updates)
+            if profiler is not None and number == 0:
+                profiler.enable()
+            rounds.append(await run_updates(app, bot, batch, args.concurrency))
+            if profiler is not None and number == 0:
+                profiler.disable()
+        open_loop = await run_open_loop(
+            app, bot, callbacks(args.open_updates), args.open_updates, args.rate, rng
+        )
+        serial = await run_updates(app, bot, callbacks(args.serial), 1)
         upstream = len(palm.requests) - upstream_before
     finally:
         await bot.session.close()
         await app.close()
-    return Phases(registration, result, serial, session, mix, upstream, profiler)
+    return Phases(
+        registration, rounds, open_loop, serial, session, mix, upstream, profiler
+    )
+
+
+def _per_kind(mix: Mix, result: RunResult, serial: RunResult) -> list[str]:
+    lines = ["  per kind at the target rate: count, p50 / p99 ms; p50 ms alone"]
+    for kind in mix.kinds:
+        values = result.by_kind.get(kind, [])
+        alone = serial.by_kind.get(kind, [])
+        lines.append(
+            f"    {kind:<10} {len(values):>5}  "
+            f"{percentile(values, 50) * 1000:7.2f} / {percentile(values, 99) * 1000:7.2f}"
+            f"   {percentile(alone, 50) * 1000:6.2f}"
+        )
+    return lines
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -372,82 +439,89 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             run = await run_phases(args, palm, Path(tmp) / "bot.db", rng)
     finally:
         await palm.stop()
-    registration, result, serial = run.registration, run.measured, run.serial
+    registration, open_loop, serial = run.registration, run.open_loop, run.serial
     session, mix, profiler = run.session, run.mix, run.profiler
 
-    throughput = len(result.latencies) / result.seconds
-    p50, p95, p99 = (percentile(result.latencies, p) * 1000 for p in (50, 95, 99))
-    print("Dispatch throughput (real Dispatcher + SQLite, local Bot API session)")
-    print(line("users registered (/start)", f"{args.users}"))
+    capacities = sorted(len(r.latencies) / r.seconds for r in run.rounds)
+    capacity = statistics.median(capacities)
+    offered = len(open_loop.latencies) / open_loop.seconds
+    p50, p95, p99 = (percentile(open_loop.latencies, p) * 1000 for p in (50, 95, 99))
+    errors = sum(r.errors for r in run.rounds) + open_loop.errors
+    print("Dispatch (real Dispatcher + SQLite, local Bot API session)")
     print(
-        line(
-            "registration",
-            f"{registration.seconds:.2f} s",
-        )
+        line("users registered (/start)", f"{args.users}")
         + f"   ({args.users / registration.seconds:.0f} /start per s)"
     )
-    print(line("warm-up / measured updates", f"{args.warmup} / {len(result.latencies)}"))
-    print(line("concurrency (tasks in flight)", f"{args.concurrency}"))
     print(
         line(
-            "throughput",
-            f"{throughput:,.0f} upd/s",
+            "capacity, median of rounds",
+            f"{capacity:,.0f} upd/s",
             f">= {TARGET_UPDATES_PER_SECOND:,.0f}",
-            throughput >= TARGET_UPDATES_PER_SECOND,
+            capacity >= TARGET_UPDATES_PER_SECOND,
         )
     )
-    print(line("latency p50", f"{p50:.2f} ms"))
-    print(line("latency p95", f"{p95:.2f} ms"))
-    print(line("latency p99", f"{p99:.2f} ms", f"< {TARGET_P99_MS:.0f} ms", p99 < TARGET_P99_MS))
-    mean_ms = sum(result.latencies) / len(result.latencies) * 1000
-    print(line("latency mean", f"{mean_ms:.2f} ms"))
+    print(
+        f"    {args.rounds} rounds of {args.updates} updates, {args.concurrency} in flight: "
+        + ", ".join(f"{c:,.0f}" for c in capacities)
+        + " upd/s"
+    )
+    print(
+        line(f"arrivals at {args.rate:,.0f}/s, updates", f"{len(open_loop.latencies)}")
+        + f"   (handled at {offered:,.0f}/s from first arrival to last answer)"
+    )
+    print(line("latency from arrival p50", f"{p50:.2f} ms"))
+    print(line("latency from arrival p95", f"{p95:.2f} ms"))
+    print(
+        line(
+            "latency from arrival p99",
+            f"{p99:.2f} ms",
+            f"< {TARGET_P99_MS:.0f} ms",
+            p99 < TARGET_P99_MS,
+        )
+    )
+    print(line("latency from arrival max", f"{max(open_loop.latencies) * 1000:.2f} ms"))
     s50, s99 = (percentile(serial.latencies, p) * 1000 for p in (50, 99))
     print(
         line("service time, 1 in flight p50 / p99", f"{s50:.2f} / {s99:.2f} ms")
-        + f"   ({len(serial.latencies)} updates, {len(serial.latencies) / serial.seconds:.0f}/s)"
+        + f"   ({len(serial.latencies)} updates)"
     )
-    print(f"  per kind: count, p50 / p99 ms with {args.concurrency} in flight; p50 ms alone")
-    for kind in mix.kinds:
-        values = result.by_kind.get(kind, [])
-        alone = serial.by_kind.get(kind, [])
-        print(
-            f"    {kind:<10} {len(values):>5}  "
-            f"{percentile(values, 50) * 1000:7.2f} / {percentile(values, 99) * 1000:7.2f}"
-            f"   {percentile(alone, 50) * 1000:6.2f}"
-        )
+    print("\n".join(_per_kind(mix, open_loop, serial)))
     calls = ", ".join(f"{name}={count}" for name, count in sorted(session.calls.items()))
     print(f"  Bot API calls (whole run): {calls}")
     alerts = sum(session.alerts.values())
-    print(
-        line("errors / alert answers", f"{result.errors} / {alerts}", "0 / 0", not result.errors)
-    )
+    print(line("errors / alert answers", f"{errors} / {alerts}", "0 / 0", not errors))
     for text, count in session.alerts.most_common(3):
         print(f"    {count} × alert {text!r}")
-    print(line("upstream requests during the run", f"{run.upstream_requests}"))
+    print(line("upstream requests during the runs", f"{run.upstream_requests}"))
     if logs.total:
         print(f"  warnings logged: {logs.total}")
         print("\n".join(logs.summary()))
     if profiler is not None:
         print(profile_report(profiler))
     return {
-        "throughput": throughput,
+        "throughput": capacity,
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
-        "pass": throughput >= TARGET_UPDATES_PER_SECOND and p99 < TARGET_P99_MS,
+        "pass": capacity >= TARGET_UPDATES_PER_SECOND and p99 < TARGET_P99_MS and not errors,
     }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--updates", type=int, default=5000)
+    parser.add_argument("--updates", type=int, default=4000, help="updates per capacity round")
+    parser.add_argument("--rounds", type=int, default=3, help="capacity rounds (median)")
+    parser.add_argument("--rate", type=float, default=TARGET_UPDATES_PER_SECOND)
+    parser.add_argument(
+        "--open-updates", type=int, default=10_000, help="updates arriving at --rate"
+    )
     parser.add_argument("--warmup", type=int, default=500)
     # Enough users that no one taps faster than the throttle allows (2/s each) at 1,000/s.
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--serial", type=int, default=500, help="updates run one at a time")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", action="store_true", help="cProfile the measured run")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first capacity round")
     add_summary_arg(parser)
     return parser.parse_args(argv)
 
