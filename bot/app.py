@@ -334,8 +334,8 @@ async def build_app(settings: Settings) -> App:
         )
     crypto = _build_crypto(settings, http, topups, users, ledger, notifier, currency, server)
 
-    dp = Dispatcher(
-        storage=SQLiteStorage(db),
+    dp = Dispatcher(storage=SQLiteStorage(db))
+    services = dict(
         sms=sms,
         sms_enabled=sms is not None,
         settings=settings,
@@ -357,7 +357,7 @@ async def build_app(settings: Settings) -> App:
     throttle = build_throttle(
         settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
     )
-    install_routers(dp, users, settings.admin_ids, throttle)
+    install_routers(dp, users, settings.admin_ids, services, throttle)
     app = App(
         settings,
         db,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiogram import BaseMiddleware, Router
@@ -54,6 +54,24 @@ class UserMiddleware(BaseMiddleware):
         data["user"] = user
         with i18n.use_locale(locale_of(user)):
             return await handler(event, data)
+
+
+class Services(BaseMiddleware):
+    """Inner middleware: adds the shop's services to the arguments of the handler about to
+    run (a handler takes the ones it names, like `catalog: CatalogService`). Filters run
+    before it and do not get them: a filter that needs a service closes over it."""
+
+    def __init__(self, services: Mapping[str, Any]) -> None:
+        self.services = dict(services)
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        data.update(self.services)
+        return await handler(event, data)
 
 
 async def show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:

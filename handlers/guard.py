@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 class BanGuard(BaseMiddleware):
     """Register after the user middleware, which loads `user` (and sets the language)."""
 
-    def __init__(self, admin_ids: Iterable[int]) -> None:
+    def __init__(self, admin_ids: Iterable[int], admin: AdminService) -> None:
         self.admin_ids = frozenset(admin_ids)
+        self.admin = admin
 
     async def __call__(
         self,
@@ -42,8 +43,8 @@ class BanGuard(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         sender: TgUser | None = data.get("event_from_user")
-        admin: AdminService | None = data.get("admin")
-        if sender is None or sender.id in self.admin_ids or admin is None:
+        admin = self.admin
+        if sender is None or sender.id in self.admin_ids:
             return await handler(event, data)
         user: User | None = data.get("user")  # read fresh for every update
         banned = user.is_banned if user is not None else await admin.is_banned(sender.id)

@@ -180,25 +180,24 @@ def build_throttle(
     return ThrottleMiddleware(store or MemoryThrottleStore(), rate, burst, exempt, users)
 
 
-async def _buy_paused(
-    event: TelegramObject, orders: OrderService, user: User | None = None
-) -> bool | dict[str, Any]:
-    """Filter: matches while this user's buying is paused, handing the notice on."""
-    if user is None:
-        return False
-    until = await orders.buy_paused_until(user.id)
-    if until is None:
-        return False
-    return {"paused": BuyPaused(until)}
-
-
-def build_pause_router() -> Router:
+def build_pause_router(orders: OrderService) -> Router:
     """Placed before the buy router: opening Buy while paused says when buying resumes.
 
     The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
     recent pick, another route) end in the same notice; this only shows it up front.
     """
     router = Router(name="buy-paused")
+
+    async def _buy_paused(
+        event: TelegramObject, user: User | None = None
+    ) -> bool | dict[str, Any]:
+        """Filter: matches while this user's buying is paused, handing the notice on."""
+        if user is None:
+            return False
+        until = await orders.buy_paused_until(user.id)
+        if until is None:
+            return False
+        return {"paused": BuyPaused(until)}
 
     @router.message(Command("buy"), _buy_paused)
     async def buy_command(message: Message, paused: BuyPaused) -> None:
