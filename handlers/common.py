@@ -183,7 +183,7 @@ class CallbackIndex(BaseMiddleware):
     aiogram tries a callback query on every router in turn: each one builds its middleware
     chain, checks its filters and tries its handlers, and each `SomeCb.filter()` parses the
     data. A tap on a button of the twelfth router paid for eleven of those walks, the largest
-    single cost of a click. This outer middleware on the root router looks up the prefix of the
+    single cost of a click. This outer middleware (on the Dispatcher) looks up the prefix of the
     callback data instead and propagates only to the routers that may match, in their order:
     those whose callback handlers all use `CallbackData` filters with that prefix, plus those
     that could take any data (a handler without such a filter, or sub-routers). What a router
