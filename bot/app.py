@@ -38,7 +38,7 @@ from bot.services.sms import SmsService
 from bot.services.topups import TopupService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
-from bot.telegram import make_session
+from bot.telegram import ReplaceText, make_session
 from bot.web import (
     WebServer,
     cryptopay_webhook_handler,
@@ -224,6 +224,7 @@ def _pin_response_models() -> None:
         methods.DeleteWebhook,
         methods.GetMe,
         methods.DeleteMessage,
+        ReplaceText,
     ):
         _PINNED.append(Response[method.__returning__])  # type: ignore[name-defined]
 

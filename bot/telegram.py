@@ -3,13 +3,12 @@ reading its answer."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods import EditMessageText
-from aiogram.methods.base import Response
 
 
 def json_dumps(value: Any) -> str:
@@ -31,10 +30,6 @@ class ReplaceText(EditMessageText):
     the cost of a click. Errors are still raised as usual."""
 
     __returning__ = Any  # type: ignore[assignment]
-    # aiogram validates each answer as `Response[__returning__]`. pydantic keeps parametrized
-    # models in a weak cache, and nothing else held `Response[Any]`: the garbage collector
-    # dropped it every few dozen clicks and the next click paid some 2 ms to rebuild it.
-    _response_type: ClassVar[type[Response[Any]]] = Response[Any]
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         """What aiogram's session serializes. The keyboard comes out as finished JSON (pydantic
