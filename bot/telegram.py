@@ -34,13 +34,17 @@ class ReplaceText(EditMessageText):
     __returning__ = Any  # type: ignore[assignment]
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """What aiogram's session serializes. The keyboard comes out as finished JSON (pydantic
-        writes it in one call), which the session sends as is, being a string; as a dict it
-        was walked key by key (every button's dozen empty fields) and then encoded: about
-        70 µs a screen, against 9. The same text reaches Telegram either way."""
-        if self.reply_markup is None or "exclude" in kwargs:
+        """What aiogram's session serializes (it calls this with `warnings=False` only).
+
+        The keyboard comes out as finished JSON (pydantic writes it in one call), which the
+        session sends as is, being a string; as a dict it was walked key by key (every
+        button's dozen empty fields) and then encoded: about 70 µs a screen, against 9. The
+        other fields are handed over as they are: the session turns the nested objects
+        (link preview options, entities) into JSON itself, and pydantic's own dump with
+        `exclude` took 19 µs, against 1. The same text reaches Telegram either way."""
+        if self.reply_markup is None or kwargs.keys() - {"warnings"}:
             return super().model_dump(**kwargs)
-        data = super().model_dump(exclude={"reply_markup"}, **kwargs)
+        data = dict(self)
         data["reply_markup"] = self.reply_markup.model_dump_json(exclude_none=True)
         return data
 

@@ -7,11 +7,19 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
+import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, TelegramMethod
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, TelegramObject, Update
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    MessageEntity,
+    TelegramObject,
+    Update,
+)
 from pydantic import BaseModel, PrivateAttr
 
 from bot.telegram import ReplaceText, bind_bots_directly, json_dumps
@@ -58,7 +66,15 @@ def keyboard() -> InlineKeyboardMarkup:
     )
 
 
-async def test_replace_text_sends_what_edit_message_text_sends() -> None:
+NESTED: dict[str, Any] = {
+    "link_preview_options": LinkPreviewOptions(is_disabled=True, url="https://e.x/?a=1&b=<2>"),
+    "entities": [MessageEntity(type="bold", offset=0, length=2)],
+    "parse_mode": None,
+}
+
+
+@pytest.mark.parametrize("extra", [{}, NESTED], ids=["defaults", "nested objects"])
+async def test_replace_text_sends_what_edit_message_text_sends(extra: dict[str, Any]) -> None:
     message = {"message_id": 7, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "x"}
     session = Recorder({"ok": True, "result": message})
     bot = Bot(
@@ -67,6 +83,7 @@ async def test_replace_text_sends_what_edit_message_text_sends() -> None:
         default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True),
     )
     fields = {"chat_id": 5, "message_id": 7, "text": "<b>Hi</b> ✓", "reply_markup": keyboard()}
+    fields.update(extra)
     plain = await bot(EditMessageText(**fields))
     quick = await bot(ReplaceText(**fields))
     expected, got = session.sent
