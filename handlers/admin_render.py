@@ -20,13 +20,14 @@ from bot.services.admin import (
     Stats,
     UserCard,
 )
+from handlers.callbacks import Prefixed
 from handlers.keyboards import Rows, button, pager
 from handlers.render import esc, ledger_kind, status_label
 from storage.audit import AuditEntry
 from storage.models import Order
 
 
-class AdminCb(CallbackData, prefix="adm"):
+class AdminCb(Prefixed, CallbackData, prefix="adm"):
     to: str  # a section: home, stats, users, orders, pricing, broadcast, recon, backup, audit…
     n: int = 0  # the audit page, or the days of a reconciliation
 

@@ -27,6 +27,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.i18n import _, i18n, locale_of
 from bot.services.broadcast import BroadcastService, FloodWait, Phase, Progress
 from bot.services.users import UserService
+from handlers.callbacks import Prefixed
 from handlers.common import answer, show
 from storage.broadcasts import Broadcast, DeliveryStatus
 
@@ -42,7 +43,7 @@ MAX_FINAL_WAIT = 60
 BROADCAST_ADMIN_COMMANDS = {"broadcast": "message every active user"}
 
 
-class BroadcastCb(CallbackData, prefix="bc"):
+class BroadcastCb(Prefixed, CallbackData, prefix="bc"):
     bid: int = 0  # 0: the prompt, before there is a draft
     act: str  # send | cancel (a draft or the prompt) | stop (a running broadcast)
 
