@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: settings, percentiles, verdicts, log counting, profiling."""
+"""Helpers shared by the benchmarks: settings, percentiles, verdicts, log counting, profiling,
+and a probe of how fast the machine is right now."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import logging
 import math
 import pstats
+import statistics
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,3 +113,34 @@ def write_summary(path: Path | None, figures: dict[str, Any]) -> None:
         return
     clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()}
     path.write_text(json.dumps(clean))
+
+
+PROBE_UPDATE: dict[str, Any] = {
+    "update_id": 1,
+    "callback_query": {
+        "id": "9000000001",
+        "from": {"id": 100001, "is_bot": False, "first_name": "User", "language_code": "en"},
+        "chat_instance": "ci100001",
+        "data": "c:12:US",
+        "message": {"message_id": 501, "date": 1_700_000_000, "text": "previous screen"},
+    },
+}
+
+
+def machine_probe_ms(repeats: int = 5) -> float:
+    """Milliseconds for a fixed piece of the kind of work a bot does (decode JSON, walk and
+    copy small dicts, encode), median of `repeats`. It depends on nothing in this project, so
+    it tells how fast the machine is at the moment: on a shared VM it changes by half or more
+    from one minute to the next, and every figure printed next to it with it."""
+    text = json.dumps(PROBE_UPDATE)
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for number in range(4000):
+            update = json.loads(text)
+            query = update["callback_query"]
+            copy = {key: value for key, value in query.items() if value is not None}
+            copy["data"] = f"{query['data']}:{number}"
+            json.dumps({"ok": True, "result": copy, "sorted": sorted(copy)})
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs) * 1000

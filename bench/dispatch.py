@@ -71,6 +71,7 @@ from bench._common import (
     add_summary_arg,
     install_log_counter,
     line,
+    machine_probe_ms,
     make_settings,
     percentile,
     profile_report,
@@ -439,11 +440,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     palm = FakeSMSPalm()
     await palm.start()
+    probe_before = machine_probe_ms()
     try:
         with tempfile.TemporaryDirectory(prefix="numbot-bench-") as tmp:
             run = await run_phases(args, palm, Path(tmp) / "bot.db", rng)
     finally:
         await palm.stop()
+    probe_after = machine_probe_ms()
     registration, open_loop, serial = run.registration, run.open_loop, run.serial
     session, mix, profiler = run.session, run.mix, run.profiler
 
@@ -498,6 +501,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     for text, count in session.alerts.most_common(3):
         print(f"    {count} × alert {text!r}")
     print(line("upstream requests during the runs", f"{run.upstream_requests}"))
+    print(
+        line("machine probe before / after", f"{probe_before:.0f} / {probe_after:.0f} ms")
+        + "   (fixed work, not the bot's; lower is a faster machine)"
+    )
     if logs.total:
         print(f"  warnings logged: {logs.total}")
         print("\n".join(logs.summary()))
@@ -508,6 +515,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
+        "machine_probe_ms": [probe_before, probe_after],
         "pass": capacity >= TARGET_UPDATES_PER_SECOND and p99 < TARGET_P99_MS and not errors,
     }
 

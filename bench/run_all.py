@@ -37,6 +37,12 @@ def _dispatch(s: dict[str, Any]) -> list[Row]:
             "p99 < 20 ms",
             s["p99_ms"] < 20,
         ),
+        (
+            "machine probe before / after",
+            " / ".join(f"{ms:.0f}" for ms in s["machine_probe_ms"]) + " ms",
+            "",
+            None,
+        ),
     ]
 
 
