@@ -38,7 +38,8 @@ from bot.services.sms import SmsService
 from bot.services.topups import TopupService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
-from bot.telegram import ReplaceText, bind_bots_directly, make_session
+from bot.speedups import apply_speedups
+from bot.telegram import ReplaceText, make_session
 from bot.web import (
     WebServer,
     cryptopay_webhook_handler,
@@ -245,7 +246,7 @@ async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
     if not _PINNED:
         _pin_response_models()
-    bind_bots_directly()
+    apply_speedups()
     db = Database(settings.database_path)
     await db.connect()
     http = httpx.AsyncClient(
