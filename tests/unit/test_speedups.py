@@ -93,6 +93,20 @@ def test_binding_is_idempotent_and_leaves_other_private_attributes_to_pydantic()
     assert noted.__pydantic_private__ == {"_note": "kept", "_bot": bot}
 
 
+def test_the_bot_is_read_from_the_private_attributes() -> None:
+    apply_speedups()
+    bot, other = Bot(TOKEN), Bot("654321:ABCDEFabcdef")
+    query = Update.model_validate(CALLBACK_UPDATE, context={"bot": bot}).callback_query
+    assert query is not None
+    assert query._bot is bot and query.bot is bot
+    query.as_(other)  # written through pydantic, read back directly
+    assert query.bot is other and query.__pydantic_private__ == {"_bot": other}
+    object.__setattr__(query, "__pydantic_private__", {})
+    with pytest.raises(AttributeError):
+        _ = query._bot
+    assert getattr(query, "_bot", None) is None
+
+
 async def test_a_bound_query_answers_through_its_bot() -> None:
     apply_speedups()
     session = Recorder({"ok": True, "result": True})
