@@ -91,6 +91,7 @@ BOT_USER: dict[str, Any] = {
     "username": "numbot_bench",
 }
 TRUE_METHODS = (AnswerCallbackQuery, SetMyCommands, DeleteWebhook)
+TRUE_ANSWER = '{"ok":true,"result":true}'
 
 
 class LocalSession(BaseSession):
@@ -120,22 +121,21 @@ class LocalSession(BaseSession):
             prepared = self.prepare_value(value, bot=bot, files=files)
             if prepared:
                 payload[key] = prepared
-        result: Any
         request: object = method  # narrowed below; `method` keeps its generic type
         if isinstance(request, (SendMessage, EditMessageText)):
-            result = self._message(payload)
+            content = self._message(payload)
         elif isinstance(request, TRUE_METHODS):
             if isinstance(request, AnswerCallbackQuery) and request.show_alert:
                 self.alerts[str(request.text)] += 1
-            result = True
+            content = TRUE_ANSWER
         else:
             raise NotImplementedError(f"LocalSession does not answer {name}")
-        # Telegram's side of the exchange: done cheaply, as it is not the bot's work.
-        content = orjson.dumps({"ok": True, "result": result}).decode()
         response = self.check_response(bot=bot, method=method, status_code=200, content=content)
         return cast(TelegramType, response.result)
 
-    def _message(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _message(self, payload: dict[str, Any]) -> str:
+        """Telegram's answer: the message, echoing the keyboard. It is Telegram's work, not
+        the bot's, so it is done cheaply: the keyboard's JSON is spliced in as it came."""
         chat_id = int(payload["chat_id"])
         message_id = int(payload.get("message_id") or next(self._message_ids))
         message: dict[str, Any] = {
@@ -145,12 +145,11 @@ class LocalSession(BaseSession):
             "from": BOT_USER,
             "text": payload.get("text", ""),
         }
+        body = orjson.dumps(message).decode()
         markup = payload.get("reply_markup")
-        if markup:
-            decoded = orjson.loads(markup)
-            if "inline_keyboard" in decoded:
-                message["reply_markup"] = decoded
-        return message
+        if markup and markup.startswith('{"inline_keyboard"'):
+            body = f'{body[:-1]},"reply_markup":{markup}}}'
+        return f'{{"ok":true,"result":{body}}}'
 
     async def close(self) -> None:
         return None
@@ -373,6 +372,10 @@ async def run_phases(
         smspalm_api_key=palm.api_key,
         smspalm_base_url=palm.base_url,
         smspalm_rate_limit=100_000,
+        # Every tap goes through the throttle, but none is turned away: the capacity rounds
+        # run at up to 2,400/s over 1,000 users, above the default 2 taps/s each, and a
+        # throttled tap is answered early (cheaper) with an alert.
+        throttle_per_second=50,
     )
     app = await build_app(settings)
     settle_heap()  # as `python -m bot` does before it starts polling
@@ -417,9 +420,7 @@ async def run_phases(
     finally:
         await bot.session.close()
         await app.close()
-    return Phases(
-        registration, rounds, open_loop, serial, session, mix, upstream, profiler
-    )
+    return Phases(registration, rounds, open_loop, serial, session, mix, upstream, profiler)
 
 
 def _per_kind(mix: Mix, result: RunResult, serial: RunResult) -> list[str]:
@@ -497,7 +498,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     calls = ", ".join(f"{name}={count}" for name, count in sorted(session.calls.items()))
     print(f"  Bot API calls (whole run): {calls}")
     alerts = sum(session.alerts.values())
-    print(line("errors / alert answers", f"{errors} / {alerts}", "0 / 0", not errors))
+    print(
+        line("errors / alert answers", f"{errors} / {alerts}", "0 / 0", not errors and not alerts)
+    )
     for text, count in session.alerts.most_common(3):
         print(f"    {count} × alert {text!r}")
     print(line("upstream requests during the runs", f"{run.upstream_requests}"))
@@ -516,7 +519,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "p95_ms": p95,
         "p99_ms": p99,
         "machine_probe_ms": [probe_before, probe_after],
-        "pass": capacity >= TARGET_UPDATES_PER_SECOND and p99 < TARGET_P99_MS and not errors,
+        "pass": capacity >= TARGET_UPDATES_PER_SECOND
+        and p99 < TARGET_P99_MS
+        and not errors
+        and not sum(session.alerts.values()),
     }
 
 
@@ -529,7 +535,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--open-updates", type=int, default=10_000, help="updates arriving at --rate"
     )
     parser.add_argument("--warmup", type=int, default=500)
-    # Enough users that no one taps faster than the throttle allows (2/s each) at 1,000/s.
+    # Taps spread over many users, as in a shop (the throttle is raised; see run_phases).
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--serial", type=int, default=500, help="updates run one at a time")
