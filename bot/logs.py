@@ -29,3 +29,8 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     # httpx logs every request URL at INFO, and SMSPalm puts the API key in the query.
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiogram logs a line per update at INFO ("Update id=… is handled. Duration …"): at a
+    # busy shop's rate that buries everything else, and it costs every click a formatted,
+    # redacted, written line. It is shown at DEBUG.
+    event_level = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("aiogram.event").setLevel(event_level)
