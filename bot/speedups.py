@@ -78,7 +78,6 @@ def bind_bots_directly() -> int:
         BotContextController.__private_attributes__
     ) == {"_bot"}:
         BotContextController._bot = property(_read_bot)  # type: ignore[assignment]
-    original = AIOGRAM_POST_INIT
     patched = 0
     pending: list[type[BotContextController]] = [BotContextController]
     while pending:
@@ -87,7 +86,10 @@ def bind_bots_directly() -> int:
         hook = cls.__dict__.get("model_post_init")
         if hook is None or hook is _bind_bot:
             continue
-        if set(cls.__private_attributes__) == {"_bot"} and inspect.unwrap(hook) is original:
+        if (
+            set(cls.__private_attributes__) == {"_bot"}
+            and inspect.unwrap(hook) is AIOGRAM_POST_INIT
+        ):
             cls.model_post_init = _bind_bot  # type: ignore[method-assign, assignment]
             patched += 1
     return patched

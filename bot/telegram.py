@@ -45,4 +45,3 @@ class ReplaceText(EditMessageText):
         data = dict(self)
         data["reply_markup"] = self.reply_markup.model_dump_json(exclude_none=True)
         return data
-

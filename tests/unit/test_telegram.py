@@ -95,4 +95,3 @@ async def test_replace_text_without_keyboard() -> None:
     await bot(EditMessageText(chat_id=5, message_id=7, text="plain"))
     await bot(ReplaceText(chat_id=5, message_id=7, text="plain"))
     assert session.sent[0] == session.sent[1]
-
