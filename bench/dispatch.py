@@ -46,7 +46,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -263,10 +263,19 @@ async def build_mix(app: App) -> Mix:
 
 @dataclass
 class RunResult:
-    latencies: list[float]
-    by_kind: dict[str, list[float]]
-    seconds: float
-    errors: int
+    latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    errors: int = 0
+
+    def add(self, kind: str, elapsed: float) -> None:
+        self.latencies.append(elapsed)
+        self.by_kind.setdefault(kind, []).append(elapsed)
+
+
+def parse(raw: bytes, bot: Bot) -> Update:
+    """The bot's side of receiving an update: decode the JSON, build the `Update`."""
+    return Update.model_validate(orjson.loads(raw), context={"bot": bot})
 
 
 async def run_updates(
@@ -277,35 +286,31 @@ async def run_updates(
 ) -> RunResult:
     """Feed updates like aiogram's polling loop with a task limit; time each feed_update."""
     semaphore = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    by_kind: dict[str, list[float]] = {}
-    errors = 0
+    result = RunResult()
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(kind: str, update: Update) -> None:
-        nonlocal errors
         try:
             started = time.perf_counter()
             try:
                 await app.dp.feed_update(bot, update)
             except Exception:
-                errors += 1
-            elapsed = time.perf_counter() - started
-            latencies.append(elapsed)
-            by_kind.setdefault(kind, []).append(elapsed)
+                result.errors += 1
+            result.add(kind, time.perf_counter() - started)
         finally:
             semaphore.release()
 
     began = time.perf_counter()
     for kind, raw in raw_updates:
-        update = Update.model_validate(orjson.loads(raw), context={"bot": bot})
+        update = parse(raw, bot)
         await semaphore.acquire()
         task = asyncio.create_task(handle(kind, update))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     while tasks:
         await asyncio.gather(*list(tasks))
-    return RunResult(latencies, by_kind, time.perf_counter() - began, errors)
+    result.seconds = time.perf_counter() - began
+    return result
 
 
 async def run_open_loop(
@@ -321,21 +326,15 @@ async def run_open_loop(
     loop = asyncio.get_running_loop()
     span = count / rate
     arrivals = sorted(rng.uniform(0, span) for _ in range(count))
-    latencies: list[float] = []
-    by_kind: dict[str, list[float]] = {}
-    errors = 0
+    result = RunResult()
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(kind: str, raw: bytes, arrived: float) -> None:
-        nonlocal errors
         try:
-            update = Update.model_validate(orjson.loads(raw), context={"bot": bot})
-            await app.dp.feed_update(bot, update)
+            await app.dp.feed_update(bot, parse(raw, bot))
         except Exception:
-            errors += 1
-        elapsed = loop.time() - arrived
-        latencies.append(elapsed)
-        by_kind.setdefault(kind, []).append(elapsed)
+            result.errors += 1
+        result.add(kind, loop.time() - arrived)
 
     began = loop.time()
     for (kind, raw), offset in zip(raw_updates, arrivals, strict=True):
@@ -347,7 +346,8 @@ async def run_open_loop(
         task.add_done_callback(tasks.discard)
     while tasks:
         await asyncio.gather(*list(tasks))
-    return RunResult(latencies, by_kind, loop.time() - began, errors)
+    result.seconds = loop.time() - began
+    return result
 
 
 @dataclass
