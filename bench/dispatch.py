@@ -78,7 +78,7 @@ from bench._common import (
     write_summary,
 )
 from bot.app import App, build_app, settle_heap
-from bot.telegram import json_dumps
+from bot.telegram import LeanCodec, json_dumps
 from handlers.callbacks import CountryCb, MenuCb, OrdersCb, ServiceCb, ServicesCb
 from tests.fakes.smspalm import FakeSMSPalm
 
@@ -94,7 +94,7 @@ TRUE_METHODS = (AnswerCallbackQuery, SetMyCommands, DeleteWebhook)
 TRUE_ANSWER = '{"ok":true,"result":true}'
 
 
-class LocalSession(BaseSession):
+class LocalSession(LeanCodec, BaseSession):
     """A Bot API session that answers in-process: canned results, no HTTP.
 
     Requests are serialized like ``AiohttpSession.build_form_data`` does and answers go
@@ -274,8 +274,9 @@ class RunResult:
 
 
 def parse(raw: bytes, bot: Bot) -> Update:
-    """The bot's side of receiving an update: decode the JSON, build the `Update`."""
-    return Update.model_validate(orjson.loads(raw), context={"bot": bot})
+    """The bot's side of receiving an update: parse and validate the JSON in one pass, as
+    `LeanCodec.check_response` does with a `getUpdates` answer."""
+    return Update.model_validate_json(raw, context={"bot": bot})
 
 
 async def run_updates(

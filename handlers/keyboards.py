@@ -11,6 +11,7 @@ from bot.i18n import _, country_name, i18n
 from bot.money import Currency
 from bot.providers.base import Route
 from bot.services.catalog import CountryChoice, Page, RouteChoice
+from bot.telegram import Keyboard
 from handlers import render
 from handlers.callbacks import (
     CountryCb,
@@ -61,7 +62,7 @@ class Rows:
 
     def as_markup(self) -> InlineKeyboardMarkup:
         self.adjust(8)
-        return InlineKeyboardMarkup(inline_keyboard=self._rows)
+        return Keyboard(inline_keyboard=self._rows)
 
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:

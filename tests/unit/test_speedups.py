@@ -1,43 +1,32 @@
-"""bot.speedups: aiogram objects bound to their bot in one step still know their bot, and
-middleware chains built without `functools.wraps` run as aiogram's do."""
+"""bot.speedups: aiogram objects bound to their bot in one step still know their bot,
+middleware chains built without `functools.wraps` run as aiogram's do, and the lighter UNSET
+check drops what aiogram's drops."""
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, Router
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.methods import AnswerCallbackQuery
+from aiogram.methods.base import TelegramMethod
 from aiogram.types import TelegramObject, Update
+from aiogram.types.base import UNSET
 from pydantic import BaseModel, PrivateAttr
 
 from bot.speedups import (
+    AIOGRAM_REMOVE_UNSET,
     AIOGRAM_WRAP_MIDDLEWARES,
+    _remove_unset,
     _wrap_middlewares,
     apply_speedups,
     bind_bots_directly,
     lighten_middleware_chains,
+    lighten_unset_check,
 )
-from tests.unit.test_telegram import TOKEN, Recorder
-
-CALLBACK_UPDATE: dict[str, Any] = {
-    "update_id": 7,
-    "callback_query": {
-        "id": "42",
-        "from": {"id": 5, "is_bot": False, "first_name": "Ann"},
-        "chat_instance": "ci5",
-        "data": "s:1",
-        "message": {
-            "message_id": 9,
-            "date": 1_700_000_000,
-            "chat": {"id": 5, "type": "private"},
-            "from": {"id": 123456, "is_bot": True, "first_name": "Numbot"},
-            "text": "Pick a service",
-            "reply_markup": {"inline_keyboard": [[{"text": "WhatsApp", "callback_data": "s:1"}]]},
-        },
-    },
-}
+from tests.unit.test_telegram import CALLBACK_UPDATE, TOKEN, Recorder
 
 
 def telegram_objects(model: BaseModel) -> list[BaseModel]:
@@ -205,3 +194,41 @@ async def test_a_dispatcher_runs_outer_then_inner_middlewares_around_the_handler
     assert calls == [
         "update outer", "dp outer", "router outer", "dp inner", "router inner", "handler"
     ]  # fmt: skip
+
+
+# -- the UNSET check --------------------------------------------------------------------------
+
+
+def test_the_installed_aiogram_is_the_one_the_unset_check_was_written_against() -> None:
+    """Fails after an aiogram upgrade that changes `remove_unset`: read the new one, and
+    update `_remove_unset` and its hashes (or drop it)."""
+    assert lighten_unset_check() == 2
+    assert lighten_unset_check() == 2
+
+
+VALUES: list[Any] = [
+    {},
+    {"id": 5, "first_name": "Ann"},
+    {"text": UNSET, "show_alert": True, "url": None},
+    {"parse_mode": UNSET, "text": UNSET},
+    "not a dict",
+    None,
+    [("id", 5)],
+]
+
+
+@pytest.mark.parametrize("owner", [TelegramObject, TelegramMethod])
+@pytest.mark.parametrize("values", VALUES)
+def test_the_unset_check_keeps_and_drops_what_aiogram_s_does(owner: type, values: Any) -> None:
+    function = owner.__dict__["remove_unset"].__func__
+    aiogram_s = types.FunctionType(AIOGRAM_REMOVE_UNSET[owner], function.__globals__)
+    assert _remove_unset(owner, values) == aiogram_s(owner, values)
+
+
+def test_objects_built_with_unset_get_their_defaults() -> None:
+    apply_speedups()
+    query = AnswerCallbackQuery(callback_query_id="1", text=UNSET, show_alert=True)
+    assert (query.text, query.show_alert) == (None, True)
+    update = Update.model_validate(CALLBACK_UPDATE)
+    assert update.callback_query is not None
+    assert update.callback_query.from_user.first_name == "Ann"
