@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import math
+import os
 import pstats
 import statistics
 import time
@@ -144,3 +145,36 @@ def machine_probe_ms(repeats: int = 5) -> float:
             json.dumps({"ok": True, "result": copy, "sorted": sorted(copy)})
         runs.append(time.perf_counter() - started)
     return statistics.median(runs) * 1000
+
+
+class StealMeter:
+    """CPU time the hypervisor took from this VM while a phase ran (the `steal` column of
+    /proc/stat), as a share of one core: the bot runs on one. On this shared VM it is near
+    0 most of the time and 40-90 % for seconds at a stretch, and a core that is stolen
+    from cannot keep up with updates whatever the bot does; a latency figure from such a
+    phase measures the neighbours. None where /proc/stat is not there."""
+
+    def __init__(self) -> None:
+        self._ticks = self.ticks()
+        self._started = time.perf_counter()
+
+    @staticmethod
+    def ticks() -> int | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = stat.readline().split()
+        except OSError:
+            return None
+        return int(fields[8]) if fields[:1] == ["cpu"] and len(fields) > 8 else None
+
+    def share(self) -> float | None:
+        """Stolen core-seconds per second since the meter was made."""
+        now = self.ticks()
+        elapsed = time.perf_counter() - self._started
+        if now is None or self._ticks is None or elapsed <= 0:
+            return None
+        return (now - self._ticks) / os.sysconf("SC_CLK_TCK") / elapsed
+
+
+def steal_text(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench._common import verdict
+from bench._common import steal_text, verdict
 
 Row = tuple[str, str, str, bool | None]  # label, measured, target, met (None: no target)
 
@@ -43,6 +43,7 @@ def _dispatch(s: dict[str, Any]) -> list[Row]:
             "",
             None,
         ),
+        ("CPU stolen during the arrivals", steal_text(s.get("steal_share")), "", None),
     ]
 
 

@@ -35,11 +35,12 @@ class LeanCodec(BaseSession):
     * A request's scalar fields (a chat id, a text, a flag) skip the eight type checks of
       `prepare_value` that only nested values need: they were a third of a screen's cost
       in the session.
-    * An answer with a typed result (an `Update` list, `True`) is parsed and validated in
-      one pass by pydantic's JSON parser instead of decoded to dicts first (a callback
-      update: 57 µs against 79), through a `Response[...]` model looked up once per type.
-      Anything else, every error answer among it, takes aiogram's own path, with aiogram's
-      exceptions."""
+    * A successful answer is validated by a `Response[...]` model looked up once per
+      result type: pydantic's lookup of a generic model builds and hashes its key on every
+      call. Anything else, every error answer among it, takes aiogram's own path, with
+      aiogram's exceptions. (pydantic's JSON parser, tried for typed answers, was no
+      faster than orjson on real updates, which share no strings the way a benchmark's
+      repeated one does.)"""
 
     _response_models: ClassVar[dict[Any, type[Response[Any]]]] = {}
     _defaults_written: ClassVar[dict[int, tuple[TelegramObject, Any]]] = {}
@@ -84,11 +85,8 @@ class LeanCodec(BaseSession):
             if model is None:
                 model = self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
             try:
-                if returning is Any:  # dicts all the way down: orjson builds them faster
-                    response = model.model_validate(self.json_loads(content), context={"bot": bot})
-                else:
-                    response = model.model_validate_json(content, context={"bot": bot})
-            except Exception:
+                response = model.model_validate(self.json_loads(content), context={"bot": bot})
+            except Exception:  # aiogram's path below raises the right error for it
                 pass
             else:
                 if response.ok:
