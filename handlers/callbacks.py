@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
 from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import CallbackQuery
 from magic_filter import MagicFilter
+from pydantic import ConfigDict
 
 QUERY_MAX_BYTES = 32
 
@@ -27,11 +28,34 @@ class PrefixFilter(CallbackQueryFilter):
 
 class Prefixed:
     """Mixin for our callback data (before `CallbackData` in the bases): `.filter()` gives
-    a `PrefixFilter`."""
+    a `PrefixFilter`, and data is frozen and unpacked once per distinct string.
+
+    Most clicks carry one of a few hundred strings (the menus' buttons), and aiogram's
+    `unpack` splits, checks and validates each anew: about 8 µs a click. Frozen, an
+    unpacked instance can be handed to every handler that gets the same string. A string
+    that does not unpack raises as before and is not kept; the store is emptied when it
+    reaches `UNPACKED_KEPT` strings, so made-up data cannot grow it."""
+
+    model_config = ConfigDict(frozen=True)
 
     @classmethod
     def filter(cls, rule: MagicFilter | None = None) -> CallbackQueryFilter:
         return PrefixFilter(callback_data=cast(type[CallbackData], cls), rule=rule)
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        key = (cls, value)
+        data = _UNPACKED.get(key)
+        if data is None:
+            data = super().unpack(value)  # type: ignore[misc]
+            if len(_UNPACKED) >= UNPACKED_KEPT:
+                _UNPACKED.clear()
+            _UNPACKED[key] = data
+        return cast(Self, data)
+
+
+UNPACKED_KEPT = 4096
+_UNPACKED: dict[tuple[type, str], object] = {}
 
 
 class MenuCb(Prefixed, CallbackData, prefix="m"):

@@ -1,5 +1,5 @@
-"""handlers.callbacks: every factory packs under 64 bytes, and the prefix-first filter
-decides exactly as aiogram's own `CallbackData` filter does."""
+"""handlers.callbacks: every factory packs under 64 bytes, the prefix-first filter decides
+exactly as aiogram's own `CallbackData` filter does, and data unpacked once is aiogram's."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import pytest
 from aiogram import F
 from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import CallbackQuery, User
+from pydantic import ValidationError
 
 from handlers.admin_render import AdminCb
 from handlers.broadcast import BroadcastCb
 from handlers.callbacks import (
+    _UNPACKED,
+    UNPACKED_KEPT,
     CountryCb,
     LanguageCb,
     MenuCb,
@@ -81,3 +84,38 @@ async def test_prefix_filter_keeps_the_rule() -> None:
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.pack())
 def test_packed_data_fits_telegram(sample: CallbackData) -> None:
     assert len(sample.pack().encode()) <= 64
+
+
+def aiogram_unpack(factory: type[CallbackData], data: str) -> CallbackData:
+    return CallbackData.unpack.__func__(factory, data)  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_unpacking_gives_what_aiogram_gives(factory: type[CallbackData]) -> None:
+    for data in [sample.pack() for sample in SAMPLES] + STRANGERS:
+        try:
+            expected: Any = aiogram_unpack(factory, data)
+        except (TypeError, ValueError) as exc:
+            expected = type(exc)
+        for _ in range(2):  # unpacked, then kept
+            try:
+                got: Any = factory.unpack(data)
+            except (TypeError, ValueError) as exc:
+                got = type(exc)
+            assert got == expected, data
+
+
+def test_a_string_is_unpacked_once_into_frozen_data() -> None:
+    data = CountryCb(sid=12, cc="US").pack()
+    first = CountryCb.unpack(data)
+    assert CountryCb.unpack(data) is first
+    with pytest.raises(ValidationError):
+        first.cc = "GB"  # type: ignore[misc]
+    assert first.model_copy(update={"cc": "GB"}).pack() == "c:12:GB"
+
+
+def test_made_up_data_cannot_grow_the_store() -> None:
+    for number in range(UNPACKED_KEPT + 10):
+        OrdersCb.unpack(f"op:{number}")
+    assert len(_UNPACKED) <= UNPACKED_KEPT
+    assert OrdersCb.unpack("op:3") == OrdersCb(page=3)
