@@ -57,7 +57,7 @@ from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
-from storage.fsm import SQLiteStorage
+from storage.fsm import NoIsolation, SQLiteStorage
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
@@ -337,7 +337,7 @@ async def build_app(settings: Settings) -> App:
         )
     crypto = _build_crypto(settings, http, topups, users, ledger, notifier, currency, server)
 
-    dp = Dispatcher(storage=SQLiteStorage(db))
+    dp = Dispatcher(storage=SQLiteStorage(db), events_isolation=NoIsolation())
     services = dict(
         sms=sms,
         sms_enabled=sms is not None,

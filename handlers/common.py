@@ -52,8 +52,11 @@ class UserMiddleware(BaseMiddleware):
             sender.id, sender.username, sender.first_name, sender.language_code
         )
         data["user"] = user
-        with i18n.use_locale(locale_of(user)):
+        token = i18n.ctx_locale.set(locale_of(user))  # `i18n.use_locale`, minus its generator
+        try:
             return await handler(event, data)
+        finally:
+            i18n.ctx_locale.reset(token)
 
 
 class Services(BaseMiddleware):
