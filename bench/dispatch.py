@@ -270,10 +270,17 @@ class RunResult:
     seconds: float = 0.0
     errors: int = 0
     steal: float | None = None  # share of a core the hypervisor took meanwhile
+    meter: StealMeter = field(default_factory=StealMeter, repr=False)
 
     def add(self, kind: str, elapsed: float) -> None:
         self.latencies.append(elapsed)
         self.by_kind.setdefault(kind, []).append(elapsed)
+
+    def finish(self, seconds: float) -> RunResult:
+        """The run took `seconds`; the steal is read over the same span."""
+        self.seconds = seconds
+        self.steal = self.meter.share()
+        return self
 
 
 def parse(raw: bytes, bot: Bot) -> Update:
@@ -290,7 +297,6 @@ async def run_updates(
     """Feed updates like aiogram's polling loop with a task limit; time each feed_update."""
     semaphore = asyncio.Semaphore(concurrency)
     result = RunResult()
-    steal = StealMeter()
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(kind: str, update: Update) -> None:
@@ -313,9 +319,7 @@ async def run_updates(
         task.add_done_callback(tasks.discard)
     while tasks:
         await asyncio.gather(*list(tasks))
-    result.seconds = time.perf_counter() - began
-    result.steal = steal.share()
-    return result
+    return result.finish(time.perf_counter() - began)
 
 
 async def run_open_loop(
@@ -333,7 +337,6 @@ async def run_open_loop(
     arrivals = sorted(rng.uniform(0, span) for _ in range(count))
     result = RunResult()
     tasks: set[asyncio.Task[None]] = set()
-    steal = StealMeter()
 
     async def handle(kind: str, raw: bytes, arrived: float) -> None:
         try:
@@ -352,9 +355,7 @@ async def run_open_loop(
         task.add_done_callback(tasks.discard)
     while tasks:
         await asyncio.gather(*list(tasks))
-    result.seconds = loop.time() - began
-    result.steal = steal.share()
-    return result
+    return result.finish(loop.time() - began)
 
 
 @dataclass
