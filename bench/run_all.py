@@ -55,6 +55,7 @@ def _dispatch(s: dict[str, Any]) -> list[Row]:
             "",
             None,
         ),
+        ("  arrivals with no steal near them", ", ".join(s["p99_ms_unstolen"]), "", None),
     ]
 
 
