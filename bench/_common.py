@@ -183,36 +183,36 @@ def steal_text(share: float | None) -> str:
 
 class StealTimeline:
     """When in a run the hypervisor took CPU: /proc/stat's steal, read every `every` seconds
-    on the event loop (a read costs about 20 µs). `touched(start, end)` tells whether a
-    stretch overlaps a stolen window, so the latency of arrivals the neighbours did not
-    touch can be printed beside the whole run's."""
+    on the event loop (a read costs about 20 µs) between `start()` and `stop()`. Then
+    `touched(start, end)` tells whether a stretch overlaps a window in which steal was
+    counted, so the latency of arrivals the neighbours did not touch can be printed beside
+    the whole run's."""
 
     def __init__(self, every: float = 0.1) -> None:
         self.every = every
-        self.samples: list[tuple[float, int]] = []
+        self._samples: list[tuple[float, int]] = []
+        self._windows: list[tuple[float, float]] = []
         self._handle: asyncio.TimerHandle | None = None
+
+    def _sample(self) -> bool:
+        ticks = StealMeter.ticks()
+        if ticks is not None:
+            self._samples.append((asyncio.get_running_loop().time(), ticks))
+        return ticks is not None
+
+    def _tick(self) -> None:
+        if self._sample():
+            self._handle = asyncio.get_running_loop().call_later(self.every, self._tick)
 
     def start(self) -> None:
         self._tick()
 
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        ticks = StealMeter.ticks()
-        if ticks is not None:
-            self.samples.append((loop.time(), ticks))
-            self._handle = loop.call_later(self.every, self._tick)
-
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._tick()
-        if self._handle is not None:
-            self._handle.cancel()
+        self._sample()
+        pairs = zip(self._samples, self._samples[1:], strict=False)
+        self._windows = [(t0, t1) for (t0, n0), (t1, n1) in pairs if n1 > n0]
 
-    def stolen(self) -> list[tuple[float, float]]:
-        """The sampling windows in which steal ticks were counted."""
-        pairs = zip(self.samples, self.samples[1:], strict=False)
-        return [(t0, t1) for (t0, n0), (t1, n1) in pairs if n1 > n0]
-
-    def touched(self, windows: list[tuple[float, float]], start: float, end: float) -> bool:
-        return any(t0 < end and t1 > start for t0, t1 in windows)
+    def touched(self, start: float, end: float) -> bool:
+        return any(t0 < end and t1 > start for t0, t1 in self._windows)

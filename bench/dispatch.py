@@ -371,11 +371,10 @@ async def run_open_loop(
     timeline.stop()
     # An arrival counts as untouched when no steal was counted from STEAL_REACH seconds
     # before it (the queue a stolen stretch leaves takes that long to drain) to its answer.
-    stolen = timeline.stolen()
     result.unstolen = [
         done - arrived
         for arrived, done in spans
-        if not timeline.touched(stolen, arrived - STEAL_REACH, done)
+        if not timeline.touched(arrived - STEAL_REACH, done)
     ]
     return result.finish(loop.time() - began)
 
@@ -466,11 +465,13 @@ def _unstolen_text(result: RunResult) -> str:
     return f"p99 {percentile(result.unstolen, 99) * 1000:.2f} ms ({share:.0%})"
 
 
-def _per_kind(mix: Mix, result: RunResult, serial: RunResult) -> list[str]:
+def _per_kind(
+    mix: Mix, by_kind: dict[str, list[float]], alone_by_kind: dict[str, list[float]]
+) -> list[str]:
     lines = ["  per kind, all arrival runs: count, p50 / p99 ms; p50 ms alone"]
     for kind in mix.kinds:
-        values = result.by_kind.get(kind, [])
-        alone = serial.by_kind.get(kind, [])
+        values = by_kind.get(kind, [])
+        alone = alone_by_kind.get(kind, [])
         lines.append(
             f"    {kind:<10} {len(values):>5}  "
             f"{percentile(values, 50) * 1000:7.2f} / {percentile(values, 99) * 1000:7.2f}"
@@ -502,10 +503,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         [percentile(r.latencies, p) * 1000 for r in arrivals] for p in (50, 95, 99)
     )
     p50, p95, p99 = (statistics.median(values) for values in (p50s, p95s, p99s))
-    pooled = RunResult()
+    pooled: dict[str, list[float]] = {}
     for arrival_run in arrivals:
         for kind, values in arrival_run.by_kind.items():
-            pooled.by_kind.setdefault(kind, []).extend(values)
+            pooled.setdefault(kind, []).extend(values)
     errors = sum(r.errors for r in run.rounds + arrivals)
     print("Dispatch (real Dispatcher + SQLite, local Bot API session)")
     print(
@@ -558,7 +559,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         line("service time, 1 in flight p50 / p99", f"{s50:.2f} / {s99:.2f} ms")
         + f"   ({len(serial.latencies)} updates)"
     )
-    print("\n".join(_per_kind(mix, pooled, serial)))
+    print("\n".join(_per_kind(mix, pooled, serial.by_kind)))
     calls = ", ".join(f"{name}={count}" for name, count in sorted(session.calls.items()))
     print(f"  Bot API calls (whole run): {calls}")
     alerts = sum(session.alerts.values())
