@@ -14,7 +14,6 @@ from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
-from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from pydantic import SecretStr
 
@@ -39,7 +38,7 @@ from bot.services.topups import TopupService
 from bot.services.users import UserService
 from bot.services.wallet import WalletService
 from bot.speedups import apply_speedups
-from bot.telegram import ReplaceText, make_session
+from bot.telegram import LeanCodec, ReplaceText, make_session
 from bot.web import (
     WebServer,
     cryptopay_webhook_handler,
@@ -211,26 +210,19 @@ class App:
         await self.db.close()
 
 
-def _pin_response_models() -> None:
-    """aiogram parses every Bot API answer as `Response[<result type>]`; pydantic caches those
-    generic classes weakly, so after a garbage collection each is rebuilt (milliseconds, and
-    p99 spikes). Keeping a strong reference to the ones the bot uses avoids that."""
-    for method in (
-        methods.GetUpdates,
-        methods.SendMessage,
-        methods.EditMessageText,
-        methods.EditMessageReplyMarkup,
-        methods.AnswerCallbackQuery,
-        methods.SetMyCommands,
-        methods.DeleteWebhook,
-        methods.GetMe,
-        methods.DeleteMessage,
-        ReplaceText,
-    ):
-        _PINNED.append(Response[method.__returning__])  # type: ignore[name-defined]
-
-
-_PINNED: list[type] = []
+# The Bot API methods of a busy minute, whose answer models are built before serving.
+BUSY_METHODS = (
+    methods.GetUpdates,
+    methods.SendMessage,
+    methods.EditMessageText,
+    methods.EditMessageReplyMarkup,
+    methods.AnswerCallbackQuery,
+    methods.SetMyCommands,
+    methods.DeleteWebhook,
+    methods.GetMe,
+    methods.DeleteMessage,
+    ReplaceText,
+)
 
 
 def settle_heap() -> None:
@@ -244,8 +236,8 @@ def settle_heap() -> None:
 
 async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
-    if not _PINNED:
-        _pin_response_models()
+    for method in BUSY_METHODS:
+        LeanCodec.response_model(method.__returning__)
     apply_speedups()
     db = Database(settings.database_path)
     await db.connect()

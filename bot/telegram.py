@@ -36,14 +36,24 @@ class LeanCodec(BaseSession):
       `prepare_value` that only nested values need: they were a third of a screen's cost
       in the session.
     * A successful answer is validated by a `Response[...]` model looked up once per
-      result type: pydantic's lookup of a generic model builds and hashes its key on every
-      call. Anything else, every error answer among it, takes aiogram's own path, with
-      aiogram's exceptions. (pydantic's JSON parser, tried for typed answers, was no
-      faster than orjson on real updates, which share no strings the way a benchmark's
-      repeated one does.)"""
+      result type (`response_model`): pydantic's lookup of a generic model builds and
+      hashes its key on every call. Anything else, every error answer among it, takes
+      aiogram's own path, with aiogram's exceptions. (pydantic's JSON parser, tried for
+      typed answers, was no faster than orjson on real updates, which share no strings the
+      way a benchmark's repeated one does.)"""
 
     _response_models: ClassVar[dict[Any, type[Response[Any]]]] = {}
     _defaults_written: ClassVar[dict[int, tuple[TelegramObject, Any]]] = {}
+
+    @classmethod
+    def response_model(cls, returning: Any) -> type[Response[Any]]:
+        """`Response[returning]`, kept. pydantic caches its generic models only weakly: after
+        a garbage collection one nobody held was rebuilt, milliseconds in someone's click.
+        `build_app` makes the busy ones before serving."""
+        model = cls._response_models.get(returning)
+        if model is None:
+            model = cls._response_models[returning] = Response[returning]  # type: ignore[valid-type]
+        return model
 
     def prepare_value(
         self, value: Any, bot: Bot, files: dict[str, Any], _dumps_json: bool = True
@@ -81,9 +91,7 @@ class LeanCodec(BaseSession):
     ) -> Response[TelegramType]:
         returning = method.__returning__
         if HTTPStatus.OK <= status_code <= HTTPStatus.IM_USED:
-            model = self._response_models.get(returning)
-            if model is None:
-                model = self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
+            model = self.response_model(returning)
             try:
                 response = model.model_validate(self.json_loads(content), context={"bot": bot})
             except Exception:  # aiogram's path below raises the right error for it
