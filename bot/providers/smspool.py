@@ -24,9 +24,14 @@ Transport
   "param: country" -> NoNumbers; anything else (including "Something went horribly wrong" and
   "Fill in all params!") -> UpstreamUnavailable, or RateLimited on HTTP 429.
 * Reads retry (default twice) on network errors and UpstreamUnavailable answers, 429 included.
-  A purchase is never retried: a connect error is UpstreamUnavailable (nothing was sent); any
-  other network error, or HTTP 502/504/520/524 without a JSON answer (a proxy gave up while
-  SMSPool may have gone on), is PurchaseOutcomeUnknown and gets reconciled (below).
+  A purchase is never retried, and only a documented refusal proves it failed: a failure
+  answer whose words map to a typed error above (including "Something went horribly wrong,
+  try again please!", a Fail answer of the doc's purchase/sms table) or that names a "Missing
+  or invalid param" (the doc's `errors` shape), whatever the HTTP status. A connect error is
+  UpstreamUnavailable (nothing was sent). Everything else is PurchaseOutcomeUnknown and gets
+  reconciled (below): any other network error, an HTTP 5xx or 524 page, HTML, a non-JSON or
+  unknown JSON body (an HTTP 429 included: the doc describes no rate limit), a refusal in
+  words we do not know, and a success without an order id and number.
 
 Values
 * Amounts may be strings or numbers; JSON numbers are read as Decimal, never through float.
@@ -133,8 +138,6 @@ MAX_REMEMBERED = 1000
 REDACTED = "***"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# HTTP answers on a purchase that a proxy gives when it stopped waiting for SMSPool.
-AMBIGUOUS_PURCHASE_STATUSES = frozenset({502, 504, 520, 524})
 # Failures where the request cannot have reached SMSPool.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -151,6 +154,8 @@ ERRORS: tuple[tuple[str, type[ProviderError]], ...] = (
     ("param: country", NoNumbers),
     ("something went horribly wrong", UpstreamUnavailable),
 )
+
+PARAM_ERROR = "missing or invalid param"  # the doc's `errors` entries: nothing was bought
 
 CHECK_PENDING, CHECK_EXPIRED, CHECK_CODE, CHECK_RESEND, CHECK_CANCELLED, CHECK_REFUNDED = range(
     1, 7
@@ -385,18 +390,24 @@ def parse_suggested(body: str, http_status: int = 200) -> list[UpstreamOffer]:
 
 
 def parse_purchase(body: str, http_status: int = 200) -> Purchase:
-    """`{"success":1,"number":"123456789","order_id":"ABCDEFG",...,"expires_in":599}`."""
+    """`{"success":1,"number":"123456789","order_id":"ABCDEFG",...,"expires_in":599}`, a
+    documented refusal (its typed error), or PurchaseOutcomeUnknown for anything else."""
     data = _load(body)
-    if data is None and http_status in AMBIGUOUS_PURCHASE_STATUSES:
-        raise PurchaseOutcomeUnknown(f"purchase/sms: HTTP {http_status} from a proxy")
-    data = _answer(body, http_status)
+    message = failure_message(data, http_status)
+    if message is not None:
+        if known_error(message) is not None or PARAM_ERROR in message.lower():
+            raise error_for(message, http_status)
+        detail = _snippet(message) or "refused without a message"
+        raise PurchaseOutcomeUnknown(f"SMSPool purchase/sms (HTTP {http_status}): {detail}")
     if isinstance(data, dict) and _is_true(data.get("success")):
         order_id, number = _text(data.get("order_id")), digits(data.get("number") or "")
         if order_id is not None and number:
             if http_status >= 400:
                 log.warning("SMSPool sold order %s with HTTP %s", order_id, http_status)
             return Purchase(order_id, number, _int(data.get("expires_in")))
-    raise unexpected(body, http_status)
+    raise PurchaseOutcomeUnknown(
+        f"unclear SMSPool purchase/sms answer (HTTP {http_status}): {_snippet(body)!r}"
+    )
 
 
 def parse_check(body: str, http_status: int = 200) -> Check:

@@ -287,6 +287,20 @@ class FakePapSMS(FakeServer):
         reply = Reply(text, http_status, content_type or guess_content_type(text))
         self._failures.push(path_prefix, reply, times)
 
+    def garble_next(
+        self,
+        path_prefix: str,
+        body: str | Mapping[str, Any],
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Like :meth:`fail_next`, but the request takes effect first (a number is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        text = body if isinstance(body, str) else render(body)
+        reply = Reply(text, http_status, content_type or guess_content_type(text))
+        self._garbles.push(path_prefix, reply, times)
+
     def delay_next(self, path_prefix: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before handling the next ``times`` requests under ``path_prefix``.
 

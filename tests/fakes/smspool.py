@@ -280,6 +280,20 @@ class FakeSMSPool(FakeServer):
         injected = Reply(text, http_status, content_type or guess_content_type(text))
         self._failures.push(path, injected, times)
 
+    def garble_next(
+        self,
+        path: str,
+        body: str | dict[str, Any] | list[Any],
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Like :meth:`fail_next`, but the action takes effect first (an order is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        injected = Reply(text, http_status, content_type or guess_content_type(text))
+        self._garbles.push(path, injected, times)
+
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests of ``path``; the action still happens afterwards."""
         self._delays.push(path, seconds, times)
