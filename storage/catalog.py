@@ -167,6 +167,41 @@ class CatalogRepo:
         row = await self.db.fetchone("SELECT * FROM services WHERE slug = ?", (slug,))
         return None if row is None else Service(row["id"], row["slug"], row["name"])
 
+    async def unmapped_countries(self) -> list[Country]:
+        """Countries keyed `x-...` (not ISO 3166)."""
+        rows = await self.db.fetchall("SELECT * FROM countries WHERE code LIKE 'x-%'")
+        return [Country(r["code"], r["name"], r["flag"]) for r in rows]
+
+    async def rekey_country(self, old: str, new: Country) -> None:
+        """Move everything kept under the country key `old` to `new` in one transaction.
+
+        Orders, quotes and stock watches follow; the cached offers and upstream ids under `old`
+        are dropped and their (route, service) marked never fetched, so the next view or
+        refresh fetches them again under the current keys.
+        """
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?) "
+                "ON CONFLICT (code) DO NOTHING",
+                (new.code, new.name, new.flag),
+            )
+            await tx.execute(
+                "UPDATE offer_refresh SET refreshed_at = 0 WHERE EXISTS (SELECT 1 FROM offers o "
+                "WHERE o.route = offer_refresh.route AND o.service_id = offer_refresh.service_id "
+                "AND o.country = ?)",
+                (old,),
+            )
+            await tx.execute("DELETE FROM offers WHERE country = ?", (old,))
+            await tx.execute("DELETE FROM route_countries WHERE country = ?", (old,))
+            await tx.execute("UPDATE orders SET country = ? WHERE country = ?", (new.code, old))
+            await tx.execute("UPDATE quotes SET country = ? WHERE country = ?", (new.code, old))
+            await tx.execute(
+                "UPDATE OR IGNORE stock_watches SET country = ? WHERE country = ?",
+                (new.code, old),
+            )
+            await tx.execute("DELETE FROM stock_watches WHERE country = ?", (old,))
+            await tx.execute("DELETE FROM countries WHERE code = ?", (old,))
+
     async def country(self, code: str) -> Country | None:
         row = await self.db.fetchone("SELECT * FROM countries WHERE code = ?", (code,))
         return None if row is None else Country(row["code"], row["name"], row["flag"])

@@ -442,8 +442,8 @@ class SpotSMSRoute:
     `offers()` or `price()` saw it.
     Service prices are cached for `price_max_age` seconds for `offers()` (a service missing
     from the cached list fetches it again at once); `services()` and `price()` always fetch.
-    A service no longer listed has no offers and no price. A service without countries (404)
-    has no offers (`[]`, so stale offers are cleared) and no price.
+    A service no longer listed, or priced at 0 or below, has no offers and no price. A service
+    without countries (404) has no offers (`[]`, so stale offers are cleared) and no price.
     """
 
     key = "spotsms"
@@ -517,15 +517,15 @@ class SpotSMSRoute:
 
     async def offers(self, service_code: str, priority: Priority) -> list[UpstreamOffer]:
         cost = await self._cached_price(service_code, priority)
-        if cost is None:
-            return []  # no longer listed
+        if cost is None or cost <= 0:
+            return []  # no longer listed, or not for sale
         countries = await self._service_countries(service_code, priority, retries=2)
         return [UpstreamOffer(c.code, cost, c.count) for c in countries]
 
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         services = await self._fetch_services(Priority.PURCHASE, retries=1)
         cost = next((s.price for s in services if s.id == service_code), None)
-        if cost is None:
+        if cost is None or cost <= 0:
             return None
         countries = await self._service_countries(service_code, Priority.PURCHASE, retries=1)
         wanted = {country.upstream_id.lower(), (country.iso or "").lower()}

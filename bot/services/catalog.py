@@ -317,6 +317,8 @@ class CatalogService:
         by_id = await self.repo.route_countries(route_key)
         rows = []
         for offer in offers:
+            if offer.cost <= 0:
+                continue  # nothing is sold for nothing (and a quote's price must be > 0)
             country = by_id.get(offer.country_id) or self._iso_fallback(offer.country_id)
             if country is not None:
                 rows.append(OfferRow(country, offer.cost, offer.stock))
@@ -328,8 +330,30 @@ class CatalogService:
         info = resolve(upstream_id)
         return None if info.code.startswith("x-") else info.code
 
+    async def upgrade_country_keys(self) -> int:
+        """Move countries stored under an older form of their key to the current one.
+
+        Unmapped countries were keyed by the first 16 characters of their name's slug, so two
+        names could share a key; now the key ends in a hash of the whole name. A row under an
+        older key moves, with the orders, quotes and watches that name it, to the key its own
+        name has now; the cached offers and upstream ids under it are dropped (the refresh
+        rebuilds them), so none of them can send a purchase to the wrong country. Idempotent.
+        """
+        moved = 0
+        for country in await self.repo.unmapped_countries():
+            info = resolve(country.name)
+            if info.code != country.code:
+                log.info("Country %r: key %s -> %s", country.name, country.code, info.code)
+                current = Country(info.code, info.name, info.flag)
+                await self.repo.rekey_country(country.code, current)
+                moved += 1
+        if moved:
+            self.changed()
+        return moved
+
     async def refresh(self, offers_per_route: int = 20) -> None:
         """The scheduled job: lists for every route, then the stalest viewed offers."""
+        await self.upgrade_country_keys()
         for route_key in self.routes:
             if not await self.refresh_route(route_key):
                 continue
