@@ -21,7 +21,9 @@ ASSUMED, because the doc is silent (each one is a guess until the real API confi
     `GET /services?country=us` -> the same rows plus `"price": 0.80, "available": 120` for that
     country (`price`/`available` are ignored when listing services);
   - `GET /prices?service=whatsapp` -> `[{"country": "us", "price": 0.80, "available": 120}]`,
-    every country for one service in ONE request (offers); `&country=us` narrows it (price);
+    every country for one service in ONE request (offers); `&country=us` narrows it (price,
+    and `pair_offer()`, which the catalog uses for a pair the bulk list left out: a guessed
+    endpoint may not list everything it sells);
   - `GET /balance` -> `{"balance": 12.50, "currency": "USD"}` (a bare number is accepted too).
 
   Rows may name the service `code` instead of `service`. Country codes are compared in lower
@@ -579,14 +581,18 @@ class PapSMSClient:
         return await self._call("GET", SERVICES_PATH, priority, parse_services, params=params)
 
     async def prices(
-        self, service: str, country: str | None = None, priority: Priority = Priority.BACKGROUND
+        self,
+        service: str,
+        country: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        retry: bool = True,
     ) -> list[UpstreamOffer]:
         params = {"service": service, **({"country": country} if country else {})}
 
         def parse(body: str, http_status: int) -> list[UpstreamOffer]:
             return parse_prices(body, http_status, service)
 
-        return await self._call("GET", PRICES_PATH, priority, parse, params=params)
+        return await self._call("GET", PRICES_PATH, priority, parse, params=params, retry=retry)
 
     async def purchase(self, service: str, country: str) -> PurchasedNumber:
         """Buy one number. Never retried: see the module docstring."""
@@ -631,9 +637,11 @@ class PapSMSClient:
         params: dict[str, str] | None = None,
         payload: dict[str, str] | None = None,
         endpoint: Endpoint = Endpoint.READ,
+        retry: bool = True,
     ) -> _T:
-        """Send and parse; everything but a purchase is retried on 429, 5xx and network errors."""
-        retry = endpoint is not Endpoint.PURCHASE
+        """Send and parse; everything but a purchase is retried on 429, 5xx and network errors
+        (unless `retry` is off)."""
+        retry = retry and endpoint is not Endpoint.PURCHASE
         attempt = 0
         while True:
             http_status: int | None = None
@@ -733,6 +741,15 @@ class PapSMSRoute:
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         wanted = country.upstream_id.lower()
         offers = await self._client.prices(service_code, wanted, priority=Priority.PURCHASE)
+        return next((offer for offer in offers if offer.country_id == wanted), None)
+
+    async def pair_offer(
+        self, service_code: str, country: CountryRef, priority: Priority
+    ) -> UpstreamOffer | None:
+        """`/prices` with `country` for a pair the bulk list left out (its shape is assumed,
+        so we do not trust it to be complete); one request, not retried."""
+        wanted = country.upstream_id.lower()
+        offers = await self._client.prices(service_code, wanted, priority=priority, retry=False)
         return next((offer for offer in offers if offer.country_id == wanted), None)
 
     async def buy(

@@ -38,8 +38,10 @@ Values
 * `number` is returned as digits only (the doc gives "123456789"; no "+" or spaces).
 * `request/price` "No price was found" (or a price of 0) is "no offer" (None), not an error.
 * `request/suggested_countries` gives no stock: a listed country has a conventional stock of
-  100 (`LISTED_STOCK`). A country listed twice (two pools) keeps its cheapest price, since we
-  buy with pricing_option=1 (cheapest).
+  100 (`LISTED_STOCK`). It is a short list, while `request/price` sells in many more
+  countries: `pair_offer()` prices one pair the list leaves out (the catalog asks when a
+  customer picks it), with the same conventional stock. A country listed twice (two pools)
+  keeps its cheapest price, since we buy with pricing_option=1 (cheapest).
 * countries(): `iso` is `short_name` when the endpoint gives a two-letter one (the doc's sample
   does not; request/active and suggested_countries do), else None.
 * SMSPool has no `ref` parameter: `buy(ref=...)` is not sent. `pool` is not sent either (the
@@ -527,10 +529,14 @@ class SMSPoolClient:
         return await self._read("request/balance", parse_balance, priority)
 
     async def price(
-        self, service: str, country: str, priority: Priority = Priority.PURCHASE
+        self,
+        service: str,
+        country: str,
+        priority: Priority = Priority.PURCHASE,
+        retries: int = 1,
     ) -> Decimal | None:
         params = {"service": service, "country": country}
-        return await self._read("request/price", parse_price, priority, params, retries=1)
+        return await self._read("request/price", parse_price, priority, params, retries=retries)
 
     async def suggested_countries(self, service: str, priority: Priority) -> list[UpstreamOffer]:
         params = {"service": service}
@@ -718,6 +724,14 @@ class SMSPoolRoute:
 
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         cost = await self._client.price(service_code, country.upstream_id)
+        return None if cost is None else UpstreamOffer(country.upstream_id, cost, LISTED_STOCK)
+
+    async def pair_offer(
+        self, service_code: str, country: CountryRef, priority: Priority
+    ) -> UpstreamOffer | None:
+        """request/price for one pair, which sells in many more countries than
+        suggested_countries lists; stock is the conventional LISTED_STOCK (none is given)."""
+        cost = await self._client.price(service_code, country.upstream_id, priority, retries=0)
         return None if cost is None else UpstreamOffer(country.upstream_id, cost, LISTED_STOCK)
 
     # -- buying

@@ -226,3 +226,131 @@ async def test_a_zero_price_is_not_offered(
     (order,) = (await app.orders.page_for_user(alice.id, 0, 5))[0]
     assert order.status is OrderStatus.NUMBER_ISSUED and order.price > 0
     await harness.check_ledger()
+
+
+# ---------------------------------------------------------------------- item 13: one-pair prices
+
+WHATSAPP_POOL, US_POOL, CANADA_POOL = "1012", "1", "5"
+
+
+def _pool_price_asks(pool: FakeSMSPool, country_id: str) -> int:
+    """request/price calls for WhatsApp in one SMSPool country."""
+    return sum(
+        1
+        for r in pool.requests
+        if r.path == "request/price"
+        and r.params.get("service") == WHATSAPP_POOL
+        and r.params.get("country") == country_id
+    )
+
+
+async def _age_pair_checks(harness: BotHarness) -> None:
+    """Make every one-pair check older than the catalog refresh period."""
+    assert harness.app is not None
+    async with harness.app.db.transaction() as tx:
+        await tx.execute(
+            "UPDATE offer_checks SET checked_at = checked_at - ?",
+            (harness.settings.catalog_refresh_seconds + 1,),
+        )
+    harness.app.catalog.changed()
+
+
+async def test_smspool_sells_where_its_suggested_countries_do_not_reach(
+    harness_factory: Callable[..., BotHarness],
+    upstreams: Upstreams,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}  # WhatsApp: only the UK is suggested
+    harness = harness_factory(**upstreams.settings("smspool", "spotsms", "papsms"))
+    app = await harness.start()
+    await start(alice)
+    await fund(admin, alice, "5")
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    titles = " ".join(routes.button_texts)
+    assert all(title in titles for title in TITLES.values()), titles
+    assert _pool_price_asks(upstreams.pool, US_POOL) == 1
+    await alice.click(routes, "SMSPool")
+    confirm = await alice.wait_for("Confirm your purchase")
+    await alice.click(confirm, "Pay")
+    await alice.wait_for("Waiting for the SMS")
+    (order,) = (await app.orders.page_for_user(alice.id, 0, 5))[0]
+    (sold,) = upstreams.pool.orders.values()
+    assert order.route == "smspool" and sold.short_name == "US"
+    assert order.activation_id == sold.order_id
+
+    # Another tap, after something dropped the rendered menus, is served from the catalog.
+    asked = _pool_price_asks(upstreams.pool, US_POOL)
+    app.catalog.changed()
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    assert "SMSPool" in " ".join(routes.button_texts)
+    assert _pool_price_asks(upstreams.pool, US_POOL) == asked
+    # Once the refresh period has passed, the pair is asked again.
+    await _age_pair_checks(harness)
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    assert "SMSPool" in " ".join(routes.button_texts)
+    assert _pool_price_asks(upstreams.pool, US_POOL) == asked + 1
+    await harness.check_ledger()
+
+
+async def test_a_pair_not_sold_there_costs_one_request_per_refresh_period(
+    harness_factory: Callable[..., BotHarness],
+    upstreams: Upstreams,
+    alice: FakeUser,
+) -> None:
+    upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}
+    harness = harness_factory(**upstreams.settings("smspool"))
+    app = await harness.start()
+    for _ in range(3):  # SMSPool has no WhatsApp price in Canada; SMSPalm sells it
+        app.catalog.changed()
+        routes = await _route_buttons(alice, "WhatsApp", "Canada")
+        titles = " ".join(routes.button_texts)
+        assert "SMSPalm" in titles and "SMSPool" not in titles
+    assert _pool_price_asks(upstreams.pool, CANADA_POOL) == 1
+    await _age_pair_checks(harness)
+    await _route_buttons(alice, "WhatsApp", "Canada")
+    assert _pool_price_asks(upstreams.pool, CANADA_POOL) == 2
+
+
+async def test_a_failing_one_pair_price_does_not_break_the_screen(
+    harness_factory: Callable[..., BotHarness],
+    upstreams: Upstreams,
+    alice: FakeUser,
+) -> None:
+    upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}
+    harness = harness_factory(**upstreams.settings("smspool"))
+    app = await harness.start()
+    upstreams.pool.fail_next("request/price", "<html><body>500</body></html>", 500)
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    titles = " ".join(routes.button_texts)
+    assert "SMSPalm Server 2" in titles and "SMSPool" not in titles
+    assert _pool_price_asks(upstreams.pool, US_POOL) == 1  # the screen did not wait on retries
+    # A failure is not an answer: the next tap asks again, and SMSPool sells.
+    app.catalog.changed()
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    assert "SMSPool" in " ".join(routes.button_texts)
+    assert _pool_price_asks(upstreams.pool, US_POOL) == 2
+
+
+async def test_papsms_prices_a_pair_its_list_leaves_out(
+    harness_factory: Callable[..., BotHarness],
+    upstreams: Upstreams,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    upstreams.pap.unlisted = {("whatsapp", "us")}
+    harness = harness_factory(**upstreams.settings("papsms"))
+    await harness.start()
+    await start(alice)
+    await fund(admin, alice, "5")
+    routes = await _route_buttons(alice, "WhatsApp", "United States")
+    assert "PapSMS" in " ".join(routes.button_texts)
+    asks = [r for r in upstreams.pap.requests if r.path == "/prices" and r.query.get("country")]
+    assert [(r.query["service"], r.query["country"]) for r in asks] == [("whatsapp", "us")]
+    await alice.click(routes, "PapSMS")
+    confirm = await alice.wait_for("Confirm your purchase")
+    await alice.click(confirm, "Pay")
+    await alice.wait_for("Waiting for the SMS")
+    (bought,) = upstreams.pap.activations.values()
+    assert bought.country == "us"
+    await harness.check_ledger()

@@ -18,7 +18,8 @@ Endpoints
     * ``GET /prices?service=whatsapp[&country=us]`` ->
       ``[{"country": "us", "price": 0.80, "available": 120}, ...]`` (stock 0 included);
       no ``service`` -> 400 ``invalid_request``; an unknown one -> 400 ``invalid_service``; an
-      unknown country -> ``[]``.
+      unknown country -> ``[]``. Pairs in :attr:`FakePapSMS.unlisted` are left out of the
+      list without ``country`` (priced only when asked for with it).
     * ``GET /balance`` -> ``{"balance": 25.00, "currency": "USD"}``.
     * ``POST /numbers/finish/{id}`` answers ``{"activation_id": ..., "status": ...}``.
     * Money is rendered with two decimals (``0.80``), as in the doc.
@@ -250,6 +251,7 @@ class FakePapSMS(FakeServer):
         self.countries = default_countries()
         self.services = default_services()
         self.prices = default_prices()
+        self.unlisted: set[tuple[str, str]] = set()  # (service, country) only priced one by one
         self.activations: dict[str, Activation] = {}
         self.requests: list[Request] = []
         self.rejected_429 = 0
@@ -484,6 +486,7 @@ class FakePapSMS(FakeServer):
             for c in self.countries
             if (row := self.prices.get((service, c["code"]))) is not None
             and wanted in (None, "", c["code"])
+            and (wanted or (service, c["code"]) not in self.unlisted)
         ]
         return ok(rows)
 

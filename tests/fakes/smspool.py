@@ -36,7 +36,8 @@ Catalog
       query." only when no row exists. Prices are strings with two decimals.
     * request/suggested_countries lists the service's rows with stock > 0 in catalog order,
       ``country_id`` and ``pool`` as numbers (as in the doc); a missing service answers
-      "Fill in all params!", an unknown one ``[]``.
+      "Fill in all params!", an unknown one ``[]``. :attr:`FakeSMSPool.suggested` (service ID
+      -> country IDs) shortens a service's list to those countries, as the real one is short.
 
 Orders
     * purchase/sms checks, in order: params; no price row -> "This service is not available
@@ -235,6 +236,7 @@ class FakeSMSPool(FakeServer):
         self.services: list[dict[str, str]] = default_services()
         self.prices: dict[tuple[str, str], PriceRow] = default_prices()
         self.orders: dict[str, Order] = {}
+        self.suggested: dict[str, list[str]] = {}  # service ID -> the only countries suggested
         self.requests: list[Request] = []
         self.rejected_429 = 0
         self.too_early_cancel_seconds = 0.0
@@ -425,9 +427,12 @@ class FakeSMSPool(FakeServer):
         if not params.get("service"):
             return failure(FILL_IN_ALL_PARAMS)
         service = self._service(params["service"])
+        short = self.suggested.get(service["ID"]) if service else None
         rows = []
         for country in self.countries:
             row = self.prices.get((service["ID"], country["ID"])) if service else None
+            if short is not None and country["ID"] not in short:
+                continue
             if row is not None and row.stock > 0:
                 rows.append(
                     {
