@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,11 +40,29 @@ _ALIASES = {
 }
 
 
+SLUG_CHARS = 16
+HASH_CHARS = 8
+
+
 @dataclass(frozen=True)
 class CountryInfo:
     code: str
     name: str
     flag: str
+
+
+def unmapped_code(name: str) -> str:
+    """The key of a country pycountry does not know: `x-<slug>-<hash>`.
+
+    The slug (its first SLUG_CHARS characters) keeps the key readable; the hash of the whole
+    name (case and spacing ignored) keeps two names that share their first letters apart, so
+    neither menus nor purchases can mix them up. At most 27 characters, [a-z0-9-] only, so
+    every callback that carries it stays far below 64 bytes.
+    """
+    normal = " ".join(name.split()).casefold()
+    slug = re.sub(r"[^a-z0-9]+", "-", normal).strip("-")[:SLUG_CHARS].strip("-") or "unknown"
+    digest = hashlib.sha256(normal.encode()).hexdigest()[:HASH_CHARS]
+    return f"x-{slug}-{digest}"
 
 
 def _display_name(country: object) -> str:
@@ -67,8 +86,7 @@ def resolve(name_or_code: str) -> CountryInfo:
         except LookupError:
             country = None
     if country is None:
-        slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:16] or "unknown"
-        return CountryInfo(f"x-{slug}", text, "🏳️")
+        return CountryInfo(unmapped_code(text), text, "🏳️")
     return CountryInfo(country.alpha_2, _display_name(country), getattr(country, "flag", ""))
 
 

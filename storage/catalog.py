@@ -44,6 +44,7 @@ def _offer(row: Row) -> Offer:
         cost=Decimal(row["cost"]),
         stock=row["stock"],
         updated_at=row["updated_at"],
+        looked_up=bool(row["looked_up"]),
     )
 
 
@@ -82,12 +83,23 @@ class CatalogRepo:
                 [(route, c.upstream_id, c.code) for c in countries],
             )
 
-    async def save_offers(self, route: str, service_id: int, offers: Sequence[OfferRow]) -> None:
-        """Replace one route's offers for one service."""
+    async def save_offers(
+        self,
+        route: str,
+        service_id: int,
+        offers: Sequence[OfferRow],
+        keep_looked_up_since: int | None = None,
+    ) -> None:
+        """Replace one route's bulk offers for one service. Offers looked up one pair at a
+        time and updated at or after `keep_looked_up_since` stay (None: none stay), unless
+        the bulk list now has their pair."""
         now = int(time.time())
+        keep_since = now + 1 if keep_looked_up_since is None else keep_looked_up_since
         async with self.db.transaction() as tx:
             await tx.execute(
-                "DELETE FROM offers WHERE route = ? AND service_id = ?", (route, service_id)
+                "DELETE FROM offers WHERE route = ? AND service_id = ? "
+                "AND (looked_up = 0 OR updated_at < ?)",
+                (route, service_id, keep_since),
             )
             await tx.executemany(
                 "INSERT OR REPLACE INTO offers (route, service_id, country, cost, stock, "
@@ -100,6 +112,48 @@ class CatalogRepo:
                 "DO UPDATE SET refreshed_at = excluded.refreshed_at",
                 (route, service_id, now),
             )
+
+    async def pair_checks(
+        self, routes: Sequence[str], service_id: int, country: str
+    ) -> dict[str, int]:
+        """When each route was last asked for this one pair (absent: never)."""
+        rows = await self.db.fetchall(
+            f"SELECT route, checked_at FROM offer_checks WHERE service_id = ? AND country = ? "
+            f"AND route IN ({_in(routes)})",
+            (service_id, country, *routes),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def save_pair_offer(
+        self, route: str, service_id: int, country: str, offer: OfferRow | None
+    ) -> bool:
+        """Record that a route was asked for one pair and what it said: its offer (kept as
+        looked up, never over a bulk one), or None for "not sold there" (a looked-up offer
+        goes). True if the offers changed."""
+        now = int(time.time())
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO offer_checks (route, service_id, country, checked_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (route, service_id, country) "
+                "DO UPDATE SET checked_at = excluded.checked_at",
+                (route, service_id, country, now),
+            )
+            if offer is None:
+                changed = await tx.execute(
+                    "DELETE FROM offers WHERE route = ? AND service_id = ? AND country = ? "
+                    "AND looked_up = 1",
+                    (route, service_id, country),
+                )
+            else:
+                changed = await tx.execute(
+                    "INSERT INTO offers (route, service_id, country, cost, stock, updated_at, "
+                    "looked_up) VALUES (?, ?, ?, ?, ?, ?, 1) "
+                    "ON CONFLICT (service_id, country, route) DO UPDATE SET "
+                    "cost = excluded.cost, stock = excluded.stock, "
+                    "updated_at = excluded.updated_at WHERE offers.looked_up = 1",
+                    (route, service_id, offer.country, str(offer.cost), offer.stock, now),
+                )
+        return changed > 0
 
     async def mark_viewed(self, routes: Sequence[str], service_id: int) -> None:
         now = int(time.time())
@@ -166,6 +220,42 @@ class CatalogRepo:
     async def service_by_slug(self, slug: str) -> Service | None:
         row = await self.db.fetchone("SELECT * FROM services WHERE slug = ?", (slug,))
         return None if row is None else Service(row["id"], row["slug"], row["name"])
+
+    async def unmapped_countries(self) -> list[Country]:
+        """Countries keyed `x-...` (not ISO 3166)."""
+        rows = await self.db.fetchall("SELECT * FROM countries WHERE code LIKE 'x-%'")
+        return [Country(r["code"], r["name"], r["flag"]) for r in rows]
+
+    async def rekey_country(self, old: str, new: Country) -> None:
+        """Move everything kept under the country key `old` to `new` in one transaction.
+
+        Orders, quotes and stock watches follow; the cached offers and upstream ids under `old`
+        are dropped and their (route, service) marked never fetched, so the next view or
+        refresh fetches them again under the current keys.
+        """
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?) "
+                "ON CONFLICT (code) DO NOTHING",
+                (new.code, new.name, new.flag),
+            )
+            await tx.execute(
+                "UPDATE offer_refresh SET refreshed_at = 0 WHERE EXISTS (SELECT 1 FROM offers o "
+                "WHERE o.route = offer_refresh.route AND o.service_id = offer_refresh.service_id "
+                "AND o.country = ?)",
+                (old,),
+            )
+            await tx.execute("DELETE FROM offers WHERE country = ?", (old,))
+            await tx.execute("DELETE FROM offer_checks WHERE country = ?", (old,))
+            await tx.execute("DELETE FROM route_countries WHERE country = ?", (old,))
+            await tx.execute("UPDATE orders SET country = ? WHERE country = ?", (new.code, old))
+            await tx.execute("UPDATE quotes SET country = ? WHERE country = ?", (new.code, old))
+            await tx.execute(
+                "UPDATE OR IGNORE stock_watches SET country = ? WHERE country = ?",
+                (new.code, old),
+            )
+            await tx.execute("DELETE FROM stock_watches WHERE country = ?", (old,))
+            await tx.execute("DELETE FROM countries WHERE code = ?", (old,))
 
     async def country(self, code: str) -> Country | None:
         row = await self.db.fetchone("SELECT * FROM countries WHERE code = ?", (code,))

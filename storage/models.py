@@ -74,6 +74,7 @@ class Offer:
     cost: Decimal
     stock: int
     updated_at: int
+    looked_up: bool = False  # priced for this one pair, not from the route's bulk list
 
 
 @dataclass(frozen=True)

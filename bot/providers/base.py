@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.errors import AppError
 
@@ -168,4 +168,18 @@ class Route(Protocol):
 
     async def close(self) -> None:
         """Release anything the route holds (called once at shutdown)."""
+        ...
+
+
+@runtime_checkable
+class PairPricing(Protocol):
+    """A route whose bulk `offers()` may leave out pairs it sells (SMSPool's suggested
+    countries are a short list), so the catalog asks it for one pair when a customer picks
+    that pair. Routes whose bulk list is complete do not implement it."""
+
+    async def pair_offer(
+        self, service_code: str, country: CountryRef, priority: Priority
+    ) -> UpstreamOffer | None:
+        """One service's cost and stock in one country (None: not sold there), in a single
+        request at `priority`, never retried (a customer is waiting)."""
         ...

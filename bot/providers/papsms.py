@@ -21,7 +21,9 @@ ASSUMED, because the doc is silent (each one is a guess until the real API confi
     `GET /services?country=us` -> the same rows plus `"price": 0.80, "available": 120` for that
     country (`price`/`available` are ignored when listing services);
   - `GET /prices?service=whatsapp` -> `[{"country": "us", "price": 0.80, "available": 120}]`,
-    every country for one service in ONE request (offers); `&country=us` narrows it (price);
+    every country for one service in ONE request (offers); `&country=us` narrows it (price,
+    and `pair_offer()`, which the catalog uses for a pair the bulk list left out: a guessed
+    endpoint may not list everything it sells);
   - `GET /balance` -> `{"balance": 12.50, "currency": "USD"}` (a bare number is accepted too).
 
   Rows may name the service `code` instead of `service`. Country codes are compared in lower
@@ -50,10 +52,18 @@ ASSUMED, because the doc is silent (each one is a guess until the real API confi
   activation id is percent-escaped in the path.
 * Retries. Reads, status and finish (idempotent) are retried after the `backoff` delays on
   HTTP 429, on 5xx and on network errors, then the last error is raised (RateLimited after 429s).
-  `Retry-After` is not read. A purchase is NEVER retried: 429 is RateLimited (nothing bought);
-  a connect error is UpstreamUnavailable; any other network error, an HTTP 504/524 gateway
-  timeout without a JSON answer, or a `success: true` answer without a usable activation id
-  and phone is PurchaseOutcomeUnknown (a number may have been bought).
+  `Retry-After` is not read. A purchase is NEVER retried, and only an answer that proves it
+  failed counts as a failure: HTTP 429 (the doc's rate limit), HTTP 401 or a `success: false`
+  error that maps to a typed refusal above (no numbers, balance, key, service, too early,
+  status, rate limit). Everything else is PurchaseOutcomeUnknown (a number may have been
+  bought): an HTTP 5xx or 524 page, HTML, a non-JSON or unknown JSON body, a `success: false`
+  error we cannot name (it would be UpstreamUnavailable on any other endpoint), a `success:
+  true` answer without a usable activation id and phone, and any network error once the
+  request may have left. A connect error is UpstreamUnavailable (nothing was sent).
+* Reconciliation: the doc has no list of activations and no lookup by a reference of ours
+  (status and finish need the activation id we never got), so a lost purchase cannot be looked
+  for: the order is refunded, flagged and the owners alerted. If that number then gets an SMS,
+  its webhook shows up in the log as a push for an unknown activation.
 * Purchases. PapSMS takes no price cap and no reference: `max_cost` is only checked against the
   `cost` in the answer (a higher cost is logged, the number is kept), and `ref` is not sent.
   The phone is returned as digits without "+".
@@ -115,8 +125,6 @@ BALANCE_PATH = "/balance"  # assumed
 
 FinishStatus = Literal["completed", "cancelled"]
 
-# Gateway timeouts: the origin may have processed the request before the proxy gave up.
-GATEWAY_TIMEOUTS = frozenset({504, 524})
 # Failures where the request cannot have reached PapSMS.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 REDACTED = "***"
@@ -323,8 +331,8 @@ def _unexpected(body: str, http_status: int, endpoint: Endpoint) -> ProviderErro
         return RateLimited(detail)
     if http_status == 401:
         return BadKey(detail)
-    if endpoint is Endpoint.PURCHASE and http_status in GATEWAY_TIMEOUTS:
-        return PurchaseOutcomeUnknown(detail)
+    if endpoint is Endpoint.PURCHASE:
+        return PurchaseOutcomeUnknown(detail)  # a proxy's page, a gateway timeout, garbage
     return UpstreamUnavailable(detail)
 
 
@@ -349,6 +357,8 @@ def error_for(code: str, message: str, http_status: int, endpoint: Endpoint) -> 
         return BadKey(detail)
     if http_status == 402:
         return UpstreamNoBalance(detail)
+    if endpoint is Endpoint.PURCHASE:
+        return PurchaseOutcomeUnknown(detail)  # a refusal we cannot name proves nothing
     return UpstreamUnavailable(detail)
 
 
@@ -571,14 +581,18 @@ class PapSMSClient:
         return await self._call("GET", SERVICES_PATH, priority, parse_services, params=params)
 
     async def prices(
-        self, service: str, country: str | None = None, priority: Priority = Priority.BACKGROUND
+        self,
+        service: str,
+        country: str | None = None,
+        priority: Priority = Priority.BACKGROUND,
+        retry: bool = True,
     ) -> list[UpstreamOffer]:
         params = {"service": service, **({"country": country} if country else {})}
 
         def parse(body: str, http_status: int) -> list[UpstreamOffer]:
             return parse_prices(body, http_status, service)
 
-        return await self._call("GET", PRICES_PATH, priority, parse, params=params)
+        return await self._call("GET", PRICES_PATH, priority, parse, params=params, retry=retry)
 
     async def purchase(self, service: str, country: str) -> PurchasedNumber:
         """Buy one number. Never retried: see the module docstring."""
@@ -623,9 +637,11 @@ class PapSMSClient:
         params: dict[str, str] | None = None,
         payload: dict[str, str] | None = None,
         endpoint: Endpoint = Endpoint.READ,
+        retry: bool = True,
     ) -> _T:
-        """Send and parse; everything but a purchase is retried on 429, 5xx and network errors."""
-        retry = endpoint is not Endpoint.PURCHASE
+        """Send and parse; everything but a purchase is retried on 429, 5xx and network errors
+        (unless `retry` is off)."""
+        retry = retry and endpoint is not Endpoint.PURCHASE
         attempt = 0
         while True:
             http_status: int | None = None
@@ -725,6 +741,15 @@ class PapSMSRoute:
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         wanted = country.upstream_id.lower()
         offers = await self._client.prices(service_code, wanted, priority=Priority.PURCHASE)
+        return next((offer for offer in offers if offer.country_id == wanted), None)
+
+    async def pair_offer(
+        self, service_code: str, country: CountryRef, priority: Priority
+    ) -> UpstreamOffer | None:
+        """`/prices` with `country` for a pair the bulk list left out (its shape is assumed,
+        so we do not trust it to be complete); one request, not retried."""
+        wanted = country.upstream_id.lower()
+        offers = await self._client.prices(service_code, wanted, priority=priority, retry=False)
         return next((offer for offer in offers if offer.country_id == wanted), None)
 
     async def buy(

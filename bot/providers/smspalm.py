@@ -3,6 +3,17 @@
 `SMSPalmClient` speaks the protocol for one API key; `SMSPalmRoute` is one of its two servers
 (PalmServerOne, PalmServerTwo) seen as a sellable route. Parsing is pure and matches the doc's
 strings exactly: `EARLY_CANCEL_DENIED` contains "CANCEL" but is not a cancel.
+
+Purchases (getNumber) are never retried, and only an answer that proves what happened is
+trusted: one of the eight error strings of the doc's section 11 (whatever the HTTP status) is a
+refusal, `ACCESS_NUMBER:{id}:{phone}` is a number (also on a non-200 status: the body decides).
+Anything else (a 5xx or 524 page, HTML, an unknown or malformed string, an undocumented 429,
+a network error after the request may have left) is PurchaseOutcomeUnknown: SMSPalm may have
+sold a number. Only a connect error proves nothing was sent.
+Reconciliation: the doc offers no list of active orders and no lookup by `ref` (getStatus and
+setStatus need the activation id we never got), so a lost purchase cannot be looked for. We
+send our order id as `ref`, so the owners can find it in the SMSPalm dashboard: the order is
+refunded, flagged and the owners alerted with that id.
 """
 
 from __future__ import annotations
@@ -90,12 +101,18 @@ def parse_balance(body: str) -> Decimal:
         raise unexpected(body) from exc
 
 
-def parse_number(body: str) -> Activation:
-    """`ACCESS_NUMBER:{activation_id}:{phone_number}`."""
+def parse_number(body: str, http_status: int = 200) -> Activation:
+    """getNumber's answer: `ACCESS_NUMBER:{activation_id}:{phone_number}`, or a documented
+    error string (a refusal); anything else is PurchaseOutcomeUnknown."""
+    body = body.strip()
     raise_for_error(body)
     parts = body.split(":")
     if len(parts) != 3 or parts[0] != "ACCESS_NUMBER" or not parts[1] or not parts[2]:
-        raise unexpected(body)
+        raise PurchaseOutcomeUnknown(
+            f"unclear SMSPalm getNumber answer (HTTP {http_status}): {_snippet(body)!r}"
+        )
+    if http_status != 200:
+        log.warning("SMSPalm sold activation %s with HTTP %s", parts[1], http_status)
     return Activation(activation_id=parts[1], phone=parts[2])
 
 
@@ -213,11 +230,13 @@ class SMSPalmClient:
                 log.info("SMSPalm %s failed (%s); retry %d in %.1fs", action, exc, attempt, delay)
                 await asyncio.sleep(delay)
 
-    async def _once(self, action: str, priority: Priority, params: dict[str, str]) -> str:
+    async def _send(
+        self, action: str, priority: Priority, params: dict[str, str]
+    ) -> httpx.Response:
         await self.budget.acquire(priority)
         query = {"api_key": self._api_key, "action": action, **params}
         try:
-            response = await self._http.get(self._base_url, params=query)
+            return await self._http.get(self._base_url, params=query)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Nothing reached the upstream: safe to report as a plain failure, even for getNumber.
             raise UpstreamUnavailable(f"SMSPalm unreachable ({type(exc).__name__})") from None
@@ -227,6 +246,9 @@ class SMSPalmClient:
                     f"getNumber sent, no answer ({type(exc).__name__})"
                 ) from None
             raise UpstreamUnavailable(f"SMSPalm {action}: {type(exc).__name__}") from None
+
+    async def _once(self, action: str, priority: Priority, params: dict[str, str]) -> str:
+        response = await self._send(action, priority, params)
         body = response.text.strip()
         # Text errors come with non-200 codes too: the body decides first.
         if body in ERRORS or response.status_code == 200:
@@ -236,6 +258,11 @@ class SMSPalmClient:
         raise UpstreamUnavailable(
             f"SMSPalm {action}: HTTP {response.status_code} {_snippet(body)!r}"
         )
+
+    async def get_number(self, **params: str) -> Activation:
+        """Buy a number: one request, never retried, judged by `parse_number`."""
+        response = await self._send("getNumber", Priority.PURCHASE, params)
+        return parse_number(response.text, response.status_code)
 
     async def balance(self) -> Decimal:
         return parse_balance(await self.call("getBalance", Priority.INTERACTIVE, retries=2))
@@ -306,15 +333,12 @@ class SMSPalmRoute:
     async def buy(
         self, service_code: str, country: CountryRef, ref: str, max_cost: Decimal | None = None
     ) -> Activation:
-        body = await self._client.call(
-            "getNumber",
-            Priority.PURCHASE,
+        return await self._client.get_number(
             service=service_code,
             country=self._country_param(country),
             server=self.server,
             ref=ref,
         )
-        return parse_number(body)
 
     async def status(self, activation_id: str) -> ActivationStatus:
         body = await self._client.call("getStatus", Priority.POLL, id=activation_id)

@@ -24,17 +24,24 @@ Transport
   "param: country" -> NoNumbers; anything else (including "Something went horribly wrong" and
   "Fill in all params!") -> UpstreamUnavailable, or RateLimited on HTTP 429.
 * Reads retry (default twice) on network errors and UpstreamUnavailable answers, 429 included.
-  A purchase is never retried: a connect error is UpstreamUnavailable (nothing was sent); any
-  other network error, or HTTP 502/504/520/524 without a JSON answer (a proxy gave up while
-  SMSPool may have gone on), is PurchaseOutcomeUnknown and gets reconciled (below).
+  A purchase is never retried, and only a documented refusal proves it failed: a failure
+  answer whose words map to a typed error above (including "Something went horribly wrong,
+  try again please!", a Fail answer of the doc's purchase/sms table) or that names a "Missing
+  or invalid param" (the doc's `errors` shape), whatever the HTTP status. A connect error is
+  UpstreamUnavailable (nothing was sent). Everything else is PurchaseOutcomeUnknown and gets
+  reconciled (below): any other network error, an HTTP 5xx or 524 page, HTML, a non-JSON or
+  unknown JSON body (an HTTP 429 included: the doc describes no rate limit), a refusal in
+  words we do not know, and a success without an order id and number.
 
 Values
 * Amounts may be strings or numbers; JSON numbers are read as Decimal, never through float.
 * `number` is returned as digits only (the doc gives "123456789"; no "+" or spaces).
 * `request/price` "No price was found" (or a price of 0) is "no offer" (None), not an error.
 * `request/suggested_countries` gives no stock: a listed country has a conventional stock of
-  100 (`LISTED_STOCK`). A country listed twice (two pools) keeps its cheapest price, since we
-  buy with pricing_option=1 (cheapest).
+  100 (`LISTED_STOCK`). It is a short list, while `request/price` sells in many more
+  countries: `pair_offer()` prices one pair the list leaves out (the catalog asks when a
+  customer picks it), with the same conventional stock. A country listed twice (two pools)
+  keeps its cheapest price, since we buy with pricing_option=1 (cheapest).
 * countries(): `iso` is `short_name` when the endpoint gives a two-letter one (the doc's sample
   does not; request/active and suggested_countries do), else None.
 * SMSPool has no `ref` parameter: `buy(ref=...)` is not sent. `pool` is not sent either (the
@@ -133,8 +140,6 @@ MAX_REMEMBERED = 1000
 REDACTED = "***"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# HTTP answers on a purchase that a proxy gives when it stopped waiting for SMSPool.
-AMBIGUOUS_PURCHASE_STATUSES = frozenset({502, 504, 520, 524})
 # Failures where the request cannot have reached SMSPool.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -151,6 +156,8 @@ ERRORS: tuple[tuple[str, type[ProviderError]], ...] = (
     ("param: country", NoNumbers),
     ("something went horribly wrong", UpstreamUnavailable),
 )
+
+PARAM_ERROR = "missing or invalid param"  # the doc's `errors` entries: nothing was bought
 
 CHECK_PENDING, CHECK_EXPIRED, CHECK_CODE, CHECK_RESEND, CHECK_CANCELLED, CHECK_REFUNDED = range(
     1, 7
@@ -385,18 +392,24 @@ def parse_suggested(body: str, http_status: int = 200) -> list[UpstreamOffer]:
 
 
 def parse_purchase(body: str, http_status: int = 200) -> Purchase:
-    """`{"success":1,"number":"123456789","order_id":"ABCDEFG",...,"expires_in":599}`."""
+    """`{"success":1,"number":"123456789","order_id":"ABCDEFG",...,"expires_in":599}`, a
+    documented refusal (its typed error), or PurchaseOutcomeUnknown for anything else."""
     data = _load(body)
-    if data is None and http_status in AMBIGUOUS_PURCHASE_STATUSES:
-        raise PurchaseOutcomeUnknown(f"purchase/sms: HTTP {http_status} from a proxy")
-    data = _answer(body, http_status)
+    message = failure_message(data, http_status)
+    if message is not None:
+        if known_error(message) is not None or PARAM_ERROR in message.lower():
+            raise error_for(message, http_status)
+        detail = _snippet(message) or "refused without a message"
+        raise PurchaseOutcomeUnknown(f"SMSPool purchase/sms (HTTP {http_status}): {detail}")
     if isinstance(data, dict) and _is_true(data.get("success")):
         order_id, number = _text(data.get("order_id")), digits(data.get("number") or "")
         if order_id is not None and number:
             if http_status >= 400:
                 log.warning("SMSPool sold order %s with HTTP %s", order_id, http_status)
             return Purchase(order_id, number, _int(data.get("expires_in")))
-    raise unexpected(body, http_status)
+    raise PurchaseOutcomeUnknown(
+        f"unclear SMSPool purchase/sms answer (HTTP {http_status}): {_snippet(body)!r}"
+    )
 
 
 def parse_check(body: str, http_status: int = 200) -> Check:
@@ -516,10 +529,14 @@ class SMSPoolClient:
         return await self._read("request/balance", parse_balance, priority)
 
     async def price(
-        self, service: str, country: str, priority: Priority = Priority.PURCHASE
+        self,
+        service: str,
+        country: str,
+        priority: Priority = Priority.PURCHASE,
+        retries: int = 1,
     ) -> Decimal | None:
         params = {"service": service, "country": country}
-        return await self._read("request/price", parse_price, priority, params, retries=1)
+        return await self._read("request/price", parse_price, priority, params, retries=retries)
 
     async def suggested_countries(self, service: str, priority: Priority) -> list[UpstreamOffer]:
         params = {"service": service}
@@ -707,6 +724,14 @@ class SMSPoolRoute:
 
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         cost = await self._client.price(service_code, country.upstream_id)
+        return None if cost is None else UpstreamOffer(country.upstream_id, cost, LISTED_STOCK)
+
+    async def pair_offer(
+        self, service_code: str, country: CountryRef, priority: Priority
+    ) -> UpstreamOffer | None:
+        """request/price for one pair, which sells in many more countries than
+        suggested_countries lists; stock is the conventional LISTED_STOCK (none is given)."""
+        cost = await self._client.price(service_code, country.upstream_id, priority, retries=0)
         return None if cost is None else UpstreamOffer(country.upstream_id, cost, LISTED_STOCK)
 
     # -- buying

@@ -23,9 +23,19 @@ Where the doc is silent we chose:
 * A service's cost is its `price`; `operators` are ignored (the number actually used is
   recorded through `pidUsed`). A country's stock is its `count` (missing or unreadable: 0).
 * `getNumber` is never retried; it cannot enforce `max_cost` (the order service checks a
-  fresh `price()` first). A connect error is `UpstreamUnavailable`; any other network error
-  once the request may have left is `PurchaseOutcomeUnknown`, and so is a `code` 200 answer
-  without a phone number or `rsId` (a number was bought that we cannot follow).
+  fresh `price()` first). Only the doc's refusals prove that nothing was bought: `code` 401
+  (`BadKey`), 402 (`UpstreamNoBalance`) and 404 (`NoNumbers`), whatever the HTTP status. Every
+  other answer is `PurchaseOutcomeUnknown`: `code` 500 ("Server error" says nothing about
+  whether a number was taken), an undocumented code (429 included), an HTTP 5xx or 524 page,
+  HTML, an unreadable body, a `code` 200 answer without a phone number or `rsId` (a number was
+  bought that we cannot follow), and any network error once the request may have left. A
+  connect error is `UpstreamUnavailable` (nothing was sent).
+* Reconciliation: SpotSMS has no list of active numbers and takes no reference of ours (the
+  doc's getMsg and cancelRsActivation need the `rsId` we never got), so a lost purchase cannot
+  be looked for: the order is refunded, flagged and the owners alerted, and they settle it from
+  the SpotSMS dashboard.
+* Prices: a service priced at 0 (or below) is not for sale: it has no offers and no price
+  (the shop never sells a number for nothing).
 * `getMsg` needs the phone, the service id and `rsId`, but a route's `status()` only gets the
   activation id, so the activation id is all three: `"{rsId}|{phone digits}|{pidUsed}"`
   (restart-safe, no memory). `pn` is sent with its "+" as in the doc's cURL example, `pid` is
@@ -253,6 +263,18 @@ def number_from(answer: Mapping[str, Any], pid: str) -> Activation:
     return Activation(ActivationRef(rs_id, phone, pid_used).encode(), phone)
 
 
+def parse_purchase(body: str, http_status: int, pid: str) -> Activation:
+    """getNumber's answer: a number, a documented refusal (`code` 401, 402, 404), or
+    PurchaseOutcomeUnknown for anything that does not prove the purchase failed."""
+    try:
+        answer = parse_envelope(body, http_status)
+    except (BadKey, UpstreamNoBalance):
+        raise
+    except ProviderError as exc:
+        raise PurchaseOutcomeUnknown(f"unclear SpotSMS getNumber answer: {exc}") from None
+    return number_from(answer, pid)
+
+
 def code_in(text: str) -> str:
     """The code in an SMS text: the first 4-8 digit run ("123-456" joined), else the text."""
     match = _CODE_IN_TEXT.search(text)
@@ -359,9 +381,11 @@ class SpotSMSClient:
         return countries_from(await self.call("countries", priority, retries, pid=pid))
 
     async def get_number(self, pid: str, country: str) -> Activation:
-        """Buy one number, never retried."""
-        answer = await self.call("getNumber", Priority.PURCHASE, pid=pid, cuy=country, num="1")
-        return number_from(answer, pid)
+        """Buy one number, never retried; judged by `parse_purchase`."""
+        status, body = await self._once(
+            "getNumber", Priority.PURCHASE, {"pid": pid, "cuy": country, "num": "1"}
+        )
+        return parse_purchase(body, status, pid)
 
     async def get_message(self, ref: ActivationRef) -> ActivationStatus:
         answer = await self.call(
@@ -418,8 +442,8 @@ class SpotSMSRoute:
     `offers()` or `price()` saw it.
     Service prices are cached for `price_max_age` seconds for `offers()` (a service missing
     from the cached list fetches it again at once); `services()` and `price()` always fetch.
-    A service no longer listed has no offers and no price. A service without countries (404)
-    has no offers (`[]`, so stale offers are cleared) and no price.
+    A service no longer listed, or priced at 0 or below, has no offers and no price. A service
+    without countries (404) has no offers (`[]`, so stale offers are cleared) and no price.
     """
 
     key = "spotsms"
@@ -493,15 +517,15 @@ class SpotSMSRoute:
 
     async def offers(self, service_code: str, priority: Priority) -> list[UpstreamOffer]:
         cost = await self._cached_price(service_code, priority)
-        if cost is None:
-            return []  # no longer listed
+        if cost is None or cost <= 0:
+            return []  # no longer listed, or not for sale
         countries = await self._service_countries(service_code, priority, retries=2)
         return [UpstreamOffer(c.code, cost, c.count) for c in countries]
 
     async def price(self, service_code: str, country: CountryRef) -> UpstreamOffer | None:
         services = await self._fetch_services(Priority.PURCHASE, retries=1)
         cost = next((s.price for s in services if s.id == service_code), None)
-        if cost is None:
+        if cost is None or cost <= 0:
             return None
         countries = await self._service_countries(service_code, Priority.PURCHASE, retries=1)
         wanted = {country.upstream_id.lower(), (country.iso or "").lower()}

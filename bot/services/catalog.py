@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from bot.countries import is_iso, resolve
 from bot.errors import NotFound
 from bot.i18n import _
-from bot.providers.base import CountryRef, Priority, ProviderError, Route
+from bot.providers.base import CountryRef, PairPricing, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
 from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
 from storage.models import Country, Offer, Service
@@ -89,6 +89,7 @@ class CatalogService:
         self.per_page = per_page
         self._background: set[asyncio.Task[None]] = set()
         self._building: dict[Hashable, asyncio.Task[Any]] = {}
+        self._asking: dict[tuple[str, int, str], asyncio.Task[None]] = {}
         self._viewed: dict[int, float] = {}
         self._stats: tuple[float, dict[str, RouteStats]] | None = None
 
@@ -212,9 +213,14 @@ class CatalogService:
         return Page(choices[start : start + self.per_page], page, pages, len(choices))
 
     async def route_choices(self, service_id: int, country: str) -> list[RouteChoice]:
-        """Every healthy route selling this service here, cheapest first (sold out last)."""
+        """Every healthy route selling this service here, cheapest first (sold out last).
+
+        A route whose bulk list may leave pairs out (`PairPricing`) and has no bulk offer for
+        this pair is asked for this one pair (see `_look_up_pair`)."""
         routes = await self.live_routes()
         offers = await self.repo.offers(routes, service_id, country)
+        if await self._look_up_pair(routes, offers, service_id, country):
+            offers = await self.repo.offers(routes, service_id, country)
         table = await self.pricing.table()
         stats = await self._route_stats()
         choices = []
@@ -230,6 +236,55 @@ class CatalogService:
             choices.append(RouteChoice(route, price, offer.stock, rate))
         choices.sort(key=lambda c: (c.stock == 0, c.price, c.route.title))
         return choices
+
+    async def _look_up_pair(
+        self, routes: Sequence[str], offers: Sequence[Offer], service_id: int, country: str
+    ) -> bool:
+        """Ask each `PairPricing` route without a bulk offer here for this one pair, unless it
+        was asked within the catalog refresh period (its answer, "not sold here" included, is
+        in the database). True if any was asked."""
+        in_bulk = {offer.route for offer in offers if not offer.looked_up}
+        askable = [
+            key
+            for key in routes
+            if key not in in_bulk and isinstance(self.routes.get(key), PairPricing)
+        ]
+        if not askable:
+            return False
+        checked = await self.repo.pair_checks(askable, service_id, country)
+        fresh_since = int(time.time()) - self.refresh_seconds
+        due = [key for key in askable if checked.get(key, 0) <= fresh_since]
+        if not due:
+            return False
+        await asyncio.gather(*(self._ask_pair(key, service_id, country) for key in due))
+        return True
+
+    async def _ask_pair(self, route_key: str, service_id: int, country: str) -> None:
+        """One route's price of one pair, asked once at a time however many taps wait."""
+        key = (route_key, service_id, country)
+        task = self._asking.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_pair(route_key, service_id, country))
+            self._asking[key] = task
+            task.add_done_callback(lambda _: self._asking.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _fetch_pair(self, route_key: str, service_id: int, country: str) -> None:
+        route = self.routes[route_key]
+        assert isinstance(route, PairPricing)
+        try:
+            code, ref = await self.upstream_refs(route_key, service_id, country)
+        except NotFound:
+            return  # the route does not sell this service or know this country: nothing to ask
+        try:
+            offer = await route.pair_offer(code, ref, Priority.INTERACTIVE)
+        except ProviderError as exc:
+            # Not an answer: not recorded, so the next tap asks again (within the budget).
+            log.warning("Price of %s in %s on %s failed: %s", code, country, route_key, exc)
+            return
+        row = OfferRow(country, offer.cost, offer.stock) if offer and offer.cost > 0 else None
+        if await self.repo.save_pair_offer(route_key, service_id, country, row):
+            self.changed()
 
     async def _route_stats(self) -> dict[str, RouteStats]:
         """Success counts per route; a scan of all orders, so computed at most once a minute."""
@@ -317,10 +372,14 @@ class CatalogService:
         by_id = await self.repo.route_countries(route_key)
         rows = []
         for offer in offers:
+            if offer.cost <= 0:
+                continue  # nothing is sold for nothing (and a quote's price must be > 0)
             country = by_id.get(offer.country_id) or self._iso_fallback(offer.country_id)
             if country is not None:
                 rows.append(OfferRow(country, offer.cost, offer.stock))
-        await self.repo.save_offers(route_key, service_id, rows)
+        # Offers looked up one pair at a time stay until the refresh period has passed.
+        keep_since = int(time.time()) - self.refresh_seconds
+        await self.repo.save_offers(route_key, service_id, rows, keep_looked_up_since=keep_since)
         self.changed()
 
     @staticmethod
@@ -328,8 +387,30 @@ class CatalogService:
         info = resolve(upstream_id)
         return None if info.code.startswith("x-") else info.code
 
+    async def upgrade_country_keys(self) -> int:
+        """Move countries stored under an older form of their key to the current one.
+
+        Unmapped countries were keyed by the first 16 characters of their name's slug, so two
+        names could share a key; now the key ends in a hash of the whole name. A row under an
+        older key moves, with the orders, quotes and watches that name it, to the key its own
+        name has now; the cached offers and upstream ids under it are dropped (the refresh
+        rebuilds them), so none of them can send a purchase to the wrong country. Idempotent.
+        """
+        moved = 0
+        for country in await self.repo.unmapped_countries():
+            info = resolve(country.name)
+            if info.code != country.code:
+                log.info("Country %r: key %s -> %s", country.name, country.code, info.code)
+                current = Country(info.code, info.name, info.flag)
+                await self.repo.rekey_country(country.code, current)
+                moved += 1
+        if moved:
+            self.changed()
+        return moved
+
     async def refresh(self, offers_per_route: int = 20) -> None:
         """The scheduled job: lists for every route, then the stalest viewed offers."""
+        await self.upgrade_country_keys()
         for route_key in self.routes:
             if not await self.refresh_route(route_key):
                 continue
@@ -378,6 +459,7 @@ class CatalogService:
         return ready
 
     async def close(self) -> None:
-        for task in list(self._background):
+        tasks = [*self._background, *self._asking.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,7 +3,9 @@
 * :class:`FakeServer`: an aiohttp server on ``127.0.0.1`` with an OS-assigned port
   (``start``/``stop``, ``port``, ``base_url``, ``async with``), pending timers, an optional
   outbound client session, and requests in flight run in tasks shielded from client
-  disconnects (``wait_idle``), with the ``delay_next``/``fail_next`` queues applied to them.
+  disconnects (``wait_idle``), with the ``delay_next``/``fail_next``/``garble_next`` queues
+  applied to them (``garble_next``: the action takes effect, then the answer is replaced, as
+  when a proxy or a crash swallows a real answer).
 * :class:`SlidingWindow`: a per-key sliding-window rate limiter.
 * :class:`Scripted`: per-key FIFO queues behind ``fail_next``/``delay_next``.
 * :class:`Reply`, :func:`respond`, :func:`guess_content_type`, :func:`query_and_form`.
@@ -135,6 +137,7 @@ class FakeServer:
         self, normalise: Callable[[str], str] | None = None, by_prefix: bool = False
     ) -> None:
         self._failures: Scripted[Any] = Scripted(normalise, by_prefix)
+        self._garbles: Scripted[Any] = Scripted(normalise, by_prefix)
         self._delays: Scripted[float] = Scripted(normalise, by_prefix)
         self._timers: set[asyncio.TimerHandle] = set()
         self._inflight: set[asyncio.Task[Any]] = set()
@@ -229,7 +232,8 @@ class FakeServer:
         self._timers.add(timer)
 
     async def _scripted(self, key: str, proceed: Callable[[], _R]) -> _R:
-        """Apply ``delay_next`` then ``fail_next`` for ``key``, else ``proceed()``.
+        """Apply ``delay_next`` then ``fail_next`` for ``key``, else ``proceed()`` (its answer
+        replaced by a ``garble_next`` entry if there is one).
 
         The delay entry is taken at once; the rest runs in a task shielded from client
         disconnects (so a delayed action still happens) and tracked by :meth:`wait_idle`.
@@ -243,7 +247,9 @@ class FakeServer:
         injected = self._failures.pop(key)
         if injected is not None:
             return injected  # type: ignore[no-any-return]
-        return proceed()
+        answer = proceed()
+        garbled = self._garbles.pop(key)
+        return answer if garbled is None else garbled  # type: ignore[no-any-return]
 
     async def _shielded(self, work: Coroutine[Any, Any, _R]) -> _R:
         task = asyncio.ensure_future(work)

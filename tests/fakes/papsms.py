@@ -18,7 +18,8 @@ Endpoints
     * ``GET /prices?service=whatsapp[&country=us]`` ->
       ``[{"country": "us", "price": 0.80, "available": 120}, ...]`` (stock 0 included);
       no ``service`` -> 400 ``invalid_request``; an unknown one -> 400 ``invalid_service``; an
-      unknown country -> ``[]``.
+      unknown country -> ``[]``. Pairs in :attr:`FakePapSMS.unlisted` are left out of the
+      list without ``country`` (priced only when asked for with it).
     * ``GET /balance`` -> ``{"balance": 25.00, "currency": "USD"}``.
     * ``POST /numbers/finish/{id}`` answers ``{"activation_id": ..., "status": ...}``.
     * Money is rendered with two decimals (``0.80``), as in the doc.
@@ -250,6 +251,7 @@ class FakePapSMS(FakeServer):
         self.countries = default_countries()
         self.services = default_services()
         self.prices = default_prices()
+        self.unlisted: set[tuple[str, str]] = set()  # (service, country) only priced one by one
         self.activations: dict[str, Activation] = {}
         self.requests: list[Request] = []
         self.rejected_429 = 0
@@ -286,6 +288,20 @@ class FakePapSMS(FakeServer):
         text = body if isinstance(body, str) else render(body)
         reply = Reply(text, http_status, content_type or guess_content_type(text))
         self._failures.push(path_prefix, reply, times)
+
+    def garble_next(
+        self,
+        path_prefix: str,
+        body: str | Mapping[str, Any],
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Like :meth:`fail_next`, but the request takes effect first (a number is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        text = body if isinstance(body, str) else render(body)
+        reply = Reply(text, http_status, content_type or guess_content_type(text))
+        self._garbles.push(path_prefix, reply, times)
 
     def delay_next(self, path_prefix: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before handling the next ``times`` requests under ``path_prefix``.
@@ -470,6 +486,7 @@ class FakePapSMS(FakeServer):
             for c in self.countries
             if (row := self.prices.get((service, c["code"]))) is not None
             and wanted in (None, "", c["code"])
+            and (wanted or (service, c["code"]) not in self.unlisted)
         ]
         return ok(rows)
 

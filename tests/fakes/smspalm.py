@@ -319,6 +319,19 @@ class FakeSMSPalm(FakeServer):
         injected = Reply(body, http_status, content_type or guess_content_type(body))
         self._failures.push(action, injected, times)
 
+    def garble_next(
+        self,
+        action: str,
+        body: str,
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Like :meth:`fail_next`, but the action takes effect first (a number is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        injected = Reply(body, http_status, content_type or guess_content_type(body))
+        self._garbles.push(action, injected, times)
+
     def delay_next(self, action: str, seconds: float, times: int = 1) -> None:
         """Make the next ``times`` requests of ``action`` sleep ``seconds`` before processing.
 

@@ -36,7 +36,8 @@ Catalog
       query." only when no row exists. Prices are strings with two decimals.
     * request/suggested_countries lists the service's rows with stock > 0 in catalog order,
       ``country_id`` and ``pool`` as numbers (as in the doc); a missing service answers
-      "Fill in all params!", an unknown one ``[]``.
+      "Fill in all params!", an unknown one ``[]``. :attr:`FakeSMSPool.suggested` (service ID
+      -> country IDs) shortens a service's list to those countries, as the real one is short.
 
 Orders
     * purchase/sms checks, in order: params; no price row -> "This service is not available
@@ -235,6 +236,7 @@ class FakeSMSPool(FakeServer):
         self.services: list[dict[str, str]] = default_services()
         self.prices: dict[tuple[str, str], PriceRow] = default_prices()
         self.orders: dict[str, Order] = {}
+        self.suggested: dict[str, list[str]] = {}  # service ID -> the only countries suggested
         self.requests: list[Request] = []
         self.rejected_429 = 0
         self.too_early_cancel_seconds = 0.0
@@ -279,6 +281,20 @@ class FakeSMSPool(FakeServer):
         text = body if isinstance(body, str) else json.dumps(body)
         injected = Reply(text, http_status, content_type or guess_content_type(text))
         self._failures.push(path, injected, times)
+
+    def garble_next(
+        self,
+        path: str,
+        body: str | dict[str, Any] | list[Any],
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Like :meth:`fail_next`, but the action takes effect first (an order is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        injected = Reply(text, http_status, content_type or guess_content_type(text))
+        self._garbles.push(path, injected, times)
 
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests of ``path``; the action still happens afterwards."""
@@ -411,9 +427,12 @@ class FakeSMSPool(FakeServer):
         if not params.get("service"):
             return failure(FILL_IN_ALL_PARAMS)
         service = self._service(params["service"])
+        short = self.suggested.get(service["ID"]) if service else None
         rows = []
         for country in self.countries:
             row = self.prices.get((service["ID"], country["ID"])) if service else None
+            if short is not None and country["ID"] not in short:
+                continue
             if row is not None and row.stock > 0:
                 rows.append(
                     {

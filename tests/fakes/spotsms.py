@@ -245,6 +245,17 @@ class FakeSpotSMS(FakeServer):
             reply = Reply(body, http_status, guess_content_type(body))
         self._failures.push(action, reply, times)
 
+    def garble_next(
+        self, action: str, body: dict[str, Any] | str, http_status: int = 200, times: int = 1
+    ) -> None:
+        """Like :meth:`fail_next`, but the action takes effect first (a number is bought):
+        only its answer is replaced, as when a proxy or a crash swallows it."""
+        if isinstance(body, dict):
+            reply = Reply(json.dumps(body), http_status, APPLICATION_JSON)
+        else:
+            reply = Reply(body, http_status, guess_content_type(body))
+        self._garbles.push(action, reply, times)
+
     def delay_next(self, action: str, seconds: float, times: int = 1) -> None:
         """Make the next ``times`` requests of ``action`` wait ``seconds`` first.
 

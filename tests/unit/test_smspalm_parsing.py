@@ -82,10 +82,11 @@ def test_early_cancel_denied_is_not_a_cancel() -> None:
         ("NO_ACTIVATION", NoActivation),
         ("NO_BALANCE", UpstreamNoBalance),
         ("EARLY_CANCEL_DENIED", EarlyCancelDenied),
-        ("<html><body>502 Bad Gateway</body></html>", UpstreamUnavailable),
-        ("SOMETHING_NEW", UpstreamUnavailable),
-        ("", UpstreamUnavailable),
-        ("ACCESS_NUMBER:123", UpstreamUnavailable),
+        # Not a documented refusal: SMSPalm may have sold a number.
+        ("<html><body>502 Bad Gateway</body></html>", PurchaseOutcomeUnknown),
+        ("SOMETHING_NEW", PurchaseOutcomeUnknown),
+        ("", PurchaseOutcomeUnknown),
+        ("ACCESS_NUMBER:123", PurchaseOutcomeUnknown),
     ],
 )
 def test_number_errors(body: str, error: type[Exception]) -> None:
