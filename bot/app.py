@@ -67,6 +67,8 @@ from storage.users import LedgerRepo, UserRepo
 
 log = logging.getLogger(__name__)
 
+PURGE_SECONDS = 600  # how often expired quotes and SMS drafts are deleted
+
 # English descriptions, marked for extraction; `set_commands` sends one list per language.
 USER_COMMANDS = [
     BotCommand(command="start", description=N_("Main menu")),
@@ -121,6 +123,7 @@ class App:
             "catalog", self.settings.catalog_refresh_seconds, self.catalog.refresh, first_in=0
         )
         self.jobs.every("stock-watches", self.settings.stock_check_seconds, self.check_watches)
+        self.jobs.every("purge", PURGE_SECONDS, self.purge_expired)
         if self.crypto is not None:
             # first_in=0: invoices paid while the bot was down are credited at once.
             seconds = self.settings.cryptopay_poll_seconds
@@ -133,6 +136,13 @@ class App:
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
         await self.admin.backup()
+
+    async def purge_expired(self) -> None:
+        """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""
+        quotes = await self.orders.purge_quotes()
+        drafts = await self.sms.purge_drafts() if self.sms is not None else 0
+        if quotes or drafts:
+            log.info("Purged %s expired quotes and %s expired SMS drafts", quotes, drafts)
 
     async def check_watches(self) -> None:
         """Tell each user who asked, once, that their service and country are in stock."""

@@ -13,9 +13,10 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, FSInputFile, Message
 
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, NotFound
 from bot.i18n import N_, _, i18n, locale_of
 from bot.money import Currency
+from bot.numbers import MAX_ID, parse_uint
 from bot.services.admin import AdminService
 from bot.services.catalog import CatalogService
 from bot.services.notify import Notifier
@@ -64,9 +65,12 @@ def _split(command: CommandObject, least: int, most: int, usage: str) -> list[st
 
 
 def _int(value: str, usage: str) -> int:
-    if not value.lstrip("#").isdigit():
+    """ASCII digits (an id may start with #); beyond SQLite's range reads as `MAX_ID`, which
+    names nothing, so an id that large is "not found" and a count is out of its range."""
+    number = parse_uint(value.lstrip("#"))
+    if number is None:
         raise _usage(usage)
-    return int(value.lstrip("#"))
+    return number
 
 
 def _amount(currency: Currency, text: str, usage: str) -> int:
@@ -344,6 +348,10 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         usage = _("/refund <order_id>")
         (order_text,) = _split(command, 1, 1, usage)
         order_id = _int(order_text, usage)
+        if order_id == MAX_ID:  # typed beyond SQLite's range: no such order
+            raise NotFound(
+                _("Order #{order_id} does not exist.").format(order_id=order_text.lstrip("#"))
+            )
         refunded = await admin.refund(_actor(message), order_id)
         await message.answer(
             _("Refunded {amount} for order #{id}.").format(

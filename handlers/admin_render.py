@@ -20,7 +20,7 @@ from bot.services.admin import (
     Stats,
     UserCard,
 )
-from handlers.callbacks import Prefixed
+from handlers.callbacks import Page, Prefixed
 from handlers.keyboards import Rows, button, pager
 from handlers.render import esc, ledger_kind, status_label
 from storage.audit import AuditEntry
@@ -29,7 +29,7 @@ from storage.models import Order
 
 class AdminCb(Prefixed, CallbackData, prefix="adm"):
     to: str  # a section: home, stats, users, orders, pricing, broadcast, recon, backup, audit…
-    n: int = 0  # the audit page, or the days of a reconciliation
+    n: Page = 0  # the audit page, or the days of a reconciliation
 
 
 RECON_DAYS = (1, 7, 30)

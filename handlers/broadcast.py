@@ -27,7 +27,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.i18n import _, i18n, locale_of
 from bot.services.broadcast import BroadcastService, FloodWait, Phase, Progress
 from bot.services.users import UserService
-from handlers.callbacks import Prefixed
+from handlers.callbacks import Prefixed, UInt
 from handlers.common import answer, show
 from storage.broadcasts import Broadcast, DeliveryStatus
 
@@ -44,7 +44,7 @@ BROADCAST_ADMIN_COMMANDS = {"broadcast": "message every active user"}
 
 
 class BroadcastCb(Prefixed, CallbackData, prefix="bc"):
-    bid: int = 0  # 0: the prompt, before there is a draft
+    bid: UInt = 0  # 0: the prompt, before there is a draft
     act: str  # send | cancel (a draft or the prompt) | stop (a running broadcast)
 
 

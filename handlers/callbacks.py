@@ -1,15 +1,42 @@
-"""Callback data factories: short prefixes, typed fields, always well under 64 bytes."""
+"""Callback data factories: short prefixes, typed fields, always well under 64 bytes.
+
+Every number in callback data is a `UInt` (an id or an amount) or a `Page`: ASCII digits only,
+and bounded, so forged data never puts an integer SQLite cannot hold into a query. An id above
+`MAX_ID` reads as `MAX_ID`, which names no row ("not found", like any unknown id); a page above
+`MAX_PAGE` reads as `MAX_PAGE`, past the end of any list. Anything else that is not digits
+(`²`, `-1`, `+5`, `1_0`) does not unpack: "this button is no longer valid".
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, cast
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Self, cast
 
 from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import CallbackQuery
 from magic_filter import MagicFilter
-from pydantic import ConfigDict
+from pydantic import BeforeValidator, ConfigDict, Field
+
+from bot.numbers import MAX_ID, parse_uint
 
 QUERY_MAX_BYTES = 32
+MAX_PAGE = 100_000  # beyond any list; page × page size stays far below SQLite's limit
+
+
+def _digits(most: int) -> Callable[[object], object]:
+    def parse(value: object) -> object:
+        if isinstance(value, str):
+            number = parse_uint(value, most)
+            if number is None:
+                raise ValueError("not a whole number of ASCII digits")
+            return number
+        return value
+
+    return parse
+
+
+UInt = Annotated[int, BeforeValidator(_digits(MAX_ID)), Field(ge=0, le=MAX_ID)]
+Page = Annotated[int, BeforeValidator(_digits(MAX_PAGE)), Field(ge=0, le=MAX_PAGE)]
 
 
 class PrefixFilter(CallbackQueryFilter):
@@ -63,37 +90,37 @@ class MenuCb(Prefixed, CallbackData, prefix="m"):
 
 
 class ServicesCb(Prefixed, CallbackData, prefix="sp"):
-    page: int = 0
+    page: Page = 0
     q: str = ""
 
 
 class ServiceCb(Prefixed, CallbackData, prefix="s"):
-    sid: int
-    page: int = 0
+    sid: UInt
+    page: Page = 0
 
 
 class CountryCb(Prefixed, CallbackData, prefix="c"):
-    sid: int
+    sid: UInt
     cc: str
 
 
 class RouteCb(Prefixed, CallbackData, prefix="r"):
-    sid: int
+    sid: UInt
     cc: str
     rt: str
 
 
 class QuoteCb(Prefixed, CallbackData, prefix="q"):
-    qid: int
+    qid: UInt
 
 
 class OrderCb(Prefixed, CallbackData, prefix="o"):
-    oid: int
+    oid: UInt
     act: str  # show | cancel | another | done | refresh
 
 
 class OrdersCb(Prefixed, CallbackData, prefix="op"):
-    page: int = 0
+    page: Page = 0
 
 
 class NoopCb(Prefixed, CallbackData, prefix="x"):
@@ -108,27 +135,27 @@ def short_query(text: str) -> str:
 
 
 class SmsCb(Prefixed, CallbackData, prefix="sm"):
-    sid: int = 0
+    sid: UInt = 0
     act: str  # send | show | cancel
 
 
 class WatchCb(Prefixed, CallbackData, prefix="w"):
-    sid: int
+    sid: UInt
     cc: str
 
 
 class WalletCb(Prefixed, CallbackData, prefix="wl"):
     act: str  # topup | other | refs | hist
-    page: int = 0
+    page: Page = 0
 
 
 class TopupAmountCb(Prefixed, CallbackData, prefix="ta"):
-    amount: int  # shop currency, minor units; checked against the limits again on use
+    amount: UInt  # shop currency, minor units; checked against the limits again on use
 
 
 class TopupPayCb(Prefixed, CallbackData, prefix="tp"):
     m: str  # stars | crypto
-    amount: int
+    amount: UInt
 
 
 class LanguageCb(Prefixed, CallbackData, prefix="lg"):

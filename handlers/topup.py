@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.errors import AppError, InvalidInput, NotFound
 from bot.i18n import _, i18n, lazy, locale_of
 from bot.money import Currency
+from bot.numbers import parse_uint
 from bot.services.notify import Notifier
 from bot.services.promos import PromoService, parse_expiry
 from bot.services.topups import XTR, CheckoutError, TopupService
@@ -38,7 +39,8 @@ from storage.models import User
 
 log = logging.getLogger(__name__)
 
-REF_RE = re.compile(r"^ref_(\d{1,15})$")
+REF_RE = re.compile(r"^ref_([0-9]{1,15})$")
+MAX_PROMO_USES = 1_000_000
 
 TOPUP_ADMIN_COMMANDS = {
     "refundstars": "<charge_id> — refund a Telegram Stars top-up",
@@ -508,7 +510,8 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
             amount = currency.parse(amount_text)
         except ValueError:
             raise InvalidInput(usage) from None
-        if not uses_text.isdigit() or int(uses_text) <= 0:
+        uses = parse_uint(uses_text)
+        if uses is None or not 0 < uses <= MAX_PROMO_USES:
             raise InvalidInput(usage)
         expires_at = None
         if len(parts) == 4:
@@ -517,7 +520,7 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
             except ValueError:
                 raise InvalidInput(usage) from None
         admin_id = message.from_user.id if message.from_user else 0
-        promo = await promos.create(admin_id, code, amount, int(uses_text), expires_at)
+        promo = await promos.create(admin_id, code, amount, uses, expires_at)
         expiry = (
             _("never expires")
             if promo.expires_at is None

@@ -1,9 +1,12 @@
 """Broadcasts and their deliveries: one row per recipient, leaving 'pending' at most once.
 
-A delivery goes `pending -> sending -> sent | failed | blocked`. Rows are claimed as 'sending'
-(committed) before the message goes out and settled in batches afterwards. A row still in
-'sending' when a broadcast resumes had its outcome lost in a crash: it is settled as 'sent'
-with `error = UNKNOWN` and never sent again (at most once).
+A delivery goes `pending -> sending -> sent | failed | blocked`. The runner reads pending
+recipients without writing; a row becomes 'sending' in a commit made right before its own
+copyMessage (the copies that start together share that commit), and outcomes are written in
+batches with the next such commit. A row still in 'sending' when a broadcast resumes was in
+flight when the process died: it is settled as 'sent' with `error = UNKNOWN` and never sent
+again (at most once). A row never tried is still 'pending' and is sent after the restart. A copy
+Telegram refused with a flood wait was not sent: its row goes back to 'pending'.
 """
 
 from __future__ import annotations
@@ -207,31 +210,51 @@ class BroadcastRepo:
                 (UNKNOWN, int(time.time()), broadcast_id),
             )
 
+    async def pending(self, broadcast_id: int, limit: int) -> list[int]:
+        """Up to `limit` recipients not tried yet, in order. Reads only: a row is claimed by
+        `claim` right before its copy."""
+        rows = await self.db.fetchall(
+            """
+            SELECT user_id FROM broadcast_deliveries
+            WHERE broadcast_id = ? AND status = 'pending' ORDER BY user_id LIMIT ?
+            """,
+            (broadcast_id, limit),
+        )
+        return [int(r[0]) for r in rows]
+
     async def claim(
-        self, broadcast_id: int, limit: int, settled: Sequence[Outcome]
+        self,
+        broadcast_id: int,
+        user_ids: Sequence[int],
+        settled: Sequence[Outcome],
+        release: Iterable[int] = (),
     ) -> list[int] | None:
-        """Settle `settled` and claim up to `limit` pending recipients as 'sending', in one
-        transaction. None when the broadcast is no longer running (the outcomes are still
-        written); an empty list when nobody is left."""
+        """Settle `settled`, put `release` back to pending, and mark those of `user_ids` still
+        pending as 'sending', in one transaction: the copies to exactly the returned users
+        must start right after it. None when the broadcast is no longer running (the outcomes
+        are still written, nobody is claimed)."""
         async with self.db.transaction() as tx:
             await self._settle(tx, broadcast_id, settled)
+            await self._release(tx, broadcast_id, release)
             status = await tx.fetchone(
                 "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)
             )
             if status is None or status["status"] != BroadcastStatus.RUNNING:
                 return None
+            wanted = list(dict.fromkeys(user_ids))
+            if not wanted:
+                return []
+            marks = ",".join("?" * len(wanted))
             rows = await tx.fetchall(
-                """
+                f"""
                 UPDATE broadcast_deliveries SET status = 'sending', updated_at = ?
-                WHERE broadcast_id = ? AND user_id IN (
-                    SELECT user_id FROM broadcast_deliveries
-                    WHERE broadcast_id = ? AND status = 'pending'
-                    ORDER BY user_id LIMIT ?)
+                WHERE broadcast_id = ? AND status = 'pending' AND user_id IN ({marks})
                 RETURNING user_id
                 """,
-                (int(time.time()), broadcast_id, broadcast_id, limit),
+                (int(time.time()), broadcast_id, *wanted),
             )
-        return sorted(int(r[0]) for r in rows)
+        claimed = {int(r[0]) for r in rows}
+        return [user_id for user_id in wanted if user_id in claimed]
 
     async def settle(
         self, broadcast_id: int, settled: Sequence[Outcome], release: Iterable[int] = ()
@@ -240,13 +263,7 @@ class BroadcastRepo:
         'pending', in one transaction."""
         async with self.db.transaction() as tx:
             await self._settle(tx, broadcast_id, settled)
-            await tx.executemany(
-                """
-                UPDATE broadcast_deliveries SET status = 'pending'
-                WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
-                """,
-                [(broadcast_id, user_id) for user_id in release],
-            )
+            await self._release(tx, broadcast_id, release)
 
     async def finish(self, broadcast_id: int, settled: Sequence[Outcome]) -> Broadcast | None:
         """Write the last outcomes and mark the broadcast done (unless it was cancelled)."""
@@ -263,6 +280,18 @@ class BroadcastRepo:
             )
             row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
         return None if row is None else _broadcast(row)
+
+    @staticmethod
+    async def _release(tx: Tx, broadcast_id: int, release: Iterable[int]) -> None:
+        rows = [(broadcast_id, user_id) for user_id in release]
+        if rows:
+            await tx.executemany(
+                """
+                UPDATE broadcast_deliveries SET status = 'pending'
+                WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
+                """,
+                rows,
+            )
 
     @staticmethod
     async def _settle(tx: Tx, broadcast_id: int, settled: Sequence[Outcome]) -> None:

@@ -92,7 +92,10 @@ class QuoteRepo:
         upstream_cost: Decimal,
         price: int,
         ttl: int,
+        keep: int | None = None,
     ) -> Quote:
+        """A new quote; with `keep`, the user's unconsumed quotes beyond the newest `keep`
+        (this one included) are deleted in the same transaction."""
         now = int(time.time())
         async with self.db.transaction() as tx:
             quote_id = await tx.insert(
@@ -103,6 +106,17 @@ class QuoteRepo:
                 """,
                 (user_id, route, service_id, country, str(upstream_cost), price, now, now + ttl),
             )
+            if keep is not None:
+                await tx.execute(
+                    """
+                    DELETE FROM quotes
+                    WHERE user_id = ? AND consumed_at IS NULL AND id NOT IN (
+                        SELECT id FROM quotes WHERE user_id = ? AND consumed_at IS NULL
+                        ORDER BY id DESC LIMIT ?)
+                      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.quote_id = quotes.id)
+                    """,
+                    (user_id, user_id, keep),
+                )
         return Quote(
             quote_id,
             user_id,
@@ -119,6 +133,26 @@ class QuoteRepo:
     async def get(self, quote_id: int) -> Quote | None:
         row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
         return None if row is None else _quote(row)
+
+    async def purge_expired(self, now: int, batch: int = 1000) -> int:
+        """Delete quotes that expired unconsumed, `batch` per transaction; never one an order
+        points to. Returns how many."""
+        purged = 0
+        while True:
+            async with self.db.transaction() as tx:
+                deleted = await tx.execute(
+                    """
+                    DELETE FROM quotes WHERE id IN (
+                        SELECT q.id FROM quotes q
+                        WHERE q.consumed_at IS NULL AND q.expires_at <= ?
+                          AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.quote_id = q.id)
+                        LIMIT ?)
+                    """,
+                    (now, batch),
+                )
+            purged += deleted
+            if deleted < batch:
+                return purged
 
     @staticmethod
     async def consume(tx: Tx, quote_id: int, user_id: int, now: int) -> bool:

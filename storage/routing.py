@@ -56,14 +56,21 @@ class RoutingRepo:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    async def watch(self, user_id: int, service_id: int, country: str) -> bool:
+    async def watch(self, user_id: int, service_id: int, country: str, most: int) -> bool:
+        """Add the watch unless the user has `most` already; True when it is in place (added
+        now or before)."""
         async with self.db.transaction() as tx:
-            changed = await tx.execute(
+            await tx.execute(
                 "INSERT OR IGNORE INTO stock_watches (user_id, service_id, country, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (user_id, service_id, country, int(time.time())),
+                "SELECT ?, ?, ?, ? "
+                "WHERE (SELECT COUNT(*) FROM stock_watches WHERE user_id = ?) < ?",
+                (user_id, service_id, country, int(time.time()), user_id, most),
             )
-        return changed == 1
+            row = await tx.fetchone(
+                "SELECT 1 FROM stock_watches WHERE user_id = ? AND service_id = ? AND country = ?",
+                (user_id, service_id, country),
+            )
+        return row is not None
 
     async def watches(self) -> list[tuple[int, int, str]]:
         rows = await self.db.fetchall(

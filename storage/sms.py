@@ -99,9 +99,11 @@ class SmsRepo:
         segments: int,
         recipients: Sequence[tuple[str, str, int]],
         ttl: int,
+        keep: int | None = None,
     ) -> int:
         """A priced send waiting for the user's confirmation; recipients are (digits, country,
-        price)."""
+        price). With `keep`, the user's drafts beyond the newest `keep` (this one included)
+        are deleted in the same transaction."""
         now = int(time.time())
         total = sum(price for *_, price in recipients)
         async with self.db.transaction() as tx:
@@ -118,7 +120,45 @@ class SmsRepo:
                 "updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
                 [(send_id, digits, country, price, now) for digits, country, price in recipients],
             )
+            if keep is not None:
+                await self._delete_drafts(
+                    tx,
+                    """
+                    SELECT id FROM sms_sends WHERE user_id = ? AND status = 'draft' AND id NOT IN (
+                        SELECT id FROM sms_sends WHERE user_id = ? AND status = 'draft'
+                        ORDER BY id DESC LIMIT ?)
+                    """,
+                    (user_id, user_id, keep),
+                )
         return send_id
+
+    async def purge_expired_drafts(self, now: int, batch: int = 200) -> int:
+        """Delete drafts whose price expired unconfirmed (a draft was never charged), with
+        their recipients, `batch` drafts per transaction. Returns how many."""
+        purged = 0
+        while True:
+            async with self.db.transaction() as tx:
+                deleted = await self._delete_drafts(
+                    tx,
+                    "SELECT id FROM sms_sends WHERE status = 'draft' AND quote_expires_at <= ? "
+                    "LIMIT ?",
+                    (now, batch),
+                )
+            purged += deleted
+            if deleted < batch:
+                return purged
+
+    @staticmethod
+    async def _delete_drafts(tx: Tx, select: str, params: Sequence[object]) -> int:
+        """Delete the drafts `select` names (ids), recipients first."""
+        ids = [int(r[0]) for r in await tx.fetchall(select, params)]
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        await tx.execute(f"DELETE FROM sms_messages WHERE send_id IN ({marks})", ids)
+        return await tx.execute(
+            f"DELETE FROM sms_sends WHERE id IN ({marks}) AND status = 'draft'", ids
+        )
 
     async def get(self, send_id: int) -> SmsSend | None:
         row = await self.db.fetchone("SELECT * FROM sms_sends WHERE id = ?", (send_id,))

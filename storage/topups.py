@@ -77,6 +77,15 @@ class TopupRepo:
         )
         return [_topup(r) for r in rows]
 
+    async def unpaid(self, user_id: int, method: str, now: int) -> list[Topup]:
+        """The user's pending top-ups of `method` that have not expired, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM topups WHERE user_id = ? AND method = ? AND status = 'pending' "
+            "AND expires_at > ? ORDER BY id DESC",
+            (user_id, method, now),
+        )
+        return [_topup(r) for r in rows]
+
     async def referral_stats(self, user_id: int) -> tuple[int, int]:
         """(users invited, total referral bonus earned) of an inviter."""
         invited = await self.db.fetchval(
@@ -99,6 +108,15 @@ class TopupRepo:
     async def lock_by_charge(tx: Tx, charge_id: str) -> Topup | None:
         row = await tx.fetchone("SELECT * FROM topups WHERE charge_id = ?", (charge_id,))
         return None if row is None else _topup(row)
+
+    @staticmethod
+    async def count_unpaid(tx: Tx, user_id: int, method: str, now: int) -> int:
+        row = await tx.fetchone(
+            "SELECT COUNT(*) FROM topups WHERE user_id = ? AND method = ? "
+            "AND status = 'pending' AND expires_at > ?",
+            (user_id, method, now),
+        )
+        return 0 if row is None else int(row[0])
 
     @staticmethod
     async def insert(

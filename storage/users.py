@@ -192,6 +192,12 @@ class LedgerRepo:
             await self.db.fetchval("SELECT balance FROM users WHERE id = ?", (user_id,)) or 0
         )
 
+    async def count_for(self, user_id: int) -> int:
+        """How many ledger rows the user has."""
+        return int(
+            await self.db.fetchval("SELECT COUNT(*) FROM ledger WHERE user_id = ?", (user_id,))
+        )
+
     async def sum(self, user_id: int) -> int:
         return int(
             await self.db.fetchval(

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.errors import InsufficientFunds, InvalidInput, InvalidState, NotFound
 from bot.i18n import _
 from bot.money import Currency
+from bot.numbers import parse_uint
 from bot.providers.base import ProviderError, Route
 from bot.services.orders import OrderService
 from bot.services.pricing import Pricing
@@ -325,8 +326,9 @@ class AdminService:
         """A user by id or @username; NotFound unless they have started the bot."""
         text = query.strip()
         user: User | None = None
-        if text.lstrip("#").isdigit():
-            user = await self.users.get(int(text.lstrip("#")))
+        user_id = parse_uint(text.lstrip("#"))
+        if user_id is not None:  # ASCII digits; beyond SQLite's range it names nobody
+            user = await self.users.get(user_id)
         elif text:
             user_id = await self.repo.user_id_by_username(text.lstrip("@"))
             user = None if user_id is None else await self.users.get(user_id)

@@ -1,10 +1,11 @@
 """Admin broadcasts: the admin's message copied to every active user at a steady rate.
 
 One asyncio task per running broadcast (at most one runs at a time) owns the sending. Every
-state that matters is in SQLite (`storage/broadcasts.py`): recipients are claimed as 'sending'
-in batches (one transaction settles the previous outcomes and claims the next batch), so a
-restart resumes where the broadcast stopped and nobody gets it twice. Telegram stays behind the
-`BroadcastSender` protocol (`handlers/broadcast.py` implements it).
+state that matters is in SQLite (`storage/broadcasts.py`): the copies that start together are
+claimed as 'sending' in one commit right before they go out (the same commit settles the
+outcomes that came back since the previous one), so after a crash only the copies in flight
+are uncertain, a restart sends everyone never tried, and nobody gets it twice. Telegram stays
+behind the `BroadcastSender` protocol (`handlers/broadcast.py` implements it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SLOWDOWN = 0.8  # the pace after each flood episode, relative to the one before
 MIN_RATE = 1.0  # messages/s the pace never drops under
 RECOVER_SECONDS = 60.0  # without a flood wait for this long, the pace goes back up a step
 CLOSE_GRACE = 10.0  # seconds a graceful close waits for in-flight copies before cancelling
+TICK = 0.1  # at most one claim commit per tick: the copies due within it share that commit
+MAX_GROUP = 10  # copies per commit at most: above 100/s the tick shrinks instead
 
 
 class FloodWait(Exception):
@@ -100,8 +103,9 @@ class _Run:
     stopping: bool = False
     cancelled: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    queue: deque[int] = field(default_factory=deque)
-    results: list[Outcome] = field(default_factory=list)
+    queue: deque[int] = field(default_factory=deque)  # read as pending, not claimed yet
+    results: list[Outcome] = field(default_factory=list)  # outcomes not written yet
+    released: list[int] = field(default_factory=list)  # flood-refused: back to pending
     floods: dict[int, int] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
 
@@ -132,7 +136,7 @@ class BroadcastService:
         self.sender = sender
         self.rate = rate
         self.progress_seconds = progress_seconds
-        # One second of sends per claim: a crash leaves at most that many 'outcome unknown'.
+        # One second of recipients per read (reads claim nothing).
         self.batch = max(10, min(500, math.ceil(rate)))
         self.max_in_flight = max(4, min(100, math.ceil(rate / 2)))
         self._runs: dict[int, _Run] = {}
@@ -203,8 +207,9 @@ class BroadcastService:
         return cancelled
 
     async def resume(self) -> list[int]:
-        """At start: pick up running broadcasts. Rows a crash left in 'sending' are settled as
-        sent with an unknown outcome, never resent."""
+        """At start: pick up running broadcasts. Rows a crash left in 'sending' (copies in
+        flight) are settled as sent with an unknown outcome, never resent; every recipient
+        never tried is still pending and gets it."""
         resumed = []
         for broadcast in await self.repo.running():
             if broadcast.id in self._runs:
@@ -270,38 +275,50 @@ class BroadcastService:
         progress: asyncio.Task[None] | None = None
         last_report = loop.time()
         next_at = loop.time()
+        last_claim = next_at - TICK
         try:
             while not run.stopping:
                 if not run.queue:
-                    settled, run.results = run.results, []
-                    claimed = await self.repo.claim(broadcast.id, self.batch, settled)
-                    if claimed is None:  # cancelled, maybe by another process
-                        run.stop(cancelled=True)
-                        break
-                    if not claimed:
+                    run.queue.extend(await self.repo.pending(broadcast.id, self.batch))
+                    if not run.queue:
                         if not in_flight:
                             break
                         # The last copies may still come back with a flood wait (requeued).
                         await asyncio.wait(in_flight)
                         continue
-                    run.queue.extend(claimed)
-                delay = max(next_at, run.paused_until) - loop.time()
-                if delay > 0:
-                    if run.paused_until > next_at:  # a flood wait: wake early on a stop
-                        run.wake.clear()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(run.wake.wait(), delay)
-                    else:  # at most one interval
-                        await asyncio.sleep(delay)
+                now = loop.time()
+                if run.paused_until > now:  # a flood wait: write what is known, wake on a stop
+                    if run.results or run.released:
+                        await self.repo.settle(broadcast.id, *self._take(run))
+                        continue
+                    run.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(run.wake.wait(), run.paused_until - now)
                     continue
-                if len(in_flight) >= self.max_in_flight:
+                tick = min(TICK, MAX_GROUP * run.interval)
+                delay = max(next_at, last_claim + tick) - now
+                if delay > 0:  # at most one tick
+                    await asyncio.sleep(delay)
+                    continue
+                slots = self.max_in_flight - len(in_flight)
+                if slots <= 0:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                task = asyncio.create_task(self._deliver(run, run.queue.popleft()))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                # A steady pace: catch up at most one interval after a late wake-up.
-                next_at = max(next_at + run.interval, loop.time() - run.interval)
+                # A steady pace: catch up at most a tick after a late wake-up or a pause.
+                next_at = max(next_at, now - tick - run.interval)
+                due = min(1 + int((now - next_at) / run.interval), MAX_GROUP, slots)
+                group = [run.queue.popleft() for _ in range(min(due, len(run.queue)))]
+                next_at += len(group) * run.interval
+                settled, released = self._take(run)
+                last_claim = now
+                claimed = await self.repo.claim(broadcast.id, group, settled, released)
+                if claimed is None:  # cancelled, maybe by another process
+                    run.stop(cancelled=True)
+                    break
+                for user_id in claimed:  # right after the commit that made them 'sending'
+                    task = asyncio.create_task(self._deliver(run, user_id))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
                 now = loop.time()
                 if now - run.last_flood >= RECOVER_SECONDS and run.interval > 1.0 / self.rate:
                     run.interval = max(1.0 / self.rate, run.interval * SLOWDOWN)
@@ -318,12 +335,15 @@ class BroadcastService:
                 if pending is not None:
                     pending.cancel()
             raise
-        settled, run.results = run.results, []
+        settled, released = self._take(run)
         if run.stopping:
-            await self.repo.settle(broadcast.id, settled, release=list(run.queue))
+            # Those read but never claimed are still pending; nothing to undo for them.
             run.queue.clear()
+            await self.repo.settle(broadcast.id, settled, release=released)
             phase = Phase.CANCELLED if run.cancelled else Phase.PAUSED
         else:
+            if released:
+                await self.repo.settle(broadcast.id, [], release=released)
             finished = await self.repo.finish(broadcast.id, settled)
             status = finished.status if finished is not None else BroadcastStatus.CANCELLED
             phase = {BroadcastStatus.DONE: Phase.DONE, BroadcastStatus.RUNNING: Phase.PAUSED}.get(
@@ -346,6 +366,13 @@ class BroadcastService:
             broadcast, Progress(broadcast.id, phase, final, 1.0 / run.interval, None), True
         )
 
+    @staticmethod
+    def _take(run: _Run) -> tuple[list[Outcome], list[int]]:
+        """The outcomes and the flood-refused recipients not written yet (now taken)."""
+        settled, run.results = run.results, []
+        released, run.released = run.released, []
+        return settled, released
+
     async def _deliver(self, run: _Run, user_id: int) -> None:
         broadcast = run.broadcast
         try:
@@ -359,6 +386,8 @@ class BroadcastService:
             log.exception("Broadcast %s: copy to %s failed", broadcast.id, user_id)
             status, error = DeliveryStatus.FAILED, type(exc).__name__
         run.results.append(Outcome(user_id, status, error))
+        if run.paused_until > asyncio.get_running_loop().time():
+            run.wake.set()  # the runner writes it now rather than after the pause
         if status == DeliveryStatus.SENT:
             run.sent += 1
         elif status == DeliveryStatus.BLOCKED:
@@ -382,6 +411,7 @@ class BroadcastService:
             run.results.append(Outcome(user_id, DeliveryStatus.FAILED, "flood wait"))
             run.failed += 1
             return
+        run.released.append(user_id)  # nothing was sent: pending again, in the next commit
         run.queue.appendleft(user_id)
         run.wake.set()
 

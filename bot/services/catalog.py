@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from bot.countries import is_iso, resolve
-from bot.errors import NotFound
+from bot.errors import InvalidState, NotFound
 from bot.i18n import _
 from bot.providers.base import CountryRef, PairPricing, Priority, ProviderError, Route
 from bot.services.pricing import Pricing
@@ -52,6 +52,7 @@ VIEW_EVERY = 60.0
 STATS_EVERY = 60.0
 MENU_TTL = 5.0  # seconds a rendered menu may be reused (see `CatalogService.menu`)
 MENU_ENTRIES = 4096  # the menu cache is emptied when it grows past this (search queries)
+MAX_WATCHES = 10  # "tell me when in stock" requests per user
 
 
 def service_slug(name: str) -> str:
@@ -434,11 +435,23 @@ class CatalogService:
                 picks.append((service, country, route))
         return picks
 
-    async def watch_stock(self, user_id: int, service_id: int, country: str) -> bool:
-        """Ask to be told once when any route has stock again."""
+    async def watch_stock(self, user_id: int, service_id: int, country: str) -> None:
+        """Ask to be told once when any route has stock again: only for a service and country
+        some route sells and every route has sold out, and at most MAX_WATCHES per user."""
         await self.service(service_id)
         await self.country(country)
-        return await self.routing.watch(user_id, service_id, country)
+        choices = await self.route_choices(service_id, country)  # what the routes screen shows
+        if not choices:
+            raise NotFound(_("This service is not offered in this country."))
+        if any(choice.stock > 0 for choice in choices):
+            raise InvalidState(_("It's in stock right now: pick a route to buy it."))
+        if not await self.routing.watch(user_id, service_id, country, MAX_WATCHES):
+            raise InvalidState(
+                _(
+                    "You are already waiting for {count} services and countries. We'll "
+                    "message you when they are in stock; ask again after that."
+                ).format(count=MAX_WATCHES)
+            )
 
     async def check_watches(self) -> list[tuple[int, Service, Country]]:
         """Refresh the watched offers; return (user, service, country) now in stock, once."""

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 METHOD = "crypto"
 BATCH = 100  # invoice ids per getInvoices call (the API takes up to 1000)
 CLOSE_GRACE_SECONDS = 5  # Crypto Pay's own clock starts a request later than ours
+REUSE_MIN_LEFT = 600  # an unpaid invoice is shown again while this long is left (or half its TTL)
 
 
 class CryptoUnavailable(AppError):
@@ -115,9 +116,14 @@ class CryptoTopups:
         """Open a pending top-up of `amount` (minor units) and its Crypto Pay invoice.
 
         createInvoice is never retried: on any failure (a timeout included) the top-up is
-        closed at once and the user is asked to try again; no money has moved yet.
+        closed at once and the user is asked to try again; no money has moved yet. An unpaid
+        invoice of the same amount with enough time left is shown again instead of a new one;
+        at most MAX_OPEN_INVOICES are open (`TopupService.open` refuses more).
         """
         await self.topups.check_amount(amount)
+        reused = await self._reusable(user_id, amount)
+        if reused is not None:
+            return reused
         price = self._price(amount)
         topup = await self.topups.open(user_id, METHOD, amount, price, self.currency.code)
         try:
@@ -150,6 +156,23 @@ class CryptoTopups:
         await self.topups.attach(topup.id, str(invoice.invoice_id), invoice.bot_invoice_url)
         log.info("Top-up %s: Crypto Pay invoice %s", topup.id, invoice.invoice_id)
         return CryptoInvoice(topup.id, invoice.bot_invoice_url, invoice.invoice_id, amount)
+
+    async def _reusable(self, user_id: int, amount: int) -> CryptoInvoice | None:
+        """The user's open invoice for this amount, if one has enough time left to be paid."""
+        least = time.time() + min(REUSE_MIN_LEFT, self.ttl / 2)
+        for topup in await self.topups.unpaid(user_id, METHOD):
+            external = topup.external_id or ""
+            if (
+                topup.amount == amount
+                and topup.pay_currency == self.currency.code
+                and topup.pay_url
+                and external.isascii()
+                and external.isdigit()
+                and topup.expires_at > least
+            ):
+                log.info("Top-up %s: invoice %s shown again", topup.id, external)
+                return CryptoInvoice(topup.id, topup.pay_url, int(external), amount)
+        return None
 
     # -- crediting ---------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ WATCHED = (OrderStatus.NUMBER_ISSUED, OrderStatus.CODE_RECEIVED)
 MAX_CLOSE_ATTEMPTS = 6
 ALERT_EVERY_SECONDS = 600
 CANCEL_WINDOW_SECONDS = 3600  # `cancel_limit` own cancels within this window pause buying
+MAX_OPEN_QUOTES = 20  # a user's unconsumed quotes kept; a new one drops the oldest beyond
 
 
 def pause_end(cancels: list[int], limit: int, pause: int) -> int | None:
@@ -158,9 +159,20 @@ class OrderService:
             raise NoNumbers()
         price = (await self.pricing.table()).retail(route, offer.cost, service_id)
         quote = await self.quotes.create(
-            user_id, route_key, service_id, country, offer.cost, price, self.quote_ttl
+            user_id,
+            route_key,
+            service_id,
+            country,
+            offer.cost,
+            price,
+            self.quote_ttl,
+            keep=MAX_OPEN_QUOTES,  # every route tap makes one: older screens stop paying
         )
         return await self.describe_quote(quote, offer.stock)
+
+    async def purge_quotes(self) -> int:
+        """The scheduled purge: quotes that expired unconsumed (none an order points to)."""
+        return await self.quotes.purge_expired(int(time.time()))
 
     async def alternative(
         self, user_id: int, service_id: int, country: str, failed_route: str

@@ -17,7 +17,7 @@ from storage.promos import PromoCode, PromoRepo
 from storage.users import LedgerRepo
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{3,32}$")
-DAYS_RE = re.compile(r"^(\d{1,4})d$", re.IGNORECASE)
+DAYS_RE = re.compile(r"^([0-9]{1,4})d$", re.IGNORECASE)
 
 
 class PromoRefused(AppError):

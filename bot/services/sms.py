@@ -31,6 +31,8 @@ from storage.users import LedgerRepo
 
 log = logging.getLogger(__name__)
 
+MAX_OPEN_DRAFTS = 5  # a user's unconfirmed drafts kept; a new one drops the oldest beyond
+
 STATUS_NAMES = {
     SmsStatus.QUEUED: "queued",
     SmsStatus.SUBMITTED: "submitted",
@@ -143,10 +145,21 @@ class SmsService:
             for r in recipients
         ]
         send_id = await self.repo.create_draft(
-            user_id, text, self.sender, info.encoding, info.segments, rows, self.quote_ttl
+            user_id,
+            text,
+            self.sender,
+            info.encoding,
+            info.segments,
+            rows,
+            self.quote_ttl,
+            keep=MAX_OPEN_DRAFTS,  # every text typed makes one: older screens stop sending
         )
         view = await self.view(user_id, send_id)
         return SmsDraft(view.send, view.messages, info)
+
+    async def purge_drafts(self) -> int:
+        """The scheduled purge: drafts whose price expired unconfirmed, with their rows."""
+        return await self.repo.purge_expired_drafts(int(time.time()))
 
     async def view(self, user_id: int, send_id: int) -> SmsView:
         send = await self.repo.get(send_id)

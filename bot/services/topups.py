@@ -35,6 +35,7 @@ PAYLOAD_PREFIX = "t:"
 KV_MIN = "topup_min"
 KV_STARS_RATE = "stars_rate"
 REFERRAL_WINDOW = 3600  # a /start ref_<id> links users registered at most this long ago
+MAX_OPEN_INVOICES = 5  # unpaid, unexpired invoices per user and method; more are refused
 
 
 class ReferralNotifier(Protocol):
@@ -87,6 +88,18 @@ class StarsRefund:
     bonus_kept: int = 0  # the bonus the inviter had spent already, so it stays with them
 
 
+class TooManyInvoices(AppError):
+    """MAX_OPEN_INVOICES unpaid invoices of one method are open already."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            _(
+                "You have {count} unpaid invoices open. Pay one of them or wait until they "
+                "expire, then try again."
+            ).format(count=count)
+        )
+
+
 class RefundRefused(AppError):
     """Telegram refused refundStarPayment; the wallet debit was reversed."""
 
@@ -119,8 +132,14 @@ class TopupService:
     async def open(
         self, user_id: int, method: str, amount: int, pay_amount: str, pay_currency: str
     ) -> Topup:
-        """A pending top-up of `amount` (shop minor units); expires after INVOICE_TTL_SECONDS."""
+        """A pending top-up of `amount` (shop minor units); expires after INVOICE_TTL_SECONDS.
+        Refused (TooManyInvoices) while the user has MAX_OPEN_INVOICES unpaid ones of `method`."""
         async with self.db.transaction() as tx:
+            if (
+                await self.repo.count_unpaid(tx, user_id, method, int(time.time()))
+                >= MAX_OPEN_INVOICES
+            ):
+                raise TooManyInvoices(MAX_OPEN_INVOICES)
             topup_id = await self.repo.insert(
                 tx,
                 user_id,
@@ -133,6 +152,10 @@ class TopupService:
             topup = await self.repo.lock(tx, topup_id)
         assert topup is not None
         return topup
+
+    async def unpaid(self, user_id: int, method: str) -> list[Topup]:
+        """The user's unpaid, unexpired top-ups of `method`, newest first."""
+        return await self.repo.unpaid(user_id, method, int(time.time()))
 
     async def attach(self, topup_id: int, external_id: str, pay_url: str) -> None:
         """Remember the upstream invoice id and its payment link."""

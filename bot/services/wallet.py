@@ -57,4 +57,7 @@ class WalletService:
         """One page of the user's ledger, newest first (one extra row tells if there is more)."""
         page = max(page, 0)
         rows = await self.ledger.history(user_id, size + 1, page * size)
+        if not rows and page > 0:  # past the end (an old or forged button): the last page
+            page = max(0, (await self.ledger.count_for(user_id) - 1) // size)
+            rows = await self.ledger.history(user_id, size + 1, page * size)
         return HistoryPage(rows[:size], page, len(rows) > size)

@@ -994,6 +994,9 @@ class FakeTelegram:
         self.rate_limit_retry_after = 1
         self.rate_limited = 0
         self._sent_times: deque[float] = deque()
+        # Methods whose calls wait, recorded but without effect, until `release`: see `hold`.
+        self._holds: dict[str, asyncio.Event] = {}
+        self.held: list[Call] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1014,6 +1017,8 @@ class FakeTelegram:
         """Wake pending long polls (they answer ``[]``) and shut the server down."""
         self._closing = True
         self._updates_signal.fire()
+        for method in list(self._holds):
+            self.release(method)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1089,6 +1094,18 @@ class FakeTelegram:
         self.rate_limit_retry_after = retry_after
         self.rate_limited = 0
         self._sent_times.clear()
+
+    def hold(self, method: str) -> None:
+        """Keep every later call of ``method`` waiting (recorded in :attr:`calls` and
+        :attr:`held`, no effect yet) until :meth:`release`: a request the bot has sent whose
+        answer it has not seen. Released calls then take effect, even if the bot is gone."""
+        self._holds.setdefault(method.lower(), asyncio.Event())
+
+    def release(self, method: str) -> None:
+        """Let the held calls of ``method`` (and every later one) go through."""
+        gate = self._holds.pop(method.lower(), None)
+        if gate is not None:
+            gate.set()
 
     def make_users(self, count: int, first_id: int, first_name: str = "User") -> list[FakeUser]:
         """Create ``count`` users with consecutive ids from ``first_id`` (cheap: no updates)."""
@@ -1187,6 +1204,10 @@ class FakeTelegram:
             params, files = call.params, call.files
             if request.match_info["token"] != self.token:
                 raise TelegramError(UNAUTHORIZED, "Unauthorized")
+            gate = self._holds.get(method.lower())
+            if gate is not None:
+                self.held.append(call)
+                await gate.wait()
             result = await self._dispatch(method, params, files)
             body: Params = {"ok": True, "result": result}
             status = 200
