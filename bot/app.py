@@ -117,6 +117,7 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
+            self.jobs.every("sms-sweeper", SWEEP_SECONDS, self.sms.sweep)
         await self.broadcasts.resume()
         self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
         self.jobs.every(
@@ -443,7 +444,7 @@ def _build_sms(
     sms_jobs.bind(sms)
     if settings.smspm_report_port is not None:
         web = server(settings.smspm_report_host, settings.smspm_report_port)
-        handler = sms_report_handler(sms, secret)
+        handler = sms_report_handler(sms, secret, web)
         web.add("POST", "/smspm/report/{secret}", handler)
         web.add("GET", "/smspm/report/{secret}", handler)
     return sms

@@ -24,7 +24,7 @@ from bot.providers.papsms import parse_webhook
 from bot.providers.smspm import parse_report
 from bot.services.crypto import CryptoTopups
 from bot.services.orders import OrderService
-from bot.services.sms import SmsService
+from bot.services.sms import ReportAction, SmsService
 from storage.routing import RoutingRepo
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,10 @@ async def _payload(request: web.Request) -> dict[str, Any]:
     return fields
 
 
-def sms_report_handler(sms: SmsService, secret: str) -> Any:
+def sms_report_handler(sms: SmsService, secret: str, server: WebServer) -> Any:
+    """Answers at once. A final status (failed, delivered) is confirmed with `/smsdetails` in
+    the background before it counts, so a forged report refunds nothing."""
+
     async def handle(request: web.Request) -> web.Response:
         if not _path_secret_ok(request, secret):
             return web.Response(status=404, text="not found")
@@ -74,9 +77,11 @@ def sms_report_handler(sms: SmsService, secret: str) -> Any:
             report = parse_report(await _payload(request))
         except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="bad report")
-        known = await sms.report(report.id, report.status)
-        if not known:
+        action = await sms.report(report.id, report.status)
+        if action is ReportAction.UNKNOWN:
             log.info("SMS report for an unknown message id")
+        elif action is ReportAction.CHECK:
+            server.spawn(sms.check(report.id))
         return web.Response(text="ok")
 
     return handle
