@@ -51,7 +51,7 @@ from handlers.broadcast import BROADCAST_ADMIN_COMMANDS, TelegramBroadcaster
 from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.throttling import build_throttle
-from handlers.topup import TOPUP_ADMIN_COMMANDS
+from handlers.topup import TOPUP_ADMIN_COMMANDS, TelegramStars
 from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
@@ -117,6 +117,7 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
+            self.jobs.every("sms-sweeper", SWEEP_SECONDS, self.sms.sweep)
         await self.broadcasts.resume()
         self.jobs.every("sweeper", SWEEP_SECONDS, self.jobs.sweep)
         self.jobs.every(
@@ -128,6 +129,7 @@ class App:
             # first_in=0: invoices paid while the bot was down are credited at once.
             seconds = self.settings.cryptopay_poll_seconds
             self.jobs.every("cryptopay-poll", seconds, self.poll_crypto, first_in=0)
+        self.jobs.every("stars-refunds", 300, self.topups.retry_charge_refunds, first_in=0)
         self.jobs.every("balance-snapshots", 3600, self.admin.snapshot_balances, first_in=0)
         first = seconds_until_hour(self.settings.backup_hour_utc)
         self.jobs.every("daily-backup", 86400, self.daily_backup, first_in=first)
@@ -300,6 +302,7 @@ async def build_app(settings: Settings) -> App:
         currency,
         settings,
         notifier,
+        TelegramStars(bot),
     )
     promos = PromoService(db, PromoRepo(), ledger, AuditRepo(db), currency)
     jobs.bind(orders)
@@ -443,7 +446,7 @@ def _build_sms(
     sms_jobs.bind(sms)
     if settings.smspm_report_port is not None:
         web = server(settings.smspm_report_host, settings.smspm_report_port)
-        handler = sms_report_handler(sms, secret)
+        handler = sms_report_handler(sms, secret, web)
         web.add("POST", "/smspm/report/{secret}", handler)
         web.add("GET", "/smspm/report/{secret}", handler)
     return sms

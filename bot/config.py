@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     smspm_poll_seconds: float = Field(default=60.0, gt=0)
     smspm_deadline_seconds: int = Field(default=86400, gt=0)
     smspm_report_port: int | None = Field(default=None, ge=0, le=65535)
-    smspm_report_host: str = "0.0.0.0"
+    smspm_report_host: str = "127.0.0.1"
     smspm_report_secret: SecretStr | None = None
     smspm_report_base_url: str | None = None
 
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     papsms_rate_limit: int = Field(default=60, gt=0)
     papsms_poll_seconds: float = Field(default=30.0, gt=0)
     papsms_webhook_port: int | None = Field(default=None, ge=0, le=65535)
-    papsms_webhook_host: str = "0.0.0.0"
+    papsms_webhook_host: str = "127.0.0.1"
     papsms_webhook_secret: SecretStr | None = None
 
     # Top-ups: Telegram Stars, Crypto Pay, limits, referrals.
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     cryptopay_assets: Annotated[tuple[str, ...], NoDecode] = ("USDT", "TON", "BTC")
     cryptopay_poll_seconds: float = Field(default=30.0, gt=0)
     cryptopay_webhook_port: int | None = Field(default=None, ge=0, le=65535)
-    cryptopay_webhook_host: str = "0.0.0.0"
+    cryptopay_webhook_host: str = "127.0.0.1"
     cryptopay_webhook_secret: SecretStr | None = None
 
     # Running the shop.

@@ -2,6 +2,8 @@
 
 Callbacks are authenticated by a secret in the path; anything else gets 404 and changes nothing.
 Handlers store the event and return at once; Telegram edits happen later in a batched job.
+Whatever a stranger sends (non-ASCII paths or headers, bodies nested too deep to parse) gets
+a 4xx answer, never a 500.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from bot.payments.cryptopay import SIGNATURE_HEADER
 from bot.payments.cryptopay import parse_webhook as parse_cryptopay_webhook
@@ -21,12 +24,25 @@ from bot.providers.papsms import parse_webhook
 from bot.providers.smspm import parse_report
 from bot.services.crypto import CryptoTopups
 from bot.services.orders import OrderService
-from bot.services.sms import SmsService
+from bot.services.sms import ReportAction, SmsService
 from storage.routing import RoutingRepo
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+
+
+def secret_matches(received: str, expected: str) -> bool:
+    """Constant-time comparison of a path secret. `hmac.compare_digest` refuses `str`s with
+    non-ASCII characters (a TypeError: a 500), so both sides are compared as UTF-8 bytes;
+    `surrogatepass` keeps any string aiohttp decoded encodable, and one-to-one."""
+    return hmac.compare_digest(
+        received.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def _path_secret_ok(request: web.Request, secret: str) -> bool:
+    return secret_matches(request.match_info.get("secret", ""), secret)
 
 
 async def _payload(request: web.Request) -> dict[str, Any]:
@@ -37,7 +53,10 @@ async def _payload(request: web.Request) -> dict[str, Any]:
         if raw:
             content_type = request.content_type
             if content_type == "application/json" or raw.lstrip()[:1] in (b"{", b"["):
-                data = json.loads(raw)
+                try:
+                    data = json.loads(raw)
+                except RecursionError:  # nested deeper than the parser goes: not a callback
+                    raise ValueError("JSON nested too deep") from None
                 if isinstance(data, dict):
                     fields.update(data)
             else:
@@ -47,17 +66,22 @@ async def _payload(request: web.Request) -> dict[str, Any]:
     return fields
 
 
-def sms_report_handler(sms: SmsService, secret: str) -> Any:
+def sms_report_handler(sms: SmsService, secret: str, server: WebServer) -> Any:
+    """Answers at once. A final status (failed, delivered) is confirmed with `/smsdetails` in
+    the background before it counts, so a forged report refunds nothing."""
+
     async def handle(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+        if not _path_secret_ok(request, secret):
             return web.Response(status=404, text="not found")
         try:
             report = parse_report(await _payload(request))
         except (ValueError, UnicodeDecodeError):
             return web.Response(status=400, text="bad report")
-        known = await sms.report(report.id, report.status)
-        if not known:
+        action = await sms.report(report.id, report.status)
+        if action is ReportAction.UNKNOWN:
             log.info("SMS report for an unknown message id")
+        elif action is ReportAction.CHECK:
+            server.spawn(sms.check(report.id))
         return web.Response(text="ok")
 
     return handle
@@ -70,7 +94,7 @@ def papsms_webhook_handler(
     in the background. A forged or replayed webhook changes nothing."""
 
     async def handle(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+        if not _path_secret_ok(request, secret):
             return web.Response(status=404, text="not found")
         try:
             event = parse_webhook(await _payload(request))
@@ -94,7 +118,7 @@ def cryptopay_webhook_handler(crypto: CryptoTopups, secret: str, server: WebServ
     the user is told in the background."""
 
     async def handle(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info.get("secret", ""), secret):
+        if not _path_secret_ok(request, secret):
             return web.Response(status=404, text="not found")
         raw = await request.read()
         if not crypto.client.verify(raw, request.headers.get(SIGNATURE_HEADER)):
@@ -113,6 +137,19 @@ def cryptopay_webhook_handler(crypto: CryptoTopups, secret: str, server: WebServ
         return web.Response(text="ok")
 
     return handle
+
+
+class _QuietBadRequests(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, minus the traceback for a request aiohttp could not even parse
+    (bytes outside ASCII in the request line, a broken header): aiohttp answers 400 itself, and
+    a stranger should not fill the log with stacks that quote the request line (secret path
+    and all). Crashes of our own handlers are still logged in full."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("Malformed request refused with HTTP %s", exc_info.code)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class WebServer:
@@ -138,7 +175,11 @@ class WebServer:
         self.app.router.add_route(method, path, handler)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            logger=_QuietBadRequests(logging.getLogger("aiohttp.server"), {}),
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -4,9 +4,10 @@ A banned user is told once ("You can't use this bot.") the first time they show 
 ban, and then hears nothing: messages get no answer, callbacks are answered silently (so the
 button stops spinning) and nothing reaches a handler, so they cannot buy or start a top-up.
 Stars pre-checkout queries are not guarded here: the top-up router declines a banned user's
-payment itself, with its own message. Two things still pass: a `successful_payment` (Telegram
-has taken the money already, so it must be credited) and anything from an admin (admins cannot
-be banned).
+payment itself, with its own message. Three things still pass: a `successful_payment` (Telegram
+has taken the money already, so it must be credited), a `refunded_payment` (Telegram gave the
+stars back, so the credit must be taken back) and anything from an admin (admins cannot be
+banned).
 Live orders of a banned user keep running: codes and refunds come from jobs, not updates.
 """
 
@@ -50,8 +51,10 @@ class BanGuard(BaseMiddleware):
         banned = user.is_banned if user is not None else await admin.is_banned(sender.id)
         if not banned:
             return await handler(event, data)
-        if isinstance(event, Message) and event.successful_payment is not None:
-            return await handler(event, data)  # paid before the ban: Telegram holds the money
+        if isinstance(event, Message) and (
+            event.successful_payment is not None or event.refunded_payment is not None
+        ):
+            return await handler(event, data)  # Telegram moved money: it must be accounted
         if isinstance(event, CallbackQuery):
             await answer(event)
         if await admin.claim_ban_notice(sender.id):

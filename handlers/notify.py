@@ -160,6 +160,14 @@ class TelegramNotifier:
             )
         await self._send(user_id, lambda: self.bot.send_message(user_id, text))
 
+    async def payment_returned(self, user_id: int, stars: int) -> None:
+        with i18n.use_locale(await self._locale(user_id)):
+            text = _(
+                "↩️ Your payment of {stars} ⭐ could not be used for a top-up, so it was "
+                "returned to you."
+            ).format(stars=stars)
+        await self._send(user_id, lambda: self.bot.send_message(user_id, text))
+
     async def alert_admins(self, text: str | LazyText) -> None:
         """A plain-text alert to every admin, each in their own language (a `LazyText` is
         translated per admin; a `str` is sent as it is)."""

@@ -24,13 +24,20 @@ from aiogram.types import (
 )
 
 from bot.config import Settings
-from bot.errors import AppError, InvalidInput, NotFound
-from bot.i18n import _, i18n, lazy, locale_of
+from bot.errors import AppError, InvalidInput
+from bot.i18n import _, i18n, locale_of
 from bot.money import Currency
 from bot.numbers import parse_uint
 from bot.services.notify import Notifier
 from bot.services.promos import PromoService, parse_expiry
-from bot.services.topups import XTR, CheckoutError, TopupService
+from bot.services.topups import (
+    DUPLICATE,
+    REFUNDED,
+    XTR,
+    CheckoutError,
+    RefundAnswer,
+    TopupService,
+)
 from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
 from handlers.common import answer, show
 from handlers.keyboards import button
@@ -52,6 +59,26 @@ TOPUP_ADMIN_COMMANDS = {
 
 class TopupForm(StatesGroup):
     amount = State()
+
+
+class TelegramStars:
+    """The Stars side of the Bot API for the top-up service (`StarsGateway`)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def refund(self, user_id: int, charge_id: str) -> tuple[RefundAnswer, str]:
+        try:
+            await self.bot.refund_star_payment(
+                user_id=user_id, telegram_payment_charge_id=charge_id
+            )
+        except TelegramBadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" in exc.message:
+                return RefundAnswer.ALREADY_REFUNDED, exc.message
+            return RefundAnswer.REFUSED, exc.message
+        except TelegramAPIError as exc:  # network, 5xx, flood wait: worth asking again
+            return RefundAnswer.NO_ANSWER, f"{type(exc).__name__}: {exc.message}"
+        return RefundAnswer.REFUNDED, ""
 
 
 class CryptoInvoiceLike(Protocol):
@@ -316,53 +343,86 @@ def build_topup_router() -> Router:
 
     @router.message(F.successful_payment)
     async def successful_payment(
-        message: Message,
-        user: User,
-        topups: TopupService,
-        currency: Currency,
-        notifier: Notifier,
+        message: Message, user: User, topups: TopupService, currency: Currency
     ) -> None:
         payment = message.successful_payment
         assert payment is not None
-        try:
-            if payment.currency != XTR:
-                raise NotFound(f"currency {payment.currency}")
-            result = await topups.pay_stars(
-                user.id, payment.invoice_payload, payment.telegram_payment_charge_id
-            )
-        except NotFound as exc:  # money was taken for nothing we know: the owner must look
-            log.error("Unmatched payment %s: %s", payment.telegram_payment_charge_id, exc)
-            await notifier.alert_admins(
-                lazy(
-                    "Payment {charge} from user {user} ({amount} {currency}, payload "
-                    "{payload}) matches no top-up; refund it or credit by hand.",
-                    charge=payment.telegram_payment_charge_id,
-                    user=user.id,
-                    amount=payment.total_amount,
-                    currency=payment.currency,
-                    payload=repr(payment.invoice_payload),
-                )
-            )
+        result = await topups.pay_stars(
+            user.id,
+            payment.invoice_payload,
+            payment.telegram_payment_charge_id,
+            payment.currency,
+            payment.total_amount,
+        )
+        charge = result.charge
+        if result.credited:
             await message.answer(
-                _(
-                    "We received your payment but could not match it. The shop owner has been "
-                    "told and will sort it out."
+                _("✅ +{amount} credited. Balance: <b>{balance}</b>").format(
+                    amount=currency.format(result.credited),
+                    balance=currency.format(result.balance),
                 )
             )
-            return
-        if result.credited == 0:
-            log.info("Stars payment %s credited before", payment.telegram_payment_charge_id)
+        elif charge.status == "credited":
+            log.info("Stars payment %s credited before", charge.charge_id)
             await message.answer(
                 _("This payment was credited already. Balance: <b>{balance}</b>").format(
                     balance=currency.format(result.balance)
                 )
             )
-            return
-        await message.answer(
-            _("✅ +{amount} credited. Balance: <b>{balance}</b>").format(
-                amount=currency.format(result.credited), balance=currency.format(result.balance)
+        elif result.replay and charge.status == REFUNDED:
+            await message.answer(_("This payment was returned to you already."))
+        elif charge.status == REFUNDED:
+            if charge.reason == DUPLICATE:
+                text = _(
+                    "You paid this invoice twice. The second payment ({stars} ⭐) was "
+                    "returned to you; your balance was credited once."
+                )
+            else:
+                text = _(
+                    "We could not match your payment of {stars} ⭐ to a top-up, so it was "
+                    "returned to you."
+                )
+            await message.answer(text.format(stars=charge.stars))
+        else:
+            await message.answer(
+                _(
+                    "We could not use your payment of {stars} ⭐ (this invoice was paid "
+                    "already, or it matches no top-up). It will be returned to you; the shop "
+                    "owner has been told."
+                ).format(stars=charge.stars)
             )
+
+    @router.message(F.refunded_payment)
+    async def refunded_payment(message: Message, topups: TopupService, currency: Currency) -> None:
+        refund = message.refunded_payment
+        assert refund is not None
+        user_id = message.from_user.id if message.from_user else message.chat.id
+        result = await topups.telegram_refunded(
+            user_id, refund.telegram_payment_charge_id, refund.total_amount
         )
+        if result.outcome != "debited":
+            log.info("refunded_payment %s: %s", refund.telegram_payment_charge_id, result.outcome)
+            return
+        if result.shortfall:
+            text = _(
+                "↩️ Telegram returned {stars} ⭐ of your top-up of {amount}: {debited} was "
+                "taken back from your balance. Balance: <b>{balance}</b>"
+            ).format(
+                stars=result.stars,
+                amount=currency.format(result.amount),
+                debited=currency.format(result.debited),
+                balance=currency.format(result.balance),
+            )
+        else:
+            text = _(
+                "↩️ Your top-up of {amount} was refunded: {stars} ⭐ returned, {amount} "
+                "debited. Balance: <b>{balance}</b>"
+            ).format(
+                stars=result.stars,
+                amount=currency.format(result.amount),
+                balance=currency.format(result.balance),
+            )
+        await message.answer(text)
 
     @router.message(Command("promo"))
     async def promo(
@@ -431,6 +491,25 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
             raise InvalidInput(_("Usage: /refundstars <charge_id>"))
         admin_id = message.from_user.id if message.from_user else 0
         charge_id = parts[0]
+        uncredited = await topups.refund_uncredited(admin_id, charge_id)
+        if uncredited is not None:  # a charge we never credited: nothing to debit
+            if uncredited.status == REFUNDED:
+                await message.answer(
+                    _(
+                        "Refunded {stars} ⭐ of payment {charge} to user {user}; it was never "
+                        "credited, so no wallet changed."
+                    ).format(
+                        stars=uncredited.stars, charge=esc(charge_id), user=uncredited.user_id
+                    )
+                )
+            else:
+                await message.answer(
+                    _(
+                        "Telegram did not refund payment {charge} ({error}). Nothing was "
+                        "credited for it; try /refundstars {charge} again later."
+                    ).format(charge=esc(charge_id), error=esc(uncredited.error or ""))
+                )
+            return
         # Order: (1) debit + 'refunded' in one transaction, (2) ask Telegram, (3) if Telegram
         # refuses, credit the debit back. A lost answer keeps the debit; a retry asks again.
         refund = await topups.begin_refund(admin_id, charge_id)

@@ -208,10 +208,11 @@ class SmsRepo:
         """draft -> sending, if it is this user's and its price is still held."""
         changed = await tx.execute(
             """
-            UPDATE sms_sends SET status = 'sending', deadline = ?, chat_id = ?, message_id = ?
+            UPDATE sms_sends SET status = 'sending', deadline = ?, chat_id = ?, message_id = ?,
+                                 charged_at = ?
             WHERE id = ? AND user_id = ? AND status = 'draft' AND quote_expires_at > ?
             """,
-            (deadline, chat_id, message_id, send_id, user_id, now),
+            (deadline, chat_id, message_id, now, send_id, user_id, now),
         )
         return changed == 1
 
@@ -262,6 +263,15 @@ class SmsRepo:
             "SELECT * FROM sms_sends WHERE status IN ('sending', 'sent') ORDER BY id"
         )
         return [_send(r) for r in rows]
+
+    async def stuck_sending(self, charged_before: int) -> list[int]:
+        """Sends still `sending` that were charged before `charged_before` (epoch s)."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM sms_sends WHERE status = 'sending' "
+            "AND COALESCE(charged_at, created_at) < ? ORDER BY id",
+            (charged_before,),
+        )
+        return [int(r[0]) for r in rows]
 
     async def for_user(self, user_id: int, limit: int) -> list[SmsSend]:
         rows = await self.db.lookup(

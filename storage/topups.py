@@ -49,6 +49,39 @@ def _topup(row: Row) -> Topup:
     )
 
 
+@dataclass(frozen=True)
+class StarCharge:
+    """A Stars payment Telegram reported, and how it ended (see migration 008)."""
+
+    charge_id: str
+    user_id: int
+    topup_id: int | None
+    stars: int
+    currency: str
+    payload: str
+    status: str  # credited | refund_due | refunded | refund_failed
+    reason: str | None  # duplicate | unmatched (None when credited)
+    error: str | None
+    created_at: int
+    settled_at: int | None
+
+
+def _charge(row: Row) -> StarCharge:
+    return StarCharge(
+        charge_id=row["charge_id"],
+        user_id=row["user_id"],
+        topup_id=row["topup_id"],
+        stars=row["stars"],
+        currency=row["currency"],
+        payload=row["payload"],
+        status=row["status"],
+        reason=row["reason"],
+        error=row["error"],
+        created_at=row["created_at"],
+        settled_at=row["settled_at"],
+    )
+
+
 class TopupRepo:
     """Reads go through the reader connection; writes take the caller's transaction."""
 
@@ -97,7 +130,95 @@ class TopupRepo:
         )
         return int(invited or 0), int(earned or 0)
 
+    async def charge(self, charge_id: str) -> StarCharge | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM star_charges WHERE charge_id = ?", (charge_id,)
+        )
+        return None if row is None else _charge(row)
+
+    async def charges_due(self, created_before: int) -> list[StarCharge]:
+        """Charges whose refund got no answer yet, recorded before `created_before`."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM star_charges WHERE status = 'refund_due' AND created_at < ? "
+            "ORDER BY created_at",
+            (created_before,),
+        )
+        return [_charge(r) for r in rows]
+
     # -- writes (inside a transaction) -----------------------------------------------------
+
+    @staticmethod
+    async def charge_in(tx: Tx, charge_id: str) -> StarCharge | None:
+        row = await tx.fetchone("SELECT * FROM star_charges WHERE charge_id = ?", (charge_id,))
+        return None if row is None else _charge(row)
+
+    @staticmethod
+    async def insert_charge(
+        tx: Tx,
+        charge_id: str,
+        user_id: int,
+        topup_id: int | None,
+        stars: int,
+        currency: str,
+        payload: str,
+        status: str,
+        reason: str | None,
+        error: str | None = None,
+    ) -> None:
+        now = int(time.time())
+        await tx.execute(
+            """
+            INSERT INTO star_charges (charge_id, user_id, topup_id, stars, currency, payload,
+                                      status, reason, error, created_at, settled_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                charge_id,
+                user_id,
+                topup_id,
+                stars,
+                currency,
+                payload,
+                status,
+                reason,
+                error,
+                now,
+                now if status in ("credited", "refunded") else None,
+            ),
+        )
+
+    @staticmethod
+    async def settle_charge(
+        tx: Tx, charge_id: str, status: str, error: str | None, from_statuses: tuple[str, ...]
+    ) -> bool:
+        """Move an uncredited charge on (refund_due -> refunded | refund_failed, ...), once."""
+        marks = ",".join("?" for _ in from_statuses)
+        changed = await tx.execute(
+            f"""
+            UPDATE star_charges SET status = ?, error = COALESCE(?, error),
+                   settled_at = CASE WHEN ? = 'refunded' THEN ? ELSE settled_at END
+            WHERE charge_id = ? AND status IN ({marks})
+            """,
+            (status, error, status, int(time.time()), charge_id, *from_statuses),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def record_star_refund(tx: Tx, charge_id: str, user_id: int, stars: int) -> bool:
+        """Telegram's refunded_payment for a charge, once: False if it was recorded before."""
+        changed = await tx.execute(
+            "INSERT INTO star_refunds (charge_id, user_id, stars, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (charge_id) DO NOTHING",
+            (charge_id, user_id, stars, int(time.time())),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def set_star_refund_debit(tx: Tx, charge_id: str, debited: int, shortfall: int) -> None:
+        await tx.execute(
+            "UPDATE star_refunds SET debited = ?, shortfall = ? WHERE charge_id = ?",
+            (debited, shortfall, charge_id),
+        )
 
     @staticmethod
     async def lock(tx: Tx, topup_id: int) -> Topup | None:

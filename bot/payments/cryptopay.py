@@ -286,10 +286,12 @@ def signature(token: str, body: bytes) -> str:
 
 
 def verify_signature(token: str, body: bytes, received: str | None) -> bool:
-    """Whether `received` signs `body` (compared in constant time)."""
+    """Whether `received` signs `body` (compared in constant time). Compared as bytes: a
+    header with non-ASCII characters is simply wrong (`compare_digest` refuses such `str`s)."""
     if not received:
         return False
-    return hmac.compare_digest(signature(token, body), received.strip().lower())
+    given = received.strip().lower().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(signature(token, body).encode(), given)
 
 
 def parse_webhook(body: bytes) -> WebhookUpdate:

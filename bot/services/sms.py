@@ -1,8 +1,16 @@
 """Outbound SMS: price per segment per recipient, charge once, send in one request, follow the
-delivery reports, and refund each failed recipient exactly once."""
+delivery reports, and refund each failed recipient exactly once.
+
+A send is `sending` from its charge until the upstream's answer is recorded. Whatever ends that
+step other than an answer (an SMSPM error, no answer, an answer we cannot read, a crash of our
+own) settles the send at once; a send left in `sending` anyway (its task died, its process
+died) is settled by `sweep()` once `sending_grace` has passed, or by `recover()` at start.
+Settling refunds every recipient SMSPM did not prove it accepted. Delivery reports come from a
+URL anyone may post to: a final status counts only once `/smsdetails` confirms it."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +29,13 @@ from bot.i18n import LazyText, _, lazy
 from bot.money import Currency
 from bot.phones import Recipient
 from bot.providers.base import ProviderError
-from bot.providers.smspm import SmsConfigError, SmsOutcomeUnknown, SMSPMClient, SmsStatus
+from bot.providers.smspm import (
+    SentSms,
+    SmsConfigError,
+    SmsOutcomeUnknown,
+    SMSPMClient,
+    SmsStatus,
+)
 from bot.smstext import SegmentInfo, segments
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
@@ -32,6 +46,10 @@ from storage.users import LedgerRepo
 log = logging.getLogger(__name__)
 
 MAX_OPEN_DRAFTS = 5  # a user's unconfirmed drafts kept; a new one drops the oldest beyond
+# A send still `sending` this long after its charge is settled by the sweep. Far longer than a
+# send request can take (the budget's wait for a purchase slot plus the HTTP timeout), so the
+# sweep never settles a send whose answer is still on its way.
+SENDING_GRACE = 300.0
 
 STATUS_NAMES = {
     SmsStatus.QUEUED: "queued",
@@ -48,6 +66,14 @@ class SmsSendFailed(AppError):
         super().__init__(cause.user_message)
         self.cause = cause
         self.refunded = refunded
+
+
+class ReportAction(enum.Enum):
+    """What a delivery report led to."""
+
+    UNKNOWN = "unknown"  # not one of our messages
+    DONE = "done"  # applied (a status that moves no money), or nothing to do
+    CHECK = "check"  # a final status: counts only once `check()` confirms it upstream
 
 
 class SmsJobs(Protocol):
@@ -96,6 +122,7 @@ class SmsService:
         report_url: str | None,
         jobs: SmsJobs,
         notifier: SmsNotifier,
+        sending_grace: float = SENDING_GRACE,
     ) -> None:
         self.db = db
         self.repo = repo
@@ -111,6 +138,8 @@ class SmsService:
         self.report_url = report_url
         self.jobs = jobs
         self.notifier = notifier
+        self.sending_grace = sending_grace
+        self._checking: set[str] = set()  # upstream ids being checked (a cache, per process)
 
     # -- pricing -------------------------------------------------------------------------------
 
@@ -204,18 +233,25 @@ class SmsService:
         try:
             accepted = await self.client.send(numbers, send.text, send.sender, self.report_url)
         except SmsOutcomeUnknown as exc:
-            refunded = await self._fail_all(send_id, exc, needs_attention=True)
-            await self._alert(
-                f"sms-unknown:{send_id}",
-                lazy(
-                    "SMS send #{send_id}: SMSPM did not answer; the customer was refunded. "
-                    "Check the SMSPM dashboard for what went out.",
-                    send_id=send_id,
-                ),
+            log.warning("SMS send %s: outcome unknown (%s)", send_id, exc)
+            settled, refunded = await self._settle(
+                send_id, type(exc).__name__, needs_attention=True
             )
+            if settled:
+                await self._alert(
+                    f"sms-unknown:{send_id}",
+                    lazy(
+                        "SMS send #{send_id}: SMSPM did not answer; the customer was refunded. "
+                        "Check the SMSPM dashboard for what went out.",
+                        send_id=send_id,
+                    ),
+                )
             raise SmsSendFailed(exc, refunded) from None
         except ProviderError as exc:
-            refunded = await self._fail_all(send_id, exc, needs_attention=False)
+            log.warning("SMS send %s failed: %s", send_id, exc)
+            _settled, refunded = await self._settle(
+                send_id, type(exc).__name__, needs_attention=False
+            )
             if isinstance(exc, SmsConfigError):
                 await self._alert(
                     "sms-config",
@@ -226,35 +262,110 @@ class SmsService:
                     ),
                 )
             raise SmsSendFailed(exc, refunded) from None
+        except Exception as exc:  # not an SMSPM error: our parser, our code, the request
+            log.exception("SMS send %s: unexpected error after the charge", send_id)
+            raise await self._unexpected(send_id, exc, None) from None
 
+        try:
+            recorded = await self._accept(send, view.messages, accepted)
+        except Exception as exc:
+            log.exception("SMS send %s: recording SMSPM's answer failed", send_id)
+            raise await self._unexpected(send_id, exc, accepted) from None
+        if not recorded:  # settled meanwhile (by the sweep): its refunds stand
+            await self._alert(
+                f"sms-late:{send_id}",
+                lazy(
+                    "SMS send #{send_id}: SMSPM accepted {count} message(s) after the send was "
+                    "settled as unknown; the customer was refunded for them.",
+                    send_id=send_id,
+                    count=len(accepted),
+                ),
+            )
+            return await self.view(user_id, send_id)
+        self.jobs.watch_sms(send_id, self.poll_seconds)
+        log.info("SMS send %s: %d of %d accepted", send_id, len(accepted), len(numbers))
+        return await self.view(user_id, send_id)
+
+    async def _accept(
+        self, send: SmsSend, messages: list[SmsMessage], accepted: list[SentSms]
+    ) -> bool:
+        """Record SMSPM's answer: accepted messages get their ids, the rest are refunded.
+        False (nothing written) when the send is no longer `sending`."""
         by_number = {sms.to_number: sms.id for sms in accepted}
         async with self.db.transaction() as tx:
-            for message in view.messages:
+            current = await self.repo.get_in(tx, send.id)
+            if current is None or current.status != "sending":
+                return False
+            for message in messages:
                 upstream_id = by_number.get(message.to_number)
                 if upstream_id:
                     await self.repo.accept(tx, message.id, upstream_id)
                 else:
                     await self.repo.set_status(tx, message.id, "failed")
                     await self._refund(tx, send, message, "not accepted by SMSPM")
-            await self.repo.set_send_status(tx, send_id, "sent")
-            await self._finish_if_final(tx, send_id)
-        self.jobs.watch_sms(send_id, self.poll_seconds)
-        log.info("SMS send %s: %d of %d accepted", send_id, len(by_number), len(numbers))
-        return await self.view(user_id, send_id)
+            await self.repo.set_send_status(tx, send.id, "sent")
+            await self._finish_if_final(tx, send.id)
+        return True
 
-    async def _fail_all(self, send_id: int, exc: ProviderError, needs_attention: bool) -> int:
-        log.warning("SMS send %s failed: %s", send_id, exc)
-        refunded = 0
+    async def _unexpected(
+        self, send_id: int, exc: Exception, accepted: list[SentSms] | None
+    ) -> SmsSendFailed:
+        """Settle a send whose step after the charge failed in an unexpected way, as outcome
+        unknown: refund what SMSPM did not prove it accepted, flag it, alert the owners."""
+        settled, refunded = await self._settle(
+            send_id, type(exc).__name__, needs_attention=True, accepted=accepted
+        )
+        if settled:
+            await self._alert(
+                f"sms-unknown:{send_id}",
+                lazy(
+                    "SMS send #{send_id}: unexpected error ({error}) after the charge; the "
+                    "customer was refunded {amount} for what SMSPM did not confirm. Check the "
+                    "SMSPM dashboard.",
+                    send_id=send_id,
+                    error=type(exc).__name__,
+                    amount=self.currency.format(refunded),
+                ),
+            )
+        return SmsSendFailed(SmsOutcomeUnknown("unexpected error after the charge"), refunded)
+
+    async def _settle(
+        self,
+        send_id: int,
+        error: str,
+        needs_attention: bool,
+        accepted: list[SentSms] | None = None,
+    ) -> tuple[bool, int]:
+        """End `sending`: recipients in `accepted` are followed, every other one is marked
+        failed and refunded (once each, by the schema). A send that is no longer `sending`
+        was settled before and is left alone. Returns (settled by this call, what this send
+        has had refunded)."""
+        by_number = {sms.to_number: sms.id for sms in accepted or []}
+        kept = 0
         async with self.db.transaction() as tx:
             send = await self.repo.get_in(tx, send_id)
             assert send is not None
-            for message in await self.repo.messages_in(tx, send_id):
-                await self.repo.set_status(tx, message.id, "failed")
-                refunded += await self._refund(tx, send, message, "SMS not sent")
-            await self.repo.set_send_status(
-                tx, send_id, "failed", error=type(exc).__name__, needs_attention=needs_attention
-            )
-        return refunded
+            settling = send.status == "sending"
+            if settling:
+                for message in await self.repo.messages_in(tx, send_id):
+                    upstream_id = by_number.get(message.to_number)
+                    if upstream_id:
+                        await self.repo.accept(tx, message.id, upstream_id)
+                        kept += 1
+                    else:
+                        await self.repo.set_status(tx, message.id, "failed")
+                        await self._refund(tx, send, message, "SMS not sent")
+                await self.repo.set_send_status(
+                    tx,
+                    send_id,
+                    "sent" if kept else "failed",
+                    error=error,
+                    needs_attention=needs_attention,
+                )
+            messages = await self.repo.messages_in(tx, send_id)
+        if kept:
+            self.jobs.watch_sms(send_id, self.poll_seconds)
+        return settling, sum(m.price for m in messages if m.refunded)
 
     async def _refund(self, tx: Tx, send: SmsSend, message: SmsMessage, reason: str) -> int:
         return await self.ledger.refund_once(
@@ -274,8 +385,45 @@ class SmsService:
 
     # -- statuses ------------------------------------------------------------------------------
 
-    async def report(self, upstream_id: str, status: SmsStatus, cost: str | None = None) -> bool:
-        """A delivery report (callback or poll). False when the id is not one of ours."""
+    async def report(self, upstream_id: str, status: SmsStatus) -> ReportAction:
+        """A delivery report posted to our callback URL, which anyone holding the URL can do.
+
+        A status that moves no money (queued, submitted) is applied as it is. A final one
+        (failed refunds, delivered closes the message for good) only asks for `check()`, which
+        believes `/smsdetails`, like PapSMS webhooks are confirmed with a status call.
+        """
+        message = await self.repo.by_upstream_id(upstream_id)
+        if message is None:
+            return ReportAction.UNKNOWN
+        if message.status in FINAL or status is SmsStatus.UNKNOWN:
+            return ReportAction.DONE
+        if status.is_final:
+            return ReportAction.CHECK
+        await self._apply(upstream_id, status)
+        return ReportAction.DONE
+
+    async def check(self, upstream_id: str) -> None:
+        """Ask `/smsdetails` for one message's status and apply what SMSPM says. If it does not
+        answer, nothing changes: the poll asks again later."""
+        if upstream_id in self._checking:
+            return  # a check of this message is under way
+        self._checking.add(upstream_id)
+        try:
+            message = await self.repo.by_upstream_id(upstream_id)
+            if message is None or message.status in FINAL:
+                return
+            try:
+                details = await self.client.details(upstream_id)
+            except ProviderError as exc:
+                log.info("SMS %s: report not confirmed, details failed (%s)", upstream_id, exc)
+                return
+            cost = None if details.price is None else str(details.price)
+            await self._apply(upstream_id, details.status, cost)
+        finally:
+            self._checking.discard(upstream_id)
+
+    async def _apply(self, upstream_id: str, status: SmsStatus, cost: str | None = None) -> bool:
+        """A status SMSPM itself told us (`/smsdetails`). False when the id is not ours."""
         name = STATUS_NAMES.get(status)
         message = await self.repo.by_upstream_id(upstream_id)
         if message is None:
@@ -309,7 +457,7 @@ class SmsService:
                 log.info("SMS %s: details failed (%s)", message.upstream_id, exc)
                 continue
             cost = None if details.price is None else str(details.price)
-            await self.report(message.upstream_id, details.status, cost)
+            await self._apply(message.upstream_id, details.status, cost)
         send = await self.repo.get(send_id)
         if send is None or send.status != "sent":
             return False
@@ -330,21 +478,38 @@ class SmsService:
         """After a start: follow sends in flight; refund a send cut off mid-request."""
         for send in await self.repo.live_sends():
             if send.status == "sending":
-                refunded = await self._fail_all(
-                    send.id, SmsOutcomeUnknown("interrupted"), needs_attention=True
-                )
-                await self._alert(
-                    f"sms-unknown:{send.id}",
-                    lazy(
-                        "SMS send #{send_id}: the bot stopped while sending; the customer was "
-                        "refunded {amount}. Check the SMSPM dashboard.",
-                        send_id=send.id,
-                        amount=self.currency.format(refunded),
-                    ),
-                )
-                self.jobs.render_sms(send.id)
+                await self._settle_stuck(send.id, at_start=True)
             else:
                 self.jobs.watch_sms(send.id, 0.0)
+
+    async def sweep(self) -> None:
+        """The scheduled safety net: settle every send still `sending` past the grace period
+        (its task or its process died before the outcome was recorded) as outcome unknown."""
+        for send_id in await self.repo.stuck_sending(int(time.time() - self.sending_grace)):
+            await self._settle_stuck(send_id, at_start=False)
+
+    async def _settle_stuck(self, send_id: int, at_start: bool) -> None:
+        settled, refunded = await self._settle(send_id, "SmsOutcomeUnknown", needs_attention=True)
+        if not settled:
+            return
+        log.warning("SMS send %s settled as outcome unknown; refunded %s", send_id, refunded)
+        amount = self.currency.format(refunded)
+        if at_start:
+            text = lazy(
+                "SMS send #{send_id}: the bot stopped while sending; the customer was "
+                "refunded {amount}. Check the SMSPM dashboard.",
+                send_id=send_id,
+                amount=amount,
+            )
+        else:
+            text = lazy(
+                "SMS send #{send_id} was left unfinished while sending; the customer was "
+                "refunded {amount}. Check the SMSPM dashboard for what went out.",
+                send_id=send_id,
+                amount=amount,
+            )
+        await self._alert(f"sms-unknown:{send_id}", text)
+        self.jobs.render_sms(send_id)
 
     async def _alert(self, key: str, text: str | LazyText) -> None:
         if await self.kv.claim_every(f"alert:{key}", 600):

@@ -4,6 +4,13 @@ runtime limits and referral bonuses.
 Crediting is keyed by the top-up row: `pending/expired -> paid` is one conditional UPDATE in
 the same transaction as the ledger row (unique per top-up in the schema) and the inviter's bonus,
 so a duplicated payment update, a webhook racing a poll, or a restart in between credits once.
+
+Every Stars charge Telegram reports is recorded by its charge id (`star_charges`) and ends
+either credited or refunded. Two pre-checkouts of one invoice can both be approved (nothing is
+paid yet), so Telegram can take the stars twice: the second charge is refunded at once with
+refundStarPayment rather than credited. The customer meant one top-up of that amount, and a
+refund gives back exactly what was taken, by the way it was paid, while a credit would turn an
+accidental payment into shop credit they cannot take out. The admins are told either way.
 """
 
 from __future__ import annotations
@@ -17,13 +24,13 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.errors import AppError, InsufficientFunds, InvalidInput, NotFound
-from bot.i18n import _
+from bot.i18n import LazyText, _, lazy
 from bot.money import Currency
 from storage.audit import AuditRepo
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind
-from storage.topups import Topup, TopupRepo
+from storage.topups import StarCharge, Topup, TopupRepo
 from storage.users import LedgerRepo, UserRepo
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,15 @@ KV_MIN = "topup_min"
 KV_STARS_RATE = "stars_rate"
 REFERRAL_WINDOW = 3600  # a /start ref_<id> links users registered at most this long ago
 MAX_OPEN_INVOICES = 5  # unpaid, unexpired invoices per user and method; more are refused
+REFUND_RETRY_AFTER = 60  # a refund without an answer is retried by the job after this long
+
+# How a Stars charge ended (star_charges.status) and why one was not credited.
+CREDITED = "credited"
+REFUND_DUE = "refund_due"
+REFUNDED = "refunded"
+REFUND_FAILED = "refund_failed"
+DUPLICATE = "duplicate"
+UNMATCHED = "unmatched"
 
 
 class ReferralNotifier(Protocol):
@@ -43,6 +59,29 @@ class ReferralNotifier(Protocol):
         self, inviter_id: int, bonus: int, balance: int, invitee_id: int
     ) -> None:
         """Tell an inviter about the bonus an invitee's top-up earned them."""
+        ...
+
+
+class TopupNotifier(ReferralNotifier, Protocol):
+    async def payment_returned(self, user_id: int, stars: int) -> None:
+        """Tell a customer that a payment we could not use was refunded to them."""
+        ...
+
+    async def alert_admins(self, text: str | LazyText) -> None: ...
+
+
+class RefundAnswer(enum.Enum):
+    """Telegram's answer to refundStarPayment."""
+
+    REFUNDED = "refunded"
+    ALREADY_REFUNDED = "already_refunded"
+    REFUSED = "refused"  # a Bad Request: asking again will not help
+    NO_ANSWER = "no_answer"  # network error, 5xx, flood wait: it may be asked again
+
+
+class StarsGateway(Protocol):
+    async def refund(self, user_id: int, charge_id: str) -> tuple[RefundAnswer, str]:
+        """Ask Telegram to return a charge's stars: the answer and Telegram's words."""
         ...
 
 
@@ -72,10 +111,27 @@ class StarsInvoice:
 
 
 @dataclass(frozen=True)
-class StarsCredit:
-    topup: Topup
-    credited: int  # 0 when it was credited before (a duplicated update)
+class StarsPayment:
+    """A successful_payment, recorded: credited to its top-up, or (not) refunded yet."""
+
+    charge: StarCharge
+    credited: int  # 0 unless this update credited it
     balance: int
+    replay: bool  # Telegram reported this charge before
+
+
+@dataclass(frozen=True)
+class TelegramRefund:
+    """A refunded_payment, recorded once per charge."""
+
+    charge_id: str
+    user_id: int
+    stars: int
+    outcome: str  # debited | ours (debited by /refundstars) | uncredited | unknown | replay
+    amount: int = 0  # what the top-up had credited
+    debited: int = 0
+    shortfall: int = 0  # what the balance no longer covered
+    balance: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,7 +171,8 @@ class TopupService:
         audit: AuditRepo,
         currency: Currency,
         settings: Settings,
-        notifier: ReferralNotifier | None = None,
+        notifier: TopupNotifier | None = None,
+        stars: StarsGateway | None = None,
     ) -> None:
         self.db = db
         self.repo = repo
@@ -126,6 +183,7 @@ class TopupService:
         self.currency = currency
         self.settings = settings
         self.notifier = notifier
+        self.stars = stars
 
     # -- the contract Crypto Pay codes against ---------------------------------------------
 
@@ -166,27 +224,34 @@ class TopupService:
         """Credit a paid top-up once: pending/expired -> paid, a 'topup' ledger row and the
         inviter's referral bonus, in one transaction. Returns the amount credited, 0 when it
         was credited before (or the top-up does not exist / was refunded)."""
-        bonus: tuple[int, int, int] | None = None
         async with self.db.transaction() as tx:
             topup = await self.repo.lock(tx, topup_id)
             if topup is None or not await self.repo.mark_paid(tx, topup_id, charge_id):
                 return 0
-            await self.ledger.apply(
-                tx,
-                topup.user_id,
-                topup.amount,
-                LedgerKind.TOPUP,
-                f"{topup.method} top-up",
-                topup_id=topup.id,
-            )
-            bonus = await self._referral_bonus(tx, topup)
-        if bonus is not None and self.notifier is not None:
-            inviter_id, amount, balance = bonus
-            try:
-                await self.notifier.referral_earned(inviter_id, amount, balance, topup.user_id)
-            except Exception:  # the bonus is in the ledger; a lost notice must not undo it
-                log.exception("Referral notice to %s failed", inviter_id)
+            bonus = await self._credit_in(tx, topup)
+        await self._announce_bonus(bonus, topup.user_id)
         return topup.amount
+
+    async def _credit_in(self, tx: Tx, topup: Topup) -> tuple[int, int, int] | None:
+        """The credit of a top-up just marked paid, and its referral bonus, in `tx`."""
+        await self.ledger.apply(
+            tx,
+            topup.user_id,
+            topup.amount,
+            LedgerKind.TOPUP,
+            f"{topup.method} top-up",
+            topup_id=topup.id,
+        )
+        return await self._referral_bonus(tx, topup)
+
+    async def _announce_bonus(self, bonus: tuple[int, int, int] | None, invitee_id: int) -> None:
+        if bonus is None or self.notifier is None:
+            return
+        inviter_id, amount, balance = bonus
+        try:
+            await self.notifier.referral_earned(inviter_id, amount, balance, invitee_id)
+        except Exception:  # the bonus is in the ledger; a lost notice must not undo it
+            log.exception("Referral notice to %s failed", inviter_id)
 
     async def expire(self, topup_id: int) -> bool:
         """pending -> expired; False if it was paid (or expired) already."""
@@ -325,21 +390,239 @@ class TopupService:
             return CheckoutError.EXPIRED
         return None
 
-    async def pay_stars(self, user_id: int, payload: str, charge_id: str) -> StarsCredit:
-        """A successful Stars payment: credit its top-up once (keyed by the charge id too).
+    async def pay_stars(
+        self, user_id: int, payload: str, charge_id: str, currency: str, stars: int
+    ) -> StarsPayment:
+        """A successful Stars payment: record the charge once, then credit its top-up, or, when
+        it cannot be credited (the top-up was paid by another charge, or the payment matches
+        no pending top-up of this user), refund it to the payer and alert the admins.
 
         The money was taken, so an invoice that expired in between is still credited.
         """
-        known = await self.repo.by_charge(charge_id)
-        topup_id = known.id if known is not None else self.topup_id(payload)
-        topup = None if topup_id is None else await self.repo.get(topup_id)
-        if topup is None or topup.user_id != user_id or topup.method != STARS:
-            raise NotFound(f"Stars payment {charge_id} names no top-up of user {user_id}")
-        credited = 0 if known is not None else await self.credit(topup.id, charge_id)
+        topup_id = self.topup_id(payload)
+        bonus: tuple[int, int, int] | None = None
+        credited = 0
+        async with self.db.transaction() as tx:
+            known = await self.repo.charge_in(tx, charge_id)
+            if known is None:
+                topup = None if topup_id is None else await self.repo.lock(tx, topup_id)
+                own = (
+                    topup
+                    if topup is not None and topup.user_id == user_id and topup.method == STARS
+                    else None
+                )
+                fits = own is not None and currency == XTR and str(stars) == own.pay_amount
+                if own is not None and fits and await self.repo.mark_paid(tx, own.id, charge_id):
+                    await self.repo.insert_charge(
+                        tx, charge_id, user_id, own.id, stars, currency, payload, CREDITED, None
+                    )
+                    bonus = await self._credit_in(tx, own)
+                    credited = own.amount
+                else:
+                    # Not a Stars payment: refundStarPayment cannot return it.
+                    refundable = currency == XTR
+                    await self.repo.insert_charge(
+                        tx,
+                        charge_id,
+                        user_id,
+                        None if own is None else own.id,
+                        stars,
+                        currency,
+                        payload,
+                        REFUND_DUE if refundable else REFUND_FAILED,
+                        DUPLICATE if fits else UNMATCHED,
+                        None if refundable else f"not a Stars payment ({currency})",
+                    )
+            charge = await self.repo.charge_in(tx, charge_id)
+        assert charge is not None
+        if known is None:
+            await self._announce_bonus(bonus, user_id)
+            if charge.status == REFUND_DUE:
+                charge = await self._refund_charge(charge)
+            elif charge.status == REFUND_FAILED:
+                await self._alert_refund(charge)
         balance = await self.ledger.balance(user_id)
-        fresh = await self.repo.get(topup.id)
+        return StarsPayment(charge, credited, balance, replay=known is not None)
+
+    async def _refund_charge(self, charge: StarCharge) -> StarCharge:
+        """Ask Telegram to return an uncredited charge; record and report what it said."""
+        if self.stars is None:
+            answer, detail = RefundAnswer.NO_ANSWER, "no Telegram gateway"
+        else:
+            answer, detail = await self.stars.refund(charge.user_id, charge.charge_id)
+        if answer in (RefundAnswer.REFUNDED, RefundAnswer.ALREADY_REFUNDED):
+            status, error = REFUNDED, None
+        elif answer is RefundAnswer.REFUSED:
+            status, error = REFUND_FAILED, detail[:200]
+        else:
+            status, error = REFUND_DUE, detail[:200]
+        log.info("Stars charge %s: refund %s (%s)", charge.charge_id, answer.value, detail)
+        async with self.db.transaction() as tx:
+            changed = await self.repo.settle_charge(
+                tx, charge.charge_id, status, error, (REFUND_DUE, REFUND_FAILED)
+            )
+            fresh = await self.repo.charge_in(tx, charge.charge_id)
         assert fresh is not None
-        return StarsCredit(fresh, credited, balance)
+        if changed or status == REFUND_DUE:
+            await self._alert_refund(fresh)
+        return fresh
+
+    async def _alert_refund(self, charge: StarCharge) -> None:
+        """Tell the admins how an uncredited charge stands (a pending one at most hourly)."""
+        if self.notifier is None:
+            return
+        why = (
+            lazy("it paid top-up #{topup} a second time", topup=charge.topup_id)
+            if charge.reason == DUPLICATE
+            else lazy("it matches no pending top-up (payload {payload})", payload=charge.payload)
+        )
+        if charge.status == REFUNDED:
+            text = lazy(
+                "Stars payment {charge} from user {user} ({stars} ⭐) was not credited: {why}. "
+                "It was refunded automatically.",
+                charge=charge.charge_id,
+                user=charge.user_id,
+                stars=charge.stars,
+                why=why,
+            )
+        elif charge.status == REFUND_FAILED:
+            text = lazy(
+                "Stars payment {charge} from user {user} ({stars} ⭐) was not credited: {why}. "
+                "Telegram refused its refund ({error}); refund it with /refundstars {charge}.",
+                charge=charge.charge_id,
+                user=charge.user_id,
+                stars=charge.stars,
+                why=why,
+                error=charge.error or "",
+            )
+        else:
+            if not await self.kv.claim_every(f"alert:stars-due:{charge.charge_id}", 3600):
+                return
+            text = lazy(
+                "Stars payment {charge} from user {user} ({stars} ⭐) was not credited: {why}. "
+                "Telegram did not answer its refund ({error}); it is retried every few "
+                "minutes, or use /refundstars {charge}.",
+                charge=charge.charge_id,
+                user=charge.user_id,
+                stars=charge.stars,
+                why=why,
+                error=charge.error or "",
+            )
+        await self.notifier.alert_admins(text)
+
+    async def retry_charge_refunds(self) -> None:
+        """The job: refund again every uncredited charge whose refund got no answer."""
+        for charge in await self.repo.charges_due(int(time.time()) - REFUND_RETRY_AFTER):
+            fresh = await self._refund_charge(charge)
+            if fresh.status == REFUNDED and self.notifier is not None:
+                await self.notifier.payment_returned(fresh.user_id, fresh.stars)
+
+    async def refund_uncredited(self, admin_id: int, charge_id: str) -> StarCharge | None:
+        """/refundstars for a charge that was never credited (its refund was refused or got
+        no answer): ask Telegram again, touching no wallet. None for any other charge."""
+        charge = await self.repo.charge(charge_id)
+        if charge is None or charge.status == CREDITED:
+            return None
+        if charge.status == REFUNDED:
+            return charge
+        await self.audit.record(admin_id, "refundstars", charge_id, f"{charge.stars} XTR")
+        return await self._refund_charge(charge)
+
+    async def telegram_refunded(self, user_id: int, charge_id: str, stars: int) -> TelegramRefund:
+        """Telegram's refunded_payment: the stars went back to the payer. Take back what the
+        top-up credited, once per charge (in the schema), never below zero: what the balance
+        no longer covers is the `shortfall` the admins are told about."""
+        result: TelegramRefund | None = None
+        async with self.db.transaction() as tx:
+            if not await self.repo.record_star_refund(tx, charge_id, user_id, stars):
+                return TelegramRefund(charge_id, user_id, stars, "replay")
+            charge = await self.repo.charge_in(tx, charge_id)
+            outcome = "unknown" if charge is None else "uncredited"
+            if charge is not None and charge.status != CREDITED:
+                await self.repo.settle_charge(
+                    tx, charge_id, REFUNDED, None, (REFUND_DUE, REFUND_FAILED)
+                )
+            elif charge is not None:
+                assert charge.topup_id is not None
+                topup = await self.repo.lock(tx, charge.topup_id)
+                assert topup is not None
+                outcome = "ours"  # unless still paid: /refundstars debited it before
+                if topup.status == "paid":
+                    debited, shortfall = await self._debit_refunded(tx, topup)
+                    await self.repo.set_star_refund_debit(tx, charge_id, debited, shortfall)
+                    balance = await self.repo.balance_in(tx, topup.user_id)
+                    result = TelegramRefund(
+                        charge_id,
+                        topup.user_id,
+                        stars,
+                        "debited",
+                        topup.amount,
+                        debited,
+                        shortfall,
+                        balance,
+                    )
+        if charge is None:
+            log.error("Telegram refunded Stars charge %s, which we have no record of", charge_id)
+            await self._alert_admins(
+                lazy(
+                    "Telegram refunded Stars payment {charge} of user {user} ({stars} ⭐), "
+                    "which we have no record of. Check it.",
+                    charge=charge_id,
+                    user=user_id,
+                    stars=stars,
+                )
+            )
+        if result is None:
+            return TelegramRefund(charge_id, user_id, stars, outcome)
+        if result.shortfall:
+            text = lazy(
+                "Telegram refunded Stars payment {charge} of user {user} ({stars} ⭐, a top-up "
+                "of {amount}). The balance covered only {debited}: {shortfall} could not be "
+                "taken back.",
+                charge=charge_id,
+                user=result.user_id,
+                stars=stars,
+                amount=self.currency.format(result.amount),
+                debited=self.currency.format(result.debited),
+                shortfall=self.currency.format(result.shortfall),
+            )
+        else:
+            text = lazy(
+                "Telegram refunded Stars payment {charge} of user {user} ({stars} ⭐): the "
+                "top-up of {amount} was taken back from the wallet.",
+                charge=charge_id,
+                user=result.user_id,
+                stars=stars,
+                amount=self.currency.format(result.amount),
+            )
+        await self._alert_admins(text)
+        return result
+
+    async def _debit_refunded(self, tx: Tx, topup: Topup) -> tuple[int, int]:
+        """Take back a refunded top-up's credit (what the balance covers) and its referral
+        bonus; mark it refunded. Returns (debited, shortfall)."""
+        debited = min(topup.amount, await self.repo.balance_in(tx, topup.user_id))
+        if debited > 0:
+            # One 'topup_refund' per top-up (the schema): a /refundstars that Telegram refused
+            # left one, reversed by an adjustment; this debit is then an adjustment too.
+            refunded_before = await self.repo.has_ledger(
+                tx, topup.id, LedgerKind.TOPUP_REFUND.value
+            )
+            await self.ledger.apply(
+                tx,
+                topup.user_id,
+                -debited,
+                LedgerKind.ADJUSTMENT if refunded_before else LedgerKind.TOPUP_REFUND,
+                "Stars refunded by Telegram",
+                topup_id=topup.id,
+            )
+        await self.repo.mark_refunded(tx, topup.id)
+        await self._take_back_bonus(tx, None, topup)
+        return debited, topup.amount - debited
+
+    async def _alert_admins(self, text: LazyText) -> None:
+        if self.notifier is not None:
+            await self.notifier.alert_admins(text)
 
     async def begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
         """Step 1 of /refundstars: debit the wallet and mark the top-up refunded, in one
@@ -384,7 +667,7 @@ class TopupService:
         return StarsRefund(topup, topup.amount, balance, inviter_id, taken, kept)
 
     async def _take_back_bonus(
-        self, tx: Tx, admin_id: int, topup: Topup
+        self, tx: Tx, admin_id: int | None, topup: Topup
     ) -> tuple[int | None, int, int]:
         """A refunded top-up earns no referral bonus: take it back from the inviter, unless
         they spent it already (a debit never goes below zero; the admin is told what stayed).

@@ -55,6 +55,9 @@ Request pipeline
        delayed send still takes effect after the client gave up (an "outcome unknown").
     3. ``fail_next`` answers the injected body/status *instead of* processing: nothing is sent.
     4. Validation and processing as above.
+    5. ``garble_next`` answers the injected body/status *after* processing: the request took
+       effect (the messages were queued and will be reported), but the client cannot read
+       the answer (e.g. JSON nested deeper than its parser goes).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ._server import FakeServer, Reply, guess_content_type, respond
+from ._server import FakeServer, Reply, Scripted, guess_content_type, respond
 
 SEND_PATH = "/"
 DETAILS_PATH = "/smsdetails"
@@ -174,6 +177,7 @@ class FakeSMSPM(FakeServer):
         self.requests: list[Request] = []
         self.reports_sent: list[ReportAttempt] = []
         self._reports: dict[str, asyncio.Task[None]] = {}  # last report task per message
+        self._garbles: Scripted[Reply] = Scripted(normalise_path)
         self._handlers: dict[str, Callable[[dict[str, Any]], Reply]] = {
             SEND_PATH: self._send,
             DETAILS_PATH: self._details,
@@ -220,6 +224,22 @@ class FakeSMSPM(FakeServer):
         """
         reply = Reply(body, http_status, content_type or guess_content_type(body))
         self._failures.push(path, reply, times)
+
+    def garble_next(
+        self,
+        path: str,
+        body: str,
+        http_status: int = 200,
+        times: int = 1,
+        content_type: str | None = None,
+    ) -> None:
+        """Process the next ``times`` requests to ``path`` as usual, then answer ``body``.
+
+        Unlike :meth:`fail_next`, the request takes effect: a send queues its messages (they
+        get their automatic outcomes and reports) although the answer says nothing readable.
+        """
+        reply = Reply(body, http_status, content_type or guess_content_type(body))
+        self._garbles.push(path, reply, times)
 
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests to ``path``; they still take effect afterwards."""
@@ -294,7 +314,9 @@ class FakeSMSPM(FakeServer):
     def _process(self, path: str, params: dict[str, Any], malformed: bool) -> Reply:
         if malformed:
             return self._error(INVALID_REQUEST)
-        return self._handlers[path](params)
+        reply = self._handlers[path](params)
+        garbled = self._garbles.pop(path)
+        return reply if garbled is None else garbled
 
     def _error(self, message: str) -> Reply:
         return Reply(json.dumps({"error": message}), self.error_http_status)

@@ -37,6 +37,12 @@ Choices made where Telegram is lenient or undocumented
       keyboard is remembered as :attr:`FakeUser.keyboard`.
     * :meth:`FakeUser.send` from a blocked user unblocks it (the "Restart" button).
     * Concurrent ``getUpdates``: the older request is answered 409 Conflict, like Telegram.
+    * Payments: one invoice can be checked out several times before any payment completes
+      (:meth:`FakeUser.checkout`, then :meth:`FakeUser.complete` for each approved one), and
+      each completion is a new charge. A refund sends the payer's chat a ``refunded_payment``
+      message: always when Telegram refunds by itself (:meth:`FakeTelegram.refund_payment`),
+      and after the bot's own ``refundStarPayment`` only with ``announce_refunds`` set (the
+      Bot API does not say whether it does).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ __all__ = [
     "Call",
     "CallbackAnswer",
     "Charge",
+    "Checkout",
     "FakeTelegram",
     "FakeUser",
     "Message",
@@ -282,6 +289,16 @@ class Charge:
     total_amount: int
     invoice_payload: str
     refunded: bool = False
+
+
+@dataclass
+class Checkout:
+    """A pre-checkout query of :meth:`FakeUser.checkout` and the bot's verdict on it."""
+
+    query_id: str
+    invoice: Params
+    ok: bool
+    error_message: str | None = None
 
 
 @dataclass
@@ -770,6 +787,21 @@ class FakeUser:
         Waits for the bot's answerPreCheckoutQuery. On ``ok`` pushes a service message with
         ``successful_payment`` and records a :class:`Charge` in ``fake.charges``.
         """
+        checkout = await self.checkout(invoice, timeout)
+        if not checkout.ok:
+            return PaymentResult(ok=False, error_message=checkout.error_message)
+        return self.complete(checkout)
+
+    async def checkout(
+        self,
+        invoice: Message,
+        timeout: float = 10.0,  # noqa: ASYNC109 - public API mirrors wait_for
+    ) -> Checkout:
+        """The first half of :meth:`pay`: the pre_checkout_query and the bot's verdict.
+
+        Telegram lets the same invoice be checked out more than once (two taps, two devices)
+        while none of the payments has completed; :meth:`complete` finishes each approved one.
+        """
         live = self._live_bot_message(invoice)
         if live.invoice is None:
             raise AssertionError(f"message {live.message_id} is not an invoice: {live.plain!r}")
@@ -790,13 +822,32 @@ class FakeUser:
             lambda: f"pre_checkout_query {query_id} was not answered within {timeout}s",
         )
         ok, error_message = verdict
-        if not ok:
-            return PaymentResult(ok=False, error_message=error_message)
-        charge = self._fake.new_charge(self.id, live.invoice)
+        return Checkout(query_id, dict(live.invoice), ok, error_message)
+
+    def complete(self, checkout: Checkout) -> PaymentResult:
+        """The second half of :meth:`pay`: Telegram takes the stars of an approved checkout
+        (a new :class:`Charge`) and sends the bot the ``successful_payment`` message."""
+        if not checkout.ok:
+            raise AssertionError(f"checkout {checkout.query_id} was refused; nothing to pay")
+        charge = self._fake.new_charge(self.id, checkout.invoice)
         message = self._new_message(text="", plain="", from_bot=False, kind="successful_payment")
         message.media = {"successful_payment": _payment_json(charge)}
         self._fake.push_update({"message": self._fake.message_json(message)})
         return PaymentResult(ok=True, charge_id=charge.charge_id, message=message)
+
+    def _refunded(self, charge: Charge) -> Message:
+        """The ``refunded_payment`` service message Telegram sends when a payment comes back."""
+        message = self._new_message(text="", plain="", from_bot=False, kind="refunded_payment")
+        message.media = {
+            "refunded_payment": {
+                "currency": charge.currency,
+                "total_amount": charge.total_amount,
+                "invoice_payload": charge.invoice_payload,
+                "telegram_payment_charge_id": charge.charge_id,
+            }
+        }
+        self._fake.push_update({"message": self._fake.message_json(message)})
+        return message
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -973,6 +1024,8 @@ class FakeTelegram:
         self.callbacks: dict[str, tuple[int, bool]] = {}
         self.pre_checkouts: dict[str, tuple[bool, str | None] | None] = {}
         self.charges: dict[str, Charge] = {}
+        # Also send `refunded_payment` when the bot itself refunds (refundStarPayment).
+        self.announce_refunds = False
         self.files: dict[str, UploadedFile] = {}
         self.blocked_users: set[int] = set()
         self.server_errors: list[BaseException] = []
@@ -1180,6 +1233,15 @@ class FakeTelegram:
     def new_query_id(self) -> str:
         """A fresh callback/pre-checkout query id."""
         return str(next(self._query_ids))
+
+    def refund_payment(self, charge_id: str) -> Message:
+        """Telegram returns a payment's stars by itself (a dispute, support): the charge is
+        refunded and the bot gets a ``refunded_payment`` message in the payer's chat."""
+        charge = self.charges[charge_id]
+        if charge.refunded:
+            raise AssertionError(f"charge {charge_id} was refunded already")
+        charge.refunded = True
+        return self._users[charge.user_id]._refunded(charge)
 
     def new_charge(self, user_id: int, invoice: Params) -> Charge:
         """Record a successful payment of ``invoice`` by ``user_id``."""
@@ -1680,6 +1742,8 @@ class FakeTelegram:
         if charge.refunded:
             raise _bad_request(ERR_CHARGE_REFUNDED)
         charge.refunded = True
+        if self.announce_refunds:
+            self._users[user_id]._refunded(charge)
         return True
 
 
