@@ -5,6 +5,7 @@ COPY pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
+COPY shop ./shop
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
