@@ -30,7 +30,7 @@ from bot.services.admin import AdminService, seconds_until_hour
 from bot.services.broadcast import BroadcastService
 from bot.services.catalog import CatalogService
 from bot.services.crypto import CryptoTopups, supported_fiat
-from bot.services.orders import OrderService
+from bot.services.orders import OrderService, purchase_grace
 from bot.services.pricing import Pricing
 from bot.services.promos import PromoService
 from bot.services.selfcheck import SelfCheckService
@@ -299,6 +299,7 @@ async def build_app(settings: Settings) -> App:
         quote_ttl=settings.quote_ttl_seconds,
         cancel_limit=settings.cancel_limit,
         cancel_pause=settings.cancel_pause_seconds,
+        purchase_grace=purchase_grace(settings.http_timeout_seconds),
     )
     notifier.order_codes = orders.codes
     topups = TopupService(

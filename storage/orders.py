@@ -243,6 +243,15 @@ class OrderRepo:
                 yield row[0], OrderStatus(row[1]), row[2], row[3]
             after = rows[-1][0]
 
+    async def created_before(self, before: int) -> list[tuple[int, str]]:
+        """(id, route) of orders still `created` (charged, purchase outcome not recorded) that
+        were created before `before`."""
+        rows = await self.db.fetchall(
+            "SELECT id, route FROM orders WHERE status = 'created' AND created_at < ? ORDER BY id",
+            (before,),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     @staticmethod
     async def transition(
         tx: Tx,
