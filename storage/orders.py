@@ -14,6 +14,8 @@ from storage.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
 # `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
 # counts these; timeouts are 'expired', admin refunds and failures carry other reasons).
 USER_CANCEL = "cancelled by customer"
+# `orders.error` of a live order closed because its route is no longer configured.
+ROUTE_REMOVED = "route no longer configured"
 
 _ORDER_SELECT = """
 SELECT o.*, s.name AS service_name,

@@ -40,7 +40,7 @@ from bot.services.pricing import Pricing
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
-from storage.orders import USER_CANCEL, OrderRepo, QuoteRepo
+from storage.orders import ROUTE_REMOVED, USER_CANCEL, OrderRepo, QuoteRepo
 from storage.routing import RoutingRepo
 from storage.users import LedgerRepo
 
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 WATCHED = (OrderStatus.NUMBER_ISSUED, OrderStatus.CODE_RECEIVED)
 MAX_CLOSE_ATTEMPTS = 6
 ALERT_EVERY_SECONDS = 600
+ORPHANS_LISTED = 50  # orders named in one alert about a route no longer configured
 CANCEL_WINDOW_SECONDS = 3600  # `cancel_limit` own cancels within this window pause buying
 MAX_OPEN_QUOTES = 20  # a user's unconsumed quotes kept; a new one drops the oldest beyond
 
@@ -509,6 +510,9 @@ class OrderService:
         order = await self.orders.get(order_id)
         if order is None or order.status not in WATCHED or order.activation_id is None:
             return False
+        if order.route not in self.catalog.routes:
+            await self._orphan_met(order)
+            return False
         try:
             status = await self.route(order.route).status(order.activation_id)
         except NoActivation:
@@ -556,10 +560,13 @@ class OrderService:
         elif order.status is OrderStatus.NUMBER_ISSUED:
             await self._close_and_refund(order, OrderStatus.EXPIRED, "cancelled upstream")
 
-    async def _close_and_refund(self, order: Order, to: OrderStatus, reason: str) -> int:
+    async def _close_and_refund(
+        self, order: Order, to: OrderStatus, reason: str, flag: bool = False
+    ) -> int:
+        flags = {"needs_attention": 1} if flag else {}
         async with self.db.transaction() as tx:
             if not await self.orders.transition(
-                tx, order.id, [OrderStatus.NUMBER_ISSUED], to, error=reason
+                tx, order.id, [OrderStatus.NUMBER_ISSUED], to, error=reason, **flags
             ):
                 return 0
             refunded = await self._refund(tx, order, reason)
@@ -605,6 +612,9 @@ class OrderService:
         order = await self.orders.get(order_id)
         if order is None or order.status not in WATCHED:
             return
+        if order.route not in self.catalog.routes:
+            await self._orphan_met(order)
+            return
         try:
             if order.status is OrderStatus.NUMBER_ISSUED and not await self._final_check(order):
                 await self._cancel_upstream(order)
@@ -648,6 +658,44 @@ class OrderService:
             ),
         )
 
+    # -- routes no longer configured -------------------------------------------------------------
+
+    async def _settle_orphan(self, order: Order) -> int:
+        """A live order whose route is no longer configured (its key unset): no call can reach
+        its upstream, so close it. Waiting for a code: cancel, refund, flag (the upstream may
+        still hold the number) and tell the customer. With a code: complete it (the customer
+        has the code; nothing is refunded). Returns what was refunded."""
+        if order.status is OrderStatus.CODE_RECEIVED:
+            await self._complete(order)
+            return 0
+        if order.status is not OrderStatus.NUMBER_ISSUED:
+            return 0
+        log.warning("Order %s: route %s is not configured; closing it", order.id, order.route)
+        return await self._close_and_refund(order, OrderStatus.CANCELLED, ROUTE_REMOVED, flag=True)
+
+    async def _orphan_met(self, order: Order) -> int:
+        """Settle an order of a route no longer configured, met by a job or an action."""
+        refunded = await self._settle_orphan(order)
+        if refunded:
+            await self._alert_orphans(order.route, [order])
+        return refunded
+
+    async def _alert_orphans(self, route: str, orders: list[Order]) -> None:
+        listed = ", ".join(f"#{o.id} ({o.activation_id or '?'})" for o in orders[:ORPHANS_LISTED])
+        if len(orders) > ORPHANS_LISTED:
+            listed += f", +{len(orders) - ORPHANS_LISTED}"
+        await self._alert(
+            f"orphans:{route}:{orders[0].id}",
+            lazy(
+                "Route {route} is no longer configured (is its API key unset?). {count} live "
+                "order(s) on it were closed, refunded and flagged; the upstream may still hold "
+                "their numbers, so cancel them there. Orders (activation): {orders}",
+                route=route,
+                count=len(orders),
+                orders=listed,
+            ),
+        )
+
     # -- customer actions ------------------------------------------------------------------------
 
     async def cancel(self, user_id: int, order_id: int) -> CancelOutcome:
@@ -657,6 +705,9 @@ class OrderService:
             raise InvalidState(_("A code has arrived for this number, so it can't be cancelled."))
         if order.status is not OrderStatus.NUMBER_ISSUED:
             return CancelOutcome.ALREADY_CLOSED
+        if order.route not in self.catalog.routes:
+            refunded = await self._orphan_met(order)
+            return CancelOutcome.REFUNDED if refunded else CancelOutcome.ALREADY_CLOSED
         try:
             if await self._final_check(order):
                 return CancelOutcome.CODE_ARRIVED
@@ -728,6 +779,11 @@ class OrderService:
                     order_id=order_id
                 )
             )
+        if order.status is OrderStatus.NUMBER_ISSUED and order.route not in self.catalog.routes:
+            refunded = await self._orphan_met(order)
+            if not refunded:
+                raise await self._not_refunded(order_id)
+            return refunded
         reason = f"refunded by admin {admin_id}"
         flags: dict[str, object] = {}
         if order.status is OrderStatus.NUMBER_ISSUED:
@@ -797,7 +853,9 @@ class OrderService:
     # -- restart ---------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild jobs from the database after a start; settle what happened while down."""
+        """Rebuild jobs from the database after a start; settle what happened while down:
+        purchases cut off by the stop, and live orders of routes no longer configured."""
+        orphans: dict[str, list[Order]] = {}
         async for order_id, status, deadline, route in self.orders.live_brief():
             if status is OrderStatus.CREATED:
                 # We crashed between charging and learning the purchase's outcome.
@@ -811,7 +869,14 @@ class OrderService:
                     ),
                 )
                 continue
+            if route not in self.catalog.routes:
+                order = await self.orders.get(order_id)
+                if order is not None and await self._settle_orphan(order):
+                    orphans.setdefault(route, []).append(order)
+                continue
             self.jobs.watch(order_id, deadline or int(time.time()), route)
+        for route, settled in orphans.items():
+            await self._alert_orphans(route, settled)
         await self.sweep_codes()
 
     async def sweep_codes(self) -> None:

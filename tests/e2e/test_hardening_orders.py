@@ -272,3 +272,108 @@ async def test_sweeper_settles_a_purchase_left_in_created(
     (activation,) = palm.activations.values()
     assert activation.ref == str(order.id)  # what the owner looks for upstream
     await harness_check(app)
+
+
+# -- item 5: a provider removed from the config --------------------------------------------------
+
+UNSET_PALM = {"smspalm_api_key": None, "smspalm_rate": None}
+
+
+async def test_orders_of_a_removed_provider_are_closed_and_refunded_on_start(
+    harness_factory: Callable[..., BotHarness],
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+    bob: FakeUser,
+) -> None:
+    harness = harness_factory()
+    app = await harness.start()
+    await start(alice)
+    await start(bob)
+    await fund(admin, alice, "1")
+    await fund(admin, bob, "1")
+    card = await buy(alice)
+    (waiting,) = await _orders(app, alice)
+    await buy(bob)
+    (coded,) = await _orders(app, bob)
+    palm.deliver_code(str(coded.activation_id), "135790")
+    await bob.wait_for("135790")
+    await harness.stop()
+
+    removed = harness_factory(**UNSET_PALM)  # the same database, SMSPalm's key unset
+    app = await removed.start()
+    notice = await alice.wait_for("back on your balance")
+    assert f"#{waiting.id}" in notice.plain
+    alert = await admin.wait_for(_about(waiting.id))
+    assert str(waiting.activation_id) in alert.plain and "smspalm2" in alert.plain
+    assert f"#{coded.id}" not in alert.plain  # it got its code: nothing to refund
+    order = await _order(app, waiting.id)
+    assert order.status is OrderStatus.CANCELLED and order.refunded and order.needs_attention
+    done = await _order(app, coded.id)
+    assert done.status is OrderStatus.COMPLETED and not done.refunded
+    assert await app.wallet.balance(alice.id) == 100
+    assert await app.wallet.balance(bob.id) == 100 - PRICE
+
+    answer = await alice.wait_answer(await alice.click_data(card, f"o:{waiting.id}:cancel"))
+    assert "already closed" in (answer.text or "")
+    await admin.send(f"/refund {waiting.id}")
+    reply = await admin.wait_for(_about(waiting.id))
+    assert "already refunded" in reply.plain
+
+    await removed.restart()  # nothing more to settle
+    app = removed.app
+    assert app is not None
+    assert sum("back on your balance" in m.plain for m in alice.messages) == 1
+    assert await _refunds(app, waiting.id) == 1
+    assert await app.wallet.balance(alice.id) == 100
+    await harness_check(app)
+
+
+async def test_a_removed_providers_order_met_at_runtime_is_settled(
+    harness_factory: Callable[..., BotHarness],
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    full = harness_factory()  # another process that still sells SMSPalm (never polls Telegram)
+    removed = harness_factory(**UNSET_PALM)
+    app = await removed.start()
+    await start(alice)
+    await fund(admin, alice, "1")
+
+    other = await build_app(full.settings)
+    try:
+        await other.catalog.refresh()
+        whatsapp = await other.catalog.find_service("WhatsApp")
+        assert whatsapp is not None
+        bought = []
+        for _ in range(2):
+            view = await other.orders.quote(alice.id, "smspalm2", whatsapp.id, "US")
+            bought.append(await other.orders.confirm(alice.id, view.quote.id))
+    finally:
+        await other.close()
+    first, second = bought
+    assert await app.wallet.balance(alice.id) == 100 - 2 * PRICE
+
+    # The customer's Cancel on an order this process cannot reach upstream.
+    await alice.send("/orders")
+    listing = await alice.wait_for(lambda m: f"#{first.id}" in m.plain)
+    await alice.click(listing, f"#{first.id}")
+    card = await alice.wait_for(
+        lambda m: f"Order #{first.id}" in m.plain and "Cancel" in str(m.button_texts)
+    )
+    answer = await alice.wait_answer(await alice.click(card, "Cancel"))
+    assert "money is back" in (answer.text or "")
+    alert = await admin.wait_for(_about(first.id))
+    assert str(first.activation_id) in alert.plain
+
+    # The owner's /refund on the other one.
+    await admin.send(f"/refund {second.id}")
+    reply = await admin.wait_for(lambda m: f"#{second.id}" in m.plain and "Refunded" in m.plain)
+    assert "$0.33" in reply.plain
+    for order_id in (first.id, second.id):
+        order = await _order(app, order_id)
+        assert order.status is OrderStatus.CANCELLED and order.refunded and order.needs_attention
+        assert await _refunds(app, order_id) == 1
+    assert await app.wallet.balance(alice.id) == 100
+    await harness_check(app)
