@@ -30,9 +30,10 @@ from bot.services.admin import AdminService, seconds_until_hour
 from bot.services.broadcast import BroadcastService
 from bot.services.catalog import CatalogService
 from bot.services.crypto import CryptoTopups, supported_fiat
-from bot.services.orders import OrderService
+from bot.services.orders import OrderService, purchase_grace
 from bot.services.pricing import Pricing
 from bot.services.promos import PromoService
+from bot.services.selfcheck import SelfCheckService
 from bot.services.sms import SmsService
 from bot.services.topups import TopupService
 from bot.services.users import UserService
@@ -61,6 +62,7 @@ from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
 from storage.routing import RoutingRepo
+from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
 from storage.topups import TopupRepo
 from storage.users import LedgerRepo, UserRepo
@@ -104,6 +106,7 @@ class App:
     topups: TopupService
     broadcasts: BroadcastService
     admin: AdminService
+    self_check: SelfCheckService
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
     webs: list[WebServer] = field(default_factory=list)
@@ -131,6 +134,8 @@ class App:
             self.jobs.every("cryptopay-poll", seconds, self.poll_crypto, first_in=0)
         self.jobs.every("stars-refunds", 300, self.topups.retry_charge_refunds, first_in=0)
         self.jobs.every("balance-snapshots", 3600, self.admin.snapshot_balances, first_in=0)
+        period = self.settings.self_check_seconds
+        self.jobs.every("self-check", period, self.run_self_check, first_in=min(period, 60))
         first = seconds_until_hour(self.settings.backup_hour_utc)
         self.jobs.every("daily-backup", 86400, self.daily_backup, first_in=first)
         await self.set_commands()
@@ -145,6 +150,10 @@ class App:
         drafts = await self.sms.purge_drafts() if self.sms is not None else 0
         if quotes or drafts:
             log.info("Purged %s expired quotes and %s expired SMS drafts", quotes, drafts)
+
+    async def run_self_check(self) -> None:
+        """Balances against the ledger, orders against their ledger rows; alerts on mismatch."""
+        await self.self_check.run()
 
     async def check_watches(self) -> None:
         """Tell each user who asked, once, that their service and country are in stock."""
@@ -290,6 +299,7 @@ async def build_app(settings: Settings) -> App:
         quote_ttl=settings.quote_ttl_seconds,
         cancel_limit=settings.cancel_limit,
         cancel_pause=settings.cancel_pause_seconds,
+        purchase_grace=purchase_grace(settings.http_timeout_seconds),
     )
     notifier.order_codes = orders.codes
     topups = TopupService(
@@ -306,6 +316,7 @@ async def build_app(settings: Settings) -> App:
     )
     promos = PromoService(db, PromoRepo(), ledger, AuditRepo(db), currency)
     jobs.bind(orders)
+    self_check = SelfCheckService(ledger, SelfCheckRepo(db), KeyValueRepo(db), notifier, currency)
     broadcasts = BroadcastService(
         BroadcastRepo(db), TelegramBroadcaster(bot, users), settings.broadcast_rate
     )
@@ -318,6 +329,7 @@ async def build_app(settings: Settings) -> App:
         pricing=pricing,
         sms=SmsRepo(db) if settings.smspm_enabled else None,
         topups=topups,
+        self_check=self_check,
     )
     servers: dict[int, WebServer] = {}
 
@@ -385,6 +397,7 @@ async def build_app(settings: Settings) -> App:
         topups,
         broadcasts,
         admin,
+        self_check,
         sms,
         crypto,
         list(servers.values()),

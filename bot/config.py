@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=7, ge=1)
     backup_hour_utc: int = Field(default=3, ge=0, le=23)
     low_balance_warning: Decimal = Field(default=Decimal(10), ge=0)
+    # Balances against the ledger and orders against their ledger rows, this often.
+    self_check_seconds: int = Field(default=300, gt=0)
 
     # Protection.
     throttle_per_second: float = Field(default=2.0, gt=0)

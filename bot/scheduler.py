@@ -323,7 +323,9 @@ class OrderJobs:
         return run
 
     async def sweep(self) -> None:
-        """Safety net: every live order is watched; overdue ones close; stray codes go out."""
+        """Safety net: purchases stuck in `created` past their grace period are settled; every
+        live order is watched; overdue ones close; stray codes go out."""
+        await self.orders.settle_stuck_purchases()
         now = time.time()
         async for order_id, _, deadline, route in self.orders.orders.live_brief():
             if deadline is None:

@@ -20,6 +20,7 @@ from bot.services.admin import (
     Stats,
     UserCard,
 )
+from bot.services.selfcheck import SelfCheckStatus
 from handlers.callbacks import Page, Prefixed
 from handlers.keyboards import Rows, button, pager
 from handlers.render import esc, ledger_kind, status_label
@@ -247,7 +248,27 @@ def stats(result: Stats, currency: Currency, titles: dict[str, str], low_balance
     if result.balances:
         lines.append("\n" + _("<b>Upstream balances</b>"))
         lines.extend(balance_line(b, currency, low_balance) for b in result.balances)
+    if result.self_check is not None:
+        lines.append("\n" + self_check_line(result.self_check))
     return "\n".join(lines)
+
+
+def self_check_line(check: SelfCheckStatus) -> str:
+    """The last self-check of balances and orders against the ledger."""
+    if check.last_run is None:
+        return _("🩺 The self-check has not run yet.")
+    if check.passed:
+        return _("🩺 Self-check passed {time} UTC.").format(time=format_date(check.last_run))
+    last_pass = format_date(check.last_pass) + " UTC" if check.last_pass else _("never")
+    return _(
+        "⚠️ Self-check failed {time} UTC: {balances} balance(s) and {orders} order(s) "
+        "mismatch the ledger (the alert lists them). Last passed: {last_pass}."
+    ).format(
+        time=format_date(check.last_run),
+        balances=check.balances,
+        orders=check.orders,
+        last_pass=last_pass,
+    )
 
 
 def providers(balances: list[AccountBalance], currency: Currency, low_balance: int) -> str:

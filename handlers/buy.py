@@ -203,7 +203,7 @@ def build_buy_router() -> Router:
             view = await orders.get_quote(user.id, callback_data.qid)
             quote = view.quote
             text = f"❌ {render.esc(user_text(error))}"
-            if isinstance(error, PurchaseFailed):
+            if isinstance(error, PurchaseFailed) and error.refunded:
                 text += "\n\n" + _("{amount} is back on your balance.").format(
                     amount=currency.format(error.refunded)
                 )

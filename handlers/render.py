@@ -22,6 +22,7 @@ from storage.models import (
     OrderStatus,
     Service,
 )
+from storage.orders import ROUTE_REMOVED
 from storage.sms import SmsMessage, SmsSend
 
 esc = html.escape
@@ -268,6 +269,8 @@ def order_closed(order: Order, refunded: int, currency: Currency) -> str:
         OrderStatus.FAILED: _("The purchase could not be completed."),
     }
     reason = reasons.get(order.status) or _("The order was closed.")
+    if order.error == ROUTE_REMOVED:
+        reason = _("The provider of this number is no longer available, so the order was closed.")
     money = (
         " " + _("{amount} is back on your balance.").format(amount=currency.format(refunded))
         if refunded

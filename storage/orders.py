@@ -14,6 +14,8 @@ from storage.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
 # `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
 # counts these; timeouts are 'expired', admin refunds and failures carry other reasons).
 USER_CANCEL = "cancelled by customer"
+# `orders.error` of a live order closed because its route is no longer configured.
+ROUTE_REMOVED = "route no longer configured"
 
 _ORDER_SELECT = """
 SELECT o.*, s.name AS service_name,
@@ -242,6 +244,15 @@ class OrderRepo:
             for row in rows:
                 yield row[0], OrderStatus(row[1]), row[2], row[3]
             after = rows[-1][0]
+
+    async def created_before(self, before: int) -> list[tuple[int, str]]:
+        """(id, route) of orders still `created` (charged, purchase outcome not recorded) that
+        were created before `before`."""
+        rows = await self.db.fetchall(
+            "SELECT id, route FROM orders WHERE status = 'created' AND created_at < ? ORDER BY id",
+            (before,),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     @staticmethod
     async def transition(

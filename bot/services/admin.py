@@ -23,6 +23,7 @@ from bot.numbers import parse_uint
 from bot.providers.base import ProviderError, Route
 from bot.services.orders import OrderService
 from bot.services.pricing import Pricing
+from bot.services.selfcheck import SelfCheckService, SelfCheckStatus
 from bot.services.topups import TopupService
 from storage.admin import (
     AdminRepo,
@@ -98,6 +99,7 @@ class Stats:
     # today / 7 days / total; None while no top-up was ever paid
     topups: tuple[TopupTotals, TopupTotals, TopupTotals] | None = None
     balances: list[AccountBalance] = field(default_factory=list)
+    self_check: SelfCheckStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class AdminService:
         pricing: Pricing | None = None,
         sms: SmsRepo | None = None,
         topups: TopupService | None = None,
+        self_check: SelfCheckService | None = None,
     ) -> None:
         self.db = db
         self.routes = routes
@@ -217,6 +220,7 @@ class AdminService:
         self.pricing = pricing
         self.sms = sms
         self.topups = topups
+        self.self_check = self_check
         self.users = UserRepo(db)
         self.orders = OrderRepo(db)
         self.ledger = LedgerRepo(db)
@@ -227,7 +231,7 @@ class AdminService:
 
     async def stats(self) -> Stats:
         """Users, orders, revenue and margin today (UTC), over 7 days and in total; route success
-        rates, top services, top-ups and upstream balances.
+        rates, top services, top-ups, upstream balances and the last self-check.
 
         Revenue counts orders that were charged and not refunded.
         """
@@ -265,6 +269,7 @@ class AdminService:
             top_services=await self.repo.top_services(week, 5),
             topups=topups,
             balances=await self.balances(),
+            self_check=await self.self_check.status() if self.self_check else None,
         )
 
     def _accounts(self) -> dict[str, Route]:

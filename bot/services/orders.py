@@ -23,6 +23,7 @@ from bot.errors import (
 )
 from bot.i18n import LazyText, _, lazy
 from bot.providers.base import (
+    Activation,
     ActivationStatus,
     EarlyCancelDenied,
     NoActivation,
@@ -39,7 +40,7 @@ from bot.services.pricing import Pricing
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
 from storage.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
-from storage.orders import USER_CANCEL, OrderRepo, QuoteRepo
+from storage.orders import ROUTE_REMOVED, USER_CANCEL, OrderRepo, QuoteRepo
 from storage.routing import RoutingRepo
 from storage.users import LedgerRepo
 
@@ -48,8 +49,20 @@ log = logging.getLogger(__name__)
 WATCHED = (OrderStatus.NUMBER_ISSUED, OrderStatus.CODE_RECEIVED)
 MAX_CLOSE_ATTEMPTS = 6
 ALERT_EVERY_SECONDS = 600
+ORPHANS_LISTED = 50  # orders named in one alert about a route no longer configured
 CANCEL_WINDOW_SECONDS = 3600  # `cancel_limit` own cancels within this window pause buying
 MAX_OPEN_QUOTES = 20  # a user's unconsumed quotes kept; a new one drops the oldest beyond
+
+
+def purchase_grace(http_timeout: float) -> int:
+    """Seconds an order may stay `created` before the sweeper settles it as "outcome unknown".
+
+    Once charged, a purchase waits for its turn in the request budget (purchases go first)
+    and sends one getNumber, bounded by the HTTP timeout on each of connect, write, read and
+    pool. Four times the timeout plus 30 s (90 s with the default 15 s) is well past any
+    purchase still alive; an order older than that was left by a crash or a stuck request.
+    """
+    return int(4 * http_timeout) + 30
 
 
 def pause_end(cancels: list[int], limit: int, pause: int) -> int | None:
@@ -74,7 +87,8 @@ class PriceChanged(AppError):
 
 
 class PurchaseFailed(AppError):
-    """The purchase failed upstream and the customer was refunded in full."""
+    """The purchase failed upstream and the customer was refunded in full (`refunded` is 0
+    when someone else settled the order first)."""
 
     def __init__(self, cause: ProviderError, refunded: int) -> None:
         super().__init__(cause.user_message)
@@ -125,6 +139,7 @@ class OrderService:
         quote_ttl: int,
         cancel_limit: int = 0,
         cancel_pause: int = 3600,
+        purchase_grace: int = 90,
     ) -> None:
         self.db = db
         self.quotes = quotes
@@ -139,6 +154,7 @@ class OrderService:
         self.quote_ttl = quote_ttl
         self.cancel_limit = cancel_limit  # 0: no limit
         self.cancel_pause = cancel_pause
+        self.purchase_grace = purchase_grace
 
     def route(self, key: str) -> Route:
         route = self.catalog.routes.get(key)
@@ -300,38 +316,161 @@ class OrderService:
                     ),
                 )
             raise PurchaseFailed(exc, quote.price) from None
+        except Exception as exc:
+            # Not an answer from the upstream at all (a parser bug, a client error): nothing
+            # proves that no number was sold, so it is settled now as an unknown outcome
+            # rather than left charged until the next start.
+            log.exception("Order %s: the purchase on %s failed unexpectedly", order_id, route.key)
+            await self._fail(order_id, exc, needs_attention=True)
+            await self._alert(
+                f"unknown:{order_id}",
+                lazy(
+                    "Order #{order_id}: the purchase on {route} failed with an unexpected error "
+                    "({error}). The customer was refunded; check upstream for a number with "
+                    "ref={order_id}.",
+                    order_id=order_id,
+                    route=route.title,
+                    error=type(exc).__name__,
+                ),
+            )
+            raise PurchaseFailed(PurchaseOutcomeUnknown(type(exc).__name__), quote.price) from None
 
         deadline = int(time.time()) + self.order_timeout
-        async with self.db.transaction() as tx:
-            await self.orders.transition(
-                tx,
-                order_id,
-                [OrderStatus.CREATED],
-                OrderStatus.NUMBER_ISSUED,
-                activation_id=activation.activation_id,
-                phone=activation.phone,
-                deadline=deadline,
-            )
+        try:
+            async with self.db.transaction() as tx:
+                issued = await self.orders.transition(
+                    tx,
+                    order_id,
+                    [OrderStatus.CREATED],
+                    OrderStatus.NUMBER_ISSUED,
+                    activation_id=activation.activation_id,
+                    phone=activation.phone,
+                    deadline=deadline,
+                )
+        except Exception:
+            log.exception("Order %s: recording number %s failed", order_id, activation.phone)
+            issued = False
+        if not issued:
+            # Settled meanwhile (the sweeper, or recovery in another process), or not recorded:
+            # nobody would watch, cancel or bill this number.
+            await self._lost_number(order_id, route, activation)
+            closed = await self.orders.get(order_id)
+            assert closed is not None
+            refunded = closed.price if closed.refunded else 0
+            raise PurchaseFailed(PurchaseOutcomeUnknown("order closed during purchase"), refunded)
         self.jobs.watch(order_id, deadline, route.key)
         order = await self.orders.get(order_id)
         assert order is not None
         log.info("Order %s: number issued on %s", order_id, route.key)
         return order
 
-    async def _fail(self, order_id: int, exc: ProviderError, needs_attention: bool) -> None:
+    async def _lost_number(self, order_id: int, route: Route, activation: Activation) -> None:
+        """A number bought for an order that is no longer `created`: cancel it upstream; if
+        that fails, keep the activation on the order, flag it and alert the owners. An order
+        still `created` (its update failed) is settled as an unknown outcome."""
+        cancelled = True
+        try:
+            await route.cancel(activation.activation_id)
+        except NoActivation:
+            pass
+        except ProviderError as exc:
+            log.warning("Order %s: cancelling lost number upstream failed: %s", order_id, exc)
+            cancelled = False
+            await self.orders.update(
+                order_id,
+                activation_id=activation.activation_id,
+                phone=activation.phone,
+                needs_attention=1,
+            )
+            await self._alert(
+                f"lost:{order_id}",
+                lazy(
+                    "Order #{order_id} on {route}: a number was bought for an order that had "
+                    "left the purchase (closed meanwhile, or its update failed), and cancelling "
+                    "it failed ({error}). Cancel activation {activation} ({phone}) by hand.",
+                    order_id=order_id,
+                    route=route.title,
+                    error=type(exc).__name__,
+                    activation=activation.activation_id,
+                    phone=activation.phone,
+                ),
+            )
+        if cancelled:
+            log.warning(
+                "Order %s: number of activation %s bought after the order closed; cancelled",
+                order_id,
+                activation.activation_id,
+            )
+            await self._alert(
+                f"lost:{order_id}",
+                lazy(
+                    "Order #{order_id} on {route}: a number was bought for an order that had "
+                    "left the purchase (closed meanwhile, or its update failed); activation "
+                    "{activation} was cancelled upstream.",
+                    order_id=order_id,
+                    route=route.title,
+                    activation=activation.activation_id,
+                ),
+            )
+        order = await self.orders.get(order_id)
+        if order is not None and order.status is OrderStatus.CREATED:
+            await self._settle_interrupted(
+                order_id,
+                lazy(
+                    "Order #{order_id}: the number bought on {route} could not be recorded. "
+                    "The customer was refunded; check upstream for ref={order_id}.",
+                    order_id=order_id,
+                    route=route.title,
+                ),
+            )
+
+    async def _fail(self, order_id: int, exc: BaseException, needs_attention: bool) -> bool:
+        """Close an order still `created` as failed and refund it, in one transaction; False
+        if it had left `created` (someone else settled it)."""
         log.warning("Order %s failed upstream: %s", order_id, exc)
         async with self.db.transaction() as tx:
             order = await self.orders.get_in(tx, order_id)
             assert order is not None
-            await self.orders.transition(
+            if not await self.orders.transition(
                 tx,
                 order_id,
                 [OrderStatus.CREATED],
                 OrderStatus.FAILED,
                 error=type(exc).__name__,
                 needs_attention=int(needs_attention),
-            )
+            ):
+                return False
             await self._refund(tx, order, "purchase failed upstream")
+        return True
+
+    async def _settle_interrupted(self, order_id: int, alert: LazyText) -> None:
+        """An order left in `created` (a crash, a stuck request): the purchase's outcome is
+        unknown, so refund, flag, alert the owners and tell the customer."""
+        if not await self._fail(
+            order_id, PurchaseOutcomeUnknown("interrupted"), needs_attention=True
+        ):
+            return
+        await self._alert(f"unknown:{order_id}", alert)
+        failed = await self.orders.get(order_id)
+        assert failed is not None
+        await self.notifier.order_closed(failed, failed.price)
+
+    async def settle_stuck_purchases(self) -> None:
+        """The sweeper's part: settle every order still `created` past the purchase grace
+        period (see `purchase_grace`) while the bot keeps running."""
+        before = int(time.time()) - self.purchase_grace
+        for order_id, route in await self.orders.created_before(before):
+            await self._settle_interrupted(
+                order_id,
+                lazy(
+                    "Order #{order_id}: the purchase on {route} did not finish within {seconds} "
+                    "s (a crash or a stuck request). The customer was refunded; check upstream "
+                    "for ref={order_id}.",
+                    order_id=order_id,
+                    route=route,
+                    seconds=self.purchase_grace,
+                ),
+            )
 
     async def _refund(self, tx: Tx, order: Order, reason: str) -> int:
         """Refund the order's price; 0 if it was refunded before (the schema allows one)."""
@@ -370,6 +509,9 @@ class OrderService:
         """One status check; True while the order should keep being polled."""
         order = await self.orders.get(order_id)
         if order is None or order.status not in WATCHED or order.activation_id is None:
+            return False
+        if order.route not in self.catalog.routes:
+            await self._orphan_met(order)
             return False
         try:
             status = await self.route(order.route).status(order.activation_id)
@@ -418,10 +560,13 @@ class OrderService:
         elif order.status is OrderStatus.NUMBER_ISSUED:
             await self._close_and_refund(order, OrderStatus.EXPIRED, "cancelled upstream")
 
-    async def _close_and_refund(self, order: Order, to: OrderStatus, reason: str) -> int:
+    async def _close_and_refund(
+        self, order: Order, to: OrderStatus, reason: str, flag: bool = False
+    ) -> int:
+        flags = {"needs_attention": 1} if flag else {}
         async with self.db.transaction() as tx:
             if not await self.orders.transition(
-                tx, order.id, [OrderStatus.NUMBER_ISSUED], to, error=reason
+                tx, order.id, [OrderStatus.NUMBER_ISSUED], to, error=reason, **flags
             ):
                 return 0
             refunded = await self._refund(tx, order, reason)
@@ -467,6 +612,9 @@ class OrderService:
         order = await self.orders.get(order_id)
         if order is None or order.status not in WATCHED:
             return
+        if order.route not in self.catalog.routes:
+            await self._orphan_met(order)
+            return
         try:
             if order.status is OrderStatus.NUMBER_ISSUED and not await self._final_check(order):
                 await self._cancel_upstream(order)
@@ -510,6 +658,44 @@ class OrderService:
             ),
         )
 
+    # -- routes no longer configured -------------------------------------------------------------
+
+    async def _settle_orphan(self, order: Order) -> int:
+        """A live order whose route is no longer configured (its key unset): no call can reach
+        its upstream, so close it. Waiting for a code: cancel, refund, flag (the upstream may
+        still hold the number) and tell the customer. With a code: complete it (the customer
+        has the code; nothing is refunded). Returns what was refunded."""
+        if order.status is OrderStatus.CODE_RECEIVED:
+            await self._complete(order)
+            return 0
+        if order.status is not OrderStatus.NUMBER_ISSUED:
+            return 0
+        log.warning("Order %s: route %s is not configured; closing it", order.id, order.route)
+        return await self._close_and_refund(order, OrderStatus.CANCELLED, ROUTE_REMOVED, flag=True)
+
+    async def _orphan_met(self, order: Order) -> int:
+        """Settle an order of a route no longer configured, met by a job or an action."""
+        refunded = await self._settle_orphan(order)
+        if refunded:
+            await self._alert_orphans(order.route, [order])
+        return refunded
+
+    async def _alert_orphans(self, route: str, orders: list[Order]) -> None:
+        listed = ", ".join(f"#{o.id} ({o.activation_id or '?'})" for o in orders[:ORPHANS_LISTED])
+        if len(orders) > ORPHANS_LISTED:
+            listed += f", +{len(orders) - ORPHANS_LISTED}"
+        await self._alert(
+            f"orphans:{route}:{orders[0].id}",
+            lazy(
+                "Route {route} is no longer configured (is its API key unset?). {count} live "
+                "order(s) on it were closed, refunded and flagged; the upstream may still hold "
+                "their numbers, so cancel them there. Orders (activation): {orders}",
+                route=route,
+                count=len(orders),
+                orders=listed,
+            ),
+        )
+
     # -- customer actions ------------------------------------------------------------------------
 
     async def cancel(self, user_id: int, order_id: int) -> CancelOutcome:
@@ -519,6 +705,9 @@ class OrderService:
             raise InvalidState(_("A code has arrived for this number, so it can't be cancelled."))
         if order.status is not OrderStatus.NUMBER_ISSUED:
             return CancelOutcome.ALREADY_CLOSED
+        if order.route not in self.catalog.routes:
+            refunded = await self._orphan_met(order)
+            return CancelOutcome.REFUNDED if refunded else CancelOutcome.ALREADY_CLOSED
         try:
             if await self._final_check(order):
                 return CancelOutcome.CODE_ARRIVED
@@ -561,7 +750,12 @@ class OrderService:
     # -- admin -----------------------------------------------------------------------------------
 
     async def admin_refund(self, order_id: int, admin_id: int) -> int:
-        """Refund an order that has no code and no refund yet; cancels it upstream if live."""
+        """Refund an order that got no code and no refund yet; cancels it upstream if live.
+
+        The refund is written only with the order's own move to `cancelled`, in one
+        transaction: a code that arrives while the upstream cancel is in flight wins, and the
+        admin is told so. An order whose purchase is still in progress is refused (its number
+        would be lost); the sweeper settles it if it stays stuck."""
         order = await self.orders.get(order_id)
         if order is None:
             raise NotFound(_("Order #{order_id} does not exist.").format(order_id=order_id))
@@ -569,33 +763,78 @@ class OrderService:
             raise InvalidState(
                 _("Order #{order_id} was already refunded.").format(order_id=order_id)
             )
-        if await self.orders.codes(order_id) or order.status is OrderStatus.CODE_RECEIVED:
+        if order.status is OrderStatus.CREATED:
+            raise InvalidState(
+                _(
+                    "Order #{order_id}: its purchase is still in progress. Try again in a "
+                    "minute; an order stuck there is refunded by the bot itself."
+                ).format(order_id=order_id)
+            )
+        if await self.orders.codes(order_id) or order.status in (
+            OrderStatus.CODE_RECEIVED,
+            OrderStatus.COMPLETED,
+        ):
             raise InvalidState(
                 _("Order #{order_id} received a code; it cannot be refunded.").format(
                     order_id=order_id
                 )
             )
+        if order.status is OrderStatus.NUMBER_ISSUED and order.route not in self.catalog.routes:
+            refunded = await self._orphan_met(order)
+            if not refunded:
+                raise await self._not_refunded(order_id)
+            return refunded
+        reason = f"refunded by admin {admin_id}"
+        flags: dict[str, object] = {}
         if order.status is OrderStatus.NUMBER_ISSUED:
             try:
                 await self._cancel_upstream(order)
             except ProviderError as exc:
                 log.warning("Order %s: admin refund could not cancel upstream: %s", order_id, exc)
-                await self.orders.update(order_id, needs_attention=1)
+                flags["needs_attention"] = 1  # if refunded: the upstream may keep the number
         async with self.db.transaction() as tx:
-            await self.orders.transition(
-                tx,
-                order_id,
-                [OrderStatus.NUMBER_ISSUED, OrderStatus.CREATED],
-                OrderStatus.CANCELLED,
-                error=f"refunded by admin {admin_id}",
-            )
-            refunded = await self._refund(tx, order, f"refunded by admin {admin_id}")
+            if order.status is OrderStatus.NUMBER_ISSUED:
+                closed = await self.orders.transition(
+                    tx,
+                    order_id,
+                    [OrderStatus.NUMBER_ISSUED],
+                    OrderStatus.CANCELLED,
+                    error=reason,
+                    **flags,
+                )
+            else:  # closed before without a code and without its refund: only that is missing
+                closed = True
+            refunded = await self._refund(tx, order, reason) if closed else 0
+        if not refunded:
+            raise await self._not_refunded(order_id)
         self.jobs.unwatch(order_id)
-        if refunded:
-            closed = await self.orders.get(order_id)
-            assert closed is not None
-            await self.notifier.order_closed(closed, refunded)
+        done = await self.orders.get(order_id)
+        assert done is not None
+        await self.notifier.order_closed(done, refunded)
         return refunded
+
+    async def _not_refunded(self, order_id: int) -> InvalidState:
+        """Why an admin refund wrote nothing: the order moved on meanwhile."""
+        order = await self.orders.get(order_id)
+        if order is not None and order.status in (
+            OrderStatus.CODE_RECEIVED,
+            OrderStatus.COMPLETED,
+        ):
+            return InvalidState(
+                _(
+                    "Order #{order_id}: a code arrived before the cancel went through, so it "
+                    "was not refunded. The customer keeps the code."
+                ).format(order_id=order_id)
+            )
+        if order is not None and order.refunded:
+            return InvalidState(
+                _("Order #{order_id} was already refunded.").format(order_id=order_id)
+            )
+        return InvalidState(
+            _(
+                "Order #{order_id} changed meanwhile; nothing was refunded. See /order {order_id}."
+            ).format(order_id=order_id)
+        )
 
     async def record_push(
         self, route_key: str, event_key: str, activation_id: str, routing: RoutingRepo
@@ -614,29 +853,30 @@ class OrderService:
     # -- restart ---------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild jobs from the database after a start; settle what happened while down."""
+        """Rebuild jobs from the database after a start; settle what happened while down:
+        purchases cut off by the stop, and live orders of routes no longer configured."""
+        orphans: dict[str, list[Order]] = {}
         async for order_id, status, deadline, route in self.orders.live_brief():
             if status is OrderStatus.CREATED:
                 # We crashed between charging and learning the purchase's outcome.
-                order = await self.orders.get(order_id)
-                assert order is not None
-                await self._fail(
-                    order.id, PurchaseOutcomeUnknown("interrupted"), needs_attention=True
-                )
-                await self._alert(
-                    f"unknown:{order.id}",
+                await self._settle_interrupted(
+                    order_id,
                     lazy(
                         "Order #{order_id}: the bot stopped during the purchase on {route}. "
                         "The customer was refunded; check upstream for ref={order_id}.",
-                        order_id=order.id,
-                        route=order.route,
+                        order_id=order_id,
+                        route=route,
                     ),
                 )
-                failed = await self.orders.get(order.id)
-                assert failed is not None
-                await self.notifier.order_closed(failed, order.price)
+                continue
+            if route not in self.catalog.routes:
+                order = await self.orders.get(order_id)
+                if order is not None and await self._settle_orphan(order):
+                    orphans.setdefault(route, []).append(order)
                 continue
             self.jobs.watch(order_id, deadline or int(time.time()), route)
+        for route, settled in orphans.items():
+            await self._alert_orphans(route, settled)
         await self.sweep_codes()
 
     async def sweep_codes(self) -> None:

@@ -72,6 +72,10 @@ def respond(record: Recorded, reply: Reply) -> web.Response:
     """Store the answer in the request record and turn it into an aiohttp response."""
     record.http_status = reply.http_status
     record.body = reply.body
+    if ";" in reply.content_type:
+        # Parameters (an odd `charset=...`) go out as they are, the body as UTF-8 bytes.
+        headers = {"Content-Type": reply.content_type}
+        return web.Response(body=reply.body.encode(), status=reply.http_status, headers=headers)
     return web.Response(text=reply.body, status=reply.http_status, content_type=reply.content_type)
 
 

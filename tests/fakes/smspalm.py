@@ -68,10 +68,16 @@ Test hooks
     * ``auto_code_after`` is read at purchase time and delivers ``123456`` once.
     * :meth:`FakeSMSPalm.stop` cancels pending automatic deliveries and still-delayed
       requests.
+    * :meth:`FakeSMSPalm.hold_next` keeps the next request of an action waiting (recorded, not
+      yet processed) until the test sets the returned event, then runs the pipeline from
+      ``delay_next`` on; a test can act while a purchase or a cancel is in flight.
+    * ``fail_next(..., content_type="text/plain; charset=rot13")`` sends the content type as
+      given (parameters included), the body as UTF-8 bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -285,6 +291,7 @@ class FakeSMSPalm(FakeServer):
         self.auto_code_after: float | None = None
         self._next_id = FIRST_ACTIVATION_ID
         self._windows = SlidingWindow()
+        self._holds: dict[str, list[asyncio.Event]] = {}
         self._handlers: dict[str, Handler] = {
             "getBalance": self._get_balance,
             "getCountries": self._get_countries,
@@ -339,6 +346,17 @@ class FakeSMSPalm(FakeServer):
         """
         self._delays.push(action, seconds, times)
 
+    def hold_next(self, action: str) -> asyncio.Event:
+        """Keep the next request of ``action`` waiting until the returned event is set.
+
+        The request is recorded (``count`` sees it) as soon as it arrives; it is processed,
+        and takes effect, only once released (then ``delay_next``/``fail_next`` apply as
+        usual), even if the client has gone away by then.
+        """
+        gate = asyncio.Event()
+        self._holds.setdefault(action, []).append(gate)
+        return gate
+
     def deliver_code(self, activation_id: str, code: str, text: str | None = None) -> None:
         """An SMS with ``code`` arrives for an activation (waiting, ok or retrying).
 
@@ -375,8 +393,17 @@ class FakeSMSPalm(FakeServer):
             self.rejected_429 += 1
             reply = Reply(TOO_MANY_REQUESTS, 429)
         else:
-            reply = await self._scripted(action, lambda: self.dispatch(action, params))
+            holds = self._holds.get(action)
+            gate = holds.pop(0) if holds else None
+            if gate is None:
+                reply = await self._scripted(action, lambda: self.dispatch(action, params))
+            else:
+                reply = await self._shielded(self._held(gate, action, params))
         return respond(record, reply)
+
+    async def _held(self, gate: asyncio.Event, action: str, params: dict[str, str]) -> Reply:
+        await gate.wait()
+        return await self._scripted(action, lambda: self.dispatch(action, params))
 
     def dispatch(self, action: str, params: dict[str, str]) -> Reply:
         """Authenticate and run one action synchronously (no rate limit, no injections)."""

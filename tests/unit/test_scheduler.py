@@ -72,6 +72,9 @@ class FakeOrders:
     async def sweep_codes(self) -> None:
         self.swept += 1
 
+    async def settle_stuck_purchases(self) -> None:
+        return None
+
 
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[OrderJobs, FakeOrders]]:
