@@ -1,7 +1,7 @@
 """Compiles the translation catalogs at install: every `.po` gets its `.mo` in the build.
 
 Everything else about the package is in pyproject.toml. An editable install or a source
-checkout needs no `.mo`: `bot.i18n` compiles a catalog in memory when there is none.
+checkout needs no `.mo`: `shop.i18n` compiles a catalog in memory when there is none.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 class BuildWithCatalogs(build_py):
     def run(self) -> None:
         super().run()
-        locales = Path(self.build_lib) / "bot" / "locales"
+        locales = Path(self.build_lib) / "shop" / "locales"
         for po_path in sorted(locales.glob("*/LC_MESSAGES/*.po")):
             with po_path.open("rb") as fp:
                 catalog = read_po(fp, locale=po_path.parent.parent.name)

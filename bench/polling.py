@@ -52,7 +52,7 @@ from bench._common import (
     write_summary,
 )
 from bot.app import App, build_app
-from bot.errors import NotFound
+from shop.errors import NotFound
 from tests.fakes.smspalm import FakeSMSPalm, Request
 from tests.fakes.telegram import FakeTelegram
 

@@ -60,8 +60,8 @@ from bench._common import (
 )
 from bench.polling import CodeWatcher, fmt, start_bot, stop_bot
 from bot.app import App, build_app
-from bot.errors import NotFound
-from bot.services.orders import PriceChanged
+from shop.errors import NotFound
+from shop.services.orders import PriceChanged
 from tests.fakes.papsms import FakePapSMS
 from tests.fakes.smspool import FakeSMSPool
 from tests.fakes.spotsms import FakeSpotSMS

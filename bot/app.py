@@ -18,34 +18,8 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.i18n import DEFAULT_LOCALE, N_, i18n
-from bot.money import Currency
-from bot.payments.cryptopay import CryptoPayClient
-from bot.providers.base import Route
-from bot.providers.budget import RequestBudget
-from bot.providers.registry import build_routes
-from bot.providers.smspm import SMSPMClient
-from bot.scheduler import SWEEP_SECONDS, OrderJobs, SmsJobs
-from bot.services.admin import AdminService, seconds_until_hour
-from bot.services.broadcast import BroadcastService
-from bot.services.catalog import CatalogService
-from bot.services.crypto import CryptoTopups, supported_fiat
-from bot.services.orders import OrderService, purchase_grace
-from bot.services.pricing import Pricing
-from bot.services.promos import PromoService
-from bot.services.selfcheck import SelfCheckService
-from bot.services.sms import SmsService
-from bot.services.topups import TopupService
-from bot.services.users import UserService
-from bot.services.wallet import WalletService
 from bot.speedups import apply_speedups
 from bot.telegram import LeanCodec, ReplaceText, make_session
-from bot.web import (
-    WebServer,
-    cryptopay_webhook_handler,
-    papsms_webhook_handler,
-    sms_report_handler,
-)
 from handlers import install_routers
 from handlers.admin import ADMIN_COMMANDS
 from handlers.broadcast import BROADCAST_ADMIN_COMMANDS, TelegramBroadcaster
@@ -53,6 +27,26 @@ from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.throttling import build_throttle
 from handlers.topup import TOPUP_ADMIN_COMMANDS, TelegramStars
+from shop.i18n import DEFAULT_LOCALE, N_, i18n
+from shop.jobs import SWEEP_SECONDS, OrderJobs, SmsJobs
+from shop.money import Currency
+from shop.providers.base import Route
+from shop.providers.budget import RequestBudget
+from shop.providers.cryptopay import CryptoPayClient
+from shop.providers.registry import build_routes
+from shop.providers.smspm import SMSPMClient
+from shop.services.admin import AdminService, seconds_until_hour
+from shop.services.broadcast import BroadcastService
+from shop.services.catalog import CatalogService
+from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.orders import OrderService, purchase_grace
+from shop.services.pricing import Pricing
+from shop.services.promos import PromoService
+from shop.services.selfcheck import SelfCheckService
+from shop.services.sms import SmsService
+from shop.services.topups import TopupService
+from shop.services.users import UserService
+from shop.services.wallet import WalletService
 from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
@@ -66,6 +60,12 @@ from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
 from storage.topups import TopupRepo
 from storage.users import LedgerRepo, UserRepo
+from web.callbacks import (
+    cryptopay_webhook_handler,
+    papsms_webhook_handler,
+    sms_report_handler,
+)
+from web.server import WebServer
 
 log = logging.getLogger(__name__)
 

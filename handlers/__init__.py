@@ -7,7 +7,6 @@ from typing import Any
 
 from aiogram import Router
 
-from bot.services.users import UserService
 from handlers.admin import build_admin_router
 from handlers.broadcast import build_broadcast_router
 from handlers.buy import build_buy_router
@@ -19,6 +18,7 @@ from handlers.start import build_fallback_router, build_start_router
 from handlers.throttling import ThrottleMiddleware, build_pause_router
 from handlers.topup import build_referral_router, build_topup_admin_router, build_topup_router
 from handlers.wallet import build_wallet_router
+from shop.services.users import UserService
 
 
 def install_routers(

@@ -13,19 +13,19 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, FSInputFile, Message
 
-from bot.errors import InvalidInput, NotFound
-from bot.i18n import N_, _, i18n, locale_of
-from bot.money import Currency
-from bot.numbers import MAX_ID, parse_uint
-from bot.services.admin import AdminService
-from bot.services.catalog import CatalogService
-from bot.services.notify import Notifier
-from bot.services.orders import OrderService
-from bot.services.sms import SmsService
 from handlers import admin_render as view
 from handlers.admin_render import AdminCb
 from handlers.common import answer, show
 from handlers.render import esc, status_label
+from shop.errors import InvalidInput, NotFound
+from shop.i18n import N_, _, i18n, locale_of
+from shop.money import Currency
+from shop.numbers import MAX_ID, parse_uint
+from shop.services.admin import AdminService
+from shop.services.catalog import CatalogService
+from shop.services.notify import Notifier
+from shop.services.orders import OrderService
+from shop.services.sms import SmsService
 
 log = logging.getLogger(__name__)
 

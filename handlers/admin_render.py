@@ -8,9 +8,13 @@ from pathlib import Path
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.i18n import _, format_date, ngettext
-from bot.money import Currency
-from bot.services.admin import (
+from handlers.callbacks import Page, Prefixed
+from handlers.keyboards import Rows, button, pager
+from handlers.render import esc, ledger_kind, status_label
+from shop.i18n import _, format_date, ngettext
+from shop.models import Order
+from shop.money import Currency
+from shop.services.admin import (
     AccountBalance,
     BalanceChange,
     Period,
@@ -20,12 +24,8 @@ from bot.services.admin import (
     Stats,
     UserCard,
 )
-from bot.services.selfcheck import SelfCheckStatus
-from handlers.callbacks import Page, Prefixed
-from handlers.keyboards import Rows, button, pager
-from handlers.render import esc, ledger_kind, status_label
+from shop.services.selfcheck import SelfCheckStatus
 from storage.audit import AuditEntry
-from storage.models import Order
 
 
 class AdminCb(Prefixed, CallbackData, prefix="adm"):

@@ -1,7 +1,7 @@
 """/broadcast (admins only): the next message is the content, a preview and a confirm screen,
 then one progress message edited in place, with a Cancel button, until the end.
 
-`TelegramBroadcaster` is the Telegram side of `bot.services.broadcast.BroadcastSender`.
+`TelegramBroadcaster` is the Telegram side of `shop.services.broadcast.BroadcastSender`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.i18n import _, i18n, locale_of
-from bot.services.broadcast import BroadcastService, FloodWait, Phase, Progress
-from bot.services.users import UserService
 from handlers.callbacks import Prefixed, UInt
 from handlers.common import answer, show
+from shop.i18n import _, i18n, locale_of
+from shop.services.broadcast import BroadcastService, FloodWait, Phase, Progress
+from shop.services.users import UserService
 from storage.broadcasts import Broadcast, DeliveryStatus
 
 log = logging.getLogger(__name__)

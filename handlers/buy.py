@@ -6,12 +6,6 @@ from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.errors import AppError, InvalidState
-from bot.i18n import _, i18n, user_text
-from bot.money import Currency
-from bot.providers.base import NoNumbers
-from bot.services.catalog import CatalogService
-from bot.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
 from handlers import keyboards, render
 from handlers.callbacks import (
     CountryCb,
@@ -24,7 +18,13 @@ from handlers.callbacks import (
     short_query,
 )
 from handlers.common import answer, show
-from storage.models import User
+from shop.errors import AppError, InvalidState
+from shop.i18n import _, i18n, user_text
+from shop.models import User
+from shop.money import Currency
+from shop.providers.base import NoNumbers
+from shop.services.catalog import CatalogService
+from shop.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
 
 Screen = tuple[str, InlineKeyboardMarkup]
 

@@ -17,7 +17,7 @@ from aiogram.types import CallbackQuery
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, ConfigDict, Field
 
-from bot.numbers import MAX_ID, parse_uint
+from shop.numbers import MAX_ID, parse_uint
 
 QUERY_MAX_BYTES = 32
 MAX_PAGE = 100_000  # beyond any list; page × page size stays far below SQLite's limit

@@ -23,10 +23,10 @@ from aiogram.types import (
 )
 from aiogram.types import User as TgUser
 
-from bot.errors import AppError
-from bot.i18n import __, i18n, locale_of, user_text
-from bot.services.users import UserService
 from bot.telegram import ReplaceText
+from shop.errors import AppError
+from shop.i18n import __, i18n, locale_of, user_text
+from shop.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,8 @@ class UserMiddleware(BaseMiddleware):
             sender.id, sender.username, sender.first_name, sender.language_code
         )
         data["user"] = user
-        token = i18n.ctx_locale.set(locale_of(user))  # `i18n.use_locale`, minus its generator
-        try:
+        with i18n.use_locale(locale_of(user)):
             return await handler(event, data)
-        finally:
-            i18n.ctx_locale.reset(token)
 
 
 class Services(BaseMiddleware):

@@ -22,10 +22,10 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
-from bot.i18n import _
-from bot.services.admin import AdminService
 from handlers.common import answer
-from storage.models import User
+from shop.i18n import _
+from shop.models import User
+from shop.services.admin import AdminService
 
 log = logging.getLogger(__name__)
 

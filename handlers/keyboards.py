@@ -7,10 +7,6 @@ from collections.abc import Callable, Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.i18n import _, country_name, i18n
-from bot.money import Currency
-from bot.providers.base import Route
-from bot.services.catalog import CountryChoice, Page, RouteChoice
 from bot.telegram import Keyboard
 from handlers import render
 from handlers.callbacks import (
@@ -28,7 +24,11 @@ from handlers.callbacks import (
     WalletCb,
     WatchCb,
 )
-from storage.models import Country, Order, OrderStatus, Service
+from shop.i18n import _, country_name, i18n
+from shop.models import Country, Order, OrderStatus, Service
+from shop.money import Currency
+from shop.providers.base import Route
+from shop.services.catalog import CountryChoice, Page, RouteChoice
 from storage.sms import SmsSend
 
 

@@ -1,4 +1,4 @@
-"""The Telegram side of `bot.services.notify.Notifier`: codes, order cards, notices, alerts.
+"""The Telegram side of `shop.services.notify.Notifier`: codes, order cards, notices, alerts.
 
 These run outside an update (jobs, webhooks), so each text is rendered in its recipient's
 language: their /language choice, else their Telegram language.
@@ -18,13 +18,13 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from bot.i18n import LazyText, _, i18n, locale_of
-from bot.money import Currency
-from bot.providers.base import Route
-from bot.services.catalog import CatalogService
-from bot.services.users import UserService
 from handlers import keyboards, render
-from storage.models import Country, Order, OrderCode, OrderStatus, Service
+from shop.i18n import LazyText, _, i18n, locale_of
+from shop.models import Country, Order, OrderCode, OrderStatus, Service
+from shop.money import Currency
+from shop.providers.base import Route
+from shop.services.catalog import CatalogService
+from shop.services.users import UserService
 from storage.sms import SmsMessage, SmsSend
 
 log = logging.getLogger(__name__)

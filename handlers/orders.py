@@ -6,15 +6,15 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.i18n import _, __
-from bot.money import Currency
-from bot.services.catalog import CatalogService
-from bot.services.orders import CancelOutcome, OrderService
-from bot.services.sms import SmsService
 from handlers import keyboards, render
 from handlers.callbacks import MenuCb, OrderCb, OrdersCb
 from handlers.common import answer, show
-from storage.models import Order, User
+from shop.i18n import _, __
+from shop.models import Order, User
+from shop.money import Currency
+from shop.services.catalog import CatalogService
+from shop.services.orders import CancelOutcome, OrderService
+from shop.services.sms import SmsService
 
 PER_PAGE = 5
 

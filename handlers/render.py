@@ -8,12 +8,8 @@ from __future__ import annotations
 import html
 import time
 
-from bot.i18n import N_, _, __, country_name, ngettext
-from bot.money import Currency
-from bot.providers.base import Route
-from bot.services.catalog import CountryChoice, Page, RouteChoice
-from bot.services.orders import QuoteView
-from storage.models import (
+from shop.i18n import N_, _, __, country_name, ngettext
+from shop.models import (
     Country,
     LedgerEntry,
     LedgerKind,
@@ -22,6 +18,10 @@ from storage.models import (
     OrderStatus,
     Service,
 )
+from shop.money import Currency
+from shop.providers.base import Route
+from shop.services.catalog import CountryChoice, Page, RouteChoice
+from shop.services.orders import QuoteView
 from storage.orders import ROUTE_REMOVED
 from storage.sms import SmsMessage, SmsSend
 
@@ -366,7 +366,7 @@ def sms_prompt_recipients() -> str:
     )
 
 
-# The reasons bot.phones gives for refusing a number (English constants there), repeated here
+# The reasons shop.phones gives for refusing a number (English constants there), repeated here
 # so the extractor sees them; a unit test keeps the two in step.
 PHONE_REASONS = (
     N_("add the country code, e.g. +372 5678 9045"),

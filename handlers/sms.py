@@ -8,15 +8,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot.errors import AppError, InvalidState
-from bot.i18n import _, __, user_text
-from bot.money import Currency
-from bot.phones import Recipient, parse_recipients
-from bot.services.sms import SmsSendFailed, SmsService
 from handlers import keyboards, render
 from handlers.callbacks import MenuCb, SmsCb
 from handlers.common import answer, show
-from storage.models import User
+from shop.errors import AppError, InvalidState
+from shop.i18n import _, __, user_text
+from shop.models import User
+from shop.money import Currency
+from shop.phones import Recipient, parse_recipients
+from shop.services.sms import SmsSendFailed, SmsService
 
 MAX_RECIPIENTS = 100
 NOT_OFFERED = __("Sending SMS is not available in this shop.")

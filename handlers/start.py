@@ -7,13 +7,13 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.i18n import _, i18n, language_name, locale_of
-from bot.money import Currency
-from bot.services.users import UserService
 from handlers import keyboards, render
 from handlers.callbacks import LanguageCb, MenuCb, NoopCb
 from handlers.common import answer, show
-from storage.models import User
+from shop.i18n import _, i18n, language_name, locale_of
+from shop.models import User
+from shop.money import Currency
+from shop.services.users import UserService
 
 
 def _language_screen(user: User) -> tuple[str, InlineKeyboardMarkup]:

@@ -24,14 +24,14 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
-from bot.errors import BuyPaused
-from bot.i18n import DEFAULT_LOCALE, _, i18n, locale_of
-from bot.services.orders import OrderService
-from bot.services.users import UserService
 from handlers import keyboards
 from handlers.callbacks import MenuCb
 from handlers.common import answer, show
-from storage.models import User
+from shop.errors import BuyPaused
+from shop.i18n import DEFAULT_LOCALE, _, i18n, locale_of
+from shop.models import User
+from shop.services.orders import OrderService
+from shop.services.users import UserService
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,18 @@ from aiogram.types import (
 )
 
 from bot.config import Settings
-from bot.errors import AppError, InvalidInput
-from bot.i18n import _, i18n, locale_of
-from bot.money import Currency
-from bot.numbers import parse_uint
-from bot.services.notify import Notifier
-from bot.services.promos import PromoService, parse_expiry
-from bot.services.topups import (
+from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
+from handlers.common import answer, show
+from handlers.keyboards import button
+from handlers.render import esc
+from shop.errors import AppError, InvalidInput
+from shop.i18n import _, i18n, locale_of
+from shop.models import User
+from shop.money import Currency
+from shop.numbers import parse_uint
+from shop.services.notify import Notifier
+from shop.services.promos import PromoService, parse_expiry
+from shop.services.topups import (
     DUPLICATE,
     REFUNDED,
     XTR,
@@ -38,11 +43,6 @@ from bot.services.topups import (
     RefundAnswer,
     TopupService,
 )
-from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
-from handlers.common import answer, show
-from handlers.keyboards import button
-from handlers.render import esc
-from storage.models import User
 
 log = logging.getLogger(__name__)
 

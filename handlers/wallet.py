@@ -9,14 +9,14 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.i18n import _
-from bot.money import Currency
-from bot.services.wallet import HistoryPage, WalletService
 from handlers.callbacks import MenuCb, WalletCb
 from handlers.common import answer, show
 from handlers.keyboards import button
 from handlers.render import esc
-from storage.models import LedgerEntry, LedgerKind, User
+from shop.i18n import _
+from shop.models import LedgerEntry, LedgerKind, User
+from shop.money import Currency
+from shop.services.wallet import HistoryPage, WalletService
 
 RECENT = 5
 

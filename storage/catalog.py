@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from aiosqlite import Row
 
+from shop.models import Country, Offer, Service
 from storage.db import Database
-from storage.models import Country, Offer, Service
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from aiosqlite import Row
 
+from shop.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
 from storage.db import Database, Tx
-from storage.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
 
 # `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
 # counts these; timeouts are 'expired', admin refunds and failures carry other reasons).

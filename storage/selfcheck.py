@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shop.models import OrderStatus
 from storage.db import Database
-from storage.models import OrderStatus
 
 MAX_ROWS = 1000  # enough to alert on; a shop with more broken orders has bigger problems
 

@@ -6,8 +6,8 @@ import time
 
 from aiosqlite import Row
 
+from shop.models import LedgerEntry, LedgerKind, User
 from storage.db import Database, Tx
-from storage.models import LedgerEntry, LedgerKind, User
 
 
 def _user(row: Row) -> User:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from storage.models import OrderStatus
+from shop.models import OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.smspalm import FakeSMSPalm

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.services.catalog import service_slug
-from storage.models import OrderStatus
+from shop.models import OrderStatus
+from shop.services.catalog import service_slug
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.smspalm import FakeSMSPalm

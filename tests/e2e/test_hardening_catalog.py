@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.countries import resolve
-from storage.models import OrderStatus
+from shop.countries import resolve
+from shop.models import OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.papsms import FakePapSMS

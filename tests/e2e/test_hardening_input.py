@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from bot.app import App
-from bot.services.catalog import MAX_WATCHES, service_slug
-from bot.services.orders import MAX_OPEN_QUOTES
-from bot.services.sms import MAX_OPEN_DRAFTS
-from bot.services.topups import MAX_OPEN_INVOICES
+from shop.services.catalog import MAX_WATCHES, service_slug
+from shop.services.orders import MAX_OPEN_QUOTES
+from shop.services.sms import MAX_OPEN_DRAFTS
+from shop.services.topups import MAX_OPEN_INVOICES
 from tests.conftest import BotHarness, fund, sms_settings
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.e2e.test_crypto_topups import crypto_settings

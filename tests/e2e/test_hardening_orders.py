@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.app import App, build_app
-from storage.models import Order, OrderStatus
+from shop.models import Order, OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.smspalm import FakeSMSPalm

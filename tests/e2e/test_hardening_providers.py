@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from storage.models import Order, OrderStatus
+from shop.models import Order, OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy_to_confirm, start
 from tests.fakes.papsms import FakePapSMS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from storage.models import Order, OrderStatus
+from shop.models import Order, OrderStatus
 from storage.orders import USER_CANCEL
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start

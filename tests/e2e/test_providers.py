@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.models import OrderStatus
+from shop.models import OrderStatus
 from tests.conftest import BotHarness, free_port, fund
 from tests.e2e.helpers import buy, start
 from tests.fakes.papsms import FakePapSMS

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from storage.models import OrderStatus
+from shop.models import OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.smspalm import FakeSMSPalm

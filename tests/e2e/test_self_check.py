@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.app import App
-from storage.models import OrderStatus
+from shop.models import OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, start
 from tests.fakes.smspalm import FakeSMSPalm

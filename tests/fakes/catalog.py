@@ -1,6 +1,6 @@
 """A realistic catalog for the search tests and bench: 193 services as upstreams name them
 and 145 countries as the catalog stores them (ISO 3166 alpha-2 code and pycountry's common
-name, as `bot.countries.resolve` gives), plus two upstream names with no ISO code."""
+name, as `shop.countries.resolve` gives), plus two upstream names with no ISO code."""
 
 from __future__ import annotations
 

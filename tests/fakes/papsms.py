@@ -8,7 +8,7 @@ Documented in ``/work/shared/upstream-docs/papsms.txt`` and served exactly as sh
 with ``sms.code``, ``sms.full_text``, ``sms.received_at``) and
 ``POST /api/v1/numbers/finish/{id} {"status": "completed" | "cancelled"}``.
 
-Assumed, the same as ``bot/providers/papsms.py`` documents (the doc is silent):
+Assumed, the same as ``shop/providers/papsms.py`` documents (the doc is silent):
 
 Endpoints
     * ``GET /countries`` -> ``[{"code": "us", "name": "United States"}, ...]``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from bot.services.admin import _returned_upstream, seconds_until_hour
+from shop.services.admin import _returned_upstream, seconds_until_hour
 from storage.admin import ReconOrder
 
 

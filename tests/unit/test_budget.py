@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.providers.budget import RequestBudget
+from shop.providers.budget import RequestBudget
 
 
 async def test_priority_goes_first_when_queued() -> None:

@@ -10,10 +10,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot.countries import resolve
-from bot.providers.base import CountryRef, Priority, UpstreamOffer
-from bot.providers.spotsms import SpotSMSClient, SpotSMSRoute
 from handlers.callbacks import CountryCb, RouteCb, WatchCb
+from shop.countries import resolve
+from shop.providers.base import CountryRef, Priority, UpstreamOffer
+from shop.providers.spotsms import SpotSMSClient, SpotSMSRoute
 from tests.fakes.spotsms import FakeSpotSMS
 
 # Each pair shares its first 16 slug characters (the old key).

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.payments.cryptopay import (
+from shop.providers.cryptopay import (
     FIAT_CURRENCIES,
     CryptoPayClient,
     CryptoPayRejected,

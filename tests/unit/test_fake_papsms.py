@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.providers.papsms import WebhookEvent, parse_webhook
+from shop.providers.papsms import WebhookEvent, parse_webhook
 from tests.fakes.papsms import FIRST_ACTIVATION_ID, FakePapSMS
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.providers.smspm import (
+from shop.providers.smspm import (
     SmsBadSender,
     SmsInvalidNumber,
     SmsOutcomeUnknown,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot import phones
-from bot.i18n import (
+from handlers import render
+from shop import phones
+from shop.i18n import (
     DOMAIN,
     Translator,
     _,
@@ -27,14 +28,13 @@ from bot.i18n import (
     tags_balanced,
     user_text,
 )
-from bot.providers.base import NoNumbers
-from handlers import render
-from storage.models import User
+from shop.models import User
+from shop.providers.base import NoNumbers
 
 
 def test_every_message_is_translated_in_every_catalog() -> None:
     """The "no untranslated keys" guard. A failure lists what a catalog lacks: run
-    `python -m bot.i18n extract`, translate the empty entries, and run this again."""
+    `python -m shop.i18n extract`, translate the empty entries, and run this again."""
     template = extract_messages()
     assert len(template) > 100  # the extractor found the code's messages
     assert catalogs(), "no catalogs"

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from bot.services.catalog import CatalogService
+from shop.services.catalog import CatalogService
 
 
 def catalog(menu_ttl: float = 60) -> CatalogService:

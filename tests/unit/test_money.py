@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot.countries import resolve
-from bot.money import AmountError, AmountOutOfRange, Currency
+from shop.countries import resolve
+from shop.money import AmountError, AmountOutOfRange, Currency
 
 
 def test_format_and_parse() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.numbers import MAX_ID, parse_uint
 from handlers.callbacks import MAX_PAGE, OrderCb, WalletCb
+from shop.numbers import MAX_ID, parse_uint
 
 NOT_DIGITS = ["", "²", "١٢", "５", "-1", "+5", " 5", "5 ", "1_0", "0x10", "1e3"]
 

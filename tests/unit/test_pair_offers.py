@@ -9,19 +9,19 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot.providers.base import (
+from shop.providers.base import (
     CountryRef,
     PairPricing,
     Priority,
     UpstreamOffer,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
-from bot.providers.papsms import PapSMSClient, PapSMSRoute
-from bot.providers.sandbox import SandboxRoute
-from bot.providers.smspalm import SERVER_TWO, SMSPalmClient, SMSPalmRoute
-from bot.providers.smspool import LISTED_STOCK, SMSPoolClient, SMSPoolRoute
-from bot.providers.spotsms import SpotSMSClient, SpotSMSRoute
+from shop.providers.budget import RequestBudget
+from shop.providers.papsms import PapSMSClient, PapSMSRoute
+from shop.providers.sandbox import SandboxRoute
+from shop.providers.smspalm import SERVER_TWO, SMSPalmClient, SMSPalmRoute
+from shop.providers.smspool import LISTED_STOCK, SMSPoolClient, SMSPoolRoute
+from shop.providers.spotsms import SpotSMSClient, SpotSMSRoute
 from tests.fakes.papsms import FakePapSMS
 from tests.fakes.smspool import FakeSMSPool
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.providers import papsms
-from bot.providers.base import (
+from shop.providers import papsms
+from shop.providers.base import (
     Activation,
     ActivationStatus,
     BadKey,
@@ -34,8 +34,8 @@ from bot.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
-from bot.providers.papsms import (
+from shop.providers.budget import RequestBudget
+from shop.providers.papsms import (
     Endpoint,
     PapSMSClient,
     PapSMSRoute,
@@ -634,7 +634,7 @@ async def test_request_another_is_not_supported(route: PapSMSRoute, fake: FakePa
 async def test_buy_max_cost_is_checked_after(
     route: PapSMSRoute, fake: FakePapSMS, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, "bot.providers.papsms"):
+    with caplog.at_level(logging.WARNING, "shop.providers.papsms"):
         activation = await route.buy("whatsapp", US, ref="77", max_cost=Decimal("0.50"))
     assert activation.activation_id in fake.activations
     assert "above the cap" in caplog.text and "ref 77" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import phonenumbers
 import pytest
 
-from bot.phones import (
+from shop.phones import (
     INVALID,
     NEED_COUNTRY_CODE,
     NO_COUNTRY,

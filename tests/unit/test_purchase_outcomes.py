@@ -13,8 +13,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot.providers import papsms, smspalm, smspool, spotsms
-from bot.providers.base import (
+from shop.providers import papsms, smspalm, smspool, spotsms
+from shop.providers.base import (
     Activation,
     BadKey,
     BadService,
@@ -29,7 +29,7 @@ from bot.providers.base import (
     UpstreamNoBalance,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
+from shop.providers.budget import RequestBudget
 
 HTML_502 = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 HTML_200 = "<!DOCTYPE html><html><body>We are down for maintenance</body></html>"

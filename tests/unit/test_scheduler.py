@@ -11,10 +11,10 @@ from typing import cast
 
 import pytest
 
-from bot import scheduler
-from bot.scheduler import DueQueue, OrderJobs
-from bot.services.orders import OrderService
-from storage.models import OrderStatus
+from shop import jobs as scheduler
+from shop.jobs import DueQueue, OrderJobs
+from shop.models import OrderStatus
+from shop.services.orders import OrderService
 
 
 async def until(condition: Callable[[], bool]) -> None:

@@ -7,8 +7,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot.providers import smspalm
-from bot.providers.base import (
+from shop.providers import smspalm
+from shop.providers.base import (
     Activation,
     BadKey,
     BadService,
@@ -24,7 +24,7 @@ from bot.providers.base import (
     UpstreamNoBalance,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
+from shop.providers.budget import RequestBudget
 
 
 def test_balance() -> None:

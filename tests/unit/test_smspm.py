@@ -10,16 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.providers import smspm
-from bot.providers.base import (
+from shop.providers import smspm
+from shop.providers.base import (
     Priority,
     ProviderError,
     PurchaseOutcomeUnknown,
     RateLimited,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
-from bot.providers.smspm import (
+from shop.providers.budget import RequestBudget
+from shop.providers.smspm import (
     SentSms,
     SmsBadSender,
     SmsDetails,

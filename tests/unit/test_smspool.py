@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.providers import smspool
-from bot.providers.base import (
+from shop.providers import smspool
+from shop.providers.base import (
     Activation,
     ActivationStatus,
     BadKey,
@@ -34,8 +34,8 @@ from bot.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
-from bot.providers.smspool import SMSPoolClient, SMSPoolRoute
+from shop.providers.budget import RequestBudget
+from shop.providers.smspool import SMSPoolClient, SMSPoolRoute
 from tests.fakes.smspool import FakeSMSPool
 
 US = CountryRef("1", "US")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.smstext import GSM7_BASIC, GSM7_EXTENSION, SegmentInfo, is_gsm7, segments
+from shop.smstext import GSM7_BASIC, GSM7_EXTENSION, SegmentInfo, is_gsm7, segments
 
 
 def test_empty_text_is_refused() -> None:

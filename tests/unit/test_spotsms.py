@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.countries import resolve
-from bot.providers.base import (
+from shop.countries import resolve
+from shop.providers.base import (
     Activation,
     ActivationStatus,
     BadKey,
@@ -31,8 +31,8 @@ from bot.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from bot.providers.budget import RequestBudget
-from bot.providers.spotsms import (
+from shop.providers.budget import RequestBudget
+from shop.providers.spotsms import (
     DEFAULT_BASE_URL,
     ActivationRef,
     SpotCountry,

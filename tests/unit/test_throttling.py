@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.services.orders import CANCEL_WINDOW_SECONDS, pause_end
 from handlers.throttling import PRUNE_EVERY, MemoryThrottleStore, Verdict
+from shop.services.orders import CANCEL_WINDOW_SECONDS, pause_end
 
 
 class Clock:

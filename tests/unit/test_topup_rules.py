@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.services.promos import parse_expiry
-from bot.services.topups import TopupService
+from shop.services.promos import parse_expiry
+from shop.services.topups import TopupService
 
 NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC).timestamp()
 

@@ -1,1 +1,0 @@
-"""Payment upstreams (one client per service): Crypto Pay for wallet top-ups."""

@@ -1,0 +1,403 @@
+"""Order polling and deadlines on due-queues; APScheduler 3 for periodic jobs and SMS sends.
+
+A live order costs a few primitive entries, not scheduler jobs: each route has one poller that
+takes due orders from a heap of (due time, order id) and runs at most `POLLS_IN_FLIGHT` polls at
+once (the rest wait in the heap, not as tasks queued in the request budget), and one deadline
+queue expires orders when their deadline passes. Both are caches of the orders table: they live in
+process memory and are rebuilt from it at start (`OrderService.recover()`), and the sweeper job
+re-watches any live order that is missing. A poll is due again one poll interval after it
+*started*, so when the request budget is the bottleneck the next poll follows at once and the
+cycle is max(interval, budget wait). No order is polled (or expired) twice at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from shop.services.orders import OrderService
+from shop.services.sms import SmsService
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60
+POLLS_IN_FLIGHT = 50  # per route; far more than any budget serves in one poll round trip
+EXPIRES_IN_FLIGHT = 20
+DEADLINE_RETRY_SECONDS = 60.0
+
+
+def _at(seconds_from_now: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=max(seconds_from_now, 0.0))
+
+
+class DueQueue:
+    """Order ids by due time, run by one task: at most `limit` at once, never one id twice.
+
+    A heap of (due, order id) with lazy deletion: `_due` holds each id's current due time and a
+    heap entry that disagrees with it is stale. An id that comes due while it is still running
+    waits until that run ends. `run(order_id)` must not raise.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[int], Awaitable[None]],
+        limit: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self._run = run
+        self.limit = limit
+        self.clock = clock
+        self._due: dict[int, float] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._running: set[int] = set()
+        self._after_run: dict[int, float] = {}  # came due while running
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._due) + len(self._running)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def schedule(self, order_id: int, at: float) -> None:
+        """Run `order_id` at `at` (on this queue's clock); replaces an earlier schedule."""
+        if order_id in self._running:
+            self._after_run[order_id] = at
+            return
+        self._due[order_id] = at
+        heapq.heappush(self._heap, (at, order_id))
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._due):
+            self._heap = [(t, i) for i, t in self._due.items()]  # drop stale entries
+            heapq.heapify(self._heap)
+        self._wake.set()
+
+    def cancel(self, order_id: int) -> None:
+        """Forget a scheduled run (a running one finishes)."""
+        self._due.pop(order_id, None)
+        self._after_run.pop(order_id, None)
+
+    def has(self, order_id: int) -> bool:
+        return order_id in self._due or order_id in self._running
+
+    def is_running(self, order_id: int) -> bool:
+        return order_id in self._running
+
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    def stop(self) -> None:
+        """Stop taking due ids and cancel the running ones (their state is in the database)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            self._loop_task = None
+        for task in self.tasks:
+            task.cancel()
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            self._start_due()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._heap and len(self._running) < self.limit:
+                delay = self._heap[0][0] - self.clock()
+                self._timer = loop.call_later(max(delay, 0.0), self._wake.set)
+            await self._wake.wait()
+
+    def _start_due(self) -> None:
+        now = self.clock()
+        heap = self._heap
+        while heap and len(self._running) < self.limit:
+            at, order_id = heap[0]
+            if self._due.get(order_id) != at:
+                heapq.heappop(heap)  # stale: rescheduled or cancelled
+                continue
+            if at > now:
+                return
+            heapq.heappop(heap)
+            del self._due[order_id]
+            self._running.add(order_id)
+            task = asyncio.get_running_loop().create_task(self._one(order_id))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _one(self, order_id: int) -> None:
+        try:
+            await self._run(order_id)
+        except asyncio.CancelledError:
+            log.debug("%s of order %s cancelled at shutdown", self.name, order_id)
+        finally:
+            self._running.discard(order_id)
+            again = self._after_run.pop(order_id, None)
+            if again is not None:
+                self.schedule(order_id, again)
+            self._wake.set()  # a slot is free
+
+
+class OrderJobs:
+    """Implements `shop.services.orders.Jobs`: due-queues for orders, APScheduler for the rest."""
+
+    def __init__(
+        self, poll_interval: float, route_intervals: dict[str, float] | None = None
+    ) -> None:
+        self.poll_interval = poll_interval
+        self.route_intervals = route_intervals or {}
+        # misfire_grace_time=None: a late one-shot job still runs (the default 1 s drops it).
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._orders: OrderService | None = None
+        self._running: set[asyncio.Task[object]] = set()
+        # Watched orders and their route (a cache of the orders table, never a source of truth).
+        self._route_of: dict[int, str] = {}
+        self._pollers: dict[str, DueQueue] = {}  # one per route
+        self._deadlines = DueQueue("deadline", self._deadline, EXPIRES_IN_FLIGHT, time.time)
+        self._started = False
+
+    def bind(self, orders: OrderService) -> None:
+        self._orders = orders
+
+    @property
+    def orders(self) -> OrderService:
+        assert self._orders is not None, "OrderJobs.bind() was not called"
+        return self._orders
+
+    def start(self) -> None:
+        """Start inside the running event loop (the dispatcher's startup)."""
+        self.scheduler.start()
+        self._started = True
+        for queue in self._queues():
+            queue.start()
+
+    def shutdown(self) -> None:
+        self._started = False
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # cancels the jobs that are running
+        for queue in self._queues():
+            queue.stop()
+
+    async def aclose(self) -> None:
+        """Stop scheduling and wait until running jobs have unwound."""
+        self.shutdown()
+        tasks = set(self._running).union(*(queue.tasks for queue in self._queues()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _queues(self) -> list[DueQueue]:
+        return [self._deadlines, *self._pollers.values()]
+
+    def counts(self) -> dict[str, int]:
+        """Watched orders, polls running, deadlines pending (for benchmarks and logs)."""
+        return {
+            "watched": len(self._route_of),
+            "polls_running": sum(queue.running for queue in self._pollers.values()),
+            "deadlines": len(self._deadlines),
+            "scheduler_jobs": len(self.scheduler.get_jobs()),
+        }
+
+    def _tracked(self, func: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """Remember the job's task; a cancel at shutdown ends it quietly (state is in the DB)."""
+
+        @functools.wraps(func)
+        async def run(*args: object) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)  # type: ignore[arg-type]
+            try:
+                await func(*args)
+            except asyncio.CancelledError:
+                log.debug("Job %s cancelled at shutdown", func.__name__)
+            finally:
+                if task is not None:
+                    self._running.discard(task)  # type: ignore[arg-type]
+
+        return run
+
+    def every(
+        self,
+        job_id: str,
+        seconds: float,
+        func: Callable[[], Awaitable[None]],
+        first_in: float | None = None,
+    ) -> None:
+        """A periodic job (catalog refresh, sweeper)."""
+        self.scheduler.add_job(
+            self._tracked(self._guarded(job_id, func)),
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            replace_existing=True,
+            next_run_time=_at(seconds if first_in is None else first_in),
+        )
+
+    # -- per order (the Jobs protocol) --------------------------------------------------------
+
+    def watch(self, order_id: int, deadline: int, route: str | None = None) -> None:
+        """Poll the order now and then every interval; expire it at `deadline` (epoch s)."""
+        route_key = route if route is not None else self._route_of.get(order_id, "")
+        previous = self._route_of.get(order_id)
+        if previous is not None and previous != route_key:
+            self._pollers[previous].cancel(order_id)
+        self._route_of[order_id] = route_key
+        self._poller(route_key).schedule(order_id, time.monotonic())
+        self._deadlines.schedule(order_id, float(deadline))
+
+    def retry_close(self, order_id: int, delay: float) -> None:
+        self._deadlines.schedule(order_id, time.time() + delay)
+
+    def unwatch(self, order_id: int) -> None:
+        route_key = self._route_of.pop(order_id, None)
+        if route_key is not None:
+            self._pollers[route_key].cancel(order_id)
+        self._deadlines.cancel(order_id)
+
+    def is_watched(self, order_id: int) -> bool:
+        return order_id in self._route_of
+
+    def _poller(self, route_key: str) -> DueQueue:
+        queue = self._pollers.get(route_key)
+        if queue is None:
+            queue = DueQueue(f"poll {route_key}", self._poll, POLLS_IN_FLIGHT, time.monotonic)
+            self._pollers[route_key] = queue
+            if self._started:
+                queue.start()
+        return queue
+
+    def _interval(self, route_key: str) -> float:
+        """The route's own poll interval (a push-capable route polls slowly), else the default."""
+        return self.route_intervals.get(route_key, self.poll_interval)
+
+    async def _poll(self, order_id: int) -> None:
+        started = time.monotonic()
+        keep = True
+        try:
+            # While its deadline runs, the expiry asks upstream itself: no poll in between.
+            if not self._deadlines.is_running(order_id):
+                keep = await self.orders.poll(order_id)
+        except Exception:
+            log.exception("Poll of order %s crashed; will retry", order_id)
+        route_key = self._route_of.get(order_id)
+        if route_key is None:
+            return  # unwatched while it ran
+        if keep and self._started:
+            self._pollers[route_key].schedule(order_id, started + self._interval(route_key))
+        elif not keep:
+            del self._route_of[order_id]  # the deadline (if still pending) stays
+
+    async def _deadline(self, order_id: int) -> None:
+        try:
+            await self.orders.expire(order_id)
+        except Exception:
+            log.exception("Deadline of order %s crashed; retrying in a minute", order_id)
+            self._deadlines.schedule(order_id, time.time() + DEADLINE_RETRY_SECONDS)
+
+    @staticmethod
+    def _guarded(
+        job_id: str, func: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await func()
+            except Exception:
+                log.exception("Job %s failed", job_id)
+
+        return run
+
+    async def sweep(self) -> None:
+        """Safety net: purchases stuck in `created` past their grace period are settled; every
+        live order is watched; overdue ones close; stray codes go out."""
+        await self.orders.settle_stuck_purchases()
+        now = time.time()
+        async for order_id, _, deadline, route in self.orders.orders.live_brief():
+            if deadline is None:
+                continue
+            if not self.is_watched(order_id):
+                log.warning("Order %s had no poll job; rescheduling", order_id)
+                self.watch(order_id, deadline, route)
+            elif deadline < now and not self._deadlines.has(order_id):
+                self._deadlines.schedule(order_id, now)
+        await self.orders.sweep_codes()
+
+
+class SmsJobs:
+    """Implements `shop.services.sms.SmsJobs` on the same scheduler as the order jobs."""
+
+    RENDER_DELAY = 1.0  # status edits are batched, so 100 reports make a handful of edits
+
+    def __init__(self, jobs: OrderJobs, poll_seconds: float) -> None:
+        self._jobs = jobs
+        self.poll_seconds = poll_seconds
+        self._sms: SmsService | None = None
+
+    def bind(self, sms: SmsService) -> None:
+        self._sms = sms
+
+    @property
+    def sms(self) -> SmsService:
+        assert self._sms is not None, "SmsJobs.bind() was not called"
+        return self._sms
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler:
+        return self._jobs.scheduler
+
+    def watch_sms(self, send_id: int, first_in: float) -> None:
+        self.scheduler.add_job(
+            self._jobs._tracked(self._poll),
+            "date",
+            run_date=_at(first_in),
+            args=(send_id,),
+            id=f"sms:{send_id}",
+            replace_existing=True,
+        )
+
+    def unwatch_sms(self, send_id: int) -> None:
+        try:
+            self.scheduler.remove_job(f"sms:{send_id}")
+        except JobLookupError:
+            pass
+
+    def render_sms(self, send_id: int) -> None:
+        if self.scheduler.get_job(f"smsview:{send_id}") is None:
+            self.scheduler.add_job(
+                self._jobs._tracked(self._render),
+                "date",
+                run_date=_at(self.RENDER_DELAY),
+                args=(send_id,),
+                id=f"smsview:{send_id}",
+                replace_existing=True,
+            )
+
+    async def _poll(self, send_id: int) -> None:
+        keep = True
+        try:
+            keep = await self.sms.poll(send_id)
+        except Exception:
+            log.exception("Status poll of SMS send %s crashed; will retry", send_id)
+        if keep and self.scheduler.running:
+            self.watch_sms(send_id, self.poll_seconds)
+
+    async def _render(self, send_id: int) -> None:
+        try:
+            await self.sms.render(send_id)
+        except Exception:
+            log.exception("Rendering SMS send %s failed", send_id)

@@ -1,0 +1,417 @@
+"""SMSPM outbound SMS, per `shared/upstream-docs/smspm.txt` (the only source of truth).
+
+One JSON POST to the base URL sends one text to up to 100 recipients; `/smsdetails` tells one
+message's status, price (EUR) and carrier; an optional `report` URL gets status callbacks.
+
+Where the doc is silent we chose:
+
+* Bodies are judged before HTTP status codes (the doc gives none). A body with a `messages`
+  list is a success whatever the status code and even if it also has an `error` (the listed
+  messages were queued and cost money; the mismatch is logged). A body with an `error` string
+  maps to a typed error; anything else (HTML, non-JSON, other JSON) is `SmsUnavailable`, or
+  `SmsRateLimited` on HTTP 429.
+* The four error strings of the doc are matched ignoring case and surrounding space. Any other
+  error string (e.g. bad credentials, which the doc does not name) is `SmsUnavailable`, with the
+  upstream's words kept for the logs.
+* A success may list fewer recipients than asked: it is returned as is and the caller refunds
+  the missing ones. Entries without an `id` or a `toNumber` are dropped (logged): we could not
+  follow them. `toNumber` is returned as digits without "+" or spaces.
+* Sending is never retried. A connect error (nothing reached SMSPM) is `SmsUnavailable`; any
+  other network error once the request may have left (read/write timeout, dropped connection)
+  is `SmsOutcomeUnknown`: the messages may have gone out. Reads (`/smsdetails`) retry on
+  network errors and on HTTP 5xx/429 without a JSON answer.
+* Prices are read as Decimal (JSON numbers too, never through float). A price that is absent,
+  empty, negative or not a number is `None`; an unknown status is `SmsStatus.UNKNOWN`.
+* The token (and hash) never appear in exception messages: details are redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import httpx
+
+from shop.providers.base import (
+    Priority,
+    ProviderError,
+    PurchaseOutcomeUnknown,
+    RateLimited,
+    UpstreamUnavailable,
+)
+from shop.providers.budget import RequestBudget
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+DETAILS_PATH = "/smsdetails"
+REDACTED = "***"
+
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+class SmsError(ProviderError):
+    """Anything SMSPM refused or did not answer. Users only ever see `user_message`."""
+
+    user_message = "SMS sending is unavailable right now. Please try again later."
+
+
+class SmsConfigError(SmsError):
+    """The shop's SMSPM settings are wrong (token, sender): not the customer's fault.
+
+    Worth an admin alert; the customer only hears that sending is unavailable.
+    """
+
+    user_message = "Sending is temporarily unavailable."
+
+
+class SmsTokenRequired(SmsConfigError):
+    """SMSPM saw no token."""
+
+
+class SmsSenderRequired(SmsConfigError):
+    """No sender ID was sent (`fromNumber`)."""
+
+
+class SmsBadSender(SmsConfigError):
+    """The sender ID is not approved on the SMSPM account (User Account -> Sender Request)."""
+
+
+class SmsInvalidNumber(SmsError):
+    """SMSPM refused a recipient, and with it the whole request."""
+
+    user_message = (
+        "The SMS service refused a phone number. Write each number with its country code, "
+        "e.g. +372 5678 9045, and try again."
+    )
+
+
+class SmsUnavailable(SmsError, UpstreamUnavailable):
+    """Connection refused, HTTP 5xx, an HTML page, an unknown error or an unreadable answer."""
+
+    user_message = "SMS sending is unavailable right now. Please try again later."
+
+
+class SmsRateLimited(SmsUnavailable, RateLimited):
+    """HTTP 429 without an answer we understand."""
+
+
+class SmsOutcomeUnknown(SmsError, PurchaseOutcomeUnknown):
+    """The send request may have reached SMSPM but no answer came: messages may have gone out.
+
+    Never retried, since a retry could send everything twice.
+    """
+
+    user_message = (
+        "The SMS service did not answer in time, so we cannot tell whether your message went out."
+    )
+
+
+# The doc's "Common Issues" strings, compared case-insensitively.
+ERRORS: dict[str, type[SmsError]] = {
+    "token is required": SmsTokenRequired,
+    "invalid phone number": SmsInvalidNumber,
+    "sender number is required": SmsSenderRequired,
+    "bad sender": SmsBadSender,
+}
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+class SmsStatus(enum.Enum):
+    """The doc's status values, plus UNKNOWN for anything else SMSPM might say."""
+
+    QUEUED = "queued"  # waiting in SMSPM's queue
+    SUBMITTED = "submitted"  # handed to the carrier
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> SmsStatus:
+        """`"Delivered"` -> DELIVERED; an unknown or non-string value -> UNKNOWN."""
+        if isinstance(value, str):
+            try:
+                status = cls(value.strip().lower())
+            except ValueError:
+                return cls.UNKNOWN
+            return status
+        return cls.UNKNOWN
+
+    @property
+    def is_final(self) -> bool:
+        return self in (SmsStatus.DELIVERED, SmsStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class SentSms:
+    id: str
+    to_number: str  # digits, no "+"
+    status: str  # SMSPM's words, "Added to queue" in the doc
+
+
+@dataclass(frozen=True)
+class SmsDetails:
+    status: SmsStatus
+    price: Decimal | None  # EUR
+    carrier: str | None
+
+
+@dataclass(frozen=True)
+class SmsReport:
+    id: str
+    status: SmsStatus
+    to_number: str | None
+
+
+# ---------------------------------------------------------------------------------- parsing
+
+
+def _snippet(body: str) -> str:
+    return body[:120].replace("\n", " ")
+
+
+def _load(body: str) -> Any:
+    """JSON with exact decimals, or None if the body is not JSON."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except ValueError:
+        return None
+
+
+def _unexpected(body: str, http_status: int) -> SmsUnavailable:
+    error = SmsRateLimited if http_status == 429 else SmsUnavailable
+    return error(f"unexpected SMSPM answer (HTTP {http_status}): {_snippet(body)!r}")
+
+
+def error_for(message: object) -> SmsError:
+    """The typed error for an `{"error": ...}` answer."""
+    if isinstance(message, str):
+        known = ERRORS.get(message.strip().lower())
+        if known is not None:
+            return known(f"SMSPM: {message.strip()}")
+    return SmsUnavailable(f"SMSPM error: {_snippet(str(message))!r}")
+
+
+def _digits(value: object) -> str:
+    return re.sub(r"[\s+]", "", str(value))
+
+
+def _text(value: object) -> str | None:
+    """A non-empty id-like value as a string (numbers too), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int)):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _sent(item: object) -> SentSms | None:
+    if not isinstance(item, dict):
+        return None
+    sms_id, number = _text(item.get("id")), _text(item.get("toNumber"))
+    if sms_id is None or number is None:
+        return None
+    status = item.get("status")
+    return SentSms(sms_id, _digits(number), "" if status is None else str(status))
+
+
+def parse_send(body: str, http_status: int) -> list[SentSms]:
+    """`{"messages": [{"id", "toNumber", "status": "Added to queue"}]}`, or a typed error."""
+    data = _load(body)
+    if isinstance(data, dict):
+        messages = data.get("messages")
+        if isinstance(messages, list):
+            if "error" in data:
+                log.warning("SMSPM listed queued messages and an error; trusting the messages")
+            sent = [sms for sms in map(_sent, messages) if sms is not None]
+            if len(sent) < len(messages):
+                log.warning(
+                    "Dropped %d SMSPM entries without id or toNumber", len(messages) - len(sent)
+                )
+            return sent
+        if "error" in data:
+            raise error_for(data["error"])
+    raise _unexpected(body, http_status)
+
+
+def _price(value: object) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        price = Decimal(value.strip()) if isinstance(value, str) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        log.warning("Ignoring an unreadable SMSPM price %r", _snippet(str(value)))
+        return None
+    if not price.is_finite() or price < 0:
+        return None
+    return price
+
+
+def parse_details(body: str, http_status: int = 200) -> SmsDetails:
+    """`/smsdetails`: `{"status": "delivered", "price": 0.045, "carrier": "Telia"}`."""
+    data = _load(body)
+    if isinstance(data, dict):
+        if "error" in data:
+            raise error_for(data["error"])
+        if isinstance(data.get("status"), str):
+            carrier = data.get("carrier")
+            carrier = carrier.strip() if isinstance(carrier, str) else None
+            return SmsDetails(
+                status=SmsStatus.parse(data["status"]),
+                price=_price(data.get("price")),
+                carrier=carrier or None,
+            )
+    raise _unexpected(body, http_status)
+
+
+def _key(name: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+REPORT_ID_KEYS = ("id", "smsid", "messageid")
+
+
+def parse_report(payload: Mapping[str, Any]) -> SmsReport:
+    """One delivery-report callback, from JSON, a form or a query string.
+
+    The doc only says SMSPM "will automatically notify your URL when the SMS status changes"; it
+    does not define the body. We accept the message id as `id`, `smsId` or `messageId` (first
+    found in that order), the `status` with the doc's values in any case (anything else is
+    `SmsStatus.UNKNOWN`), and an optional `toNumber`. Keys match whatever their case, with
+    `_` and `-` ignored (`SMS_ID`, `message-id`, `tonumber`). Other fields are ignored. A
+    payload without a non-empty id or status raises ValueError.
+    """
+    fields = {_key(name): value for name, value in payload.items()}
+    sms_id = next(
+        (text for key in REPORT_ID_KEYS if (text := _text(fields.get(key))) is not None), None
+    )
+    if sms_id is None:
+        raise ValueError("delivery report without a message id")
+    status = fields.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise ValueError("delivery report without a status")
+    number = _text(fields.get("tonumber"))
+    return SmsReport(
+        id=sms_id,
+        status=SmsStatus.parse(status),
+        to_number=_digits(number) if number is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------- client
+
+# Failures where the request cannot have reached SMSPM.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class SMSPMClient:
+    """One SMSPM account (hash + token), optionally within a request budget."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        hash_: str,
+        token: str,
+        budget: RequestBudget | None = None,
+        retry_delays: tuple[float, ...] = (0.5,),
+    ) -> None:
+        self._http = http
+        self._base_url = base_url
+        self._details_url = base_url.rstrip("/") + DETAILS_PATH
+        self._hash = hash_
+        self._token = token
+        self.budget = budget
+        self._retry_delays = retry_delays
+
+    async def send(
+        self, to_numbers: list[str], text: str, sender: str, report_url: str | None
+    ) -> list[SentSms]:
+        """Send `text` to up to 100 numbers (digits, no "+") in ONE request, never retried.
+
+        Returns what SMSPM accepted, which may be fewer than asked. Raises a typed SmsError;
+        `SmsOutcomeUnknown` when the request may have gone out without an answer.
+        """
+        if not to_numbers:
+            raise ValueError("no recipients")
+        if len(to_numbers) > MAX_RECIPIENTS:
+            raise ValueError(f"at most {MAX_RECIPIENTS} recipients per request")
+        payload: dict[str, Any] = {
+            "hash": self._hash,
+            "token": self._token,
+            "toNumber": to_numbers[0] if len(to_numbers) == 1 else list(to_numbers),
+            "text": text,
+            "fromNumber": sender,
+        }
+        if report_url:
+            payload["report"] = report_url
+        status, body = await self._post(self._base_url, payload, Priority.PURCHASE, read=False)
+        return self._parse(parse_send, body, status)
+
+    async def details(self, sms_id: str, priority: Priority = Priority.POLL) -> SmsDetails:
+        """One message's status, price (EUR) and carrier. Retried on network errors."""
+        payload = {"id": sms_id, "hash": self._hash}
+        status, body = await self._post(self._details_url, payload, priority, read=True)
+        return self._parse(parse_details, body, status)
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._token, self._hash):
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def _parse(self, parse: Callable[[str, int], _T], body: str, http_status: int) -> _T:
+        try:
+            return parse(body, http_status)
+        except ProviderError as exc:
+            exc.args = tuple(self._redact(str(arg)) for arg in exc.args)
+            raise
+
+    async def _post(
+        self, url: str, payload: dict[str, Any], priority: Priority, read: bool
+    ) -> tuple[int, str]:
+        """POST JSON; return (status, body). Only reads (`read=True`) are retried."""
+        what = "smsdetails" if read else "send"
+        attempt = 0
+        while True:
+            if self.budget is not None:
+                await self.budget.acquire(priority)
+            error: SmsError
+            try:
+                response = await self._http.post(url, json=payload)
+            except NOT_SENT as exc:
+                error = SmsUnavailable(f"SMSPM {what}: unreachable ({type(exc).__name__})")
+            except httpx.InvalidURL:
+                error = SmsUnavailable(f"SMSPM {what}: invalid base URL")
+            except httpx.HTTPError as exc:
+                # The request may have reached SMSPM: a send may have gone out.
+                kind = SmsUnavailable if read else SmsOutcomeUnknown
+                error = kind(f"SMSPM {what}: sent, no answer ({type(exc).__name__})")
+            else:
+                body, status = response.text, response.status_code
+                transient = status >= 500 or status == 429
+                retry = read and transient and not isinstance(_load(body), dict)
+                if not retry or attempt >= len(self._retry_delays):
+                    return status, body  # the body decides, then the status
+                error = SmsUnavailable(f"SMSPM {what}: HTTP {status}")
+            # Raised outside the `except`: the httpx error (which holds the request, token
+            # included) is not chained as context.
+            if not read or attempt >= len(self._retry_delays):
+                raise error
+            delay = self._retry_delays[attempt]
+            attempt += 1
+            log.info("SMSPM %s failed (%s); retry %d in %.1fs", what, error, attempt, delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,1 @@
+"""Inbound HTTP adapters (aiohttp): upstream callbacks and webhooks."""
