@@ -321,7 +321,7 @@ async def test_crypto_is_off_for_a_currency_crypto_pay_cannot_price(
     cryptopay: FakeCryptoPay,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.app")
+    caplog.set_level(logging.WARNING, logger="bot.factory.services")
     harness = harness_factory(**crypto_settings(cryptopay, webhook=False, currency="JPY"))
     app = await harness.start()
     assert app.crypto is None

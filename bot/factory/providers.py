@@ -1,17 +1,37 @@
-"""Which routes this shop sells: every provider whose key is set (and the sandbox if asked)."""
+"""The upstream clients: which routes this shop sells (every provider whose key is set, and the
+sandbox if asked), the SMSPM and Crypto Pay clients, and the request budgets to close."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 
 from bot.config import Settings
 from shop.providers.base import Route
 from shop.providers.budget import RequestBudget
+from shop.providers.cryptopay import CryptoPayClient
 from shop.providers.papsms import PapSMSClient, PapSMSRoute
 from shop.providers.sandbox import SandboxRoute
 from shop.providers.smspalm import SMSPalmClient, SMSPalmRoute
+from shop.providers.smspm import SMSPMClient
 from shop.providers.smspool import SMSPoolClient, SMSPoolRoute
 from shop.providers.spotsms import SpotSMSClient, SpotSMSRoute
+
+
+@dataclass(frozen=True)
+class Providers:
+    routes: dict[str, Route]
+    budgets: list[RequestBudget]  # closed at shutdown
+    intervals: dict[str, float]  # per-route poll intervals where they differ
+    smspm: SMSPMClient | None  # outbound SMS, when SMSPM's hash and token are set
+    cryptopay: CryptoPayClient | None  # when CRYPTOPAY_TOKEN is set
+
+
+def create_providers(settings: Settings, http: httpx.AsyncClient) -> Providers:
+    routes, budgets, intervals = build_routes(settings, http)
+    smspm = create_smspm_client(settings, http, budgets)
+    return Providers(routes, budgets, intervals, smspm, create_cryptopay_client(settings, http))
 
 
 def build_routes(
@@ -69,3 +89,27 @@ def build_routes(
     if settings.sandbox:
         routes["sandbox"] = SandboxRoute(settings.currency)
     return routes, budgets, intervals
+
+
+def create_smspm_client(
+    settings: Settings, http: httpx.AsyncClient, budgets: list[RequestBudget]
+) -> SMSPMClient | None:
+    if settings.smspm_hash is None or settings.smspm_token is None:
+        return None
+    budget = RequestBudget(settings.smspm_rate_limit)
+    budgets.append(budget)
+    return SMSPMClient(
+        http,
+        settings.smspm_base_url,
+        settings.smspm_hash.get_secret_value(),
+        settings.smspm_token.get_secret_value(),
+        budget,
+    )
+
+
+def create_cryptopay_client(settings: Settings, http: httpx.AsyncClient) -> CryptoPayClient | None:
+    if not settings.cryptopay_enabled or settings.cryptopay_token is None:
+        return None
+    return CryptoPayClient(
+        http, settings.cryptopay_token.get_secret_value(), settings.cryptopay_base_url
+    )

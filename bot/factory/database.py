@@ -1,0 +1,63 @@
+"""The database and the repositories on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from storage.audit import AuditRepo
+from storage.broadcasts import BroadcastRepo
+from storage.catalog import CatalogRepo
+from storage.db import Database
+from storage.kv import KeyValueRepo
+from storage.orders import OrderRepo, QuoteRepo
+from storage.promos import PromoRepo
+from storage.routing import RoutingRepo
+from storage.selfcheck import SelfCheckRepo
+from storage.sms import SmsRepo
+from storage.topups import TopupRepo
+from storage.users import LedgerRepo, UserRepo
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """One of each repository (they hold nothing but the database)."""
+
+    audit: AuditRepo
+    broadcasts: BroadcastRepo
+    catalog: CatalogRepo
+    kv: KeyValueRepo
+    ledger: LedgerRepo
+    orders: OrderRepo
+    promos: PromoRepo
+    quotes: QuoteRepo
+    routing: RoutingRepo
+    self_check: SelfCheckRepo
+    sms: SmsRepo
+    topups: TopupRepo
+    users: UserRepo
+
+
+async def create_database(settings: Settings) -> Database:
+    """The SQLite database, connected and migrated."""
+    db = Database(settings.database_path)
+    await db.connect()
+    return db
+
+
+def create_repositories(db: Database) -> Repositories:
+    return Repositories(
+        audit=AuditRepo(db),
+        broadcasts=BroadcastRepo(db),
+        catalog=CatalogRepo(db),
+        kv=KeyValueRepo(db),
+        ledger=LedgerRepo(db),
+        orders=OrderRepo(db),
+        promos=PromoRepo(),
+        quotes=QuoteRepo(db),
+        routing=RoutingRepo(db),
+        self_check=SelfCheckRepo(db),
+        sms=SmsRepo(db),
+        topups=TopupRepo(db),
+        users=UserRepo(db),
+    )

@@ -1,0 +1,117 @@
+"""The Bot, the Dispatcher with its middlewares and routers, and the command menus."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiogram import Bot, Dispatcher, methods
+from aiogram.client.default import DefaultBotProperties
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.config import Settings
+from bot.factory.services import Services
+from bot.speedups import apply_speedups
+from bot.telegram import LeanCodec, ReplaceText, make_session
+from handlers import install_routers
+from handlers.admin import ADMIN_COMMANDS
+from handlers.broadcast import BROADCAST_ADMIN_COMMANDS
+from handlers.common import InFlight
+from handlers.throttling import build_throttle
+from handlers.topup import TOPUP_ADMIN_COMMANDS
+from shop.i18n import DEFAULT_LOCALE, N_, i18n
+from storage.db import Database
+from storage.fsm import NoIsolation, SQLiteStorage
+
+log = logging.getLogger(__name__)
+
+# The Bot API methods of a busy minute, whose answer models are built before serving.
+BUSY_METHODS = (
+    methods.GetUpdates,
+    methods.SendMessage,
+    methods.EditMessageText,
+    methods.EditMessageReplyMarkup,
+    methods.AnswerCallbackQuery,
+    methods.SetMyCommands,
+    methods.DeleteWebhook,
+    methods.GetMe,
+    methods.DeleteMessage,
+    ReplaceText,
+)
+
+# English descriptions, marked for extraction; `set_commands` sends one list per language.
+USER_COMMANDS = [
+    BotCommand(command="start", description=N_("Main menu")),
+    BotCommand(command="buy", description=N_("Buy a number")),
+    BotCommand(command="balance", description=N_("Your balance")),
+    BotCommand(command="topup", description=N_("Top up your balance")),
+    BotCommand(command="history", description=N_("Wallet history")),
+    BotCommand(command="orders", description=N_("Your orders")),
+    BotCommand(command="promo", description=N_("Redeem a promo code")),
+    BotCommand(command="referrals", description=N_("Invite friends, earn a bonus")),
+    BotCommand(command="language", description=N_("Language")),
+    BotCommand(command="help", description=N_("How it works")),
+]
+
+
+def prepare_telegram() -> None:
+    """Build the answer models of the busy methods, and apply the aiogram speed-ups."""
+    for method in BUSY_METHODS:
+        LeanCodec.response_model(method.__returning__)
+    apply_speedups()
+
+
+def create_bot(settings: Settings) -> Bot:
+    return Bot(
+        settings.token,
+        session=make_session(settings.telegram_api_url),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(
+    settings: Settings, db: Database, services: Services
+) -> tuple[Dispatcher, InFlight]:
+    """The Dispatcher with every router, and the middleware that tracks updates in flight."""
+    dp = Dispatcher(storage=SQLiteStorage(db), events_isolation=NoIsolation())
+    in_flight = InFlight()
+    dp.update.outer_middleware(in_flight)
+    users = services["users"]
+    throttle = build_throttle(
+        settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
+    )
+    install_routers(dp, users, settings.admin_ids, services, throttle)
+    return dp, in_flight
+
+
+async def set_commands(bot: Bot, admin_ids: Iterable[int], sms_enabled: bool) -> None:
+    """The command menus: one for everyone, a longer one for each admin."""
+    user_commands = list(USER_COMMANDS)
+    if sms_enabled:
+        user_commands.insert(2, BotCommand(command="sms", description=N_("Send an SMS")))
+    await _set_commands(bot, user_commands, BotCommandScopeDefault())
+    admin = user_commands + [
+        BotCommand(command=name, description=str(text))
+        for table in (ADMIN_COMMANDS, TOPUP_ADMIN_COMMANDS, BROADCAST_ADMIN_COMMANDS)
+        for name, text in table.items()
+    ]
+    for admin_id in admin_ids:
+        try:
+            await _set_commands(bot, admin, BotCommandScopeChat(chat_id=admin_id))
+        except TelegramAPIError as exc:
+            log.warning("Admin commands for %s not set: %s", admin_id, exc.message)
+
+
+async def _set_commands(
+    bot: Bot, commands: list[BotCommand], scope: BotCommandScopeDefault | BotCommandScopeChat
+) -> None:
+    """One list per language: English for everyone, then each catalog's language."""
+    for locale in i18n.available_locales:
+        localized = [
+            BotCommand(command=c.command, description=i18n.gettext(c.description, locale=locale))
+            for c in commands
+        ]
+        language = None if locale == DEFAULT_LOCALE else locale
+        await bot.set_my_commands(localized, scope=scope, language_code=language)
