@@ -12,7 +12,7 @@ from handlers.callbacks import Page, Prefixed
 from handlers.keyboards import Rows, button, pager
 from handlers.render import esc, ledger_kind, status_label
 from shop.i18n import _, format_date, ngettext
-from shop.models import Order
+from shop.models import AuditEntry, Order
 from shop.money import Currency
 from shop.services.admin import (
     AccountBalance,
@@ -25,7 +25,6 @@ from shop.services.admin import (
     UserCard,
 )
 from shop.services.selfcheck import SelfCheckStatus
-from storage.audit import AuditEntry
 
 
 class AdminCb(Prefixed, CallbackData, prefix="adm"):

@@ -27,9 +27,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from handlers.callbacks import Prefixed, UInt
 from handlers.common import answer, show
 from shop.i18n import _, i18n, locale_of
+from shop.models import Broadcast, DeliveryStatus
 from shop.services.broadcast import BroadcastService, FloodWait, Phase, Progress
 from shop.services.users import UserService
-from storage.broadcasts import Broadcast, DeliveryStatus
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,10 @@ from handlers.callbacks import (
     WatchCb,
 )
 from shop.i18n import _, country_name, i18n
-from shop.models import Country, Order, OrderStatus, Service
+from shop.models import Country, Order, OrderStatus, Service, SmsSend
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.services.catalog import CountryChoice, Page, RouteChoice
-from storage.sms import SmsSend
 
 
 class Rows:

@@ -20,12 +20,11 @@ from aiogram.exceptions import (
 
 from handlers import keyboards, render
 from shop.i18n import LazyText, _, i18n, locale_of
-from shop.models import Country, Order, OrderCode, OrderStatus, Service
+from shop.models import Country, Order, OrderCode, OrderStatus, Service, SmsMessage, SmsSend
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.services.catalog import CatalogService
 from shop.services.users import UserService
-from storage.sms import SmsMessage, SmsSend
 
 log = logging.getLogger(__name__)
 

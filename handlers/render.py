@@ -10,6 +10,7 @@ import time
 
 from shop.i18n import N_, _, __, country_name, ngettext
 from shop.models import (
+    ROUTE_REMOVED,
     Country,
     LedgerEntry,
     LedgerKind,
@@ -17,13 +18,13 @@ from shop.models import (
     OrderCode,
     OrderStatus,
     Service,
+    SmsMessage,
+    SmsSend,
 )
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.services.catalog import CountryChoice, Page, RouteChoice
 from shop.services.orders import QuoteView
-from storage.orders import ROUTE_REMOVED
-from storage.sms import SmsMessage, SmsSend
 
 esc = html.escape
 

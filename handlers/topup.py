@@ -23,7 +23,6 @@ from aiogram.types import (
     PreCheckoutQuery,
 )
 
-from bot.config import Settings
 from handlers.callbacks import MenuCb, TopupAmountCb, TopupPayCb, WalletCb
 from handlers.common import answer, show
 from handlers.keyboards import button
@@ -33,6 +32,7 @@ from shop.i18n import _, i18n, locale_of
 from shop.models import User
 from shop.money import Currency
 from shop.numbers import parse_uint
+from shop.ports import ShopSettings
 from shop.services.notify import Notifier
 from shop.services.promos import PromoService, parse_expiry
 from shop.services.topups import (
@@ -108,7 +108,7 @@ async def _amount_screen(
 
 
 def _methods_screen(
-    amount: int, currency: Currency, settings: Settings, crypto: CryptoLike | None
+    amount: int, currency: Currency, settings: ShopSettings, crypto: CryptoLike | None
 ) -> tuple[str, InlineKeyboardMarkup]:
     rows: list[list[InlineKeyboardButton]] = []
     if settings.stars_enabled:
@@ -149,7 +149,7 @@ def _checkout_error(error: CheckoutError) -> str:
 
 
 async def referrals_text(
-    bot: Bot, user: User, topups: TopupService, currency: Currency, settings: Settings
+    bot: Bot, user: User, topups: TopupService, currency: Currency, settings: ShopSettings
 ) -> str:
     me = await bot.me()
     link = f"https://t.me/{me.username}?start=ref_{user.id}"
@@ -233,7 +233,7 @@ def build_topup_router() -> Router:
         message: Message,
         topups: TopupService,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
         crypto: CryptoLike | None,
         state: FSMContext,
     ) -> None:
@@ -252,7 +252,7 @@ def build_topup_router() -> Router:
         callback_data: TopupAmountCb,
         topups: TopupService,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
         crypto: CryptoLike | None,
     ) -> None:
         amount = await topups.check_amount(callback_data.amount)
@@ -268,7 +268,7 @@ def build_topup_router() -> Router:
         bot: Bot,
         topups: TopupService,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
     ) -> None:
         if not settings.stars_enabled:
             raise AppError(_("Telegram Stars are not available."))
@@ -451,7 +451,7 @@ def build_topup_router() -> Router:
         user: User,
         topups: TopupService,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
     ) -> None:
         text = await referrals_text(bot, user, topups, currency, settings)
         await message.answer(text, reply_markup=_referrals_keyboard())
@@ -463,7 +463,7 @@ def build_topup_router() -> Router:
         user: User,
         topups: TopupService,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
     ) -> None:
         await answer(callback)
         text = await referrals_text(bot, user, topups, currency, settings)

@@ -1,4 +1,7 @@
-"""Plain records that repositories return. No SQL and no behaviour beyond derived fields."""
+"""The domain's records: what repositories return, services use and handlers render.
+
+Plain data: no SQL and no behaviour beyond derived fields.
+"""
 
 from __future__ import annotations
 
@@ -140,3 +143,277 @@ class LedgerEntry:
     topup_id: int | None = None
     promo_code: str | None = None
     sms_send_id: int | None = None
+
+
+# -- Orders: how they end, and what the ledger holds for them ------------------------------------
+
+# `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
+# counts these; timeouts are 'expired', admin refunds and failures carry other reasons).
+USER_CANCEL = "cancelled by customer"
+
+# `orders.error` of a live order closed because its route is no longer configured.
+ROUTE_REMOVED = "route no longer configured"
+
+
+@dataclass(frozen=True)
+class OrderLedger:
+    """An order whose ledger rows do not match its state, with what the ledger holds."""
+
+    order_id: int
+    user_id: int
+    status: OrderStatus
+    price: int
+    paid: int | None  # the purchase row's amount (negative), None without one
+    payer: int | None
+    refunded: int | None  # the refund row's amount, None without one
+    payee: int | None
+    has_code: bool
+
+
+# -- Catalog and routing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteService:
+    code: str
+    slug: str
+    name: str
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class RouteCountry:
+    upstream_id: str
+    code: str
+    name: str
+    flag: str
+
+
+@dataclass(frozen=True)
+class OfferRow:
+    country: str
+    cost: Decimal
+    stock: int
+
+
+@dataclass(frozen=True)
+class RouteStats:
+    orders: int
+    with_code: int
+
+
+# -- Top-ups and promo codes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topup:
+    """An invoice we issued and, once paid, the credit it earned."""
+
+    id: int
+    user_id: int
+    method: str  # stars | crypto
+    amount: int  # shop currency, minor units
+    pay_amount: str  # what the user pays: a number of stars, or a crypto amount
+    pay_currency: str  # XTR, USDT, TON, ...
+    status: str  # pending | paid | expired | refunded
+    external_id: str | None
+    pay_url: str | None
+    charge_id: str | None
+    created_at: int
+    expires_at: int
+    paid_at: int | None
+    refunded_at: int | None
+
+
+@dataclass(frozen=True)
+class StarCharge:
+    """A Stars payment Telegram reported, and how it ended (see migration 008)."""
+
+    charge_id: str
+    user_id: int
+    topup_id: int | None
+    stars: int
+    currency: str
+    payload: str
+    status: str  # credited | refund_due | refunded | refund_failed
+    reason: str | None  # duplicate | unmatched (None when credited)
+    error: str | None
+    created_at: int
+    settled_at: int | None
+
+
+@dataclass(frozen=True)
+class PromoCode:
+    code: str
+    amount: int  # shop currency, minor units, per redemption
+    max_uses: int
+    used: int
+    expires_at: int | None
+    created_by: int | None
+    created_at: int
+
+
+# -- Outbound SMS --------------------------------------------------------------------------------
+
+# The statuses of an SMS message that no longer change.
+FINAL = ("delivered", "failed")
+
+
+@dataclass(frozen=True)
+class SmsSend:
+    id: int
+    user_id: int
+    text: str
+    sender: str
+    encoding: str
+    segments: int
+    total_price: int
+    status: str
+    error: str | None
+    needs_attention: bool
+    chat_id: int | None
+    message_id: int | None
+    quote_expires_at: int
+    deadline: int | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    id: int
+    send_id: int
+    to_number: str
+    country: str
+    price: int
+    upstream_id: str | None
+    status: str
+    refunded: bool
+
+
+# -- Broadcasts ----------------------------------------------------------------------------------
+
+
+class BroadcastStatus(enum.StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    id: int
+    admin_id: int
+    from_chat_id: int
+    message_id: int
+    progress_chat: int
+    progress_msg: int | None
+    status: BroadcastStatus
+    total: int
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Where a broadcast's deliveries stand. `unknown` rows are also counted in `sent`."""
+
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    unknown: int = 0
+    sending: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.blocked
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The settled result of one delivery."""
+
+    user_id: int
+    status: DeliveryStatus
+    error: str | None = None
+
+
+# -- The owner's panel: figures, reconciliation, audit log ---------------------------------------
+
+
+@dataclass(frozen=True)
+class UserCounts:
+    total: int
+    new_since: int
+    active_since: int
+    banned: int
+
+
+@dataclass(frozen=True)
+class RouteSuccess:
+    route: str
+    with_number: int
+    with_code: int
+
+
+@dataclass(frozen=True)
+class TopService:
+    name: str
+    orders: int
+    revenue: int
+
+
+@dataclass(frozen=True)
+class TopupTotals:
+    count: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    account: str
+    currency: str
+    amount: Decimal
+    taken_at: int
+
+
+@dataclass(frozen=True)
+class ReconOrder:
+    """One order as reconciliation sees it."""
+
+    route: str
+    status: str
+    has_number: bool
+    has_code: bool
+    needs_attention: bool
+    charged: bool
+    refunded: bool
+    price: int
+    cost: int  # shop minor units
+    upstream_cost: Decimal  # upstream currency
+    created_at: int
+    finished_at: int | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    actor_id: int
+    action: str
+    target: str
+    detail: str
+    created_at: int

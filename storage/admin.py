@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from aiosqlite import Row
 
+from shop.models import ReconOrder, RouteSuccess, Snapshot, TopService, TopupTotals, UserCounts
 from storage.db import Database, Tx
 
 _CHARGED = "EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'purchase')"
@@ -18,60 +18,6 @@ _HAS_CODE = "EXISTS (SELECT 1 FROM order_codes c WHERE c.order_id = o.id)"
 
 def ban_notice_key(user_id: int) -> str:
     return f"ban-notice:{user_id}"
-
-
-@dataclass(frozen=True)
-class UserCounts:
-    total: int
-    new_since: int
-    active_since: int
-    banned: int
-
-
-@dataclass(frozen=True)
-class RouteSuccess:
-    route: str
-    with_number: int
-    with_code: int
-
-
-@dataclass(frozen=True)
-class TopService:
-    name: str
-    orders: int
-    revenue: int
-
-
-@dataclass(frozen=True)
-class TopupTotals:
-    count: int
-    amount: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    account: str
-    currency: str
-    amount: Decimal
-    taken_at: int
-
-
-@dataclass(frozen=True)
-class ReconOrder:
-    """One order as reconciliation sees it."""
-
-    route: str
-    status: str
-    has_number: bool
-    has_code: bool
-    needs_attention: bool
-    charged: bool
-    refunded: bool
-    price: int
-    cost: int  # shop minor units
-    upstream_cost: Decimal  # upstream currency
-    created_at: int
-    finished_at: int | None
 
 
 def _snapshot(row: Row) -> Snapshot:

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from shop.models import AuditEntry
 from storage.db import Database, Tx
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    actor_id: int
-    action: str
-    target: str
-    detail: str
-    created_at: int
 
 
 class AuditRepo:

@@ -13,74 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 from aiosqlite import Row
 
+from shop.models import Broadcast, BroadcastStatus, Counts, DeliveryStatus, Outcome
 from storage.audit import AuditRepo
 from storage.db import Database, Tx
 
 UNKNOWN = "outcome unknown (interrupted)"
-
-
-class BroadcastStatus(StrEnum):
-    DRAFT = "draft"
-    RUNNING = "running"
-    CANCELLED = "cancelled"
-    DONE = "done"
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    id: int
-    admin_id: int
-    from_chat_id: int
-    message_id: int
-    progress_chat: int
-    progress_msg: int | None
-    status: BroadcastStatus
-    total: int
-    created_at: int
-    started_at: int | None
-    finished_at: int | None
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Where a broadcast's deliveries stand. `unknown` rows are also counted in `sent`."""
-
-    total: int = 0
-    sent: int = 0
-    failed: int = 0
-    blocked: int = 0
-    unknown: int = 0
-    sending: int = 0
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.blocked
-
-    @property
-    def left(self) -> int:
-        return self.total - self.done
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The settled result of one delivery."""
-
-    user_id: int
-    status: DeliveryStatus
-    error: str | None = None
 
 
 def _broadcast(row: Row) -> Broadcast:

@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 from aiosqlite import Row
 
-from shop.models import Country, Offer, Service
+from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, Service
 from storage.db import Database
-
-
-@dataclass(frozen=True)
-class RouteService:
-    code: str
-    slug: str
-    name: str
-    rank: int = 0
-
-
-@dataclass(frozen=True)
-class RouteCountry:
-    upstream_id: str
-    code: str
-    name: str
-    flag: str
-
-
-@dataclass(frozen=True)
-class OfferRow:
-    country: str
-    cost: Decimal
-    stock: int
 
 
 def _offer(row: Row) -> Offer:

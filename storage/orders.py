@@ -8,14 +8,8 @@ from decimal import Decimal
 
 from aiosqlite import Row
 
-from shop.models import LIVE_STATUSES, Order, OrderCode, OrderStatus, Quote
+from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatus, Quote
 from storage.db import Database, Tx
-
-# `orders.error` of an order the customer cancelled with the Cancel button (the cancel limit
-# counts these; timeouts are 'expired', admin refunds and failures carry other reasons).
-USER_CANCEL = "cancelled by customer"
-# `orders.error` of a live order closed because its route is no longer configured.
-ROUTE_REMOVED = "route no longer configured"
 
 _ORDER_SELECT = """
 SELECT o.*, s.name AS service_name,

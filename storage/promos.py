@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from aiosqlite import Row
 
+from shop.models import PromoCode
 from storage.db import Tx
-
-
-@dataclass(frozen=True)
-class PromoCode:
-    code: str
-    amount: int  # shop currency, minor units, per redemption
-    max_uses: int
-    used: int
-    expires_at: int | None
-    created_by: int | None
-    created_at: int
 
 
 def _promo(row: Row) -> PromoCode:

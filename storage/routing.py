@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 
+from shop.models import RouteStats
 from storage.db import Database
-
-
-@dataclass(frozen=True)
-class RouteStats:
-    orders: int
-    with_code: int
 
 
 class RoutingRepo:

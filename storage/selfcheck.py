@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from shop.models import OrderStatus
+from shop.models import OrderLedger, OrderStatus
 from storage.db import Database
 
 MAX_ROWS = 1000  # enough to alert on; a shop with more broken orders has bigger problems
@@ -33,21 +31,6 @@ WHERE p.id IS NULL OR p.amount <> -o.price OR p.user_id <> o.user_id
 ORDER BY o.id
 LIMIT ?
 """
-
-
-@dataclass(frozen=True)
-class OrderLedger:
-    """An order whose ledger rows do not match its state, with what the ledger holds."""
-
-    order_id: int
-    user_id: int
-    status: OrderStatus
-    price: int
-    paid: int | None  # the purchase row's amount (negative), None without one
-    payer: int | None
-    refunded: int | None  # the refund row's amount, None without one
-    payee: int | None
-    has_code: bool
 
 
 class SelfCheckRepo:

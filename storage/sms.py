@@ -4,46 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 from aiosqlite import Row
 
+from shop.models import FINAL, SmsMessage, SmsSend
 from storage.db import Database, Tx
 
-FINAL = ("delivered", "failed")
 _FINAL_IN = ",".join("?" for _ in FINAL)
-
-
-@dataclass(frozen=True)
-class SmsSend:
-    id: int
-    user_id: int
-    text: str
-    sender: str
-    encoding: str
-    segments: int
-    total_price: int
-    status: str
-    error: str | None
-    needs_attention: bool
-    chat_id: int | None
-    message_id: int | None
-    quote_expires_at: int
-    deadline: int | None
-    created_at: int
-
-
-@dataclass(frozen=True)
-class SmsMessage:
-    id: int
-    send_id: int
-    to_number: str
-    country: str
-    price: int
-    upstream_id: str | None
-    status: str
-    refunded: bool
 
 
 def _send(row: Row) -> SmsSend:

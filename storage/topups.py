@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from aiosqlite import Row
 
+from shop.models import StarCharge, Topup
 from storage.db import Database, Tx
-
-
-@dataclass(frozen=True)
-class Topup:
-    """An invoice we issued and, once paid, the credit it earned."""
-
-    id: int
-    user_id: int
-    method: str  # stars | crypto
-    amount: int  # shop currency, minor units
-    pay_amount: str  # what the user pays: a number of stars, or a crypto amount
-    pay_currency: str  # XTR, USDT, TON, ...
-    status: str  # pending | paid | expired | refunded
-    external_id: str | None
-    pay_url: str | None
-    charge_id: str | None
-    created_at: int
-    expires_at: int
-    paid_at: int | None
-    refunded_at: int | None
 
 
 def _topup(row: Row) -> Topup:
@@ -47,23 +27,6 @@ def _topup(row: Row) -> Topup:
         paid_at=row["paid_at"],
         refunded_at=row["refunded_at"],
     )
-
-
-@dataclass(frozen=True)
-class StarCharge:
-    """A Stars payment Telegram reported, and how it ended (see migration 008)."""
-
-    charge_id: str
-    user_id: int
-    topup_id: int | None
-    stars: int
-    currency: str
-    payload: str
-    status: str  # credited | refund_due | refunded | refund_failed
-    reason: str | None  # duplicate | unmatched (None when credited)
-    error: str | None
-    created_at: int
-    settled_at: int | None
 
 
 def _charge(row: Row) -> StarCharge:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shop.ports import RoutingRepository
 from shop.providers.cryptopay import SIGNATURE_HEADER
 from shop.providers.cryptopay import parse_webhook as parse_cryptopay_webhook
 from shop.providers.papsms import parse_webhook
@@ -22,7 +23,6 @@ from shop.providers.smspm import parse_report
 from shop.services.crypto import CryptoTopups
 from shop.services.orders import OrderService
 from shop.services.sms import ReportAction, SmsService
-from storage.routing import RoutingRepo
 from web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def sms_report_handler(sms: SmsService, secret: str, server: WebServer) -> Any:
 
 
 def papsms_webhook_handler(
-    orders: OrderService, routing: RoutingRepo, secret: str, server: WebServer
+    orders: OrderService, routing: RoutingRepository, secret: str, server: WebServer
 ) -> Any:
     """Answers at once; the event is stored once, then confirmed by a status call and delivered
     in the background. A forged or replayed webhook changes nothing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from storage.admin import AdminRepo
 from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
@@ -23,6 +24,7 @@ from storage.users import LedgerRepo, UserRepo
 class Repositories:
     """One of each repository (they hold nothing but the database)."""
 
+    admin: AdminRepo
     audit: AuditRepo
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
@@ -47,6 +49,7 @@ async def create_database(settings: Settings) -> Database:
 
 def create_repositories(db: Database) -> Repositories:
     return Repositories(
+        admin=AdminRepo(db),
         audit=AuditRepo(db),
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),

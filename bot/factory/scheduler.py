@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from shop.jobs import SWEEP_SECONDS
-from shop.services.admin import seconds_until_hour
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.config import Settings
+from shop.jobs import SWEEP_SECONDS, OrderJobs
+from shop.services.admin import AdminService, seconds_until_hour
+from shop.services.catalog import CatalogService
+from shop.services.crypto import CryptoTopups
+from shop.services.sms import SmsService
+from shop.services.topups import TopupService
 
 PURGE_SECONDS = 600  # how often expired quotes and SMS drafts are deleted
 STARS_REFUND_SECONDS = 300
 SNAPSHOT_SECONDS = 3600
 
 
-def schedule_jobs(app: App) -> None:
+class Running(Protocol):
+    """What the jobs run on: the app's parts and its job bodies (`bot.app.App`)."""
+
+    settings: Settings
+    jobs: OrderJobs
+    catalog: CatalogService
+    topups: TopupService
+    admin: AdminService
+    sms: SmsService | None
+    crypto: CryptoTopups | None
+
+    async def check_watches(self) -> None: ...
+    async def purge_expired(self) -> None: ...
+    async def poll_crypto(self) -> None: ...
+    async def run_self_check(self) -> None: ...
+    async def daily_backup(self) -> None: ...
+
+
+def schedule_jobs(app: Running) -> None:
     """Register every periodic job on the running scheduler."""
     jobs, settings = app.jobs, app.settings
     if app.sms is not None:

@@ -15,30 +15,38 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from bot.config import Settings
 from shop.errors import InsufficientFunds, InvalidInput, InvalidState, NotFound
 from shop.i18n import _
-from shop.models import LIVE_STATUSES, LedgerEntry, LedgerKind, Order, User
-from shop.money import Currency
-from shop.numbers import parse_uint
-from shop.providers.base import ProviderError, Route
-from shop.services.orders import OrderService
-from shop.services.pricing import Pricing
-from shop.services.selfcheck import SelfCheckService, SelfCheckStatus
-from shop.services.topups import TopupService
-from storage.admin import (
-    AdminRepo,
+from shop.models import (
+    LIVE_STATUSES,
+    AuditEntry,
+    LedgerEntry,
+    LedgerKind,
+    Order,
     ReconOrder,
     RouteSuccess,
     Snapshot,
     TopService,
     TopupTotals,
+    User,
 )
-from storage.audit import AuditEntry, AuditRepo
-from storage.db import Database
-from storage.orders import OrderRepo
-from storage.sms import SmsRepo
-from storage.users import LedgerRepo, UserRepo
+from shop.money import Currency
+from shop.numbers import parse_uint
+from shop.ports import (
+    AdminRepository,
+    AuditRepository,
+    Database,
+    LedgerRepository,
+    OrderRepository,
+    ShopSettings,
+    SmsRepository,
+    UserRepository,
+)
+from shop.providers.base import ProviderError, Route
+from shop.services.orders import OrderService
+from shop.services.pricing import Pricing
+from shop.services.selfcheck import SelfCheckService, SelfCheckStatus
+from shop.services.topups import TopupService
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +211,16 @@ class AdminService:
         db: Database,
         routes: dict[str, Route],
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
         *,
+        repo: AdminRepository,
+        users: UserRepository,
+        order_repo: OrderRepository,
+        ledger: LedgerRepository,
+        audit: AuditRepository,
         orders: OrderService | None = None,
         pricing: Pricing | None = None,
-        sms: SmsRepo | None = None,
+        sms: SmsRepository | None = None,
         topups: TopupService | None = None,
         self_check: SelfCheckService | None = None,
     ) -> None:
@@ -221,11 +234,11 @@ class AdminService:
         self.sms = sms
         self.topups = topups
         self.self_check = self_check
-        self.users = UserRepo(db)
-        self.orders = OrderRepo(db)
-        self.ledger = LedgerRepo(db)
-        self.audit = AuditRepo(db)
-        self.repo = AdminRepo(db)
+        self.users = users
+        self.orders = order_repo
+        self.ledger = ledger
+        self.audit = audit
+        self.repo = repo
 
     # -- figures ----------------------------------------------------------------------------------
 

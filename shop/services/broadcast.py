@@ -21,14 +21,8 @@ from typing import Protocol
 
 from shop.errors import AppError, InvalidState, NotFound
 from shop.i18n import _
-from storage.broadcasts import (
-    Broadcast,
-    BroadcastRepo,
-    BroadcastStatus,
-    Counts,
-    DeliveryStatus,
-    Outcome,
-)
+from shop.models import Broadcast, BroadcastStatus, Counts, DeliveryStatus, Outcome
+from shop.ports import BroadcastRepository
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +121,7 @@ class _Run:
 class BroadcastService:
     def __init__(
         self,
-        repo: BroadcastRepo,
+        repo: BroadcastRepository,
         sender: BroadcastSender,
         rate: float,
         progress_seconds: float = PROGRESS_SECONDS,

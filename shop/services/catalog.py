@@ -13,11 +13,10 @@ from typing import Any, Generic, TypeVar
 from shop.countries import is_iso, resolve
 from shop.errors import InvalidState, NotFound
 from shop.i18n import _
-from shop.models import Country, Offer, Service
+from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, RouteStats, Service
+from shop.ports import CatalogRepository, RoutingRepository
 from shop.providers.base import CountryRef, PairPricing, Priority, ProviderError, Route
 from shop.services.pricing import Pricing
-from storage.catalog import CatalogRepo, OfferRow, RouteCountry, RouteService
-from storage.routing import RouteStats, RoutingRepo
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,11 @@ class CatalogService:
 
     def __init__(
         self,
-        repo: CatalogRepo,
+        repo: CatalogRepository,
         routes: dict[str, Route],
         pricing: Pricing,
         refresh_seconds: int,
-        routing: RoutingRepo,
+        routing: RoutingRepository,
         per_page: int = 8,
         stats_ttl: float = STATS_EVERY,
         menu_ttl: float = MENU_TTL,

@@ -20,8 +20,9 @@ from typing import Protocol
 
 from shop.errors import AppError
 from shop.i18n import LazyText, _, i18n, lazy, locale_of
-from shop.models import User
+from shop.models import Topup, User
 from shop.money import Currency
+from shop.ports import KeyValueRepository
 from shop.providers.cryptopay import (
     FIAT_CURRENCIES,
     CryptoPayClient,
@@ -34,8 +35,6 @@ from shop.providers.cryptopay import (
     Unauthorized,
 )
 from shop.services.topups import TopupService
-from storage.kv import KeyValueRepo
-from storage.topups import Topup
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class CryptoTopups:
         currency: Currency,
         assets: Iterable[str],
         ttl_seconds: int,
-        kv: KeyValueRepo,
+        kv: KeyValueRepository,
     ) -> None:
         if not supported_fiat(currency.code):
             raise ValueError(f"Crypto Pay cannot price invoices in {currency.code}")

@@ -22,7 +22,24 @@ from shop.errors import (
     TryAgainLater,
 )
 from shop.i18n import LazyText, _, lazy
-from shop.models import LedgerKind, Order, OrderCode, OrderStatus, Quote
+from shop.models import (
+    ROUTE_REMOVED,
+    USER_CANCEL,
+    LedgerKind,
+    Order,
+    OrderCode,
+    OrderStatus,
+    Quote,
+)
+from shop.ports import (
+    Database,
+    KeyValueRepository,
+    LedgerRepository,
+    OrderRepository,
+    QuoteRepository,
+    RoutingRepository,
+    Tx,
+)
 from shop.providers.base import (
     Activation,
     ActivationStatus,
@@ -38,11 +55,6 @@ from shop.providers.base import (
 from shop.services.catalog import CatalogService
 from shop.services.notify import Notifier
 from shop.services.pricing import Pricing
-from storage.db import Database, Tx
-from storage.kv import KeyValueRepo
-from storage.orders import ROUTE_REMOVED, USER_CANCEL, OrderRepo, QuoteRepo
-from storage.routing import RoutingRepo
-from storage.users import LedgerRepo
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +139,10 @@ class OrderService:
     def __init__(
         self,
         db: Database,
-        quotes: QuoteRepo,
-        orders: OrderRepo,
-        ledger: LedgerRepo,
-        kv: KeyValueRepo,
+        quotes: QuoteRepository,
+        orders: OrderRepository,
+        ledger: LedgerRepository,
+        kv: KeyValueRepository,
         catalog: CatalogService,
         pricing: Pricing,
         notifier: Notifier,
@@ -837,7 +849,7 @@ class OrderService:
         )
 
     async def record_push(
-        self, route_key: str, event_key: str, activation_id: str, routing: RoutingRepo
+        self, route_key: str, event_key: str, activation_id: str, routing: RoutingRepository
     ) -> int | None:
         """An upstream says an SMS arrived (a webhook): store the event once and return the
         order to check. The caller then runs `poll(order)`: its status call is the proof, so a

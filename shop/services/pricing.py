@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from shop.money import Currency
+from shop.ports import RoutingRepository
 from shop.providers.base import Route
-from storage.routing import RoutingRepo
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class PriceTable:
 
 class Pricing:
     def __init__(
-        self, currency: Currency, markup_percent: Decimal, repo: RoutingRepo | None = None
+        self, currency: Currency, markup_percent: Decimal, repo: RoutingRepository | None = None
     ) -> None:
         self.currency = currency
         self.markup_percent = markup_percent

@@ -9,12 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from shop.errors import AppError, InvalidInput
 from shop.i18n import _
-from shop.models import LedgerKind
+from shop.models import LedgerKind, PromoCode
 from shop.money import Currency
-from storage.audit import AuditRepo
-from storage.db import Database
-from storage.promos import PromoCode, PromoRepo
-from storage.users import LedgerRepo
+from shop.ports import AuditRepository, Database, LedgerRepository, PromoRepository
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{3,32}$")
 DAYS_RE = re.compile(r"^([0-9]{1,4})d$", re.IGNORECASE)
@@ -55,9 +52,9 @@ class PromoService:
     def __init__(
         self,
         db: Database,
-        repo: PromoRepo,
-        ledger: LedgerRepo,
-        audit: AuditRepo,
+        repo: PromoRepository,
+        ledger: LedgerRepository,
+        audit: AuditRepository,
         currency: Currency,
     ) -> None:
         self.db = db

@@ -12,13 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from shop.i18n import LazyText, lazy
-from shop.models import OrderStatus
+from shop.models import OrderLedger, OrderStatus
 from shop.money import Currency
+from shop.ports import KeyValueRepository, LedgerRepository, SelfCheckRepository
 from shop.services.notify import Notifier
 from shop.services.orders import ALERT_EVERY_SECONDS
-from storage.kv import KeyValueRepo
-from storage.selfcheck import OrderLedger, SelfCheckRepo
-from storage.users import LedgerRepo
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +83,9 @@ def _digest(ids: Iterable[object]) -> str:
 class SelfCheckService:
     def __init__(
         self,
-        ledger: LedgerRepo,
-        repo: SelfCheckRepo,
-        kv: KeyValueRepo,
+        ledger: LedgerRepository,
+        repo: SelfCheckRepository,
+        kv: KeyValueRepository,
         notifier: Notifier,
         currency: Currency,
     ) -> None:

@@ -26,9 +26,10 @@ from shop.errors import (
     QuoteExpired,
 )
 from shop.i18n import LazyText, _, lazy
-from shop.models import LedgerKind
+from shop.models import FINAL, LedgerKind, SmsMessage, SmsSend
 from shop.money import Currency
 from shop.phones import Recipient
+from shop.ports import Database, KeyValueRepository, LedgerRepository, SmsRepository, Tx
 from shop.providers.base import ProviderError
 from shop.providers.smspm import (
     SentSms,
@@ -38,10 +39,6 @@ from shop.providers.smspm import (
     SmsStatus,
 )
 from shop.smstext import SegmentInfo, segments
-from storage.db import Database, Tx
-from storage.kv import KeyValueRepo
-from storage.sms import FINAL, SmsMessage, SmsRepo, SmsSend
-from storage.users import LedgerRepo
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +106,9 @@ class SmsService:
     def __init__(
         self,
         db: Database,
-        repo: SmsRepo,
-        ledger: LedgerRepo,
-        kv: KeyValueRepo,
+        repo: SmsRepository,
+        ledger: LedgerRepository,
+        kv: KeyValueRepository,
         client: SMSPMClient,
         currency: Currency,
         sender: str,

@@ -22,16 +22,20 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Protocol
 
-from bot.config import Settings
 from shop.errors import AppError, InsufficientFunds, InvalidInput, NotFound
 from shop.i18n import LazyText, _, lazy
-from shop.models import LedgerKind
+from shop.models import LedgerKind, StarCharge, Topup
 from shop.money import Currency
-from storage.audit import AuditRepo
-from storage.db import Database, Tx
-from storage.kv import KeyValueRepo
-from storage.topups import StarCharge, Topup, TopupRepo
-from storage.users import LedgerRepo, UserRepo
+from shop.ports import (
+    AuditRepository,
+    Database,
+    KeyValueRepository,
+    LedgerRepository,
+    ShopSettings,
+    TopupRepository,
+    Tx,
+    UserRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +168,13 @@ class TopupService:
     def __init__(
         self,
         db: Database,
-        repo: TopupRepo,
-        users: UserRepo,
-        ledger: LedgerRepo,
-        kv: KeyValueRepo,
-        audit: AuditRepo,
+        repo: TopupRepository,
+        users: UserRepository,
+        ledger: LedgerRepository,
+        kv: KeyValueRepository,
+        audit: AuditRepository,
         currency: Currency,
-        settings: Settings,
+        settings: ShopSettings,
         notifier: TopupNotifier | None = None,
         stars: StarsGateway | None = None,
     ) -> None:

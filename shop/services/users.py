@@ -7,13 +7,13 @@ import time
 from shop.errors import InvalidInput, NotFound
 from shop.i18n import _, i18n
 from shop.models import User
-from storage.users import UserRepo
+from shop.ports import UserRepository
 
 SEEN_EVERY = 3600  # last_seen is refreshed at most this often (one write an hour, not per update)
 
 
 class UserService:
-    def __init__(self, users: UserRepo) -> None:
+    def __init__(self, users: UserRepository) -> None:
         self.users = users
 
     async def seen(

@@ -8,8 +8,7 @@ from shop.errors import InsufficientFunds, InvalidInput, NotFound
 from shop.i18n import _
 from shop.models import LedgerEntry, LedgerKind
 from shop.money import Currency
-from storage.db import Database
-from storage.users import LedgerRepo, UserRepo
+from shop.ports import Database, LedgerRepository, UserRepository
 
 HISTORY_PAGE = 10
 
@@ -23,7 +22,7 @@ class HistoryPage:
 
 class WalletService:
     def __init__(
-        self, db: Database, users: UserRepo, ledger: LedgerRepo, currency: Currency
+        self, db: Database, users: UserRepository, ledger: LedgerRepository, currency: Currency
     ) -> None:
         self.db = db
         self.users = users

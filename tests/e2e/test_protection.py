@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shop.models import Order, OrderStatus
-from storage.orders import USER_CANCEL
+from shop.models import USER_CANCEL, Order, OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.smspalm import FakeSMSPalm

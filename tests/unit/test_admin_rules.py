@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from shop.models import ReconOrder
 from shop.services.admin import _returned_upstream, seconds_until_hour
-from storage.admin import ReconOrder
 
 
 def _order(status: str, **fields: object) -> ReconOrder:
