@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.errors import AppError, InsufficientFunds, InvalidInput, NotFound
 from bot.i18n import LazyText, _, lazy
 from bot.money import Currency
+from bot.numbers import parse_uint
 from storage.audit import AuditRepo
 from storage.db import Database, Tx
 from storage.kv import KeyValueRepo
@@ -364,10 +365,13 @@ class TopupService:
 
     @staticmethod
     def topup_id(payload: str) -> int | None:
+        """The top-up id of a Stars invoice payload, or None unless the payload is exactly one
+        we issue (`t:<id>`: ASCII digits, no leading zeros, within SQLite's range)."""
         if not payload.startswith(PAYLOAD_PREFIX):
             return None
         digits = payload[len(PAYLOAD_PREFIX) :]
-        return int(digits) if digits.isdigit() and len(digits) < 19 else None
+        topup_id = parse_uint(digits)
+        return topup_id if topup_id is not None and str(topup_id) == digits else None
 
     async def check_checkout(
         self, user_id: int, payload: str, currency: str, total: int
