@@ -46,18 +46,29 @@ class BotHarness:
     async def stop(self, graceful: bool = True) -> None:
         if self.app is None:
             return
-        if self._task is not None and not self._task.done():
-            try:
-                await self.app.dp.stop_polling()
-            except RuntimeError:
-                pass
-            await asyncio.wait_for(self._task, 10)
+        await self._stop_polling(self.app)
         await self.app.close(graceful=graceful)
         self.app = None
 
     async def crash(self) -> None:
-        """Stop without letting running handlers finish (their tasks are cancelled)."""
-        await self.stop(graceful=False)
+        """As close to a kill as a test gets: the work running now (handlers, jobs, broadcast
+        copies) is cancelled where it stands, as `App.close(graceful=False)` does, and only
+        then does polling stop. Stopping polling first would close the bot session under that
+        work, so its requests would fail (and be recorded as failed) before it is cancelled."""
+        if self.app is None:
+            return
+        app, self.app = self.app, None
+        await app.close(graceful=False)
+        await self._stop_polling(app)
+
+    async def _stop_polling(self, app: App) -> None:
+        """Stop long polling and wait for it to end (aiogram then closes the bot session)."""
+        if self._task is not None and not self._task.done():
+            try:
+                await app.dp.stop_polling()
+            except RuntimeError:
+                pass
+            await asyncio.wait_for(self._task, 10)
 
     async def restart(self) -> App:
         await self.stop()

@@ -72,6 +72,62 @@ class PurchaseOutcomeUnknown(ProviderError):
     """A purchase request was sent but no answer came: a number may have been bought."""
 
 
+# Rentals (numbers by the day). Not enough upstream balance is UpstreamNoBalance, as for numbers.
+
+
+class InvalidRentalDays(ProviderError):
+    """The rental is not sold (or extended) for that many days; `available_days` lists the
+    periods the upstream named, if it named any."""
+
+    user_message = "This rental period is not available. Please pick another one."
+
+    def __init__(self, detail: str = "", available_days: tuple[int, ...] = ()) -> None:
+        super().__init__(detail)
+        self.available_days = available_days
+
+
+class RentalUnavailable(ProviderError):
+    """The rental (or the single service asked for on it) is not for sale."""
+
+    user_message = "This rental is not available right now. Please pick another one."
+
+
+class UnknownRental(NoActivation):
+    """The upstream does not know this rental code."""
+
+    user_message = "The provider no longer knows this rental."
+
+
+class RentalRefundDenied(ProviderError):
+    """The upstream refuses the refund: more than 12 hours old, or a message was received."""
+
+    user_message = (
+        "This rental can no longer be refunded: a refund is possible only within 12 hours of "
+        "renting and before the first message."
+    )
+
+
+class RentalAlreadyRefunded(ProviderError):
+    """The upstream has already refunded this rental (perhaps by an earlier, lost request)."""
+
+    user_message = "This rental has already been refunded."
+
+
+class RentalExtendFailed(ProviderError):
+    """The upstream refused an extension and says it charged nothing."""
+
+    user_message = "The rental could not be extended. You have not been charged."
+
+
+class ExtendOutcomeUnknown(PurchaseOutcomeUnknown):
+    """An extension was sent but its answer proves nothing: it may have been charged."""
+
+
+class RefundOutcomeUnknown(ProviderError):
+    """A refund was sent but its answer proves nothing. Asking again is safe: a refunded
+    rental answers RentalAlreadyRefunded."""
+
+
 @dataclass(frozen=True)
 class UpstreamService:
     code: str

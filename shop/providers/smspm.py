@@ -7,15 +7,17 @@ Where the doc is silent we chose:
 
 * Bodies are judged before HTTP status codes (the doc gives none). A body with a `messages`
   list is a success whatever the status code and even if it also has an `error` (the listed
-  messages were queued and cost money; the mismatch is logged). A body with an `error` string
-  maps to a typed error; anything else (HTML, non-JSON, other JSON) is `SmsUnavailable`, or
-  `SmsRateLimited` on HTTP 429.
-* The four error strings of the doc are matched ignoring case and surrounding space. Any other
-  error string (e.g. bad credentials, which the doc does not name) is `SmsUnavailable`, with the
-  upstream's words kept for the logs.
+  messages were queued and cost money; the mismatch is logged).
+* A send fails only on an answer that proves it: one of the doc's four error strings
+  (matched ignoring case and surrounding space), whatever the status code. Any other answer to
+  a send (HTML, a 5xx or 524 page, non-JSON, other JSON, an HTTP 429 the doc does not
+  mention, an error in words the doc does not use, e.g. bad credentials) proves nothing:
+  SMSPM may have sent the messages, so it is `SmsOutcomeUnknown`, like a lost answer. On
+  `/smsdetails` (a read) the same answers are `SmsUnavailable`, or `SmsRateLimited` on 429.
 * A success may list fewer recipients than asked: it is returned as is and the caller refunds
-  the missing ones. Entries without an `id` or a `toNumber` are dropped (logged): we could not
-  follow them. `toNumber` is returned as digits without "+" or spaces.
+  the missing ones. A listed entry without an `id` or a `toNumber` was queued but cannot be
+  followed: the send is `SmsOutcomeUnknown`, carrying the entries we can follow (`accepted`).
+  `toNumber` is returned as digits without "+" or spaces.
 * Sending is never retried. A connect error (nothing reached SMSPM) is `SmsUnavailable`; any
   other network error once the request may have left (read/write timeout, dropped connection)
   is `SmsOutcomeUnknown`: the messages may have gone out. Reads (`/smsdetails`) retry on
@@ -32,7 +34,7 @@ import enum
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -97,7 +99,8 @@ class SmsInvalidNumber(SmsError):
 
 
 class SmsUnavailable(SmsError, UpstreamUnavailable):
-    """Connection refused, HTTP 5xx, an HTML page, an unknown error or an unreadable answer."""
+    """Nothing reached SMSPM (connection refused), or a read (`/smsdetails`) got HTTP 5xx, an
+    HTML page, an unknown error or an unreadable answer."""
 
     user_message = "SMS sending is unavailable right now. Please try again later."
 
@@ -107,14 +110,21 @@ class SmsRateLimited(SmsUnavailable, RateLimited):
 
 
 class SmsOutcomeUnknown(SmsError, PurchaseOutcomeUnknown):
-    """The send request may have reached SMSPM but no answer came: messages may have gone out.
+    """The send request may have reached SMSPM, and no answer came or the answer proves
+    nothing: messages may have gone out. `accepted` holds the messages the answer did list in
+    a form we can follow (usually none).
 
     Never retried, since a retry could send everything twice.
     """
 
     user_message = (
-        "The SMS service did not answer in time, so we cannot tell whether your message went out."
+        "The SMS service did not give a clear answer, so we cannot tell whether your message "
+        "went out."
     )
+
+    def __init__(self, detail: str = "", accepted: Sequence[SentSms] = ()) -> None:
+        super().__init__(detail)
+        self.accepted = tuple(accepted)
 
 
 # The doc's "Common Issues" strings, compared case-insensitively.
@@ -229,7 +239,8 @@ def _sent(item: object) -> SentSms | None:
 
 
 def parse_send(body: str, http_status: int) -> list[SentSms]:
-    """`{"messages": [{"id", "toNumber", "status": "Added to queue"}]}`, or a typed error."""
+    """`{"messages": [{"id", "toNumber", "status": "Added to queue"}]}`; one of the doc's
+    error strings is its typed error; any other answer is `SmsOutcomeUnknown`."""
     data = _load(body)
     if isinstance(data, dict):
         messages = data.get("messages")
@@ -238,13 +249,16 @@ def parse_send(body: str, http_status: int) -> list[SentSms]:
                 log.warning("SMSPM listed queued messages and an error; trusting the messages")
             sent = [sms for sms in map(_sent, messages) if sms is not None]
             if len(sent) < len(messages):
-                log.warning(
-                    "Dropped %d SMSPM entries without id or toNumber", len(messages) - len(sent)
+                raise SmsOutcomeUnknown(
+                    f"SMSPM listed {len(messages) - len(sent)} queued message(s) without id "
+                    f"or toNumber (HTTP {http_status})",
+                    accepted=sent,
                 )
             return sent
-        if "error" in data:
-            raise error_for(data["error"])
-    raise _unexpected(body, http_status)
+        error = data.get("error")
+        if isinstance(error, str) and error.strip().lower() in ERRORS:
+            raise error_for(error)
+    raise SmsOutcomeUnknown(f"unclear SMSPM send answer (HTTP {http_status}): {_snippet(body)!r}")
 
 
 def _price(value: object) -> Decimal | None:

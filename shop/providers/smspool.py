@@ -559,8 +559,49 @@ class SMSPoolClient:
         params = {"country": country, "service": service, "pricing_option": CHEAPEST}
         if max_price is not None:
             params["max_price"] = str(max_price)
-        path = "purchase/sms"
-        await self.budget.acquire(Priority.PURCHASE)
+        return await self.send_once(
+            "purchase/sms", parse_purchase, params, lost=PurchaseOutcomeUnknown
+        )
+
+    async def resend(self, order_id: str) -> None:
+        await self._write("sms/resend", parse_resend, {"orderid": order_id})
+
+    async def cancel(self, order_id: str) -> None:
+        await self._write("sms/cancel", parse_cancel, {"orderid": order_id})
+
+    # -- transport for other SMSPool APIs on the same key (rentals)
+
+    async def read(
+        self,
+        path: str,
+        parse: Callable[[str, int], _T],
+        priority: Priority,
+        params: Mapping[str, str] | None = None,
+        *,
+        key: bool = True,
+        retries: int = 2,
+        query: Mapping[str, str] | None = None,
+    ) -> _T:
+        """A read within the budget, retried on network errors and UpstreamUnavailable
+        answers; `parse(body, http_status)` makes the result, the key redacted from errors.
+        `query` goes into the URL as well (never put the key there)."""
+        return await self._read(
+            path, parse, priority, params, key=key, retries=retries, query=query
+        )
+
+    async def send_once(
+        self,
+        path: str,
+        parse: Callable[[str, int], _T],
+        params: Mapping[str, str],
+        *,
+        lost: Callable[[str], ProviderError],
+        priority: Priority = Priority.PURCHASE,
+    ) -> _T:
+        """One request that may move money, never retried. If it cannot have left (connect
+        error) it is UpstreamUnavailable; any other network error raises `lost(detail)`;
+        an answer goes to `parse(body, http_status)`, the key redacted from its errors."""
+        await self.budget.acquire(priority)
         error: ProviderError
         try:
             response = await self._http.post(self._url(path), data=self._form(params, True))
@@ -569,18 +610,10 @@ class SMSPoolClient:
         except httpx.InvalidURL:
             error = UpstreamUnavailable(f"SMSPool {path}: invalid base URL")
         except httpx.HTTPError as exc:
-            error = PurchaseOutcomeUnknown(
-                f"SMSPool {path}: sent, no answer ({type(exc).__name__})"
-            )
+            error = lost(f"SMSPool {path}: sent, no answer ({type(exc).__name__})")
         else:
-            return self._parse(parse_purchase, response.text, response.status_code)
+            return self._parse(parse, response.text, response.status_code)
         raise error  # outside `except`: the httpx error is not chained
-
-    async def resend(self, order_id: str) -> None:
-        await self._write("sms/resend", parse_resend, {"orderid": order_id})
-
-    async def cancel(self, order_id: str) -> None:
-        await self._write("sms/cancel", parse_cancel, {"orderid": order_id})
 
     # -- plumbing
 
@@ -599,13 +632,20 @@ class SMSPoolClient:
             raise
 
     async def _send(
-        self, path: str, params: Mapping[str, str], priority: Priority, key: bool
+        self,
+        path: str,
+        params: Mapping[str, str],
+        priority: Priority,
+        key: bool,
+        query: Mapping[str, str] | None = None,
     ) -> tuple[int, str]:
         """One request that is safe to lose: any network error is UpstreamUnavailable."""
         await self.budget.acquire(priority)
         error: UpstreamUnavailable
         try:
-            response = await self._http.post(self._url(path), data=self._form(params, key))
+            response = await self._http.post(
+                self._url(path), params=query, data=self._form(params, key)
+            )
         except httpx.InvalidURL:
             error = UpstreamUnavailable(f"SMSPool {path}: invalid base URL")
         except httpx.HTTPError as exc:
@@ -630,12 +670,13 @@ class SMSPoolClient:
         *,
         key: bool = True,
         retries: int = 2,
+        query: Mapping[str, str] | None = None,
     ) -> _T:
         """A read, retried on network errors and on UpstreamUnavailable answers (429 too)."""
         attempt = 0
         while True:
             try:
-                status, body = await self._send(path, params or {}, priority, key)
+                status, body = await self._send(path, params or {}, priority, key, query)
                 return self._parse(parse, body, status)
             except UpstreamUnavailable as exc:
                 if attempt >= min(retries, len(self._retry_delays)):

@@ -309,8 +309,9 @@ class OrderService:
             await self._alert(
                 f"unknown:{order_id}",
                 lazy(
-                    "Order #{order_id}: getNumber on {route} got no answer. The customer was "
-                    "refunded; check upstream for a number with ref={order_id}.",
+                    "Order #{order_id}: getNumber on {route} did not get a clear answer (none, "
+                    "or one that proves nothing). The customer was refunded; check upstream for "
+                    "a number with ref={order_id}.",
                     order_id=order_id,
                     route=route.title,
                 ),

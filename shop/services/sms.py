@@ -229,18 +229,20 @@ class SmsService:
         numbers = [m.to_number for m in view.messages]
         try:
             accepted = await self.client.send(numbers, send.text, send.sender, self.report_url)
-        except SmsOutcomeUnknown as exc:
+        except SmsOutcomeUnknown as exc:  # no answer, or one that proves nothing
             log.warning("SMS send %s: outcome unknown (%s)", send_id, exc)
             settled, refunded = await self._settle(
-                send_id, type(exc).__name__, needs_attention=True
+                send_id, type(exc).__name__, needs_attention=True, accepted=list(exc.accepted)
             )
             if settled:
                 await self._alert(
                     f"sms-unknown:{send_id}",
                     lazy(
-                        "SMS send #{send_id}: SMSPM did not answer; the customer was refunded. "
-                        "Check the SMSPM dashboard for what went out.",
+                        "SMS send #{send_id}: SMSPM did not give a clear answer; the customer "
+                        "was refunded {amount} for what SMSPM did not confirm. Check the SMSPM "
+                        "dashboard for what went out.",
                         send_id=send_id,
+                        amount=self.currency.format(refunded),
                     ),
                 )
             raise SmsSendFailed(exc, refunded) from None

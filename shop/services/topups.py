@@ -26,6 +26,7 @@ from shop.errors import AppError, InsufficientFunds, InvalidInput, NotFound
 from shop.i18n import LazyText, _, lazy
 from shop.models import LedgerKind, StarCharge, Topup
 from shop.money import Currency
+from shop.numbers import parse_uint
 from shop.ports import (
     AuditRepository,
     Database,
@@ -136,6 +137,9 @@ class TelegramRefund:
     debited: int = 0
     shortfall: int = 0  # what the balance no longer covered
     balance: int = 0
+    inviter_id: int | None = None  # who earned a referral bonus on this top-up
+    bonus_taken: int = 0  # the bonus taken back from the inviter
+    bonus_kept: int = 0  # the bonus the inviter had spent already, so it stays with them
 
 
 @dataclass(frozen=True)
@@ -368,10 +372,13 @@ class TopupService:
 
     @staticmethod
     def topup_id(payload: str) -> int | None:
+        """The top-up id of a Stars invoice payload, or None unless the payload is exactly one
+        we issue (`t:<id>`: ASCII digits, no leading zeros, within SQLite's range)."""
         if not payload.startswith(PAYLOAD_PREFIX):
             return None
         digits = payload[len(PAYLOAD_PREFIX) :]
-        return int(digits) if digits.isdigit() and len(digits) < 19 else None
+        topup_id = parse_uint(digits)
+        return topup_id if topup_id is not None and str(topup_id) == digits else None
 
     async def check_checkout(
         self, user_id: int, payload: str, currency: str, total: int
@@ -552,7 +559,7 @@ class TopupService:
                 assert topup is not None
                 outcome = "ours"  # unless still paid: /refundstars debited it before
                 if topup.status == "paid":
-                    debited, shortfall = await self._debit_refunded(tx, topup)
+                    debited, shortfall, bonus = await self._debit_refunded(tx, topup)
                     await self.repo.set_star_refund_debit(tx, charge_id, debited, shortfall)
                     balance = await self.repo.balance_in(tx, topup.user_id)
                     result = TelegramRefund(
@@ -564,6 +571,7 @@ class TopupService:
                         debited,
                         shortfall,
                         balance,
+                        *bonus,
                     )
         if charge is None:
             log.error("Telegram refunded Stars charge %s, which we have no record of", charge_id)
@@ -599,12 +607,30 @@ class TopupService:
                 stars=stars,
                 amount=self.currency.format(result.amount),
             )
+        if result.bonus_taken:
+            text = lazy(
+                "{refund}\nThe referral bonus of {amount} was taken back from user {user}.",
+                refund=text,
+                amount=self.currency.format(result.bonus_taken),
+                user=result.inviter_id,
+            )
+        if result.bonus_kept:
+            text = lazy(
+                "{refund}\nUser {user} had spent the referral bonus of {amount} already; it "
+                "stays with them.",
+                refund=text,
+                amount=self.currency.format(result.bonus_kept),
+                user=result.inviter_id,
+            )
         await self._alert_admins(text)
         return result
 
-    async def _debit_refunded(self, tx: Tx, topup: Topup) -> tuple[int, int]:
+    async def _debit_refunded(
+        self, tx: Tx, topup: Topup
+    ) -> tuple[int, int, tuple[int | None, int, int]]:
         """Take back a refunded top-up's credit (what the balance covers) and its referral
-        bonus; mark it refunded. Returns (debited, shortfall)."""
+        bonus; mark it refunded. Returns (debited, shortfall, (inviter, bonus taken, bonus
+        kept))."""
         debited = min(topup.amount, await self.repo.balance_in(tx, topup.user_id))
         if debited > 0:
             # One 'topup_refund' per top-up (the schema): a /refundstars that Telegram refused
@@ -621,8 +647,8 @@ class TopupService:
                 topup_id=topup.id,
             )
         await self.repo.mark_refunded(tx, topup.id)
-        await self._take_back_bonus(tx, None, topup)
-        return debited, topup.amount - debited
+        bonus = await self._take_back_bonus(tx, None, topup)
+        return debited, topup.amount - debited, bonus
 
     async def _alert_admins(self, text: LazyText) -> None:
         if self.notifier is not None:

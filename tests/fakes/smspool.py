@@ -66,16 +66,63 @@ Orders
     * request/active lists unexpired orders in 1, 3 or 4, oldest first: ``code``/``full_code``
       are "0" until an SMS arrives, then the last SMS (kept during a resend); ``status`` is
       "pending" for 1 and 4, "completed" for 3.
+
+Rentals (the doc's "Rental endpoints")
+    * Served at the doc's URLs: ``/rental/retrieve_all``, ``/purchase/rental``,
+      ``/rental/retrieve_messages``, ``/rental/retrieve_status.php``, ``/rental/refund.php``,
+      ``/rental/extend.php`` (only those: a URL without its ``.php`` is a 404). Request
+      records, :meth:`FakeSMSPool.count`, :meth:`FakeSMSPool.counts` and the
+      ``fail_next``/``garble_next``/``delay_next`` knobs name an endpoint without ``.php``
+      (``"rental/extend"``; a ``.php`` given to them is dropped).
+    * Rental time is :attr:`FakeSMSPool.clock` (``time.time`` unless a test replaces it;
+      :meth:`FakeSMSPool.advance` moves it forward). One-time orders keep wall-clock time.
+    * :attr:`FakeSMSPool.rental_offers` is the list retrieve_all sells (:class:`RentalRow`:
+      id, country name, region, extendable, pricing {days: USD}); ids are unique across both
+      types. retrieve_all needs ``type`` ("1" extendable, "0" not; otherwise the doc's "Fill
+      in all params! [GET: type, key (optional)]"), ignores ``key``, and answers an object
+      keyed by rental id with ``pricing`` as a JSON string of whole or decimal numbers, as in
+      the doc (``{}`` when nothing is for sale).
+    * purchase/rental: a missing/wrong key, an unknown ``id`` or a ``days`` that is not a
+      whole number answer the ``errors`` shape (HTTP 401 for the key, else 400); days the row
+      does not price answer "You selected a invalid amount of days! The following days are
+      available: 7 14 30 "; ``service_id`` (a known service, on a US extendable row only, else
+      "The service you entered is not available!") halves the price; a price above the
+      balance answers "You do not have enough balance, please top up your account with X
+      dollars in order to purchase this rental." (X: the shortfall). Then it debits, and
+      answers the doc's success shape (``days`` a number, ``expiry`` a string of Unix
+      seconds, ``rental_code`` 7 upper-case letters). There is no stock.
+    * A rental runs until ``expiry`` (purchase time + days). Once the clock passes it the
+      rental has expired: retrieve_status shows ``available`` 0 and ``activeFor`` 0 (``activeFor``
+      is :attr:`rental_active_for`, 90, while live), messages can no longer arrive, extend
+      and refund are refused; retrieve_messages still shows the history.
+    * retrieve_messages lists every message newest first, keyed "0", "1"..., each with the
+      rental's serial number as ``ID`` (so every message of a rental shares it, as in the doc)
+      and as ``source``; timestamps are "11 May 2022 18:39:54" at UTC+
+      ``timestamp_utc_offset_hours``; ``messages`` is ``[]`` when there are none. Status and
+      messages of an unknown code answer "No rental was found!" (so do extend and refund).
+    * rental/extend.php: days the rental's row does not price -> the invalid-days answer; a
+      rental that is not extendable, refunded or expired -> "Something went wrong on
+      extending your rental, you have NOT been charged!" (also on demand:
+      :meth:`fail_extend_next`); not enough balance -> the purchase's answer. Else it debits
+      the row's price (halved for a single-service line) and adds the days to ``expiry``.
+    * rental/refund.php: an already refunded rental answers "This number could not be
+      refunded as you already have refunded it."; more than ``refund_window_seconds`` (12 h)
+      after the purchase, after its first message, or once expired, the doc's "TYou cannot
+      refund a rental after 12 hours or after receiving one message."; else everything paid
+      for the rental (purchase and extensions) goes back to the balance and the rental ends
+      now (``expiry`` = refund time, ``available`` 0).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import string
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -99,6 +146,16 @@ PATHS = (
 KEYLESS = frozenset(
     {"country/retrieve_all", "service/retrieve_all", "request/suggested_countries"}
 )
+# The rental endpoints at the doc's URLs; requests and knobs name them without ".php".
+RENTAL_URLS = (
+    "rental/retrieve_all",
+    "purchase/rental",
+    "rental/retrieve_messages",
+    "rental/retrieve_status.php",
+    "rental/refund.php",
+    "rental/extend.php",
+)
+KEY_OPTIONAL = frozenset({"rental/retrieve_all"})
 
 PENDING, EXPIRED, CODE, RESEND, CANCELLED, REFUNDED = range(1, 7)
 CHECK_MESSAGES = {
@@ -123,6 +180,19 @@ RESEND_REFUSED = "Phonenumber could not be requested again, try later again."
 TOO_MANY_REQUESTS = "Too many requests"
 KEY_DESCRIPTION = "Your API key which can be found on your settings page at /my/settings"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+RENTALS_FILL_IN = "Fill in all params! [GET: type, key (optional)]"
+SERVICE_NOT_AVAILABLE = "The service you entered is not available!"
+INVALID_DAYS = "You selected a invalid amount of days! The following days are available: "
+NO_RENTAL = "No rental was found!"
+RENTAL_REFUNDED = "Your rental has been refunded!"
+ALREADY_REFUNDED = "This number could not be refunded as you already have refunded it."
+REFUND_DENIED = "TYou cannot refund a rental after 12 hours or after receiving one message."
+EXTENDED = "Your rental has been succesfully extended!"
+EXTEND_FAILED = "Something went wrong on extending your rental, you have NOT been charged!"
+DAY_SECONDS = 86400
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+SINGLE_SERVICE_COUNTRY = "United States"  # the doc: service_id works for US extendable only
 
 APPLICATION_JSON = "application/json"
 TEXT_HTML = "text/html"
@@ -194,6 +264,62 @@ class Order:
 
 
 @dataclass
+class RentalRow:
+    """One rental retrieve_all sells: ``pricing`` is days -> USD."""
+
+    id: str
+    name: str
+    region: str
+    extendable: bool
+    pricing: dict[int, Decimal]
+
+
+def default_rental_offers() -> list[RentalRow]:
+    def table(*prices: tuple[int, str]) -> dict[int, Decimal]:
+        return {days: Decimal(price) for days, price in prices}
+
+    return [
+        RentalRow(
+            "0", "United States", "Americas", True, table((7, "18"), (14, "25"), (30, "30"))
+        ),
+        RentalRow("1", "United Kingdom", "Europe", True, table((7, "12"), (14, "20"), (30, "35"))),
+        RentalRow(
+            "2", "United States", "Americas", False, table((7, "8"), (14, "14"), (30, "24"))
+        ),
+        RentalRow("3", "Canada", "Americas", False, table((7, "9.50"), (30, "20"))),
+    ]
+
+
+@dataclass
+class RentalSMS:
+    sender: str | None
+    text: str
+    at: float  # clock time
+
+
+@dataclass
+class Rental:
+    """One rented number as the fake stores it."""
+
+    rental_code: str
+    serial: int  # the messages' ``ID`` and ``source``
+    offer: RentalRow
+    number: str
+    days: int  # purchased plus extended
+    created_at: float  # clock time
+    expires_at: float
+    service_id: str | None
+    paid: Decimal  # everything debited for it: purchase and extensions
+    messages: list[RentalSMS] = field(default_factory=list)
+    refunded: bool = False
+    expired: bool = False
+
+    @property
+    def live(self) -> bool:
+        return not self.refunded and not self.expired
+
+
+@dataclass
 class Request:
     """One received request. ``http_status``/``body`` stay ``None`` while it is in flight."""
 
@@ -242,6 +368,12 @@ class FakeSMSPool(FakeServer):
         self.too_early_cancel_seconds = 0.0
         self.lifetime_seconds = 600.0
         self.timestamp_utc_offset_hours = 2.0
+        self.rental_offers: list[RentalRow] = default_rental_offers()
+        self.rentals: dict[str, Rental] = {}
+        self.clock: Callable[[], float] = time.time  # rental time
+        self.rental_active_for = 90
+        self.refund_window_seconds = 12 * 3600.0
+        self._rental_serials = itertools.count(1)
         self._random = random.Random(seed)
         self._windows = SlidingWindow()
         self._handlers: dict[str, Callable[[dict[str, str]], Reply]] = {
@@ -255,12 +387,18 @@ class FakeSMSPool(FakeServer):
             "sms/resend": self._resend,
             "sms/cancel": self._cancel,
             "request/active": self._active,
+            "rental/retrieve_all": self._rental_offers,
+            "purchase/rental": self._rental_purchase,
+            "rental/retrieve_messages": self._rental_messages,
+            "rental/retrieve_status": self._rental_status,
+            "rental/refund": self._rental_refund,
+            "rental/extend": self._rental_extend,
         }
 
     # ------------------------------------------------------------------ lifecycle
 
     def _add_routes(self, app: web.Application) -> None:
-        for path in PATHS:
+        for path in (*PATHS, *RENTAL_URLS):
             app.router.add_route("GET", f"/{path}", self._handle)
             app.router.add_route("POST", f"/{path}", self._handle)
 
@@ -339,6 +477,56 @@ class FakeSMSPool(FakeServer):
         wanted = _path(path)
         return sum(1 for request in self.requests if request.path == wanted)
 
+    def counts(self) -> dict[str, int]:
+        """Requests received per endpoint (as :meth:`count` names them)."""
+        return dict(Counter(request.path for request in self.requests))
+
+    # ------------------------------------------------------------------ rental hooks
+
+    def advance(self, seconds: float) -> None:
+        """Move the rental clock forward by ``seconds``."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
+
+    def deliver_rental_message(
+        self, rental_code: str, sender: str | None, text: str, at: float | None = None
+    ) -> RentalSMS:
+        """An SMS reaches a rented number (at clock time ``at``, default now).
+
+        Raises ``KeyError`` for an unknown rental, ``ValueError`` for a refunded or expired one.
+        """
+        rental = self.rentals[rental_code]
+        self._refresh_rental(rental)
+        if not rental.live:
+            raise ValueError(f"rental {rental_code} has ended")
+        message = RentalSMS(sender, text, self.clock() if at is None else at)
+        rental.messages.append(message)
+        return message
+
+    def expire_rental(self, rental_code: str) -> None:
+        """The rental's time runs out now."""
+        rental = self.rentals[rental_code]
+        if rental.live:
+            rental.expires_at = min(rental.expires_at, self.clock())
+            rental.expired = True
+
+    def fail_extend_next(self, times: int = 1) -> None:
+        """The next ``times`` extensions answer "Something went wrong on extending your
+        rental, you have NOT been charged!" and charge nothing."""
+        self.fail_next("rental/extend", {"success": 0, "message": EXTEND_FAILED}, times=times)
+
+    def place_rental(
+        self, rental_id: str = "0", days: int = 7, service_id: str | None = None
+    ) -> Rental:
+        """Rent as purchase/rental would, without HTTP; ValueError carries a failure message."""
+        params = {"key": self.api_key, "id": rental_id, "days": str(days)}
+        if service_id is not None:
+            params["service_id"] = service_id
+        answer = json.loads(self._rental_purchase(params).body)
+        if answer.get("success") != 1:
+            raise ValueError(answer.get("message") or answer.get("errors"))
+        return self.rentals[answer["rental_code"]]
+
     # ------------------------------------------------------------------ HTTP plumbing
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -359,10 +547,13 @@ class FakeSMSPool(FakeServer):
         return respond(record, answer)
 
     def _process(self, path: str, params: dict[str, str]) -> Reply:
-        if path not in KEYLESS and path != "purchase/sms" and not self._key_ok(params):
+        keyed = path not in KEYLESS and path not in KEY_OPTIONAL and path != "purchase/sms"
+        if keyed and not self._key_ok(params):
             return self._param_errors(["key"])
         for order in self.orders.values():
             self._refresh(order)
+        for rental in self.rentals.values():
+            self._refresh_rental(rental)
         return self._handlers[path](params)
 
     def _key_ok(self, params: dict[str, str]) -> bool:
@@ -586,9 +777,188 @@ class FakeSMSPool(FakeServer):
             )
         return reply(rows)
 
+    # ------------------------------------------------------------------ rentals
+
+    def _rental_offers(self, params: dict[str, str]) -> Reply:
+        kind = params.get("type")
+        if kind not in ("0", "1"):
+            return failure(RENTALS_FILL_IN)
+        extendable = kind == "1"
+        return reply(
+            {
+                row.id: {"name": row.name, "region": row.region, "pricing": _pricing(row)}
+                for row in self.rental_offers
+                if row.extendable == extendable
+            }
+        )
+
+    def _rental_row(self, rental_id: str | None) -> RentalRow | None:
+        return next((row for row in self.rental_offers if row.id == rental_id), None)
+
+    def _rental_price(self, row: RentalRow, days: int, single_service: bool) -> Decimal:
+        price = row.pricing[days]
+        return price / 2 if single_service else price
+
+    def _no_balance(self, price: Decimal) -> Reply:
+        return failure(
+            "You do not have enough balance, please top up your account with "
+            f"{money(price - self.balance)} dollars in order to purchase this rental."
+        )
+
+    def _rental_purchase(self, params: dict[str, str]) -> Reply:
+        row, days = self._rental_row(params.get("id")), _whole(params.get("days"))
+        missing = [name for name, bad in (("id", row is None), ("days", days is None)) if bad]
+        if not self._key_ok(params):
+            missing.insert(0, "key")
+        if missing or row is None or days is None:
+            return self._param_errors(missing)
+        if days not in row.pricing:
+            return failure(_invalid_days(row))
+        service_id = params.get("service_id")
+        if service_id is not None:
+            single = row.extendable and row.name == SINGLE_SERVICE_COUNTRY
+            if not single or self._service(service_id) is None:
+                return failure(SERVICE_NOT_AVAILABLE)
+        price = self._rental_price(row, days, service_id is not None)
+        if self.balance < price:
+            return self._no_balance(price)
+        self.balance -= price
+        now = self.clock()
+        rental = Rental(
+            rental_code=self._new_rental_code(),
+            serial=next(self._rental_serials),
+            offer=row,
+            number=self._rental_number(row),
+            days=days,
+            created_at=now,
+            expires_at=now + days * DAY_SECONDS,
+            service_id=service_id,
+            paid=price,
+        )
+        self.rentals[rental.rental_code] = rental
+        return reply(
+            {
+                "success": 1,
+                "message": "",
+                "phonenumber": rental.number,
+                "days": days,
+                "rental_code": rental.rental_code,
+                "expiry": str(int(rental.expires_at)),
+            }
+        )
+
+    def _new_rental_code(self) -> str:
+        while True:
+            code = "".join(self._random.choices(string.ascii_uppercase, k=7))
+            if code not in self.rentals:
+                return code
+
+    def _rental_number(self, row: RentalRow) -> str:
+        country = next((c for c in self.countries if c["name"] == row.name), None)
+        return self._new_number(country["ID"] if country else "9")
+
+    def _refresh_rental(self, rental: Rental) -> None:
+        if rental.live and self.clock() >= rental.expires_at:
+            rental.expired = True
+
+    def _rental(self, params: dict[str, str]) -> Rental | None:
+        return self.rentals.get(params.get("rental_code", ""))
+
+    def _rental_messages(self, params: dict[str, str]) -> Reply:
+        rental = self._rental(params)
+        if rental is None:
+            return failure(NO_RENTAL)
+        zone = timezone(timedelta(hours=self.timestamp_utc_offset_hours))
+        newest_first = sorted(rental.messages, key=lambda m: m.at, reverse=True)
+        messages = {
+            str(position): {
+                "ID": rental.serial,
+                "sender": message.sender,
+                "message": message.text,
+                "timestamp": _message_time(datetime.fromtimestamp(message.at, zone)),
+            }
+            for position, message in enumerate(newest_first)
+        }
+        return reply({"success": 1, "messages": messages or [], "source": str(rental.serial)})
+
+    def _rental_status(self, params: dict[str, str]) -> Reply:
+        rental = self._rental(params)
+        if rental is None:
+            return failure(NO_RENTAL)
+        return reply(
+            {
+                "success": 1,
+                "status": {
+                    "expiry": int(rental.expires_at),
+                    "available": 1 if rental.live else 0,
+                    "phonenumber": rental.number,
+                    "activeFor": self.rental_active_for if rental.live else 0,
+                },
+            }
+        )
+
+    def _rental_refund(self, params: dict[str, str]) -> Reply:
+        rental = self._rental(params)
+        if rental is None:
+            return failure(NO_RENTAL)
+        if rental.refunded:
+            return failure(ALREADY_REFUNDED)
+        now = self.clock()
+        late = now - rental.created_at > self.refund_window_seconds
+        if late or rental.messages or rental.expired:
+            return failure(REFUND_DENIED)
+        self.balance += rental.paid
+        rental.refunded = True
+        rental.expires_at = min(rental.expires_at, now)
+        return reply({"success": 1, "message": RENTAL_REFUNDED})
+
+    def _rental_extend(self, params: dict[str, str]) -> Reply:
+        rental = self._rental(params)
+        if rental is None:
+            return failure(NO_RENTAL)
+        row, days = rental.offer, _whole(params.get("days"))
+        if days is None or days not in row.pricing:
+            return failure(_invalid_days(row))
+        if not row.extendable or not rental.live:
+            return failure(EXTEND_FAILED)
+        price = self._rental_price(row, days, rental.service_id is not None)
+        if self.balance < price:
+            return self._no_balance(price)
+        self.balance -= price
+        rental.paid += price
+        rental.days += days
+        rental.expires_at += days * DAY_SECONDS
+        return reply({"success": 1, "message": EXTENDED})
+
 
 def _path(path: str) -> str:
-    return path.strip("/")
+    return path.strip("/").removesuffix(".php")
+
+
+def _whole(raw: str | None) -> int | None:
+    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+
+
+def _number(amount: Decimal) -> str:
+    """A JSON number: 18 for a whole amount, else its shortest decimal (9.5)."""
+    if amount == amount.to_integral_value():
+        return str(int(amount))
+    return format(amount.normalize(), "f")
+
+
+def _pricing(row: RentalRow) -> str:
+    """The doc's `pricing`, a JSON string: `{"7":18,"14":25,"30":30}`."""
+    pairs = (f'"{days}":{_number(price)}' for days, price in sorted(row.pricing.items()))
+    return "{" + ",".join(pairs) + "}"
+
+
+def _invalid_days(row: RentalRow) -> str:
+    return INVALID_DAYS + "".join(f"{days} " for days in sorted(row.pricing))
+
+
+def _message_time(moment: datetime) -> str:
+    """`11 May 2022 18:39:54`, month names in English whatever the locale."""
+    return f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M:%S}"
 
 
 def _decimal(raw: str | None) -> Decimal | None:
@@ -600,14 +970,27 @@ def _decimal(raw: str | None) -> Decimal | None:
 
 
 __all__ = [
+    "ALREADY_REFUNDED",
     "COUNTRY_UNAVAILABLE",
+    "EXTENDED",
+    "EXTEND_FAILED",
+    "INVALID_DAYS",
     "NOT_FOR_COUNTRY",
+    "NO_RENTAL",
     "ORDER_NOT_FOUND",
     "PATHS",
+    "REFUND_DENIED",
+    "RENTALS_FILL_IN",
+    "RENTAL_REFUNDED",
+    "RENTAL_URLS",
     "RESEND_REFUSED",
+    "SERVICE_NOT_AVAILABLE",
     "FakeSMSPool",
     "Order",
     "PriceRow",
+    "Rental",
+    "RentalRow",
+    "RentalSMS",
     "Reply",
     "Request",
 ]
