@@ -24,7 +24,6 @@ header and is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import hmac
@@ -37,6 +36,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+
+from shop.providers.http import Call, Reply, UpstreamHTTP
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,17 @@ def parse_webhook(body: bytes) -> WebhookUpdate:
     return WebhookUpdate(update_id, update_type, request_date, invoice)
 
 
+def _result(body: str, http_status: int) -> Any:
+    return parse_envelope(http_status, body)
+
+
+def _retry_read(error: Exception, reply: Reply | None) -> bool:
+    """Reads are asked again when unavailable (network, 5xx, not the envelope) or on 429."""
+    if isinstance(error, CryptoPayRejected):
+        return error.code == 429
+    return isinstance(error, CryptoPayUnavailable)
+
+
 # ---------------------------------------------------------------------------------- client
 
 
@@ -334,11 +346,16 @@ class CryptoPayClient:
         backoff: Sequence[float] = READ_BACKOFF,
         timeout: float | None = None,
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http,
+            "Crypto Pay",
+            secrets=[token],
+            retry_delays=tuple(backoff),
+            unavailable=CryptoPayUnavailable,
+            timeout=timeout,
+        )
         self._token = token
         self._base = base_url.rstrip("/")
-        self._backoff = tuple(backoff)
-        self._timeout = timeout
 
     def __repr__(self) -> str:
         return f"CryptoPayClient({self._base!r})"  # never the token
@@ -347,38 +364,19 @@ class CryptoPayClient:
         """Whether a webhook body carries this app's signature."""
         return verify_signature(self._token, body, received)
 
-    async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
+    def _call(self, method: str, params: Mapping[str, Any]) -> Call:
         url = f"{self._base}/api/{method}"
-        kwargs: dict[str, Any] = {}
-        if self._timeout is not None:
-            kwargs["timeout"] = self._timeout
-        try:
-            response = await self._http.post(
-                url, json=dict(params), headers={TOKEN_HEADER: self._token}, **kwargs
-            )
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                raise CryptoPayUnavailable(f"{method}: {type(exc).__name__}") from None
-            raise CryptoPayTimeout(f"{method}: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise CryptoPayUnavailable(f"{method}: {type(exc).__name__}") from None
-        return parse_envelope(response.status_code, response.text)
+        return Call(method, "POST", url, json=dict(params), headers={TOKEN_HEADER: self._token})
 
     async def _read(self, method: str, params: Mapping[str, Any]) -> Any:
         """A call that changes nothing, retried after each backoff delay."""
-        for delay in (*self._backoff, None):
-            try:
-                return await self._call(method, params)
-            except CryptoPayUnavailable as exc:
-                if delay is None:
-                    raise
-                log.info("Crypto Pay %s failed (%s), retrying in %ss", method, exc, delay)
-            except CryptoPayRejected as exc:
-                if exc.code != 429 or delay is None:
-                    raise
-                log.info("Crypto Pay %s rate limited, retrying in %ss", method, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._http.read(self._call(method, params), _result, retry_if=_retry_read)
+
+    async def _once(self, method: str, params: Mapping[str, Any], lost: bool = False) -> Any:
+        """A call that changes something, sent once; `lost`: a request that may have arrived
+        unanswered raises CryptoPayTimeout."""
+        call = self._call(method, params)
+        return await self._http.once(call, _result, lost=CryptoPayTimeout if lost else None)
 
     async def get_me(self) -> AppInfo:
         return parse_app(await self._read("getMe", {}))
@@ -421,7 +419,7 @@ class CryptoPayClient:
             params["expires_in"] = max(1, min(MAX_EXPIRES_IN, expires_in))
         params["allow_comments"] = allow_comments
         params["allow_anonymous"] = allow_anonymous
-        return parse_invoice(await self._call("createInvoice", params))
+        return parse_invoice(await self._once("createInvoice", params, lost=True))
 
     async def get_invoices(
         self,
@@ -443,5 +441,5 @@ class CryptoPayClient:
 
     async def delete_invoice(self, invoice_id: int) -> bool:
         """Delete an invoice so it can no longer be paid. Not retried (best effort)."""
-        result = await self._call("deleteInvoice", {"invoice_id": invoice_id})
+        result = await self._once("deleteInvoice", {"invoice_id": invoice_id})
         return result is True

@@ -543,7 +543,7 @@ async def test_client_defaults(http: httpx.AsyncClient) -> None:
     budget = RequestBudget(papsms.RATE_LIMIT_PER_MINUTE)
     client = PapSMSClient(http, api_key="k", budget=budget)
     assert client._base_url == "https://papsms.com/api/v1"
-    assert client._backoff == (1.0, 2.0, 4.0)
+    assert client._http.retry_delays == (1.0, 2.0, 4.0)
     assert budget.spacing == pytest.approx(60 / (60 * 0.95))
 
 
