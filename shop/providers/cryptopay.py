@@ -4,7 +4,7 @@ Documented (used exactly as shown): every call is `{base}/api/{method}` with the
 `Crypto-Pay-API-Token: <token>`; parameters as a query string or a JSON body (we POST JSON);
 answers are `{"ok": true, "result": ...}` or
 `{"ok": false, "error": {"code": 400, "name": "..."}}`.
-Methods used: `getMe`, `createInvoice` (`currency_type` "fiat" with `fiat` and comma-separated
+Methods used: `createInvoice` (`currency_type` "fiat" with `fiat` and comma-separated
 `accepted_assets`, or "crypto" with `asset`; `amount` as a string; `description` up to 1024
 characters; `payload` up to 4 KB; `expires_in` 1-2678400 seconds; `allow_comments`,
 `allow_anonymous`), `getInvoices` (`invoice_ids` comma-separated, `status`, `offset`, `count`
@@ -17,7 +17,7 @@ SHA-256(token).
 Assumed where the doc is silent: error names other than `UNAUTHORIZED` are matched loosely
 (`*NOT_FOUND` on an invoice -> `InvoiceNotFound`, names with `AMOUNT` -> `InvalidAmount`);
 anything that is not the JSON envelope (an HTML 502 page, an empty body) is
-`CryptoPayUnavailable`. Reads (`getMe`, `getInvoices`) are retried with backoff on network
+`CryptoPayUnavailable`. Reads (`getInvoices`) are retried with backoff on network
 errors, 5xx and 429; `createInvoice` and `deleteInvoice` never are. The token travels only in the
 header and is never logged.
 """
@@ -105,13 +105,6 @@ class InvoiceStatus(enum.StrEnum):
     ACTIVE = "active"
     PAID = "paid"
     EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class AppInfo:
-    app_id: int
-    name: str
-    bot_username: str
 
 
 @dataclass(frozen=True)
@@ -270,16 +263,6 @@ def parse_invoices(result: Any) -> list[Invoice]:
     return [parse_invoice(item) for item in result["items"]]
 
 
-def parse_app(result: Any) -> AppInfo:
-    if not isinstance(result, Mapping) or not isinstance(result.get("app_id"), int):
-        raise ProtocolError("getMe: no app_id")
-    return AppInfo(
-        app_id=result["app_id"],
-        name=str(result.get("name") or ""),
-        bot_username=str(result.get("payment_processing_bot_username") or ""),
-    )
-
-
 def signature(token: str, body: bytes) -> str:
     """The `crypto-pay-api-signature` Crypto Pay sends with a webhook for this body."""
     secret = hashlib.sha256(token.encode()).digest()
@@ -377,9 +360,6 @@ class CryptoPayClient:
         unanswered raises CryptoPayTimeout."""
         call = self._call(method, params)
         return await self._http.once(call, _result, lost=CryptoPayTimeout if lost else None)
-
-    async def get_me(self) -> AppInfo:
-        return parse_app(await self._read("getMe", {}))
 
     async def create_invoice(
         self,

@@ -113,7 +113,6 @@ from shop.providers.http import Call, Reply, UpstreamHTTP, snippet
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://papsms.com/api/v1"
-RATE_LIMIT_PER_MINUTE = 60  # the doc's default; the caller builds the RequestBudget
 
 PURCHASE_PATH = "/numbers/purchase"
 STATUS_PATH = "/numbers/status/"
