@@ -46,7 +46,7 @@ def install_routers(
     root.message.outer_middleware(middleware)
     root.callback_query.outer_middleware(middleware)
     # after the user middleware: it reads the loaded user
-    guard = BanGuard(admin_ids, services["admin"])
+    guard = BanGuard(admin_ids, services["people"])
     root.message.outer_middleware(guard)
     root.callback_query.outer_middleware(guard)
     root.include_routers(

@@ -21,11 +21,16 @@ from shop.errors import InvalidInput, NotFound
 from shop.i18n import N_, _, i18n, locale_of
 from shop.money import Currency
 from shop.numbers import MAX_ID, parse_uint
-from shop.services.admin import AdminService
+from shop.services.audit import AuditService
+from shop.services.backups import BackupService
 from shop.services.catalog import CatalogService
+from shop.services.markups import MarkupService
 from shop.services.notify import Notifier
 from shop.services.orders import OrderService
+from shop.services.people import PeopleService
+from shop.services.reconcile import ReconcileService
 from shop.services.sms import SmsService
+from shop.services.stats import StatsService
 
 log = logging.getLogger(__name__)
 
@@ -88,37 +93,37 @@ def _actor(event: Message | CallbackQuery) -> int:
     return event.from_user.id if event.from_user else 0
 
 
-def _low_balance(admin: AdminService, currency: Currency) -> int:
-    return currency.convert_up(admin.settings.low_balance_warning, Decimal(1))
+def _low_balance(stats: StatsService, currency: Currency) -> int:
+    return currency.convert_up(stats.settings.low_balance_warning, Decimal(1))
 
 
-def _titles(admin: AdminService) -> dict[str, str]:
-    return {key: route.title for key, route in admin.routes.items()}
+def _titles(stats: StatsService) -> dict[str, str]:
+    return {key: route.title for key, route in stats.routes.items()}
 
 
-async def _stats_text(admin: AdminService, currency: Currency) -> str:
-    result = await admin.stats()
-    return view.stats(result, currency, _titles(admin), _low_balance(admin, currency))
+async def _stats_text(stats: StatsService, currency: Currency) -> str:
+    result = await stats.stats()
+    return view.stats(result, currency, _titles(stats), _low_balance(stats, currency))
 
 
-async def _recon_text(admin: AdminService, currency: Currency, days: int) -> str:
-    return view.reconciliation(await admin.reconcile(days), days, currency)
+async def _recon_text(reconciliation: ReconcileService, currency: Currency, days: int) -> str:
+    return view.reconciliation(await reconciliation.reconcile(days), days, currency)
 
 
-async def _audit_text(admin: AdminService, page: int) -> tuple[str, int, int]:
-    entries, page, pages = await admin.audit_page(page)
+async def _audit_text(audit: AuditService, page: int) -> tuple[str, int, int]:
+    entries, page, pages = await audit.page(page)
     return view.audit(entries, page, pages), page, pages
 
 
-def _backups_text(admin: AdminService) -> str:
-    settings = admin.settings
+def _backups_text(backups: BackupService) -> str:
+    settings = backups.settings
     return view.backups(
-        admin.backups(), settings.backup_hour_utc, settings.backup_keep, settings.backup_dir
+        backups.backups(), settings.backup_hour_utc, settings.backup_keep, settings.backup_dir
     )
 
 
-async def _send_backup(bot: Bot, chat_id: int, admin: AdminService, actor_id: int) -> None:
-    path = await admin.backup(actor_id)
+async def _send_backup(bot: Bot, chat_id: int, backups: BackupService, actor_id: int) -> None:
+    path = await backups.backup(actor_id)
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         await bot.send_message(
             chat_id,
@@ -148,37 +153,40 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
     async def panel_section(
         callback: CallbackQuery,
         callback_data: AdminCb,
-        admin: AdminService,
+        stats: StatsService,
+        markups: MarkupService,
+        reconciliation: ReconcileService,
+        backups: BackupService,
+        audit: AuditService,
         currency: Currency,
         bot: Bot,
     ) -> None:
         section = callback_data.to
         if section == "dobackup":
             await answer(callback, _("Backing up…"))
-            await _send_backup(bot, callback.from_user.id, admin, _actor(callback))
-            await show(callback, _backups_text(admin), view.backup_keyboard())
+            await _send_backup(bot, callback.from_user.id, backups, _actor(callback))
+            await show(callback, _backups_text(backups), view.backup_keyboard())
             return
         await answer(callback)
         if section == "stats":
-            await show(callback, await _stats_text(admin, currency), view.stats_keyboard())
+            await show(callback, await _stats_text(stats, currency), view.stats_keyboard())
         elif section == "users":
             await show(callback, view.users_help(), view.back_keyboard())
         elif section == "orders":
             await show(callback, view.orders_help(), view.back_keyboard())
         elif section == "pricing":
-            text = view.pricing(await admin.pricing_view(), currency)
+            text = view.pricing(await markups.pricing_view(), currency)
             await show(callback, text, view.back_keyboard())
         elif section == "broadcast":
             await show(callback, view.broadcast_help(), view.back_keyboard())
         elif section == "recon":
             days = min(max(callback_data.n, 1), MAX_RECONCILE_DAYS)
-            await show(
-                callback, await _recon_text(admin, currency, days), view.recon_keyboard(days)
-            )
+            text = await _recon_text(reconciliation, currency, days)
+            await show(callback, text, view.recon_keyboard(days))
         elif section == "backup":
-            await show(callback, _backups_text(admin), view.backup_keyboard())
+            await show(callback, _backups_text(backups), view.backup_keyboard())
         elif section == "audit":
-            text, page, pages = await _audit_text(admin, callback_data.n)
+            text, page, pages = await _audit_text(audit, callback_data.n)
             await show(callback, text, view.audit_keyboard(page, pages))
         else:
             await show(callback, view.home(), view.home_keyboard())
@@ -186,61 +194,64 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
     # -- figures ----------------------------------------------------------------------------------
 
     @router.message(Command("stats"))
-    async def stats(message: Message, admin: AdminService, currency: Currency) -> None:
-        await message.answer(await _stats_text(admin, currency))
+    async def stats_command(message: Message, stats: StatsService, currency: Currency) -> None:
+        await message.answer(await _stats_text(stats, currency))
 
     @router.message(Command("providers"))
-    async def providers(message: Message, admin: AdminService, currency: Currency) -> None:
-        balances = await admin.balances()
-        await message.answer(view.providers(balances, currency, _low_balance(admin, currency)))
+    async def providers(message: Message, stats: StatsService, currency: Currency) -> None:
+        balances = await stats.balances()
+        await message.answer(view.providers(balances, currency, _low_balance(stats, currency)))
 
     @router.message(Command("reconcile"))
     async def reconcile(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message,
+        command: CommandObject,
+        reconciliation: ReconcileService,
+        currency: Currency,
     ) -> None:
         usage = _("/reconcile [days], e.g. /reconcile 30")
         (days_text,) = _split(command, 0, 1, usage) or ["7"]
         days = _int(days_text, usage)
         if not 1 <= days <= MAX_RECONCILE_DAYS:
             raise _usage(usage)
-        await message.answer(await _recon_text(admin, currency, days))
+        await message.answer(await _recon_text(reconciliation, currency, days))
 
     @router.message(Command("audit"))
-    async def audit(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def audit_command(message: Message, command: CommandObject, audit: AuditService) -> None:
         usage = _("/audit [page]")
         (page_text,) = _split(command, 0, 1, usage) or ["1"]
         page = _int(page_text, usage)
-        text, page, pages = await _audit_text(admin, max(page, 1) - 1)
+        text, page, pages = await _audit_text(audit, max(page, 1) - 1)
         await message.answer(text, reply_markup=view.audit_keyboard(page, pages))
 
     @router.message(Command("backup"))
-    async def backup(message: Message, admin: AdminService, bot: Bot) -> None:
-        await _send_backup(bot, message.chat.id, admin, _actor(message))
+    async def backup(message: Message, backups: BackupService, bot: Bot) -> None:
+        await _send_backup(bot, message.chat.id, backups, _actor(message))
 
     # -- users ------------------------------------------------------------------------------------
 
     @router.message(Command("user"))
     async def user_card(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message, command: CommandObject, people: PeopleService, currency: Currency
     ) -> None:
         (query,) = _split(command, 1, 1, _("/user <id or @username>"))
-        card = await admin.user_card(query)
+        card = await people.user_card(query)
         await message.answer(view.user_card(card, currency))
 
     @router.message(Command("addbalance"))
     async def add_balance(
         message: Message,
         command: CommandObject,
-        admin: AdminService,
+        people: PeopleService,
         notifier: Notifier,
         currency: Currency,
     ) -> None:
         usage = _("/addbalance <user_id> <amount> [reason], e.g. /addbalance 12345 2.50")
         parts = _split(command, 2, 3, usage)
-        user = await admin.find_user(parts[0])
+        user = await people.find_user(parts[0])
         amount = _amount(currency, parts[1], usage)
         reason = parts[2] if len(parts) > 2 else "credited by admin"
-        balance = await admin.credit(_actor(message), user.id, amount, reason)
+        balance = await people.credit(_actor(message), user.id, amount, reason)
         await notifier.balance_credited(user.id, amount, balance)
         await message.answer(
             _("Credited {amount} to {user}. New balance: {balance}.").format(
@@ -252,7 +263,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
     async def sub_balance(
         message: Message,
         command: CommandObject,
-        admin: AdminService,
+        people: PeopleService,
         currency: Currency,
         bot: Bot,
     ) -> None:
@@ -260,10 +271,10 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
             "/subbalance <user_id> <amount> <reason>, e.g. /subbalance 12345 1.50 chargeback"
         )
         parts = _split(command, 3, 3, usage)
-        user = await admin.find_user(parts[0])
+        user = await people.find_user(parts[0])
         amount = _amount(currency, parts[1], usage)
         reason = parts[2].strip()
-        balance = await admin.debit(_actor(message), user.id, amount, reason)
+        balance = await people.debit(_actor(message), user.id, amount, reason)
         with i18n.use_locale(locale_of(user)):
             notice = _(
                 "💸 {amount} was deducted from your balance: {reason}. Balance: <b>{balance}</b>"
@@ -283,11 +294,11 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         )
 
     @router.message(Command("ban"))
-    async def ban(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def ban(message: Message, command: CommandObject, people: PeopleService) -> None:
         parts = _split(command, 1, 2, _("/ban <id or @username> [reason]"))
         reason = parts[1].strip() if len(parts) > 1 else ""
-        user = await admin.ban(_actor(message), parts[0], reason)
-        live = await admin.live_orders(user.id)
+        user = await people.ban(_actor(message), parts[0], reason)
+        live = await people.live_orders(user.id)
         text = _("🚫 Banned {name} (<code>{id}</code>).").format(
             name=esc(user.first_name), id=user.id
         )
@@ -296,9 +307,9 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         await message.answer(text)
 
     @router.message(Command("unban"))
-    async def unban(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def unban(message: Message, command: CommandObject, people: PeopleService) -> None:
         (query,) = _split(command, 1, 1, _("/unban <id or @username>"))
-        user = await admin.unban(_actor(message), query)
+        user = await people.unban(_actor(message), query)
         await message.answer(
             _("✅ Unbanned {name} (<code>{id}</code>).").format(
                 name=esc(user.first_name), id=user.id
@@ -343,7 +354,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
 
     @router.message(Command("refund"))
     async def refund(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message, command: CommandObject, people: PeopleService, currency: Currency
     ) -> None:
         usage = _("/refund <order_id>")
         (order_text,) = _split(command, 1, 1, usage)
@@ -352,7 +363,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
             raise NotFound(
                 _("Order #{order_id} does not exist.").format(order_id=order_text.lstrip("#"))
             )
-        refunded = await admin.refund(_actor(message), order_id)
+        refunded = await people.refund(_actor(message), order_id)
         await message.answer(
             _("Refunded {amount} for order #{id}.").format(
                 amount=currency.format(refunded), id=order_id
@@ -361,7 +372,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
 
     @router.message(Command("setmarkup"))
     async def set_markup(
-        message: Message, command: CommandObject, catalog: CatalogService, admin: AdminService
+        message: Message, command: CommandObject, catalog: CatalogService, markups: MarkupService
     ) -> None:
         usage = _("/setmarkup <percent> [provider] [service], e.g. /setmarkup 25 smspool WhatsApp")
         parts = _split(command, 1, 3, usage)
@@ -387,7 +398,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
             if service is None:
                 raise InvalidInput(_("Unknown service “{name}”.").format(name=parts[2]))
             service_id, service_name = service.id, service.name
-        await admin.set_markup(_actor(message), percent, provider, service_id, service_name)
+        await markups.set_markup(_actor(message), percent, provider, service_id, service_name)
         await message.answer(
             _("Markup {percent}% for {provider}, {service}.").format(
                 percent=percent,
@@ -401,7 +412,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         message: Message,
         command: CommandObject,
         sms: SmsService | None,
-        admin: AdminService,
+        audit: AuditService,
         currency: Currency,
     ) -> None:
         usage = _("/smsprice <country> <price>, e.g. /smsprice EE 0.08")
@@ -411,7 +422,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         country_text, price_text = _split(command, 2, 2, usage)
         price = _amount(currency, price_text, usage)
         country = await sms.set_price(country_text, price)
-        await admin.record(_actor(message), "smsprice", country, currency.format(price))
+        await audit.record(_actor(message), "smsprice", country, currency.format(price))
         await message.answer(
             _("SMS to {country}: {price} per segment.").format(
                 country=esc(country), price=currency.format(price)

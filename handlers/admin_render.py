@@ -14,17 +14,11 @@ from handlers.render import esc, ledger_kind, status_label
 from shop.i18n import _, format_date, ngettext
 from shop.models import AuditEntry, Order
 from shop.money import Currency
-from shop.services.admin import (
-    AccountBalance,
-    BalanceChange,
-    Period,
-    PricingView,
-    Reconciliation,
-    SmsPeriod,
-    Stats,
-    UserCard,
-)
+from shop.services.markups import PricingView
+from shop.services.people import UserCard
+from shop.services.reconcile import BalanceChange, Reconciliation
 from shop.services.selfcheck import SelfCheckStatus
+from shop.services.stats import AccountBalance, Period, SmsPeriod, Stats
 
 
 class AdminCb(Prefixed, CallbackData, prefix="adm"):
