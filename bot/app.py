@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 import httpx
 from aiogram import Bot, Dispatcher
+from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.database import create_database, create_repositories
 from bot.factory.http import create_http_client
 from bot.factory.providers import create_providers
+from bot.factory.redis import budget_factory, create_redis
 from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import Admin, create_services
 from bot.factory.telegram import create_bot, create_dispatcher, prepare_telegram, set_commands
@@ -23,7 +25,7 @@ from handlers.notify import TelegramNotifier
 from shop.jobs import OrderJobs
 from shop.money import Currency
 from shop.providers.base import Route
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
@@ -48,7 +50,7 @@ class App:
     dp: Dispatcher
     jobs: OrderJobs
     routes: dict[str, Route]
-    budgets: list[RequestBudget]
+    budgets: list[Budget]
     catalog: CatalogService
     orders: OrderService
     wallet: WalletService
@@ -63,6 +65,7 @@ class App:
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
     webs: list[WebServer] = field(default_factory=list)
+    redis: Redis | None = None  # the state shared with other instances (REDIS_URL)
     closed: bool = field(default=False)
 
     async def on_startup(self, bot: Bot) -> None:
@@ -135,6 +138,8 @@ class App:
             budget.close()
         await self.http.aclose()
         await self.bot.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
 
 
@@ -151,15 +156,16 @@ async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
     prepare_telegram()
     db = await create_database(settings)
+    redis = create_redis(settings)
     repos = create_repositories(db)
     http = create_http_client(settings)
-    providers = create_providers(settings, http)
+    providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
     shop = create_services(settings, db, repos, providers, bot)
     webs = create_web_servers(
         settings, providers.routes, shop.orders, repos.routing, shop.sms, shop.crypto
     )
-    dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings))
+    dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings), redis)
     app = App(
         settings=settings,
         db=db,
@@ -183,6 +189,7 @@ async def build_app(settings: Settings) -> App:
         sms=shop.sms,
         crypto=shop.crypto,
         webs=webs,
+        redis=redis,
     )
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)

@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from babel.numbers import UnknownCurrencyError, get_currency_precision
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -111,6 +112,20 @@ class Settings(BaseSettings):
     throttle_burst: int = Field(default=8, gt=0)
     cancel_limit: int = Field(default=5, ge=0)
     cancel_pause_seconds: int = Field(default=3600, gt=0)
+
+    # Several instances: what they share (request budgets, throttle, FSM) lives in Redis.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = Field(default="numbot", min_length=1, max_length=64)
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url_shape(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must look like redis://host:6379/0")
+        return raw
 
     @field_validator("topup_presets", mode="before")
     @classmethod
@@ -234,4 +249,6 @@ class Settings(BaseSettings):
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())
+        if self.redis_url is not None:
+            values.append(urlsplit(self.redis_url.get_secret_value()).password or "")
         return [v for v in values if v]

@@ -10,8 +10,10 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.factory.redis import create_shared_fsm, create_throttle_store
 from bot.factory.services import Services
 from bot.speedups import apply_speedups
 from bot.telegram import LeanCodec, ReplaceText, make_session
@@ -72,15 +74,21 @@ def create_bot(settings: Settings) -> Bot:
 
 
 def create_dispatcher(
-    settings: Settings, db: Database, services: Services
+    settings: Settings, db: Database, services: Services, redis: Redis | None = None
 ) -> tuple[Dispatcher, InFlight]:
-    """The Dispatcher with every router, and the middleware that tracks updates in flight."""
-    dp = Dispatcher(storage=SQLiteStorage(db), events_isolation=NoIsolation())
+    """The Dispatcher with every router, and the middleware that tracks updates in flight.
+    With Redis (`REDIS_URL`), FSM and throttle live there, shared by every instance."""
+    storage, isolation = create_shared_fsm(settings) or (SQLiteStorage(db), NoIsolation())
+    dp = Dispatcher(storage=storage, events_isolation=isolation)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
     users = services["users"]
     throttle = build_throttle(
-        settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
+        settings.throttle_per_second,
+        settings.throttle_burst,
+        settings.admin_ids,
+        users,
+        store=create_throttle_store(settings, redis),
     )
     install_routers(dp, users, settings.admin_ids, services, throttle)
     return dp, in_flight
