@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from bot.config import Settings
 from bot.factory.database import create_database, create_repositories
 from bot.factory.http import create_http_client
+from bot.factory.instances import join_registry
 from bot.factory.providers import create_providers
 from bot.factory.redis import budget_factory, create_redis
 from bot.factory.scheduler import schedule_jobs
@@ -29,6 +30,7 @@ from shop.providers.budget import Budget
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
+from shop.services.instances import InstanceRegistry
 from shop.services.orders import OrderService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
@@ -62,6 +64,7 @@ class App:
     broadcasts: BroadcastService
     admin: Admin  # the owner's services
     self_check: SelfCheckService
+    instances: InstanceRegistry  # this process's entry in the instance registry
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
     webs: list[WebServer] = field(default_factory=list)
@@ -138,9 +141,19 @@ class App:
             budget.close()
         await self.http.aclose()
         await self.bot.session.close()
+        await _leave(self.instances)
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+
+
+async def _leave(instances: InstanceRegistry) -> None:
+    """Unregister, so a restart need not wait for the heartbeat's TTL (if this fails, the
+    row goes stale by itself)."""
+    try:
+        await instances.leave()
+    except Exception:
+        log.exception("Instance %s could not unregister", instances.instance.id)
 
 
 def settle_heap() -> None:
@@ -157,6 +170,13 @@ async def build_app(settings: Settings) -> App:
     prepare_telegram()
     db = await create_database(settings)
     redis = create_redis(settings)
+    try:
+        instances = await join_registry(settings, db, redis)
+    except BaseException:
+        if redis is not None:
+            await redis.aclose()
+        await db.close()
+        raise
     repos = create_repositories(db)
     http = create_http_client(settings)
     providers = create_providers(settings, http, budget_factory(settings, redis))
@@ -186,6 +206,7 @@ async def build_app(settings: Settings) -> App:
         broadcasts=shop.broadcasts,
         admin=shop.admin,
         self_check=shop.self_check,
+        instances=instances,
         sms=shop.sms,
         crypto=shop.crypto,
         webs=webs,
