@@ -3,8 +3,8 @@ continues on the other. Typed input (FSM) and the flood throttle live in Redis, 
 may reach either instance. Skipped without Redis.
 
 Two bots cannot long-poll one Bot API at once (Telegram answers the older poll 409), so the
-tests hand the updates over: the first instance stops polling but stays up, the second
-starts polling, as when a load balancer sends the user's next update elsewhere."""
+tests hand the updates over from one instance to the other, as a rolling restart does (that
+two instances sharing Redis run at once is tests/e2e/test_instances.py's subject)."""
 
 from __future__ import annotations
 
@@ -30,10 +30,8 @@ def shared(redis: SharedRedis, **overrides: Any) -> dict[str, Any]:
 
 
 async def hand_over(old: BotHarness, new: BotHarness) -> None:
-    """From now on updates reach `new`; `old` stays up (database, Redis, registry) but takes
-    no more updates."""
-    assert old.app is not None
-    await old._stop_polling(old.app)
+    """From now on updates reach `new` (a new Dispatcher, its own Redis clients)."""
+    await old.stop()
     await new.start()
 
 
