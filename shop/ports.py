@@ -493,7 +493,8 @@ class InstanceRepository(Protocol):
     """The instance registry: one row per running bot, refreshed by its heartbeat."""
 
     async def others(self, tx: Tx, instance_id: str) -> list[Instance]:
-        """Every registered instance but this one."""
+        """Every registered instance but this one, read so that registrations are serialized
+        (two instances starting at once see each other)."""
         ...
 
     async def add(self, tx: Tx, instance: Instance) -> None: ...

@@ -33,6 +33,9 @@ class InstanceRepo:
 
     @staticmethod
     async def others(tx: Tx, instance_id: str) -> list[Instance]:
+        # Two instances starting together must not both find the registry empty: SQLite's
+        # BEGIN IMMEDIATE (one writer) serializes their transactions. On PostgreSQL (READ
+        # COMMITTED) this read needs a lock first: LOCK TABLE instances IN EXCLUSIVE MODE.
         rows = await tx.fetchall(
             f"SELECT {_COLUMNS} FROM instances WHERE id <> ? ORDER BY started_at, id",
             (instance_id,),
