@@ -13,7 +13,6 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 
 from bot.config import Settings
 from bot.factory.services import Services
-from bot.speedups import apply_speedups
 from bot.telegram import LeanCodec, ReplaceText, make_session
 from handlers import install_routers
 from handlers.admin import ADMIN_COMMANDS
@@ -57,10 +56,9 @@ USER_COMMANDS = [
 
 
 def prepare_telegram() -> None:
-    """Build the answer models of the busy methods, and apply the aiogram speed-ups."""
+    """Build the answer models of the busy methods."""
     for method in BUSY_METHODS:
         LeanCodec.response_model(method.__returning__)
-    apply_speedups()
 
 
 def create_bot(settings: Settings) -> Bot:
