@@ -16,7 +16,7 @@ from bot.factory.http import create_http_client
 from bot.factory.providers import create_providers
 from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import create_services
-from bot.factory.telegram import create_bot, create_dispatcher, prepare_telegram, set_commands
+from bot.factory.telegram import create_bot, create_dispatcher, set_commands
 from bot.factory.web import create_web_servers
 from handlers.common import InFlight
 from handlers.notify import TelegramNotifier
@@ -150,7 +150,6 @@ def settle_heap() -> None:
 
 async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
-    prepare_telegram()
     db = await create_database(settings)
     repos = create_repositories(db)
     http = create_http_client(settings)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import Page, Prefixed
-from handlers.keyboards import Rows, button, pager
+from handlers.keyboards import button, pager
 from handlers.render import esc, ledger_kind, status_label
 from shop.i18n import _, format_date, ngettext
 from shop.models import AuditEntry, Order
@@ -62,7 +63,7 @@ def home() -> str:
 
 
 def home_keyboard() -> InlineKeyboardMarkup:
-    rows = Rows()
+    rows = InlineKeyboardBuilder()
     rows.add(
         button(_("📊 Stats"), AdminCb(to="stats")),
         button(_("👤 Users"), AdminCb(to="users")),
@@ -78,11 +79,8 @@ def home_keyboard() -> InlineKeyboardMarkup:
 
 
 def back_keyboard(*extra: InlineKeyboardButton) -> InlineKeyboardMarkup:
-    rows = Rows()
-    if extra:
-        rows.row(*extra)
-    rows.row(_back())
-    return rows.as_markup()
+    rows = [list(extra)] if extra else []
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, [_back()]])
 
 
 def stats_keyboard() -> InlineKeyboardMarkup:
@@ -105,7 +103,7 @@ def backup_keyboard() -> InlineKeyboardMarkup:
 
 
 def audit_keyboard(page: int, pages: int) -> InlineKeyboardMarkup:
-    rows = Rows()
+    rows = InlineKeyboardBuilder()
     rows.row(*pager(page, pages, lambda p: AdminCb(to="audit", n=p)))
     rows.row(_back())
     return rows.as_markup()

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiogram import BaseMiddleware, Router
-from aiogram.client.default import Default
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import ExceptionTypeFilter
@@ -23,7 +22,6 @@ from aiogram.types import (
 )
 from aiogram.types import User as TgUser
 
-from bot.telegram import ReplaceText
 from shop.errors import AppError
 from shop.i18n import __, i18n, locale_of, user_text
 from shop.services.users import UserService
@@ -76,24 +74,13 @@ class Services(BaseMiddleware):
 
 async def show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Replace the clicked message's content (one message per flow, no flooding)."""
-    message, bot = callback.message, callback.bot
-    if bot is None:
-        return
+    message = callback.message
     if message is None or isinstance(message, InaccessibleMessage):
-        if callback.from_user is not None:
-            await bot.send_message(callback.from_user.id, text, reply_markup=markup)
+        if callback.bot is not None:
+            await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
         return
     try:
-        await bot(
-            ReplaceText(
-                chat_id=message.chat.id,
-                message_id=message.message_id,
-                business_connection_id=message.business_connection_id,
-                text=text,
-                reply_markup=markup,
-                disable_web_page_preview=Default("link_preview_is_disabled"),  # as edit_text
-            )
-        )
+        await message.edit_text(text, reply_markup=markup)
     except TelegramBadRequest as exc:
         if "message is not modified" not in exc.message:
             raise

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.telegram import Keyboard
 from handlers import render
 from handlers.callbacks import (
     CountryCb,
@@ -29,39 +29,6 @@ from shop.models import Country, Order, OrderStatus, Service, SmsSend
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.services.catalog import CountryChoice, Page, RouteChoice
-
-
-class Rows:
-    """Rows of inline buttons. Like aiogram's InlineKeyboardBuilder for what we use, without
-    its deep copy on every add (which was a sixth of the CPU of a menu click)."""
-
-    def __init__(self) -> None:
-        self._rows: list[list[InlineKeyboardButton]] = []
-        self._pending: list[InlineKeyboardButton] = []
-
-    def add(self, *buttons: InlineKeyboardButton) -> None:
-        """Buttons to lay out with the next `adjust`."""
-        self._pending.extend(buttons)
-
-    def adjust(self, *sizes: int) -> None:
-        """Flow the added buttons into rows of these sizes; the last size repeats."""
-        pending, self._pending = self._pending, []
-        index = 0
-        while pending:
-            size = sizes[min(index, len(sizes) - 1)]
-            self._rows.append(pending[:size])
-            pending = pending[size:]
-            index += 1
-
-    def row(self, *buttons: InlineKeyboardButton) -> None:
-        """A row of its own (nothing when empty)."""
-        self.adjust(8)
-        if buttons:
-            self._rows.append(list(buttons))
-
-    def as_markup(self) -> InlineKeyboardMarkup:
-        self.adjust(8)
-        return Keyboard(inline_keyboard=self._rows)
 
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:
@@ -92,7 +59,7 @@ def main_menu(sms_enabled: bool = False) -> InlineKeyboardMarkup:
 
 
 def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     builder.add(button(_("📱 Buy a number"), MenuCb(to="buy")))
     if sms_enabled:
         builder.add(button(_("✉️ Send SMS"), MenuCb(to="sms")))
@@ -108,7 +75,7 @@ def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
 
 def language(locales: Sequence[str], names: dict[str, str], current: str) -> InlineKeyboardMarkup:
     """One button per language, each in its own language; the current one is ticked."""
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     for locale in locales:
         mark = "✅ " if locale == current else ""
         builder.add(button(mark + names.get(locale, locale), LanguageCb(locale=locale)))
@@ -122,15 +89,13 @@ def sms_cancel() -> InlineKeyboardMarkup:
 
 
 def sms_confirm(send_id: int, can_pay: bool, total: str) -> InlineKeyboardMarkup:
-    builder = Rows()
-    if can_pay:
-        builder.row(
-            button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
-        )
-    else:
-        builder.row(button(_("➕ Top up"), WalletCb(act="topup")))
-    builder.row(button(_("✖ Cancel"), SmsCb(act="cancel")))
-    return builder.as_markup()
+    pay = (
+        button(_("✅ Send for {amount}").format(amount=total), SmsCb(sid=send_id, act="send"))
+        if can_pay
+        else button(_("➕ Top up"), WalletCb(act="topup"))
+    )
+    cancel = button(_("✖ Cancel"), SmsCb(act="cancel"))
+    return InlineKeyboardMarkup(inline_keyboard=[[pay], [cancel]])
 
 
 def sms_status(send_id: int) -> InlineKeyboardMarkup:
@@ -152,7 +117,7 @@ def services(
     recents: Sequence[tuple[Service, Country, str]] = (),
     route_titles: dict[str, str] | None = None,
 ) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     if recents and not query and page.page == 0:
         service, country, route = recents[0]
         title = (route_titles or {}).get(route)
@@ -173,9 +138,10 @@ def services(
                     CountryCb(sid=service.id, cc=country.code),
                 )
             )
+    grid = InlineKeyboardBuilder()
     for service in page.items:
-        builder.add(button(service.name, ServiceCb(sid=service.id)))
-    builder.adjust(2)
+        grid.add(button(service.name, ServiceCb(sid=service.id)))
+    builder.attach(grid.adjust(2))
     builder.row(*pager(page.page, page.pages, lambda p: ServicesCb(page=p, q=query)))
     if query:
         builder.row(button(_("✖ Clear search"), ServicesCb()))
@@ -186,7 +152,7 @@ def services(
 def countries(
     service_id: int, page: Page[CountryChoice], currency: Currency
 ) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     for choice in page.items:
         builder.row(
             button(
@@ -202,7 +168,7 @@ def countries(
 def routes(
     service_id: int, country: str, choices: list[RouteChoice], currency: Currency
 ) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     for choice in choices:
         text = render.route_button(choice, currency)
         data = (
@@ -220,13 +186,13 @@ def routes(
 def confirm(
     quote_id: int, service_id: int, country: str, can_pay: bool, price: str
 ) -> InlineKeyboardMarkup:
-    builder = Rows()
-    if can_pay:
-        builder.row(button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id)))
-    else:
-        builder.row(button(_("➕ Top up"), WalletCb(act="topup")))
-    builder.row(button(_("◀ Back"), CountryCb(sid=service_id, cc=country)))
-    return builder.as_markup()
+    pay = (
+        button(_("✅ Pay {price}").format(price=price), QuoteCb(qid=quote_id))
+        if can_pay
+        else button(_("➕ Top up"), WalletCb(act="topup"))
+    )
+    back = button(_("◀ Back"), CountryCb(sid=service_id, cc=country))
+    return InlineKeyboardMarkup(inline_keyboard=[[pay], [back]])
 
 
 def after_failure(
@@ -248,7 +214,7 @@ def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
 
 
 def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     if order.status is OrderStatus.NUMBER_ISSUED:
         builder.row(
             button(_("🔄 Refresh"), OrderCb(oid=order.id, act="refresh")),
@@ -268,7 +234,7 @@ def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
 def orders(
     items: list[Order], page: int, pages: int, sms_sends: Sequence[SmsSend] = ()
 ) -> InlineKeyboardMarkup:
-    builder = Rows()
+    builder = InlineKeyboardBuilder()
     for item in items:
         builder.add(button(f"#{item.id}", OrderCb(oid=item.id, act="show")))
     for send in sms_sends:
