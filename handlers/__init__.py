@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from aiogram import Router
 
 from handlers.admin import build_admin_router
 from handlers.broadcast import build_broadcast_router
 from handlers.buy import build_buy_router
-from handlers.common import Services, UserMiddleware, build_errors_router, index_callbacks
+from handlers.common import UserMiddleware, build_errors_router
 from handlers.guard import BanGuard
 from handlers.orders import build_orders_router
 from handlers.sms import build_sms_router
@@ -18,6 +17,7 @@ from handlers.start import build_fallback_router, build_start_router
 from handlers.throttling import ThrottleMiddleware, build_pause_router
 from handlers.topup import build_referral_router, build_topup_admin_router, build_topup_router
 from handlers.wallet import build_wallet_router
+from shop.services.admin import AdminService
 from shop.services.users import UserService
 
 
@@ -25,20 +25,12 @@ def install_routers(
     root: Router,
     users: UserService,
     admin_ids: Iterable[int],
-    services: Mapping[str, Any],
+    admin: AdminService,
     throttle: ThrottleMiddleware | None = None,
 ) -> None:
-    """The whole bot's routing, installed on `root` (the Dispatcher: every router level
-    between it and a handler costs each update a walk through aiogram's propagation); the
-    fallback router goes last. `services` are handed to handlers by parameter name.
-
-    They are added to a handler's arguments only once it has been chosen (`Services`, an
-    inner middleware), not put in the Dispatcher's workflow data: aiogram copies every
-    argument dict several times per router level, and sixteen services in it made each
-    update's propagation about a third slower."""
-    inject = Services(services)
-    for observer in (root.message, root.callback_query, root.pre_checkout_query, root.errors):
-        observer.middleware(inject)
+    """The whole bot's routing, installed on `root` (the Dispatcher, whose workflow data
+    hands the services to handlers and filters by parameter name); the fallback router goes
+    last."""
     if throttle is not None:  # first: a flood is dropped before the user lookup
         root.message.outer_middleware(throttle)
         root.callback_query.outer_middleware(throttle)
@@ -46,7 +38,7 @@ def install_routers(
     root.message.outer_middleware(middleware)
     root.callback_query.outer_middleware(middleware)
     # after the user middleware: it reads the loaded user
-    guard = BanGuard(admin_ids, services["admin"])
+    guard = BanGuard(admin_ids, admin)
     root.message.outer_middleware(guard)
     root.callback_query.outer_middleware(guard)
     root.include_routers(
@@ -61,8 +53,7 @@ def install_routers(
         build_orders_router(),
         build_sms_router(),
         # before buy: opening Buy while paused says until when
-        build_pause_router(services["orders"]),
+        build_pause_router(),
         build_buy_router(),
         build_fallback_router(),
     )
-    index_callbacks(root)  # after every router is built: skips routers a callback cannot match

@@ -14,7 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, FSInputFile, Message
 
 from handlers import admin_render as view
-from handlers.admin_render import AdminCb
+from handlers.callbacks import AdminCb
 from handlers.common import answer, show
 from handlers.render import esc, status_label
 from shop.errors import InvalidInput, NotFound

@@ -5,11 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import Page, Prefixed
+from handlers.callbacks import AdminCb
 from handlers.keyboards import button, pager
 from handlers.render import esc, ledger_kind, status_label
 from shop.i18n import _, format_date, ngettext
@@ -26,12 +25,6 @@ from shop.services.admin import (
     UserCard,
 )
 from shop.services.selfcheck import SelfCheckStatus
-
-
-class AdminCb(Prefixed, CallbackData, prefix="adm"):
-    to: str  # a section: home, stats, users, orders, pricing, broadcast, recon, backup, audit…
-    n: Page = 0  # the audit page, or the days of a reconciliation
-
 
 RECON_DAYS = (1, 7, 30)
 

@@ -18,13 +18,12 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import Prefixed, UInt
+from handlers.callbacks import BroadcastCb
 from handlers.common import answer, show
 from shop.i18n import _, i18n, locale_of
 from shop.models import Broadcast, DeliveryStatus
@@ -41,11 +40,6 @@ FINAL_ATTEMPTS = 5
 MAX_FINAL_WAIT = 60
 
 BROADCAST_ADMIN_COMMANDS = {"broadcast": "message every active user"}
-
-
-class BroadcastCb(Prefixed, CallbackData, prefix="bc"):
-    bid: UInt = 0  # 0: the prompt, before there is a draft
-    act: str  # send | cancel (a draft or the prompt) | stop (a running broadcast)
 
 
 class BroadcastForm(StatesGroup):

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Router
-from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import ExceptionTypeFilter
-from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.types import (
     CallbackQuery,
     ErrorEvent,
@@ -52,24 +50,6 @@ class UserMiddleware(BaseMiddleware):
         data["user"] = user
         with i18n.use_locale(locale_of(user)):
             return await handler(event, data)
-
-
-class Services(BaseMiddleware):
-    """Inner middleware: adds the shop's services to the arguments of the handler about to
-    run (a handler takes the ones it names, like `catalog: CatalogService`). Filters run
-    before it and do not get them: a filter that needs a service closes over it."""
-
-    def __init__(self, services: Mapping[str, Any]) -> None:
-        self.services = dict(services)
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        data.update(self.services)
-        return await handler(event, data)
 
 
 async def show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
@@ -162,82 +142,3 @@ class InFlight(BaseMiddleware):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class CallbackIndex(BaseMiddleware):
-    """Sends a callback query straight to the routers that can take it.
-
-    aiogram tries a callback query on every router in turn: each one builds its middleware
-    chain, checks its filters and tries its handlers, and each `SomeCb.filter()` parses the
-    data. A tap on a button of the twelfth router paid for eleven of those walks, the largest
-    single cost of a click. This outer middleware (on the Dispatcher) looks up the prefix of the
-    callback data instead and propagates only to the routers that may match, in their order:
-    those whose callback handlers all use `CallbackData` filters with that prefix, plus those
-    that could take any data (a handler without such a filter, or sub-routers). What a router
-    is offered is unchanged, since a `CallbackData` filter never matches another prefix.
-    """
-
-    def __init__(self, routers: Sequence[Router]) -> None:
-        always: list[Router] = []
-        by_prefix: dict[tuple[str, str], set[int]] = {}
-        for position, router in enumerate(routers):
-            prefixes = _callback_prefixes(router)
-            if prefixes is None:
-                always.append(router)
-                continue
-            for key in prefixes:
-                by_prefix.setdefault(key, set()).add(position)
-        self._always = tuple(always)
-        self._separators = tuple(sorted({sep for sep, _ in by_prefix}))
-        self._routes = {
-            key: tuple(r for i, r in enumerate(routers) if i in positions or r in always)
-            for key, positions in by_prefix.items()
-        }
-
-    def routers_for(self, data: str | None) -> tuple[Router, ...]:
-        if data:
-            for separator in self._separators:
-                routers = self._routes.get((separator, data.split(separator, 1)[0]))
-                if routers is not None:
-                    return routers
-        return self._always
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        if not isinstance(event, CallbackQuery):
-            return await handler(event, data)
-        for router in self.routers_for(event.data):
-            response = await router.propagate_event("callback_query", event, **data)
-            if response is not UNHANDLED:
-                return response
-        return UNHANDLED
-
-
-def _callback_prefixes(router: Router) -> set[tuple[str, str]] | None:
-    """(separator, prefix) of every callback handler of `router`, or None when it may take
-    other data: a handler without a `CallbackData` filter, or sub-routers."""
-    if router.sub_routers:
-        return None
-    prefixes: set[tuple[str, str]] = set()
-    for handler in router.callback_query.handlers:
-        found = [
-            f.callback.callback_data
-            for f in handler.filters or []
-            if isinstance(f.callback, CallbackQueryFilter)
-        ]
-        if not found:
-            return None
-        prefixes.update((factory.__separator__, factory.__prefix__) for factory in found)
-    return prefixes
-
-
-def index_callbacks(root: Router) -> None:
-    """Route callback queries under `root` through a `CallbackIndex` (after every router is
-    included; `root` itself must have no callback handlers, which the index would skip)."""
-    if root.callback_query.handlers:
-        raise ValueError("index_callbacks needs a root router without callback handlers")
-    root.callback_query.outer_middleware(CallbackIndex(root.sub_routers))

@@ -180,7 +180,7 @@ def build_throttle(
     return ThrottleMiddleware(store or MemoryThrottleStore(), rate, burst, exempt, users)
 
 
-def build_pause_router(orders: OrderService) -> Router:
+def build_pause_router() -> Router:
     """Placed before the buy router: opening Buy while paused says when buying resumes.
 
     The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
@@ -189,7 +189,7 @@ def build_pause_router(orders: OrderService) -> Router:
     router = Router(name="buy-paused")
 
     async def _buy_paused(
-        event: TelegramObject, user: User | None = None
+        event: TelegramObject, orders: OrderService, user: User | None = None
     ) -> bool | dict[str, Any]:
         """Filter: matches while this user's buying is paused, handing the notice on."""
         if user is None:

@@ -25,7 +25,7 @@ from handlers.throttling import build_throttle
 from handlers.topup import TOPUP_ADMIN_COMMANDS
 from shop.i18n import DEFAULT_LOCALE, N_, i18n
 from storage.db import Database
-from storage.fsm import NoIsolation, SQLiteStorage
+from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ def create_dispatcher(
     settings: Settings, db: Database, services: Services
 ) -> tuple[Dispatcher, InFlight]:
     """The Dispatcher with every router, and the middleware that tracks updates in flight."""
-    dp = Dispatcher(storage=SQLiteStorage(db), events_isolation=NoIsolation())
+    dp = Dispatcher(storage=SQLiteStorage(db), **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
     users = services["users"]
     throttle = build_throttle(
         settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
     )
-    install_routers(dp, users, settings.admin_ids, services, throttle)
+    install_routers(dp, users, settings.admin_ids, services["admin"], throttle)
     return dp, in_flight
 
 
