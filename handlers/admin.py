@@ -92,13 +92,10 @@ def _low_balance(admin: AdminService, currency: Currency) -> int:
     return currency.convert_up(admin.settings.low_balance_warning, Decimal(1))
 
 
-def _titles(admin: AdminService) -> dict[str, str]:
-    return {key: route.title for key, route in admin.routes.items()}
-
-
-async def _stats_text(admin: AdminService, currency: Currency) -> str:
+async def _stats_text(admin: AdminService, catalog: CatalogService, currency: Currency) -> str:
     result = await admin.stats()
-    return view.stats(result, currency, _titles(admin), _low_balance(admin, currency))
+    titles = {key: route.title for key, route in catalog.route_infos.items()}
+    return view.stats(result, currency, titles, _low_balance(admin, currency))
 
 
 async def _recon_text(admin: AdminService, currency: Currency, days: int) -> str:
@@ -149,6 +146,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         callback: CallbackQuery,
         callback_data: AdminCb,
         admin: AdminService,
+        catalog: CatalogService,
         currency: Currency,
         bot: Bot,
     ) -> None:
@@ -160,7 +158,8 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
             return
         await answer(callback)
         if section == "stats":
-            await show(callback, await _stats_text(admin, currency), view.stats_keyboard())
+            text = await _stats_text(admin, catalog, currency)
+            await show(callback, text, view.stats_keyboard())
         elif section == "users":
             await show(callback, view.users_help(), view.back_keyboard())
         elif section == "orders":
@@ -186,8 +185,10 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
     # -- figures ----------------------------------------------------------------------------------
 
     @router.message(Command("stats"))
-    async def stats(message: Message, admin: AdminService, currency: Currency) -> None:
-        await message.answer(await _stats_text(admin, currency))
+    async def stats(
+        message: Message, admin: AdminService, catalog: CatalogService, currency: Currency
+    ) -> None:
+        await message.answer(await _stats_text(admin, catalog, currency))
 
     @router.message(Command("providers"))
     async def providers(message: Message, admin: AdminService, currency: Currency) -> None:
@@ -372,7 +373,7 @@ def build_admin_router(admin_ids: Iterable[int]) -> Router:
         if not percent.is_finite() or percent < 0 or percent > 1000:
             raise InvalidInput(_("The markup must be between 0 and 1000 percent."))
         provider = parts[1].lower() if len(parts) > 1 else ""
-        accounts = {route.account for route in catalog.routes.values()}
+        accounts = {route.account for route in catalog.route_infos.values()}
         if provider in ("*", "all", "any"):
             provider = ""
         if provider and provider not in accounts:

@@ -18,13 +18,18 @@ from handlers.callbacks import (
     short_query,
 )
 from handlers.common import answer, show
-from shop.errors import AppError, InvalidState
 from shop.i18n import _, i18n, user_text
 from shop.models import User
 from shop.money import Currency
-from shop.providers.base import NoNumbers
 from shop.services.catalog import CatalogService
-from shop.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
+from shop.services.orders import (
+    AlreadyBuying,
+    Bought,
+    NotBought,
+    OrderService,
+    QuoteView,
+    Repriced,
+)
 
 Screen = tuple[str, InlineKeyboardMarkup]
 
@@ -90,6 +95,27 @@ def _confirm_screen(
     return render.confirm(view, balance, currency), markup
 
 
+def _not_bought_screen(outcome: NotBought, currency: Currency) -> Screen:
+    """Why there is no number, what came back, and another route with numbers if any."""
+    quote, other = outcome.quote, outcome.alternative
+    text = f"❌ {render.esc(user_text(outcome.error))}"
+    if outcome.refunded:
+        text += "\n\n" + _("{amount} is back on your balance.").format(
+            amount=currency.format(outcome.refunded)
+        )
+    alternative = None
+    if other is not None:
+        price = currency.format(other.quote.price)
+        text += "\n\n" + _("{route} has numbers for {price}.").format(
+            route=render.esc(other.route.title), price=price
+        )
+        alternative = (
+            other.quote.id,
+            _("✅ Buy from {route} for {price}").format(route=other.route.title, price=price),
+        )
+    return text, keyboards.after_failure(quote.service_id, quote.country, alternative)
+
+
 def build_buy_router() -> Router:
     router = Router(name="buy")
 
@@ -99,7 +125,7 @@ def build_buy_router() -> Router:
         if not recents:
             return await services_screen(catalog)
         page = await catalog.services()
-        titles = {key: route.title for key, route in catalog.routes.items()}
+        titles = {key: route.title for key, route in catalog.route_infos.items()}
         return render.services(page, ""), keyboards.services(page, "", recents, titles)
 
     @router.message(Command("buy"))
@@ -178,64 +204,30 @@ def build_buy_router() -> Router:
         callback_data: QuoteCb,
         user: User,
         orders: OrderService,
-        catalog: CatalogService,
         currency: Currency,
     ) -> None:
         await orders.payable_quote(user.id, callback_data.qid)  # forged, used, expired: alert
         await answer(callback, _("⏳ Buying your number…"))
-        message = callback.message
-        chat_id = callback.from_user.id
-        message_id = message.message_id if message is not None else None
-        try:
-            order = await orders.confirm(user.id, callback_data.qid, chat_id, message_id)
-        except InvalidState:
-            return  # a second tap on the same Pay button: the first one is handling it
-        except PriceChanged as changed:
-            view = await orders.describe_quote(changed.quote)
-            text, markup = _confirm_screen(view, user.balance, currency)
-            await show(
-                callback,
-                _("⚠️ The price has changed since you opened this screen.") + "\n\n" + text,
-                markup,
-            )
-            return
-        except (PurchaseFailed, AppError) as error:
-            view = await orders.get_quote(user.id, callback_data.qid)
-            quote = view.quote
-            text = f"❌ {render.esc(user_text(error))}"
-            if isinstance(error, PurchaseFailed) and error.refunded:
-                text += "\n\n" + _("{amount} is back on your balance.").format(
-                    amount=currency.format(error.refunded)
+        message_id = callback.message.message_id if callback.message is not None else None
+        outcome = await orders.buy(user.id, callback_data.qid, callback.from_user.id, message_id)
+        match outcome:
+            case Bought(order=order):
+                card = await orders.card(order)
+                await show(
+                    callback,
+                    render.order_card(card, currency),
+                    keyboards.order(order, card.route),
                 )
-            alternative = None
-            cause = error.cause if isinstance(error, PurchaseFailed) else error
-            if isinstance(cause, NoNumbers):
-                other = await orders.alternative(
-                    user.id, quote.service_id, quote.country, quote.route
+            case Repriced(view=view):
+                text, markup = _confirm_screen(view, user.balance, currency)
+                await show(
+                    callback,
+                    _("⚠️ The price has changed since you opened this screen.") + "\n\n" + text,
+                    markup,
                 )
-                if other is not None:
-                    price = currency.format(other.quote.price)
-                    text += "\n\n" + _("{route} has numbers for {price}.").format(
-                        route=render.esc(other.route.title), price=price
-                    )
-                    alternative = (
-                        other.quote.id,
-                        _("✅ Buy from {route} for {price}").format(
-                            route=other.route.title, price=price
-                        ),
-                    )
-            await show(
-                callback,
-                text,
-                keyboards.after_failure(quote.service_id, quote.country, alternative),
-            )
-            return
-        country = await catalog.country(order.country)
-        route = catalog.routes.get(order.route)
-        await show(
-            callback,
-            render.order_card(order, [], route, currency, country),
-            keyboards.order(order, route),
-        )
+            case NotBought():
+                await show(callback, *_not_bought_screen(outcome, currency))
+            case AlreadyBuying():
+                pass  # a second tap on the same Pay button: the first one is handling it
 
     return router

@@ -25,9 +25,8 @@ from handlers.callbacks import (
     WatchCb,
 )
 from shop.i18n import _, country_name, i18n
-from shop.models import Country, Order, OrderStatus, Service, SmsSend
+from shop.models import Country, Order, OrderStatus, RouteInfo, Service, SmsSend
 from shop.money import Currency
-from shop.providers.base import Route
 from shop.services.catalog import CountryChoice, Page, RouteChoice
 
 
@@ -213,7 +212,7 @@ def in_stock(service_id: int, country: str) -> InlineKeyboardMarkup:
     )
 
 
-def order(order: Order, route: Route | None) -> InlineKeyboardMarkup:
+def order(order: Order, route: RouteInfo | None) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if order.status is OrderStatus.NUMBER_ISSUED:
         builder.row(

@@ -20,10 +20,17 @@ from aiogram.exceptions import (
 
 from handlers import keyboards, render
 from shop.i18n import LazyText, _, i18n, locale_of
-from shop.models import Country, Order, OrderCode, OrderStatus, Service, SmsMessage, SmsSend
+from shop.models import (
+    Country,
+    Order,
+    OrderCard,
+    OrderCode,
+    OrderStatus,
+    Service,
+    SmsMessage,
+    SmsSend,
+)
 from shop.money import Currency
-from shop.providers.base import Route
-from shop.services.catalog import CatalogService
 from shop.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -37,16 +44,13 @@ class TelegramNotifier:
         self,
         bot: Bot,
         users: UserService,
-        catalog: CatalogService,
         currency: Currency,
         admin_ids: Iterable[int],
     ) -> None:
         self.bot = bot
         self.users = users
-        self.catalog = catalog
         self.currency = currency
         self.admin_ids = sorted(admin_ids)
-        self.order_codes: Callable[[int], Awaitable[list[OrderCode]]] | None = None
 
     async def _send(self, user_id: int, call: Callable[[], Awaitable[object]]) -> bool:
         """Run a Bot API call, honouring flood limits; False if it should be retried later."""
@@ -75,23 +79,18 @@ class TelegramNotifier:
     async def _locale(self, user_id: int) -> str:
         return locale_of(await self.users.get(user_id))
 
-    def _route(self, order: Order) -> Route | None:
-        return self.catalog.routes.get(order.route)
-
     async def code_received(self, order: Order, code: OrderCode) -> bool:
         with i18n.use_locale(await self._locale(order.user_id)):
             text = render.code_message(order, code)
         return await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
-    async def order_changed(self, order: Order) -> None:
-        if order.chat_id is None or order.message_id is None or self.order_codes is None:
+    async def order_changed(self, card: OrderCard) -> None:
+        order = card.order
+        if order.chat_id is None or order.message_id is None:
             return
-        codes = await self.order_codes(order.id)
-        country = await self.catalog.find_country(order.country)
-        route = self._route(order)
         with i18n.use_locale(await self._locale(order.user_id)):
-            text = render.order_card(order, codes, route, self.currency, country)
-            markup = keyboards.order(order, route)
+            text = render.order_card(card, self.currency)
+            markup = keyboards.order(order, card.route)
         chat_id, message_id = order.chat_id, order.message_id
         await self._send(
             order.user_id,
@@ -100,8 +99,9 @@ class TelegramNotifier:
             ),
         )
 
-    async def order_closed(self, order: Order, refunded: int) -> None:
-        await self.order_changed(order)
+    async def order_closed(self, card: OrderCard, refunded: int) -> None:
+        await self.order_changed(card)
+        order = card.order
         if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
             with i18n.use_locale(await self._locale(order.user_id)):
                 text = render.order_closed(order, refunded, self.currency)

@@ -39,15 +39,10 @@ async def _list(
 
 
 async def _card(
-    order: Order, orders: OrderService, catalog: CatalogService, currency: Currency
+    order: Order, orders: OrderService, currency: Currency
 ) -> tuple[str, InlineKeyboardMarkup]:
-    codes = await orders.codes(order.id)
-    country = await catalog.find_country(order.country)
-    route = catalog.routes.get(order.route)
-    return (
-        render.order_card(order, codes, route, currency, country),
-        keyboards.order(order, route),
-    )
+    card = await orders.card(order)
+    return render.order_card(card, currency), keyboards.order(order, card.route)
 
 
 def build_orders_router() -> Router:
@@ -100,7 +95,7 @@ def build_orders_router() -> Router:
     ) -> None:
         order = await orders.get_for_user(user.id, callback_data.oid)
         await answer(callback)
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "cancel"))
@@ -115,7 +110,7 @@ def build_orders_router() -> Router:
         outcome = await orders.cancel(user.id, callback_data.oid)
         await answer(callback, str(CANCEL_NOTICES[outcome]))
         order = await orders.get_for_user(user.id, callback_data.oid)
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "another"))
@@ -136,7 +131,7 @@ def build_orders_router() -> Router:
     ) -> None:
         order = await orders.finish(user.id, callback_data.oid)
         await answer(callback, _("Done. Thank you!"))
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     return router

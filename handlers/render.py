@@ -15,6 +15,7 @@ from shop.models import (
     LedgerEntry,
     LedgerKind,
     Order,
+    OrderCard,
     OrderCode,
     OrderStatus,
     Service,
@@ -22,7 +23,6 @@ from shop.models import (
     SmsSend,
 )
 from shop.money import Currency
-from shop.providers.base import Route
 from shop.services.catalog import CountryChoice, Page, RouteChoice
 from shop.services.orders import QuoteView
 
@@ -220,13 +220,8 @@ def _time_left(order: Order) -> str:
     return " " + _("({time} left)").format(time=f"{left // 60}:{left % 60:02d}")
 
 
-def order_card(
-    order: Order,
-    codes: list[OrderCode],
-    route: Route | None,
-    currency: Currency,
-    country: Country | None = None,
-) -> str:
+def order_card(card: OrderCard, currency: Currency) -> str:
+    order, codes, route, country = card.order, card.codes, card.route, card.country
     where = place(country) if country else esc(order.country)
     title = route.title if route else order.route
     status = status_label(order.status)

@@ -104,7 +104,7 @@ def create_services(
     )
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
-    notifier = TelegramNotifier(bot, users, catalog, currency, settings.admin_ids)
+    notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
     jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
     orders = OrderService(
         db=db,
@@ -122,7 +122,6 @@ def create_services(
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
     )
-    notifier.order_codes = orders.codes
     jobs.bind(orders)
     topups = TopupService(
         db,
