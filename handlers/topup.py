@@ -33,14 +33,15 @@ from shop.models import User
 from shop.money import Currency
 from shop.numbers import parse_uint
 from shop.ports import ShopSettings
-from shop.services.notify import Notifier
 from shop.services.promos import PromoService, parse_expiry
 from shop.services.topups import (
     DUPLICATE,
     REFUNDED,
     XTR,
+    AdminStarsRefund,
     CheckoutError,
     RefundAnswer,
+    StarsRefundOutcome,
     TopupService,
 )
 
@@ -108,10 +109,10 @@ async def _amount_screen(
 
 
 def _methods_screen(
-    amount: int, currency: Currency, settings: ShopSettings, crypto: CryptoLike | None
+    amount: int, currency: Currency, topups: TopupService, crypto: CryptoLike | None
 ) -> tuple[str, InlineKeyboardMarkup]:
     rows: list[list[InlineKeyboardButton]] = []
-    if settings.stars_enabled:
+    if topups.stars_enabled:
         rows.append([button(_("⭐ Telegram Stars"), TopupPayCb(m="stars", amount=amount))])
     if crypto is not None:
         rows.append([button(_("💎 Crypto"), TopupPayCb(m="crypto", amount=amount))])
@@ -174,6 +175,65 @@ async def referrals_text(
 
 def _referrals_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button(_("◀ Balance"), MenuCb(to="balance"))]])
+
+
+def _stars_refund_text(result: AdminStarsRefund, currency: Currency) -> str:
+    """What /refundstars tells the admin."""
+    charge_id, outcome = esc(result.charge_id), result.outcome
+    if outcome is StarsRefundOutcome.UNCREDITED:
+        charge = result.charge
+        assert charge is not None
+        if charge.status == REFUNDED:
+            return _(
+                "Refunded {stars} ⭐ of payment {charge} to user {user}; it was never "
+                "credited, so no wallet changed."
+            ).format(stars=charge.stars, charge=charge_id, user=charge.user_id)
+        return _(
+            "Telegram did not refund payment {charge} ({error}). Nothing was "
+            "credited for it; try /refundstars {charge} again later."
+        ).format(charge=charge_id, error=esc(charge.error or ""))
+    if outcome is StarsRefundOutcome.ALREADY_REFUNDED:
+        return _(
+            "Telegram says payment {charge} was refunded already; the wallet debit stands."
+        ).format(charge=charge_id)
+    if outcome is StarsRefundOutcome.REFUSED:
+        return _(
+            "Telegram refused the refund ({error}). The wallet debit was reversed; "
+            "nothing changed."
+        ).format(error=esc(result.detail))
+    if outcome is StarsRefundOutcome.NO_ANSWER:
+        return _(
+            "Telegram did not answer ({error}). The wallet was debited; send "
+            "/refundstars {charge} again to retry the Stars refund."
+        ).format(error=esc(result.detail), charge=charge_id)
+    if outcome is StarsRefundOutcome.DEBITED_BEFORE:
+        return _("Stars refund of {charge} completed (the wallet was debited before).").format(
+            charge=charge_id
+        )
+    refund = result.refund
+    assert refund is not None
+    lines = [
+        _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
+            stars=esc(refund.topup.pay_amount),
+            user=refund.topup.user_id,
+            amount=currency.format(refund.amount),
+            balance=currency.format(refund.balance),
+        )
+    ]
+    if refund.bonus_taken:
+        lines.append(
+            _("The referral bonus of {amount} was taken back from user {user}.").format(
+                amount=currency.format(refund.bonus_taken), user=refund.inviter_id
+            )
+        )
+    if refund.bonus_kept:
+        lines.append(
+            _(
+                "User {user} has spent the referral bonus of {amount} already; it stays "
+                "with them."
+            ).format(amount=currency.format(refund.bonus_kept), user=refund.inviter_id)
+        )
+    return "\n".join(lines)
 
 
 # -- routers ----------------------------------------------------------------------------------
@@ -243,7 +303,7 @@ def build_topup_router() -> Router:
             await message.answer(esc(exc.user_message), reply_markup=_cancel_keyboard())
             return
         await state.clear()
-        text, markup = _methods_screen(amount, currency, settings, crypto)
+        text, markup = _methods_screen(amount, currency, topups, crypto)
         await message.answer(text, reply_markup=markup)
 
     @router.callback_query(TopupAmountCb.filter())
@@ -257,7 +317,7 @@ def build_topup_router() -> Router:
     ) -> None:
         amount = await topups.check_amount(callback_data.amount)
         await answer(callback)
-        text, markup = _methods_screen(amount, currency, settings, crypto)
+        text, markup = _methods_screen(amount, currency, topups, crypto)
         await show(callback, text, markup)
 
     @router.callback_query(TopupPayCb.filter(F.m == "stars"))
@@ -270,8 +330,6 @@ def build_topup_router() -> Router:
         currency: Currency,
         settings: ShopSettings,
     ) -> None:
-        if not settings.stars_enabled:
-            raise AppError(_("Telegram Stars are not available."))
         invoice = await topups.open_stars(user.id, callback_data.amount)
         await answer(callback)
         amount = currency.format(invoice.topup.amount)
@@ -479,102 +537,14 @@ def build_topup_admin_router(admin_ids: Iterable[int]) -> Router:
 
     @router.message(Command("refundstars"))
     async def refund_stars(
-        message: Message,
-        command: CommandObject,
-        bot: Bot,
-        topups: TopupService,
-        currency: Currency,
-        notifier: Notifier,
+        message: Message, command: CommandObject, topups: TopupService, currency: Currency
     ) -> None:
         parts = (command.args or "").split()
         if len(parts) != 1:
             raise InvalidInput(_("Usage: /refundstars <charge_id>"))
         admin_id = message.from_user.id if message.from_user else 0
-        charge_id = parts[0]
-        uncredited = await topups.refund_uncredited(admin_id, charge_id)
-        if uncredited is not None:  # a charge we never credited: nothing to debit
-            if uncredited.status == REFUNDED:
-                await message.answer(
-                    _(
-                        "Refunded {stars} ⭐ of payment {charge} to user {user}; it was never "
-                        "credited, so no wallet changed."
-                    ).format(
-                        stars=uncredited.stars, charge=esc(charge_id), user=uncredited.user_id
-                    )
-                )
-            else:
-                await message.answer(
-                    _(
-                        "Telegram did not refund payment {charge} ({error}). Nothing was "
-                        "credited for it; try /refundstars {charge} again later."
-                    ).format(charge=esc(charge_id), error=esc(uncredited.error or ""))
-                )
-            return
-        # Order: (1) debit + 'refunded' in one transaction, (2) ask Telegram, (3) if Telegram
-        # refuses, credit the debit back. A lost answer keeps the debit; a retry asks again.
-        refund = await topups.begin_refund(admin_id, charge_id)
-        try:
-            await bot.refund_star_payment(
-                user_id=refund.topup.user_id, telegram_payment_charge_id=charge_id
-            )
-        except TelegramBadRequest as exc:
-            if "CHARGE_ALREADY_REFUNDED" in exc.message:
-                await message.answer(
-                    _(
-                        "Telegram says payment {charge} was refunded already; the wallet "
-                        "debit stands."
-                    ).format(charge=esc(charge_id))
-                )
-                return
-            await topups.undo_refund(admin_id, refund, exc.message)
-            await message.answer(
-                _(
-                    "Telegram refused the refund ({error}). The wallet debit was reversed; "
-                    "nothing changed."
-                ).format(error=esc(exc.message))
-            )
-            return
-        except TelegramAPIError as exc:
-            log.warning("refundStarPayment %s: %s", charge_id, exc)
-            await message.answer(
-                _(
-                    "Telegram did not answer ({error}). The wallet was debited; send "
-                    "/refundstars {charge} again to retry the Stars refund."
-                ).format(error=esc(str(exc)), charge=esc(charge_id))
-            )
-            return
-        if refund.amount == 0:
-            await message.answer(
-                _("Stars refund of {charge} completed (the wallet was debited before).").format(
-                    charge=esc(charge_id)
-                )
-            )
-            return
-        await notifier.stars_refunded(
-            refund.topup.user_id, refund.amount, refund.topup.pay_amount, refund.balance
-        )
-        lines = [
-            _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
-                stars=esc(refund.topup.pay_amount),
-                user=refund.topup.user_id,
-                amount=currency.format(refund.amount),
-                balance=currency.format(refund.balance),
-            )
-        ]
-        if refund.bonus_taken:
-            lines.append(
-                _("The referral bonus of {amount} was taken back from user {user}.").format(
-                    amount=currency.format(refund.bonus_taken), user=refund.inviter_id
-                )
-            )
-        if refund.bonus_kept:
-            lines.append(
-                _(
-                    "User {user} has spent the referral bonus of {amount} already; it stays "
-                    "with them."
-                ).format(amount=currency.format(refund.bonus_kept), user=refund.inviter_id)
-            )
-        await message.answer("\n".join(lines))
+        result = await topups.refund_stars(admin_id, parts[0])
+        await message.answer(_stars_refund_text(result, currency))
 
     @router.message(Command("newpromo"))
     async def new_promo(
