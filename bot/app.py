@@ -18,7 +18,7 @@ from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import create_services
 from bot.factory.telegram import create_bot, create_dispatcher, set_commands
 from bot.factory.web import create_web_servers
-from handlers.common import InFlight
+from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
 from shop.jobs import OrderJobs
 from shop.money import Currency

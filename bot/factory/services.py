@@ -13,9 +13,9 @@ from bot.config import Settings
 from bot.factory.database import Repositories
 from bot.factory.providers import Providers
 from bot.factory.web import smspm_report_url
-from handlers.broadcast import TelegramBroadcaster
+from handlers.broadcast.sender import TelegramBroadcaster
 from handlers.notify import TelegramNotifier
-from handlers.topup import TelegramStars
+from handlers.topup.stars import TelegramStars
 from shop.jobs import OrderJobs, SmsJobs
 from shop.money import Currency
 from shop.services.admin import AdminService

@@ -17,32 +17,21 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 
 from bot.config import Settings
 from bot.factory.services import Services
-from handlers import install_routers
-from handlers.admin import ADMIN_COMMANDS
-from handlers.broadcast import BROADCAST_ADMIN_COMMANDS
-from handlers.common import InFlight
+from handlers.commands import (
+    ADMIN_COMMANDS,
+    BROADCAST_ADMIN_COMMANDS,
+    TOPUP_ADMIN_COMMANDS,
+    USER_COMMANDS,
+)
+from handlers.guard import BanGuard
+from handlers.middlewares import InFlight, UserMiddleware
+from handlers.routers import build_routers
 from handlers.throttling import build_throttle
-from handlers.topup import TOPUP_ADMIN_COMMANDS
 from shop.i18n import DEFAULT_LOCALE, N_, i18n
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
-
-# English descriptions, marked for extraction; `set_commands` sends one list per language.
-USER_COMMANDS = [
-    BotCommand(command="start", description=N_("Main menu")),
-    BotCommand(command="buy", description=N_("Buy a number")),
-    BotCommand(command="balance", description=N_("Your balance")),
-    BotCommand(command="topup", description=N_("Top up your balance")),
-    BotCommand(command="history", description=N_("Wallet history")),
-    BotCommand(command="orders", description=N_("Your orders")),
-    BotCommand(command="promo", description=N_("Redeem a promo code")),
-    BotCommand(command="referrals", description=N_("Invite friends, earn a bonus")),
-    BotCommand(command="language", description=N_("Language")),
-    BotCommand(command="help", description=N_("How it works")),
-]
-
 
 def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -69,7 +58,8 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(
     settings: Settings, db: Database, services: Services
 ) -> tuple[Dispatcher, InFlight]:
-    """The Dispatcher with every router, and the middleware that tracks updates in flight."""
+    """The Dispatcher with every router, the services in its workflow data (handlers and
+    filters take them by parameter name), and the middleware that tracks updates in flight."""
     dp = Dispatcher(storage=SQLiteStorage(db), **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
@@ -77,7 +67,13 @@ def create_dispatcher(
     throttle = build_throttle(
         settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
     )
-    install_routers(dp, users, settings.admin_ids, services["admin"], throttle)
+    sender = UserMiddleware(users)
+    guard = BanGuard(settings.admin_ids, services["admin"])
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(throttle)  # first: a flood is dropped before the user lookup
+        observer.outer_middleware(sender)
+        observer.outer_middleware(guard)  # after the sender's record is loaded
+    dp.include_routers(*build_routers(settings.admin_ids))
     return dp, in_flight
 
 

@@ -395,6 +395,16 @@ class TopupService:
         """Whether this shop takes Telegram Stars (see `Settings.stars_enabled`)."""
         return self.settings.stars_enabled
 
+    @property
+    def invoice_ttl_seconds(self) -> int:
+        """How long an invoice can be paid."""
+        return self.settings.invoice_ttl_seconds
+
+    @property
+    def referral_percent(self) -> Decimal:
+        """The inviter's share of each top-up of the users they invited (0: paused)."""
+        return self.settings.referral_percent
+
     async def open_stars(self, user_id: int, amount: int) -> StarsInvoice:
         """A pending Stars top-up and the invoice's star count and payload."""
         if not self.stars_enabled:

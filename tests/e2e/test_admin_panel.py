@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.app import App
-from handlers.admin import ADMIN_COMMANDS
+from handlers.commands import ADMIN_COMMANDS
 from tests.conftest import BotHarness, fund, sms_settings
 from tests.e2e.helpers import buy, start
 from tests.fakes.smspalm import FakeSMSPalm
