@@ -40,7 +40,6 @@ class Services(TypedDict):
 
     sms: SmsService | None
     sms_enabled: bool
-    settings: Settings
     currency: Currency
     users: UserService
     wallet: WalletService
@@ -78,7 +77,6 @@ class Shop:
         return Services(
             sms=self.sms,
             sms_enabled=self.sms is not None,
-            settings=settings,
             currency=self.currency,
             users=self.users,
             wallet=self.wallet,

@@ -281,12 +281,6 @@ class OrderService:
             quote, self.route_info(quote.route), service.name, country.name, country.flag, stock
         )
 
-    async def get_quote(self, user_id: int, quote_id: int) -> QuoteView:
-        quote = await self.quotes.get(quote_id)
-        if quote is None or quote.user_id != user_id:
-            raise NotFound(_("This price is not available. Please start again."))
-        return await self.describe_quote(quote)
-
     async def payable_quote(self, user_id: int, quote_id: int) -> Quote:
         """The user's quote if it can still be paid; raises otherwise."""
         quote = await self.quotes.get(quote_id)

@@ -572,7 +572,7 @@ class TopupService:
             if fresh.status == REFUNDED and self.notifier is not None:
                 await self.notifier.payment_returned(fresh.user_id, fresh.stars)
 
-    async def refund_uncredited(self, admin_id: int, charge_id: str) -> StarCharge | None:
+    async def _refund_uncredited(self, admin_id: int, charge_id: str) -> StarCharge | None:
         """/refundstars for a charge that was never credited (its refund was refused or got
         no answer): ask Telegram again, touching no wallet. None for any other charge."""
         charge = await self.repo.charge(charge_id)
@@ -701,16 +701,16 @@ class TopupService:
     async def refund_stars(self, admin_id: int, charge_id: str) -> AdminStarsRefund:
         """/refundstars: give a customer's Stars payment back.
 
-        A charge that was never credited is only asked for again (`refund_uncredited`). A
+        A charge that was never credited is only asked for again (`_refund_uncredited`). A
         credited one runs in three steps: (1) debit the wallet and mark the top-up refunded
-        in one transaction (`begin_refund`), (2) ask Telegram, (3) if Telegram refuses,
-        credit the debit back (`undo_refund`). A lost answer keeps the debit, and asking
+        in one transaction (`_begin_refund`), (2) ask Telegram, (3) if Telegram refuses,
+        credit the debit back (`_undo_refund`). A lost answer keeps the debit, and asking
         again asks Telegram again: the customer never holds both the stars and the credit.
         """
-        uncredited = await self.refund_uncredited(admin_id, charge_id)
+        uncredited = await self._refund_uncredited(admin_id, charge_id)
         if uncredited is not None:
             return AdminStarsRefund(StarsRefundOutcome.UNCREDITED, charge_id, charge=uncredited)
-        refund = await self.begin_refund(admin_id, charge_id)
+        refund = await self._begin_refund(admin_id, charge_id)
         if self.stars is None:
             answer, detail = RefundAnswer.NO_ANSWER, "no Telegram gateway"
         else:
@@ -718,7 +718,7 @@ class TopupService:
         if answer is RefundAnswer.ALREADY_REFUNDED:
             return AdminStarsRefund(StarsRefundOutcome.ALREADY_REFUNDED, charge_id, detail)
         if answer is RefundAnswer.REFUSED:
-            await self.undo_refund(admin_id, refund, detail)
+            await self._undo_refund(admin_id, refund, detail)
             return AdminStarsRefund(StarsRefundOutcome.REFUSED, charge_id, detail)
         if answer is RefundAnswer.NO_ANSWER:
             log.warning("refundStarPayment %s: %s", charge_id, detail)
@@ -731,9 +731,9 @@ class TopupService:
             )
         return AdminStarsRefund(StarsRefundOutcome.REFUNDED, charge_id, refund=refund)
 
-    async def begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
+    async def _begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
         """Step 1 of /refundstars: debit the wallet and mark the top-up refunded, in one
-        transaction, before Telegram is asked. If Telegram then refuses, `undo_refund` puts
+        transaction, before Telegram is asked. If Telegram then refuses, `_undo_refund` puts
         the money back; if Telegram's answer is lost, the debit stays and a retry asks again.
         Either way no money is created: the user never holds both the stars and the credit.
         """
@@ -794,7 +794,7 @@ class TopupService:
         )
         return (inviter_id, amount, 0) if taken else (inviter_id, 0, amount)
 
-    async def undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
+    async def _undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
         """Telegram refused the refund: credit the debit back (an 'adjustment') and reopen."""
         async with self.db.transaction() as tx:
             if refund.amount > 0:
