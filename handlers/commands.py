@@ -24,7 +24,7 @@ USER_COMMANDS = [
 ]
 
 
-# Shown in the admins' / menu; English here, translated per language by `App.set_commands`.
+# Shown in the admins' / menu after USER_COMMANDS; marked, so translated like them.
 ADMIN_COMMANDS = {
     "admin": N_("the owner's panel"),
     "stats": N_("users, orders, revenue, margin, balances"),
@@ -44,6 +44,7 @@ ADMIN_COMMANDS = {
 }
 
 
+# Also in the admins' menu, in English in every language (not marked for translation).
 TOPUP_ADMIN_COMMANDS = {
     "refundstars": "<charge_id> — refund a Telegram Stars top-up",
     "newpromo": "<code> <amount> <uses> [7d|YYYY-MM-DD] — create a promo code",

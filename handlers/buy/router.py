@@ -95,7 +95,7 @@ def build_buy_router() -> Router:
 
 
 def _build_pause_router() -> Router:
-    """Placed before the buy router: opening Buy while paused says when buying resumes.
+    """Tried before the buy flow: opening Buy while paused says when buying resumes.
 
     The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
     recent pick, another route) end in the same notice; this only shows it up front.
