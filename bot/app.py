@@ -15,7 +15,7 @@ from bot.factory.database import create_database, create_repositories
 from bot.factory.http import create_http_client
 from bot.factory.providers import create_providers
 from bot.factory.scheduler import schedule_jobs
-from bot.factory.services import create_services
+from bot.factory.services import Admin, create_services
 from bot.factory.telegram import create_bot, create_dispatcher, set_commands
 from bot.factory.web import create_web_servers
 from handlers.middlewares import InFlight
@@ -24,7 +24,6 @@ from shop.jobs import OrderJobs
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.providers.budget import RequestBudget
-from shop.services.admin import AdminService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
@@ -59,7 +58,7 @@ class App:
     notifier: TelegramNotifier
     topups: TopupService
     broadcasts: BroadcastService
-    admin: AdminService
+    admin: Admin  # the owner's services
     self_check: SelfCheckService
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
@@ -80,7 +79,7 @@ class App:
 
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
-        await self.admin.backup()
+        await self.admin.backups.backup()
 
     async def purge_expired(self) -> None:
         """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""

@@ -68,7 +68,7 @@ def create_dispatcher(
         settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
     )
     sender = UserMiddleware(users)
-    guard = BanGuard(settings.admin_ids, services["admin"])
+    guard = BanGuard(settings.admin_ids, services["people"])
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(throttle)  # first: a flood is dropped before the user lookup
         observer.outer_middleware(sender)

@@ -11,11 +11,11 @@ from handlers.admin.args import split_args, whole_number
 from handlers.callbacks import AdminCb
 from handlers.ui import answer, show
 from shop.i18n import _
-from shop.services.admin import AdminService
+from shop.services.audit import AuditService
 
 
-async def _audit_text(admin: AdminService, page: int) -> tuple[str, int, int]:
-    entries, page, pages = await admin.audit_page(page)
+async def _audit_text(audit: AuditService, page: int) -> tuple[str, int, int]:
+    entries, page, pages = await audit.page(page)
     return screens.audit(entries, page, pages), page, pages
 
 
@@ -24,18 +24,20 @@ def build_audit_router() -> Router:
 
     @router.callback_query(AdminCb.filter(F.to == "audit"))
     async def audit_section(
-        callback: CallbackQuery, callback_data: AdminCb, admin: AdminService
+        callback: CallbackQuery, callback_data: AdminCb, audit: AuditService
     ) -> None:
         await answer(callback)
-        text, page, pages = await _audit_text(admin, callback_data.n)
+        text, page, pages = await _audit_text(audit, callback_data.n)
         await show(callback, text, screens.audit_keyboard(page, pages))
 
     @router.message(Command("audit"))
-    async def audit(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def audit_command(
+        message: Message, command: CommandObject, audit: AuditService
+    ) -> None:
         usage = _("/audit [page]")
         (page_text,) = split_args(command, 0, 1, usage) or ["1"]
         page = whole_number(page_text, usage)
-        text, page, pages = await _audit_text(admin, max(page, 1) - 1)
+        text, page, pages = await _audit_text(audit, max(page, 1) - 1)
         await message.answer(text, reply_markup=screens.audit_keyboard(page, pages))
 
     return router

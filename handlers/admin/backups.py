@@ -11,20 +11,20 @@ from handlers.admin.args import actor
 from handlers.callbacks import AdminCb
 from handlers.ui import answer, show
 from shop.i18n import _
-from shop.services.admin import AdminService
+from shop.services.backups import BackupService
 
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # what a bot may upload
 
 
-def _backups_text(admin: AdminService) -> str:
-    settings = admin.settings
+def _backups_text(backups: BackupService) -> str:
+    settings = backups.settings
     return screens.backups(
-        admin.backups(), settings.backup_hour_utc, settings.backup_keep, settings.backup_dir
+        backups.backups(), settings.backup_hour_utc, settings.backup_keep, settings.backup_dir
     )
 
 
-async def _send_backup(bot: Bot, chat_id: int, admin: AdminService, actor_id: int) -> None:
-    path = await admin.backup(actor_id)
+async def _send_backup(bot: Bot, chat_id: int, backups: BackupService, actor_id: int) -> None:
+    path = await backups.backup(actor_id)
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         await bot.send_message(chat_id, screens.backup_too_large(path))
         return
@@ -37,18 +37,18 @@ def build_backups_router() -> Router:
     router = Router(name="admin-backups")
 
     @router.callback_query(AdminCb.filter(F.to == "backup"))
-    async def backup_section(callback: CallbackQuery, admin: AdminService) -> None:
+    async def backup_section(callback: CallbackQuery, backups: BackupService) -> None:
         await answer(callback)
-        await show(callback, _backups_text(admin), screens.backup_keyboard())
+        await show(callback, _backups_text(backups), screens.backup_keyboard())
 
     @router.callback_query(AdminCb.filter(F.to == "dobackup"))
-    async def back_up_now(callback: CallbackQuery, admin: AdminService, bot: Bot) -> None:
+    async def back_up_now(callback: CallbackQuery, backups: BackupService, bot: Bot) -> None:
         await answer(callback, _("Backing up…"))
-        await _send_backup(bot, callback.from_user.id, admin, actor(callback))
-        await show(callback, _backups_text(admin), screens.backup_keyboard())
+        await _send_backup(bot, callback.from_user.id, backups, actor(callback))
+        await show(callback, _backups_text(backups), screens.backup_keyboard())
 
     @router.message(Command("backup"))
-    async def backup(message: Message, admin: AdminService, bot: Bot) -> None:
-        await _send_backup(bot, message.chat.id, admin, actor(message))
+    async def backup(message: Message, backups: BackupService, bot: Bot) -> None:
+        await _send_backup(bot, message.chat.id, backups, actor(message))
 
     return router

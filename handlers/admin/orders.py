@@ -15,8 +15,8 @@ from shop.errors import NotFound
 from shop.i18n import _
 from shop.money import Currency
 from shop.numbers import MAX_ID
-from shop.services.admin import AdminService
 from shop.services.orders import OrderService
+from shop.services.people import PeopleService
 
 
 def build_orders_router() -> Router:
@@ -42,7 +42,7 @@ def build_orders_router() -> Router:
 
     @router.message(Command("refund"))
     async def refund(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message, command: CommandObject, people: PeopleService, currency: Currency
     ) -> None:
         usage = _("/refund <order_id>")
         (order_text,) = split_args(command, 1, 1, usage)
@@ -51,7 +51,7 @@ def build_orders_router() -> Router:
             raise NotFound(
                 _("Order #{order_id} does not exist.").format(order_id=order_text.lstrip("#"))
             )
-        refunded = await admin.refund(actor(message), order_id)
+        refunded = await people.refund(actor(message), order_id)
         await message.answer(screens.order_refunded(order_id, refunded, currency))
 
     return router

@@ -16,8 +16,8 @@ from handlers.callbacks import AdminCb
 from handlers.ui import answer, show
 from shop.i18n import _, i18n, locale_of
 from shop.money import Currency
-from shop.services.admin import AdminService
 from shop.services.notify import Notifier
+from shop.services.people import PeopleService
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +32,26 @@ def build_people_router() -> Router:
 
     @router.message(Command("user"))
     async def user_card(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message, command: CommandObject, people: PeopleService, currency: Currency
     ) -> None:
         (query,) = split_args(command, 1, 1, _("/user <id or @username>"))
-        card = await admin.user_card(query)
+        card = await people.user_card(query)
         await message.answer(screens.user_card(card, currency))
 
     @router.message(Command("addbalance"))
     async def add_balance(
         message: Message,
         command: CommandObject,
-        admin: AdminService,
+        people: PeopleService,
         notifier: Notifier,
         currency: Currency,
     ) -> None:
         usage = _("/addbalance <user_id> <amount> [reason], e.g. /addbalance 12345 2.50")
         parts = split_args(command, 2, 3, usage)
-        user = await admin.find_user(parts[0])
+        user = await people.find_user(parts[0])
         credit = amount(currency, parts[1], usage)
         reason = parts[2] if len(parts) > 2 else "credited by admin"
-        balance = await admin.credit(actor(message), user.id, credit, reason)
+        balance = await people.credit(actor(message), user.id, credit, reason)
         await notifier.balance_credited(user.id, credit, balance)
         await message.answer(screens.credited(user.id, credit, balance, currency))
 
@@ -59,7 +59,7 @@ def build_people_router() -> Router:
     async def sub_balance(
         message: Message,
         command: CommandObject,
-        admin: AdminService,
+        people: PeopleService,
         currency: Currency,
         bot: Bot,
     ) -> None:
@@ -67,10 +67,10 @@ def build_people_router() -> Router:
             "/subbalance <user_id> <amount> <reason>, e.g. /subbalance 12345 1.50 chargeback"
         )
         parts = split_args(command, 3, 3, usage)
-        user = await admin.find_user(parts[0])
+        user = await people.find_user(parts[0])
         debit = amount(currency, parts[1], usage)
         reason = parts[2].strip()
-        balance = await admin.debit(actor(message), user.id, debit, reason)
+        balance = await people.debit(actor(message), user.id, debit, reason)
         with i18n.use_locale(locale_of(user)):
             notice = screens.debit_notice(debit, reason, balance, currency)
         try:
@@ -80,17 +80,17 @@ def build_people_router() -> Router:
         await message.answer(screens.debited(user.id, debit, balance, currency))
 
     @router.message(Command("ban"))
-    async def ban(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def ban(message: Message, command: CommandObject, people: PeopleService) -> None:
         parts = split_args(command, 1, 2, _("/ban <id or @username> [reason]"))
         reason = parts[1].strip() if len(parts) > 1 else ""
-        user = await admin.ban(actor(message), parts[0], reason)
-        live = await admin.live_orders(user.id)
+        user = await people.ban(actor(message), parts[0], reason)
+        live = await people.live_orders(user.id)
         await message.answer(screens.banned(user, live))
 
     @router.message(Command("unban"))
-    async def unban(message: Message, command: CommandObject, admin: AdminService) -> None:
+    async def unban(message: Message, command: CommandObject, people: PeopleService) -> None:
         (query,) = split_args(command, 1, 1, _("/unban <id or @username>"))
-        user = await admin.unban(actor(message), query)
+        user = await people.unban(actor(message), query)
         await message.answer(screens.unbanned(user))
 
     return router

@@ -16,8 +16,9 @@ from handlers.ui import answer, show
 from shop.errors import InvalidInput
 from shop.i18n import _
 from shop.money import Currency
-from shop.services.admin import AdminService
+from shop.services.audit import AuditService
 from shop.services.catalog import CatalogService
+from shop.services.markups import MarkupService
 from shop.services.sms import SmsService
 from shop.services.topups import TopupService
 
@@ -27,15 +28,15 @@ def build_pricing_router() -> Router:
 
     @router.callback_query(AdminCb.filter(F.to == "pricing"))
     async def pricing_section(
-        callback: CallbackQuery, admin: AdminService, currency: Currency
+        callback: CallbackQuery, markups: MarkupService, currency: Currency
     ) -> None:
         await answer(callback)
-        text = screens.pricing(await admin.pricing_view(), currency)
+        text = screens.pricing(await markups.pricing_view(), currency)
         await show(callback, text, screens.back_keyboard())
 
     @router.message(Command("setmarkup"))
     async def set_markup(
-        message: Message, command: CommandObject, catalog: CatalogService, admin: AdminService
+        message: Message, command: CommandObject, catalog: CatalogService, markups: MarkupService
     ) -> None:
         usage = _("/setmarkup <percent> [provider] [service], e.g. /setmarkup 25 smspool WhatsApp")
         parts = split_args(command, 1, 3, usage)
@@ -61,7 +62,7 @@ def build_pricing_router() -> Router:
             if service is None:
                 raise InvalidInput(_("Unknown service “{name}”.").format(name=parts[2]))
             service_id, service_name = service.id, service.name
-        await admin.set_markup(actor(message), percent, provider, service_id, service_name)
+        await markups.set_markup(actor(message), percent, provider, service_id, service_name)
         await message.answer(screens.markup_set(percent, provider, service_name))
 
     @router.message(Command("smsprice"))
@@ -69,7 +70,7 @@ def build_pricing_router() -> Router:
         message: Message,
         command: CommandObject,
         sms: SmsService | None,
-        admin: AdminService,
+        audit: AuditService,
         currency: Currency,
     ) -> None:
         usage = _("/smsprice <country> <price>, e.g. /smsprice EE 0.08")
@@ -79,7 +80,7 @@ def build_pricing_router() -> Router:
         country_text, price_text = split_args(command, 2, 2, usage)
         price = amount(currency, price_text, usage)
         country = await sms.set_price(country_text, price)
-        await admin.record(actor(message), "smsprice", country, currency.format(price))
+        await audit.record(actor(message), "smsprice", country, currency.format(price))
         await message.answer(screens.sms_price_set(country, price, currency))
 
     @router.message(Command("setmintopup"))

@@ -12,13 +12,15 @@ from handlers.callbacks import AdminCb
 from handlers.ui import answer, show
 from shop.i18n import _
 from shop.money import Currency
-from shop.services.admin import AdminService
+from shop.services.reconcile import ReconcileService
 
 MAX_RECONCILE_DAYS = 366
 
 
-async def _recon_text(admin: AdminService, currency: Currency, days: int) -> str:
-    return screens.reconciliation(await admin.reconcile(days), days, currency)
+async def _recon_text(
+    reconciliation: ReconcileService, currency: Currency, days: int
+) -> str:
+    return screens.reconciliation(await reconciliation.reconcile(days), days, currency)
 
 
 def build_reconcile_router() -> Router:
@@ -26,22 +28,28 @@ def build_reconcile_router() -> Router:
 
     @router.callback_query(AdminCb.filter(F.to == "recon"))
     async def recon_section(
-        callback: CallbackQuery, callback_data: AdminCb, admin: AdminService, currency: Currency
+        callback: CallbackQuery,
+        callback_data: AdminCb,
+        reconciliation: ReconcileService,
+        currency: Currency,
     ) -> None:
         await answer(callback)
         days = min(max(callback_data.n, 1), MAX_RECONCILE_DAYS)
-        text = await _recon_text(admin, currency, days)
+        text = await _recon_text(reconciliation, currency, days)
         await show(callback, text, screens.recon_keyboard(days))
 
     @router.message(Command("reconcile"))
     async def reconcile(
-        message: Message, command: CommandObject, admin: AdminService, currency: Currency
+        message: Message,
+        command: CommandObject,
+        reconciliation: ReconcileService,
+        currency: Currency,
     ) -> None:
         usage = _("/reconcile [days], e.g. /reconcile 30")
         (days_text,) = split_args(command, 0, 1, usage) or ["7"]
         days = whole_number(days_text, usage)
         if not 1 <= days <= MAX_RECONCILE_DAYS:
             raise usage_error(usage)
-        await message.answer(await _recon_text(admin, currency, days))
+        await message.answer(await _recon_text(reconciliation, currency, days))
 
     return router

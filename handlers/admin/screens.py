@@ -15,17 +15,11 @@ from handlers.ui import button, esc, pager
 from shop.i18n import _, __, format_date, ngettext
 from shop.models import AuditEntry, LedgerKind, Order, OrderCode, PromoCode, User
 from shop.money import Currency
-from shop.services.admin import (
-    AccountBalance,
-    BalanceChange,
-    Period,
-    PricingView,
-    Reconciliation,
-    SmsPeriod,
-    Stats,
-    UserCard,
-)
+from shop.services.markups import PricingView
+from shop.services.people import UserCard
+from shop.services.reconcile import BalanceChange, Reconciliation
 from shop.services.selfcheck import SelfCheckStatus
+from shop.services.stats import AccountBalance, Period, SmsPeriod, Stats
 from shop.services.topups import REFUNDED, AdminStarsRefund, StarsRefundOutcome
 
 RECON_DAYS = (1, 7, 30)

@@ -12,18 +12,18 @@ from handlers.admin import screens
 from handlers.callbacks import AdminCb
 from handlers.ui import answer, show
 from shop.money import Currency
-from shop.services.admin import AdminService
 from shop.services.catalog import CatalogService
+from shop.services.stats import StatsService
 
 
-def _low_balance(admin: AdminService, currency: Currency) -> int:
-    return currency.convert_up(admin.settings.low_balance_warning, Decimal(1))
+def _low_balance(stats: StatsService, currency: Currency) -> int:
+    return currency.convert_up(stats.settings.low_balance_warning, Decimal(1))
 
 
-async def _stats_text(admin: AdminService, catalog: CatalogService, currency: Currency) -> str:
-    result = await admin.stats()
+async def _stats_text(stats: StatsService, catalog: CatalogService, currency: Currency) -> str:
+    result = await stats.stats()
     titles = {key: route.title for key, route in catalog.route_infos.items()}
-    return screens.stats(result, currency, titles, _low_balance(admin, currency))
+    return screens.stats(result, currency, titles, _low_balance(stats, currency))
 
 
 def build_stats_router() -> Router:
@@ -31,22 +31,22 @@ def build_stats_router() -> Router:
 
     @router.callback_query(AdminCb.filter(F.to == "stats"))
     async def stats_section(
-        callback: CallbackQuery, admin: AdminService, catalog: CatalogService, currency: Currency
+        callback: CallbackQuery, stats: StatsService, catalog: CatalogService, currency: Currency
     ) -> None:
         await answer(callback)
-        text = await _stats_text(admin, catalog, currency)
+        text = await _stats_text(stats, catalog, currency)
         await show(callback, text, screens.stats_keyboard())
 
     @router.message(Command("stats"))
-    async def stats(
-        message: Message, admin: AdminService, catalog: CatalogService, currency: Currency
+    async def stats_command(
+        message: Message, stats: StatsService, catalog: CatalogService, currency: Currency
     ) -> None:
-        await message.answer(await _stats_text(admin, catalog, currency))
+        await message.answer(await _stats_text(stats, catalog, currency))
 
     @router.message(Command("providers"))
-    async def providers(message: Message, admin: AdminService, currency: Currency) -> None:
-        balances = await admin.balances()
-        low = _low_balance(admin, currency)
+    async def providers(message: Message, stats: StatsService, currency: Currency) -> None:
+        balances = await stats.balances()
+        low = _low_balance(stats, currency)
         await message.answer(screens.providers(balances, currency, low))
 
     return router

@@ -164,9 +164,6 @@ class SmsService:
 
     # -- pricing -------------------------------------------------------------------------------
 
-    async def price_per_segment(self, country: str) -> int:
-        return (await self.repo.prices()).get(country, self.default_price)
-
     async def set_price(self, country_text: str, price: int) -> str:
         """Admin override of the per-segment price for one destination country."""
         info = resolve(country_text.upper() if len(country_text) == 2 else country_text)

@@ -41,7 +41,6 @@ from shop.ports import (
 log = logging.getLogger(__name__)
 
 STARS = "stars"
-CRYPTO = "crypto"
 XTR = "XTR"
 PAYLOAD_PREFIX = "t:"
 KV_MIN = "topup_min"
@@ -189,10 +188,6 @@ class TooManyInvoices(AppError):
                 "expire, then try again."
             ).format(count=count)
         )
-
-
-class RefundRefused(AppError):
-    """Telegram refused refundStarPayment; the wallet debit was reversed."""
 
 
 class TopupService:

@@ -283,7 +283,7 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     await start(bob)
     await fund(admin, alice, "1")
     await fund(admin, bob, "1")
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     opened = int(time.time())
     while int(time.time()) == opened:  # orders must come after the opening snapshot's second
         await asyncio.sleep(0.05)
@@ -295,7 +295,7 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     card = await buy(bob)
     await bob.click(card, "Cancel")
     await bob.wait_for("back on your balance")
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
 
     await admin.send("/reconcile")
     report = await admin.wait_for("Reconciliation, last 7 days")
@@ -308,13 +308,13 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     assert "Our orders explain -250 NGN." in text and "✅ The balance matches" in text
 
     palm.balance += 1000  # the owner deposits upstream
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     await admin.send("/reconcile 1")
     report = await admin.wait_for("Reconciliation, last 1 day")
     assert "1000 NGN more came in than our orders explain" in report.plain
 
     palm.balance -= 1077  # and 77 NGN leak away
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     await admin.send("/reconcile 30")
     report = await admin.wait_for("Reconciliation, last 30 days")
     assert "77 NGN more went out than our orders explain" in report.plain
@@ -365,9 +365,9 @@ async def test_non_admin_gets_unknown_command_and_nothing_changes(
     assert await app.wallet.balance(bob.id) == 67
     (order,) = (await app.orders.page_for_user(bob.id, 0, 5))[0]
     assert not order.refunded
-    assert not await app.admin.is_banned(bob.id)
+    assert not await app.admin.people.is_banned(bob.id)
     assert await _actions(app) == before
-    assert app.admin.backups() == []
+    assert app.admin.backups.backups() == []
     assert all(m.kind != "document" for m in alice.messages)
 
 
