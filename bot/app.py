@@ -19,9 +19,9 @@ from bot.factory.providers import create_providers
 from bot.factory.redis import budget_factory, create_redis
 from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import Admin, create_services
-from bot.factory.telegram import create_bot, create_dispatcher, prepare_telegram, set_commands
+from bot.factory.telegram import create_bot, create_dispatcher, set_commands
 from bot.factory.web import create_web_servers
-from handlers.common import InFlight
+from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
 from shop.jobs import OrderJobs
 from shop.money import Currency
@@ -167,7 +167,6 @@ def settle_heap() -> None:
 
 async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
-    prepare_telegram()
     db = await create_database(settings)
     redis = create_redis(settings)
     try:

@@ -22,7 +22,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
-from handlers.common import answer
+from handlers.ui import answer
 from shop.i18n import _
 from shop.models import User
 from shop.services.people import PeopleService

@@ -13,9 +13,9 @@ from bot.config import Settings
 from bot.factory.database import Repositories
 from bot.factory.providers import Providers
 from bot.factory.web import smspm_report_url
-from handlers.broadcast import TelegramBroadcaster
+from handlers.broadcast.sender import TelegramBroadcaster
 from handlers.notify import TelegramNotifier
-from handlers.topup import TelegramStars
+from handlers.topup.stars import TelegramStars
 from shop.jobs import OrderJobs, SmsJobs
 from shop.money import Currency
 from shop.services.audit import AuditService
@@ -45,7 +45,6 @@ class Services(TypedDict):
 
     sms: SmsService | None
     sms_enabled: bool
-    settings: Settings
     currency: Currency
     users: UserService
     wallet: WalletService
@@ -100,7 +99,6 @@ class Shop:
         return Services(
             sms=self.sms,
             sms_enabled=self.sms is not None,
-            settings=settings,
             currency=self.currency,
             users=self.users,
             wallet=self.wallet,
@@ -131,7 +129,7 @@ def create_services(
     )
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
-    notifier = TelegramNotifier(bot, users, catalog, currency, settings.admin_ids)
+    notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
     jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
     orders = OrderService(
         db=db,
@@ -149,7 +147,6 @@ def create_services(
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
     )
-    notifier.order_codes = orders.codes
     jobs.bind(orders)
     topups = TopupService(
         db,

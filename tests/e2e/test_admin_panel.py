@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.app import App
-from handlers.admin import ADMIN_COMMANDS
+from handlers.commands import ADMIN_COMMANDS
 from tests.conftest import BotHarness, fund, sms_settings
 from tests.e2e.helpers import buy, start
 from tests.fakes.smspalm import FakeSMSPalm
@@ -31,8 +31,20 @@ async def _reply(user: FakeUser, *needles: str) -> Message:
     return await user.wait_for(lambda m: any(n in m.plain for n in needles))
 
 
+async def _redrawn(telegram: FakeTelegram, edits_before: int) -> None:
+    """Wait until the fake Bot API has answered an editMessageText made after `edits_before`
+    of them: the screen a click redraws has landed, even when it came out unchanged ("message
+    is not modified" leaves no new event to wait for)."""
+    for _ in range(1000):
+        edits = telegram.calls_to("editMessageText")[edits_before:]
+        if edits and all(call.response is not None for call in edits):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the screen was not redrawn")
+
+
 async def test_panel_opens_and_every_button_works(
-    running: BotHarness, admin: FakeUser, alice: FakeUser
+    running: BotHarness, telegram: FakeTelegram, admin: FakeUser, alice: FakeUser
 ) -> None:
     await start(alice)
     await admin.send("/admin")
@@ -61,7 +73,9 @@ async def test_panel_opens_and_every_button_works(
     screen = await open_section("Stats", "📊 Stats")
     assert "Users: 2 (" in screen.plain
     assert "Upstream balances" in screen.plain and "SMSPalm: 50000 NGN" in screen.plain
+    edits_before = len(telegram.calls_to("editMessageText"))
     await admin.wait_answer(await admin.click(screen, "Refresh"))
+    await _redrawn(telegram, edits_before)  # else a slow refresh can land after "Back"
     await back(screen)
 
     screen = await open_section("Users", "/subbalance <user_id> <amount> <reason>")

@@ -15,7 +15,7 @@ from typing import Any
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 
-from handlers.topup import TopupForm
+from handlers.topup.router import TopupForm
 from storage.fsm import SQLiteStorage
 from tests.conftest import BotHarness
 from tests.e2e.helpers import start

@@ -1,12 +1,15 @@
-"""Buy a number: service -> country -> route -> confirm -> pay."""
+"""Buy a number: service -> country -> route -> confirm -> pay; while the customer's buying is
+paused, Buy says until when."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from handlers import keyboards, render
+from handlers.buy import screens
 from handlers.callbacks import (
     CountryCb,
     MenuCb,
@@ -17,16 +20,20 @@ from handlers.callbacks import (
     WatchCb,
     short_query,
 )
-from handlers.common import answer, show
-from shop.errors import AppError, InvalidState
-from shop.i18n import _, i18n, user_text
+from handlers.orders.screens import order_card, order_keyboard
+from handlers.ui import Screen, answer, back_to_menu, esc, show
+from shop.errors import BuyPaused
+from shop.i18n import _, i18n
 from shop.models import User
 from shop.money import Currency
-from shop.providers.base import NoNumbers
 from shop.services.catalog import CatalogService
-from shop.services.orders import OrderService, PriceChanged, PurchaseFailed, QuoteView
-
-Screen = tuple[str, InlineKeyboardMarkup]
+from shop.services.orders import (
+    AlreadyBuying,
+    Bought,
+    NotBought,
+    OrderService,
+    Repriced,
+)
 
 
 async def services_screen(catalog: CatalogService, query: str = "", page: int = 0) -> Screen:
@@ -34,7 +41,7 @@ async def services_screen(catalog: CatalogService, query: str = "", page: int = 
 
     async def build() -> Screen:
         found = await catalog.services(query, page)
-        return render.services(found, query), keyboards.services(found, query)
+        return screens.services_text(found, query), screens.services_keyboard(found, query)
 
     key = ("services", query, page, i18n.current_locale)
     return (await catalog.menu(key, build))[0]
@@ -48,7 +55,10 @@ async def countries_screen(
     async def build() -> Screen:
         service = await catalog.service(service_id)
         found = await catalog.countries(service.id, page)
-        return render.countries(service, found), keyboards.countries(service.id, found, currency)
+        return (
+            screens.countries_text(service, found),
+            screens.countries_keyboard(service.id, found, currency),
+        )
 
     key = ("countries", service_id, page, i18n.current_locale)
     screen, cached = await catalog.menu(key, build)
@@ -68,30 +78,55 @@ async def routes_screen(
         country = await catalog.country(country_code)
         choices = await catalog.route_choices(service.id, country.code)
         return (
-            render.routes(service, country, choices, currency),
-            keyboards.routes(service.id, country.code, choices, currency),
+            screens.routes_text(service, country, choices, currency),
+            screens.routes_keyboard(service.id, country.code, choices, currency),
         )
 
     key = ("routes", service_id, country_code, i18n.current_locale)
     return (await catalog.menu(key, build))[0]
 
 
-def _confirm_screen(
-    view: QuoteView, balance: int, currency: Currency
-) -> tuple[str, InlineKeyboardMarkup]:
-    quote = view.quote
-    markup = keyboards.confirm(
-        quote.id,
-        quote.service_id,
-        quote.country,
-        balance >= quote.price,
-        currency.format(quote.price),
-    )
-    return render.confirm(view, balance, currency), markup
-
-
 def build_buy_router() -> Router:
+    """The buy flow, after the buy-paused notice (a sub-router is tried after the parent's
+    handlers, so the flow is a sub-router too)."""
     router = Router(name="buy")
+    router.include_routers(_build_pause_router(), _build_flow_router())
+    return router
+
+
+def _build_pause_router() -> Router:
+    """Tried before the buy flow: opening Buy while paused says when buying resumes.
+
+    The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
+    recent pick, another route) end in the same notice; this only shows it up front.
+    """
+    router = Router(name="buy-paused")
+
+    async def _buy_paused(
+        event: TelegramObject, orders: OrderService, user: User | None = None
+    ) -> bool | dict[str, Any]:
+        """Filter: matches while this user's buying is paused, handing the notice on."""
+        if user is None:
+            return False
+        until = await orders.buy_paused_until(user.id)
+        if until is None:
+            return False
+        return {"paused": BuyPaused(until)}
+
+    @router.message(Command("buy"), _buy_paused)
+    async def buy_command(message: Message, paused: BuyPaused) -> None:
+        await message.answer(esc(paused.user_message), reply_markup=back_to_menu())
+
+    @router.callback_query(MenuCb.filter(F.to == "buy"), _buy_paused)
+    async def buy_menu(callback: CallbackQuery, paused: BuyPaused) -> None:
+        await answer(callback)
+        await show(callback, esc(paused.user_message), back_to_menu())
+
+    return router
+
+
+def _build_flow_router() -> Router:
+    router = Router(name="buy-flow")
 
     async def first_screen(catalog: CatalogService, user: User) -> Screen:
         """Services, with the user's recent picks and "Buy again" on top."""
@@ -99,8 +134,11 @@ def build_buy_router() -> Router:
         if not recents:
             return await services_screen(catalog)
         page = await catalog.services()
-        titles = {key: route.title for key, route in catalog.routes.items()}
-        return render.services(page, ""), keyboards.services(page, "", recents, titles)
+        titles = {key: route.title for key, route in catalog.route_infos.items()}
+        return (
+            screens.services_text(page, ""),
+            screens.services_keyboard(page, "", recents, titles),
+        )
 
     @router.message(Command("buy"))
     async def buy_command(message: Message, catalog: CatalogService, user: User) -> None:
@@ -169,7 +207,7 @@ def build_buy_router() -> Router:
     ) -> None:
         view = await orders.quote(user.id, callback_data.rt, callback_data.sid, callback_data.cc)
         await answer(callback)
-        text, markup = _confirm_screen(view, user.balance, currency)
+        text, markup = screens.confirm_screen(view, user.balance, currency)
         await show(callback, text, markup)
 
     @router.callback_query(QuoteCb.filter())
@@ -178,64 +216,26 @@ def build_buy_router() -> Router:
         callback_data: QuoteCb,
         user: User,
         orders: OrderService,
-        catalog: CatalogService,
         currency: Currency,
     ) -> None:
         await orders.payable_quote(user.id, callback_data.qid)  # forged, used, expired: alert
         await answer(callback, _("⏳ Buying your number…"))
-        message = callback.message
-        chat_id = callback.from_user.id
-        message_id = message.message_id if message is not None else None
-        try:
-            order = await orders.confirm(user.id, callback_data.qid, chat_id, message_id)
-        except InvalidState:
-            return  # a second tap on the same Pay button: the first one is handling it
-        except PriceChanged as changed:
-            view = await orders.describe_quote(changed.quote)
-            text, markup = _confirm_screen(view, user.balance, currency)
-            await show(
-                callback,
-                _("⚠️ The price has changed since you opened this screen.") + "\n\n" + text,
-                markup,
-            )
-            return
-        except (PurchaseFailed, AppError) as error:
-            view = await orders.get_quote(user.id, callback_data.qid)
-            quote = view.quote
-            text = f"❌ {render.esc(user_text(error))}"
-            if isinstance(error, PurchaseFailed) and error.refunded:
-                text += "\n\n" + _("{amount} is back on your balance.").format(
-                    amount=currency.format(error.refunded)
+        message_id = callback.message.message_id if callback.message is not None else None
+        outcome = await orders.buy(user.id, callback_data.qid, callback.from_user.id, message_id)
+        match outcome:
+            case Bought(order=order):
+                card = await orders.card(order)
+                await show(callback, order_card(card, currency), order_keyboard(card))
+            case Repriced(view=view):
+                text, markup = screens.confirm_screen(view, user.balance, currency)
+                await show(
+                    callback,
+                    _("⚠️ The price has changed since you opened this screen.") + "\n\n" + text,
+                    markup,
                 )
-            alternative = None
-            cause = error.cause if isinstance(error, PurchaseFailed) else error
-            if isinstance(cause, NoNumbers):
-                other = await orders.alternative(
-                    user.id, quote.service_id, quote.country, quote.route
-                )
-                if other is not None:
-                    price = currency.format(other.quote.price)
-                    text += "\n\n" + _("{route} has numbers for {price}.").format(
-                        route=render.esc(other.route.title), price=price
-                    )
-                    alternative = (
-                        other.quote.id,
-                        _("✅ Buy from {route} for {price}").format(
-                            route=other.route.title, price=price
-                        ),
-                    )
-            await show(
-                callback,
-                text,
-                keyboards.after_failure(quote.service_id, quote.country, alternative),
-            )
-            return
-        country = await catalog.country(order.country)
-        route = catalog.routes.get(order.route)
-        await show(
-            callback,
-            render.order_card(order, [], route, currency, country),
-            keyboards.order(order, route),
-        )
+            case NotBought():
+                await show(callback, *screens.not_bought_screen(outcome, currency))
+            case AlreadyBuying():
+                pass  # a second tap on the same Pay button: the first one is handling it
 
     return router

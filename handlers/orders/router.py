@@ -4,50 +4,36 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
-from handlers import keyboards, render
 from handlers.callbacks import MenuCb, OrderCb, OrdersCb
-from handlers.common import answer, show
-from shop.i18n import _, __
+from handlers.orders import screens
+from handlers.ui import Screen, answer, show
+from shop.i18n import _
 from shop.models import Order, User
 from shop.money import Currency
-from shop.services.catalog import CatalogService
-from shop.services.orders import CancelOutcome, OrderService
+from shop.services.orders import OrderService
 from shop.services.sms import SmsService
 
 PER_PAGE = 5
 
-CANCEL_NOTICES = {
-    CancelOutcome.REFUNDED: __("Cancelled. The money is back on your balance."),
-    CancelOutcome.CODE_ARRIVED: __("A code has just arrived, so the number was not cancelled."),
-    CancelOutcome.ALREADY_CLOSED: __("This order is already closed."),
-}
-
 
 async def _list(
     user: User, page: int, orders: OrderService, currency: Currency, sms: SmsService | None
-) -> tuple[str, InlineKeyboardMarkup]:
+) -> Screen:
     items, pages = await orders.page_for_user(user.id, page, PER_PAGE)
     page = min(max(page, 0), pages - 1)
     codes = await orders.codes_for([o.id for o in items])
     sends = await sms.recent(user.id) if sms is not None and page == 0 else []
     return (
-        render.orders(items, codes, page, pages, currency, sends),
-        keyboards.orders(items, page, pages, sends),
+        screens.orders_text(items, codes, page, pages, currency, sends),
+        screens.orders_keyboard(items, page, pages, sends),
     )
 
 
-async def _card(
-    order: Order, orders: OrderService, catalog: CatalogService, currency: Currency
-) -> tuple[str, InlineKeyboardMarkup]:
-    codes = await orders.codes(order.id)
-    country = await catalog.find_country(order.country)
-    route = catalog.routes.get(order.route)
-    return (
-        render.order_card(order, codes, route, currency, country),
-        keyboards.order(order, route),
-    )
+async def _card(order: Order, orders: OrderService, currency: Currency) -> Screen:
+    card = await orders.card(order)
+    return screens.order_card(card, currency), screens.order_keyboard(card)
 
 
 def build_orders_router() -> Router:
@@ -95,12 +81,11 @@ def build_orders_router() -> Router:
         callback_data: OrderCb,
         user: User,
         orders: OrderService,
-        catalog: CatalogService,
         currency: Currency,
     ) -> None:
         order = await orders.get_for_user(user.id, callback_data.oid)
         await answer(callback)
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "cancel"))
@@ -109,13 +94,12 @@ def build_orders_router() -> Router:
         callback_data: OrderCb,
         user: User,
         orders: OrderService,
-        catalog: CatalogService,
         currency: Currency,
     ) -> None:
         outcome = await orders.cancel(user.id, callback_data.oid)
-        await answer(callback, str(CANCEL_NOTICES[outcome]))
+        await answer(callback, str(screens.CANCEL_NOTICES[outcome]))
         order = await orders.get_for_user(user.id, callback_data.oid)
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     @router.callback_query(OrderCb.filter(F.act == "another"))
@@ -131,12 +115,11 @@ def build_orders_router() -> Router:
         callback_data: OrderCb,
         user: User,
         orders: OrderService,
-        catalog: CatalogService,
         currency: Currency,
     ) -> None:
         order = await orders.finish(user.id, callback_data.oid)
         await answer(callback, _("Done. Thank you!"))
-        text, markup = await _card(order, orders, catalog, currency)
+        text, markup = await _card(order, orders, currency)
         await show(callback, text, markup)
 
     return router

@@ -1,24 +1,18 @@
-"""/balance and the Balance screen, /history and the wallet history pages."""
+"""Screens of the wallet: the balance with recent movements, and the history pages."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aiogram import F, Router
-from aiogram.filters import Command
-from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from handlers.callbacks import MenuCb, WalletCb
-from handlers.common import answer, show
-from handlers.keyboards import button
-from handlers.render import esc
+from handlers.ui import button, esc
 from shop.i18n import _
-from shop.models import LedgerEntry, LedgerKind, User
+from shop.models import LedgerEntry, LedgerKind
 from shop.money import Currency
-from shop.services.wallet import HistoryPage, WalletService
-
-RECENT = 5
+from shop.services.promos import Redeemed
+from shop.services.wallet import HistoryPage
 
 
 def kind_label(entry: LedgerEntry) -> str:
@@ -95,57 +89,9 @@ def history_keyboard(page: HistoryPage) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def build_wallet_router() -> Router:
-    router = Router(name="wallet")
-
-    @router.message(Command("balance"))
-    async def balance_command(
-        message: Message,
-        user: User,
-        wallet: WalletService,
-        currency: Currency,
-        state: FSMContext,
-        raw_state: str | None,
-    ) -> None:
-        if raw_state is not None and raw_state.startswith("TopupForm:"):
-            await state.clear()
-        recent = await wallet.history(user.id, RECENT)
-        await message.answer(
-            balance_text(user.balance, currency, recent), reply_markup=balance_keyboard()
-        )
-
-    @router.callback_query(MenuCb.filter(F.to == "balance"))
-    async def balance_menu(
-        callback: CallbackQuery,
-        user: User,
-        wallet: WalletService,
-        currency: Currency,
-        state: FSMContext,
-        raw_state: str | None,
-    ) -> None:
-        if raw_state is not None and raw_state.startswith("TopupForm:"):
-            await state.clear()  # "Cancel" on the typed-amount prompt comes back here
-        await answer(callback)
-        recent = await wallet.history(user.id, RECENT)
-        await show(callback, balance_text(user.balance, currency, recent), balance_keyboard())
-
-    @router.message(Command("history"))
-    async def history_command(
-        message: Message, user: User, wallet: WalletService, currency: Currency
-    ) -> None:
-        page = await wallet.history_page(user.id, 0)
-        await message.answer(history_text(page, currency), reply_markup=history_keyboard(page))
-
-    @router.callback_query(WalletCb.filter(F.act == "hist"))
-    async def history_menu(
-        callback: CallbackQuery,
-        callback_data: WalletCb,
-        user: User,
-        wallet: WalletService,
-        currency: Currency,
-    ) -> None:
-        await answer(callback)
-        page = await wallet.history_page(user.id, callback_data.page)
-        await show(callback, history_text(page, currency), history_keyboard(page))
-
-    return router
+def promo_text(redeemed: Redeemed, currency: Currency) -> str:
+    return _("🎁 Promo code {code}: +{amount} credited. Balance: <b>{balance}</b>").format(
+        code=esc(redeemed.code),
+        amount=currency.format(redeemed.amount),
+        balance=currency.format(redeemed.balance),
+    )

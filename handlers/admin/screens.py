@@ -1,32 +1,44 @@
-"""Texts and keyboards of the owner's panel and admin commands. Pure functions of data."""
+"""Texts and keyboards of the owner's panel and the admin commands: pure functions of data."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import Page, Prefixed
-from handlers.keyboards import Rows, button, pager
-from handlers.render import esc, ledger_kind, status_label
-from shop.i18n import _, format_date, ngettext
-from shop.models import AuditEntry, Order
+from handlers.callbacks import AdminCb
+from handlers.orders.screens import status_label
+from handlers.ui import button, esc, pager
+from shop.i18n import _, __, format_date, ngettext
+from shop.models import AuditEntry, LedgerKind, Order, OrderCode, PromoCode, User
 from shop.money import Currency
 from shop.services.markups import PricingView
 from shop.services.people import UserCard
 from shop.services.reconcile import BalanceChange, Reconciliation
 from shop.services.selfcheck import SelfCheckStatus
 from shop.services.stats import AccountBalance, Period, SmsPeriod, Stats
-
-
-class AdminCb(Prefixed, CallbackData, prefix="adm"):
-    to: str  # a section: home, stats, users, orders, pricing, broadcast, recon, backup, audit…
-    n: Page = 0  # the audit page, or the days of a reconciliation
-
+from shop.services.topups import REFUNDED, AdminStarsRefund, StarsRefundOutcome
 
 RECON_DAYS = (1, 7, 30)
+
+LEDGER_KINDS = {
+    LedgerKind.CREDIT: __("credit"),
+    LedgerKind.PURCHASE: __("purchase"),
+    LedgerKind.REFUND: __("refund"),
+    LedgerKind.ADJUSTMENT: __("adjustment"),
+    LedgerKind.TOPUP: __("top-up"),
+    LedgerKind.TOPUP_REFUND: __("top-up refund"),
+    LedgerKind.PROMO: __("promo code"),
+    LedgerKind.REFERRAL: __("referral bonus"),
+}
+
+
+def ledger_kind(kind: LedgerKind) -> str:
+    label = LEDGER_KINDS.get(kind)
+    return str(label) if label is not None else kind.value
 
 
 def _back() -> InlineKeyboardButton:
@@ -56,7 +68,7 @@ def home() -> str:
 
 
 def home_keyboard() -> InlineKeyboardMarkup:
-    rows = Rows()
+    rows = InlineKeyboardBuilder()
     rows.add(
         button(_("📊 Stats"), AdminCb(to="stats")),
         button(_("👤 Users"), AdminCb(to="users")),
@@ -72,11 +84,8 @@ def home_keyboard() -> InlineKeyboardMarkup:
 
 
 def back_keyboard(*extra: InlineKeyboardButton) -> InlineKeyboardMarkup:
-    rows = Rows()
-    if extra:
-        rows.row(*extra)
-    rows.row(_back())
-    return rows.as_markup()
+    rows = [list(extra)] if extra else []
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, [_back()]])
 
 
 def stats_keyboard() -> InlineKeyboardMarkup:
@@ -99,7 +108,7 @@ def backup_keyboard() -> InlineKeyboardMarkup:
 
 
 def audit_keyboard(page: int, pages: int) -> InlineKeyboardMarkup:
-    rows = Rows()
+    rows = InlineKeyboardBuilder()
     rows.row(*pager(page, pages, lambda p: AdminCb(to="audit", n=p)))
     rows.row(_back())
     return rows.as_markup()
@@ -533,4 +542,184 @@ def audit(entries: list[AuditEntry], page: int, pages: int) -> str:
         lines.append(" · ".join(parts))
     if not entries:
         lines.append(_("Nothing yet."))
+    return "\n".join(lines)
+
+
+# -- replies to the commands ---------------------------------------------------------------------
+
+
+def backup_too_large(path: Path) -> str:
+    return _("💾 The backup is too large to send here; it is saved as {path}.").format(
+        path=f"<code>{esc(str(path))}</code>"
+    )
+
+
+def credited(user_id: int, amount: int, balance: int, currency: Currency) -> str:
+    return _("Credited {amount} to {user}. New balance: {balance}.").format(
+        amount=currency.format(amount), user=user_id, balance=currency.format(balance)
+    )
+
+
+def debited(user_id: int, amount: int, balance: int, currency: Currency) -> str:
+    return _("Debited {amount} from {user}. New balance: {balance}.").format(
+        amount=currency.format(amount), user=user_id, balance=currency.format(balance)
+    )
+
+
+def debit_notice(amount: int, reason: str, balance: int, currency: Currency) -> str:
+    """What the customer is told about a debit (in their language)."""
+    return _(
+        "💸 {amount} was deducted from your balance: {reason}. Balance: <b>{balance}</b>"
+    ).format(
+        amount=currency.format(amount),
+        reason=esc(reason),
+        balance=currency.format(balance),
+    )
+
+
+def banned(user: User, live_orders: int) -> str:
+    text = _("🚫 Banned {name} (<code>{id}</code>).").format(name=esc(user.first_name), id=user.id)
+    if live_orders:
+        text += " " + _("Their live orders keep running: {n}.").format(n=live_orders)
+    return text
+
+
+def unbanned(user: User) -> str:
+    return _("✅ Unbanned {name} (<code>{id}</code>).").format(
+        name=esc(user.first_name), id=user.id
+    )
+
+
+def no_such_order() -> str:
+    return _("No such order.")
+
+
+def order_details(order: Order, codes: list[OrderCode], currency: Currency) -> str:
+    lines = [
+        _("<b>Order #{id}</b> · user <code>{user}</code>").format(id=order.id, user=order.user_id),
+        f"{esc(order.service_name)} · {esc(order.country)} · {esc(order.route)}",
+        _("Status: {status}").format(status=status_label(order.status))
+        + (" · " + _("⚠️ needs attention") if order.needs_attention else ""),
+        _("Number: {phone} · activation {activation}").format(
+            phone=f"<code>{esc(order.phone or '—')}</code>",
+            activation=f"<code>{esc(order.activation_id or '—')}</code>",
+        ),
+        _("Price {price} · cost {cost} ({upstream} upstream)").format(
+            price=currency.format(order.price),
+            cost=currency.format(order.cost),
+            upstream=esc(str(order.upstream_cost)),
+        )
+        + (" · " + _("refunded") if order.refunded else ""),
+    ]
+    if order.error:
+        lines.append(_("Note: {note}").format(note=esc(order.error)))
+    lines.extend(_("Code: {code}").format(code=f"<code>{esc(c.code)}</code>") for c in codes)
+    return "\n".join(lines)
+
+
+def order_refunded(order_id: int, amount: int, currency: Currency) -> str:
+    return _("Refunded {amount} for order #{id}.").format(
+        amount=currency.format(amount), id=order_id
+    )
+
+
+def markup_set(percent: Decimal, provider: str, service: str) -> str:
+    return _("Markup {percent}% for {provider}, {service}.").format(
+        percent=percent,
+        provider=esc(provider or _("every provider")),
+        service=esc(service or _("every service")),
+    )
+
+
+def sms_off() -> str:
+    return _("SMS sending is not configured (SMSPM_HASH, SMSPM_TOKEN).")
+
+
+def sms_price_set(country: str, price: int, currency: Currency) -> str:
+    return _("SMS to {country}: {price} per segment.").format(
+        country=esc(country), price=currency.format(price)
+    )
+
+
+def min_topup_set(amount: int, currency: Currency) -> str:
+    return _("Minimum top-up: {amount}.").format(amount=currency.format(amount))
+
+
+def stars_rate_set(rate: Decimal, currency: Currency) -> str:
+    return _("Stars rate: 1 ⭐ = {rate} {code}.").format(rate=rate, code=currency.code)
+
+
+def promo_created(promo: PromoCode, currency: Currency) -> str:
+    expiry = (
+        _("never expires")
+        if promo.expires_at is None
+        else _("expires {when} UTC").format(when=_utc(promo.expires_at))
+    )
+    return _("Promo code {code}: {amount} × {uses} uses, {expiry}.").format(
+        code=esc(promo.code),
+        amount=currency.format(promo.amount),
+        uses=promo.max_uses,
+        expiry=expiry,
+    )
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def stars_refund_text(result: AdminStarsRefund, currency: Currency) -> str:
+    """What /refundstars tells the admin."""
+    charge_id, outcome = esc(result.charge_id), result.outcome
+    if outcome is StarsRefundOutcome.UNCREDITED:
+        charge = result.charge
+        assert charge is not None
+        if charge.status == REFUNDED:
+            return _(
+                "Refunded {stars} ⭐ of payment {charge} to user {user}; it was never "
+                "credited, so no wallet changed."
+            ).format(stars=charge.stars, charge=charge_id, user=charge.user_id)
+        return _(
+            "Telegram did not refund payment {charge} ({error}). Nothing was "
+            "credited for it; try /refundstars {charge} again later."
+        ).format(charge=charge_id, error=esc(charge.error or ""))
+    if outcome is StarsRefundOutcome.ALREADY_REFUNDED:
+        return _(
+            "Telegram says payment {charge} was refunded already; the wallet debit stands."
+        ).format(charge=charge_id)
+    if outcome is StarsRefundOutcome.REFUSED:
+        return _(
+            "Telegram refused the refund ({error}). The wallet debit was reversed; "
+            "nothing changed."
+        ).format(error=esc(result.detail))
+    if outcome is StarsRefundOutcome.NO_ANSWER:
+        return _(
+            "Telegram did not answer ({error}). The wallet was debited; send "
+            "/refundstars {charge} again to retry the Stars refund."
+        ).format(error=esc(result.detail), charge=charge_id)
+    if outcome is StarsRefundOutcome.DEBITED_BEFORE:
+        return _("Stars refund of {charge} completed (the wallet was debited before).").format(
+            charge=charge_id
+        )
+    refund = result.refund
+    assert refund is not None
+    lines = [
+        _("Refunded {stars} ⭐ to user {user}; {amount} debited, balance {balance}.").format(
+            stars=esc(refund.topup.pay_amount),
+            user=refund.topup.user_id,
+            amount=currency.format(refund.amount),
+            balance=currency.format(refund.balance),
+        )
+    ]
+    if refund.bonus_taken:
+        lines.append(
+            _("The referral bonus of {amount} was taken back from user {user}.").format(
+                amount=currency.format(refund.bonus_taken), user=refund.inviter_id
+            )
+        )
+    if refund.bonus_kept:
+        lines.append(
+            _(
+                "User {user} has spent the referral bonus of {amount} already; it stays with them."
+            ).format(amount=currency.format(refund.bonus_kept), user=refund.inviter_id)
+        )
     return "\n".join(lines)

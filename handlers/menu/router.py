@@ -1,30 +1,33 @@
-"""/start, /help, /language, the main menu and the callbacks that lead nowhere."""
+"""/start, /help, /language, the main menu, and the last stop for what nothing else took."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
-from handlers import keyboards, render
 from handlers.callbacks import LanguageCb, MenuCb, NoopCb
-from handlers.common import answer, show
+from handlers.menu import screens
+from handlers.ui import Screen, answer, back_to_menu, show
 from shop.i18n import _, i18n, language_name, locale_of
 from shop.models import User
 from shop.money import Currency
 from shop.services.users import UserService
 
 
-def _language_screen(user: User) -> tuple[str, InlineKeyboardMarkup]:
+def _language_screen(user: User) -> Screen:
     locales = i18n.available_locales
     names = {locale: language_name(locale) for locale in locales}
     current = locale_of(user)
-    return render.language(current, names), keyboards.language(locales, names, current)
+    return (
+        screens.language_text(current, names),
+        screens.language_keyboard(locales, names, current),
+    )
 
 
-def build_start_router() -> Router:
-    router = Router(name="start")
+def build_menu_router() -> Router:
+    router = Router(name="menu")
 
     @router.message(CommandStart())
     async def start(
@@ -39,13 +42,13 @@ def build_start_router() -> Router:
         if raw_state is not None:  # loaded by aiogram's FSM middleware already
             await state.clear()  # any half-typed input (an SMS) is abandoned
         await message.answer(
-            render.main_menu(user.first_name, user.balance, currency, sandbox),
-            reply_markup=keyboards.main_menu(sms_enabled),
+            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+            reply_markup=screens.main_menu_keyboard(sms_enabled),
         )
 
     @router.message(Command("help"))
     async def help_command(message: Message, sms_enabled: bool) -> None:
-        await message.answer(render.help_text(sms_enabled), reply_markup=keyboards.back_to_menu())
+        await message.answer(screens.help_text(sms_enabled), reply_markup=back_to_menu())
 
     @router.message(Command("language"))
     async def language_command(message: Message, user: User) -> None:
@@ -86,14 +89,14 @@ def build_start_router() -> Router:
         await answer(callback)
         await show(
             callback,
-            render.main_menu(user.first_name, user.balance, currency, sandbox),
-            keyboards.main_menu(sms_enabled),
+            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+            screens.main_menu_keyboard(sms_enabled),
         )
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
     async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
         await answer(callback)
-        await show(callback, render.help_text(sms_enabled), keyboards.back_to_menu())
+        await show(callback, screens.help_text(sms_enabled), back_to_menu())
 
     @router.callback_query(NoopCb.filter())
     async def noop(callback: CallbackQuery) -> None:
