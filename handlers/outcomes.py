@@ -18,6 +18,7 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update
+from aiogram.types.update import UpdateTypeLookupError
 
 from shop import metrics
 from shop.errors import AppError
@@ -45,7 +46,7 @@ class UpdateOutcomes(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        kind = event.event_type if isinstance(event, Update) else type(event).__name__
+        kind = _kind(event)
         started = time.perf_counter()
         outcome = "cancelled"  # unless it ends otherwise: cancelled at shutdown
         try:
@@ -64,3 +65,14 @@ class UpdateOutcomes(BaseMiddleware):
             return result
         finally:
             metrics.update_handled(kind, outcome, time.perf_counter() - started)
+
+
+def _kind(event: TelegramObject) -> str:
+    """The update's type (`message`, `callback_query`...); `unknown` for one aiogram does not
+    know (it skips those)."""
+    if not isinstance(event, Update):
+        return type(event).__name__
+    try:
+        return event.event_type
+    except UpdateTypeLookupError:
+        return "unknown"
