@@ -28,15 +28,15 @@ from bot.factory.http import create_http_client
 from bot.factory.providers import create_providers
 from bot.factory.redis import create_redis
 from bot.factory.scheduler import schedule_jobs
-from bot.factory.services import create_services
-from bot.factory.telegram import create_bot, create_dispatcher, prepare_telegram, set_commands
+from bot.factory.services import Admin, create_services
+from bot.factory.telegram import create_bot, create_dispatcher, set_commands
 from bot.factory.web import (
     create_listener,
     create_telegram_webhook,
     require_dependencies,
     telegram_webhook_url,
 )
-from handlers.common import InFlight
+from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.outcomes import UpdateOutcomes
 from shop import metrics
@@ -44,7 +44,6 @@ from shop.jobs import OrderJobs
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.providers.budget import RequestBudget
-from shop.services.admin import AdminService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
@@ -87,7 +86,7 @@ class App:
     notifier: TelegramNotifier
     topups: TopupService
     broadcasts: BroadcastService
-    admin: AdminService
+    admin: Admin  # the owner's services
     self_check: SelfCheckService
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
@@ -115,7 +114,7 @@ class App:
 
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
-        await self.admin.backup()
+        await self.admin.backups.backup()
 
     async def purge_expired(self) -> None:
         """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""
@@ -266,7 +265,6 @@ def settle_heap() -> None:
 
 async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
-    prepare_telegram()
     db = await create_database(settings)
     repos = create_repositories(db)
     http = create_http_client(settings)

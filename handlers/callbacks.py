@@ -10,12 +10,10 @@ and bounded, so forged data never puts an integer SQLite cannot hold into a quer
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated
 
-from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
-from aiogram.types import CallbackQuery
-from magic_filter import MagicFilter
-from pydantic import BeforeValidator, ConfigDict, Field
+from aiogram.filters.callback_data import CallbackData
+from pydantic import BeforeValidator, Field
 
 from shop.numbers import MAX_ID, parse_uint
 
@@ -39,91 +37,45 @@ UInt = Annotated[int, BeforeValidator(_digits(MAX_ID)), Field(ge=0, le=MAX_ID)]
 Page = Annotated[int, BeforeValidator(_digits(MAX_PAGE)), Field(ge=0, le=MAX_PAGE)]
 
 
-class PrefixFilter(CallbackQueryFilter):
-    """aiogram's `CallbackData` filter, comparing the prefix first. A router tries its
-    handlers in turn, and aiogram's `unpack` turns down each handler of another kind by
-    raising an exception with a formatted message: a few microseconds per handler tried,
-    on every click."""
-
-    async def __call__(self, query: CallbackQuery) -> Literal[False] | dict[str, Any]:
-        factory = self.callback_data
-        data = query.data if isinstance(query, CallbackQuery) else None
-        if not data or data.partition(factory.__separator__)[0] != factory.__prefix__:
-            return False
-        return await super().__call__(query)
-
-
-class Prefixed:
-    """Mixin for our callback data (before `CallbackData` in the bases): `.filter()` gives
-    a `PrefixFilter`, and data is frozen and unpacked once per distinct string.
-
-    Most clicks carry one of a few hundred strings (the menus' buttons), and aiogram's
-    `unpack` splits, checks and validates each anew: about 8 µs a click. Frozen, an
-    unpacked instance can be handed to every handler that gets the same string. A string
-    that does not unpack raises as before and is not kept; the store is emptied when it
-    reaches `UNPACKED_KEPT` strings, so made-up data cannot grow it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    @classmethod
-    def filter(cls, rule: MagicFilter | None = None) -> CallbackQueryFilter:
-        return PrefixFilter(callback_data=cast(type[CallbackData], cls), rule=rule)
-
-    @classmethod
-    def unpack(cls, value: str) -> Self:
-        key = (cls, value)
-        data = _UNPACKED.get(key)
-        if data is None:
-            data = super().unpack(value)  # type: ignore[misc]
-            if len(_UNPACKED) >= UNPACKED_KEPT:
-                _UNPACKED.clear()
-            _UNPACKED[key] = data
-        return cast(Self, data)
-
-
-UNPACKED_KEPT = 4096
-_UNPACKED: dict[tuple[type, str], object] = {}
-
-
-class MenuCb(Prefixed, CallbackData, prefix="m"):
+class MenuCb(CallbackData, prefix="m"):
     to: str  # main | buy | balance | orders | help
 
 
-class ServicesCb(Prefixed, CallbackData, prefix="sp"):
+class ServicesCb(CallbackData, prefix="sp"):
     page: Page = 0
     q: str = ""
 
 
-class ServiceCb(Prefixed, CallbackData, prefix="s"):
+class ServiceCb(CallbackData, prefix="s"):
     sid: UInt
     page: Page = 0
 
 
-class CountryCb(Prefixed, CallbackData, prefix="c"):
+class CountryCb(CallbackData, prefix="c"):
     sid: UInt
     cc: str
 
 
-class RouteCb(Prefixed, CallbackData, prefix="r"):
+class RouteCb(CallbackData, prefix="r"):
     sid: UInt
     cc: str
     rt: str
 
 
-class QuoteCb(Prefixed, CallbackData, prefix="q"):
+class QuoteCb(CallbackData, prefix="q"):
     qid: UInt
 
 
-class OrderCb(Prefixed, CallbackData, prefix="o"):
+class OrderCb(CallbackData, prefix="o"):
     oid: UInt
     act: str  # show | cancel | another | done | refresh
 
 
-class OrdersCb(Prefixed, CallbackData, prefix="op"):
+class OrdersCb(CallbackData, prefix="op"):
     page: Page = 0
 
 
-class NoopCb(Prefixed, CallbackData, prefix="x"):
+class NoopCb(CallbackData, prefix="x"):
     pass
 
 
@@ -134,29 +86,39 @@ def short_query(text: str) -> str:
     return encoded.decode(errors="ignore")
 
 
-class SmsCb(Prefixed, CallbackData, prefix="sm"):
+class SmsCb(CallbackData, prefix="sm"):
     sid: UInt = 0
     act: str  # send | show | cancel
 
 
-class WatchCb(Prefixed, CallbackData, prefix="w"):
+class WatchCb(CallbackData, prefix="w"):
     sid: UInt
     cc: str
 
 
-class WalletCb(Prefixed, CallbackData, prefix="wl"):
+class WalletCb(CallbackData, prefix="wl"):
     act: str  # topup | other | refs | hist
     page: Page = 0
 
 
-class TopupAmountCb(Prefixed, CallbackData, prefix="ta"):
+class TopupAmountCb(CallbackData, prefix="ta"):
     amount: UInt  # shop currency, minor units; checked against the limits again on use
 
 
-class TopupPayCb(Prefixed, CallbackData, prefix="tp"):
+class TopupPayCb(CallbackData, prefix="tp"):
     m: str  # stars | crypto
     amount: UInt
 
 
-class LanguageCb(Prefixed, CallbackData, prefix="lg"):
+class LanguageCb(CallbackData, prefix="lg"):
     locale: str  # a catalog's language code, e.g. "ru"
+
+
+class AdminCb(CallbackData, prefix="adm"):
+    to: str  # a section: home, stats, users, orders, pricing, broadcast, recon, backup, audit…
+    n: Page = 0  # the audit page, or the days of a reconciliation
+
+
+class BroadcastCb(CallbackData, prefix="bc"):
+    bid: UInt = 0  # 0: the prompt, before there is a draft
+    act: str  # send | cancel (a draft or the prompt) | stop (a running broadcast)

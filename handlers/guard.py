@@ -22,10 +22,10 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
-from handlers.common import answer
+from handlers.ui import answer
 from shop.i18n import _
 from shop.models import User
-from shop.services.admin import AdminService
+from shop.services.people import PeopleService
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 class BanGuard(BaseMiddleware):
     """Register after the user middleware, which loads `user` (and sets the language)."""
 
-    def __init__(self, admin_ids: Iterable[int], admin: AdminService) -> None:
+    def __init__(self, admin_ids: Iterable[int], people: PeopleService) -> None:
         self.admin_ids = frozenset(admin_ids)
-        self.admin = admin
+        self.people = people
 
     async def __call__(
         self,
@@ -44,11 +44,11 @@ class BanGuard(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         sender: TgUser | None = data.get("event_from_user")
-        admin = self.admin
+        people = self.people
         if sender is None or sender.id in self.admin_ids:
             return await handler(event, data)
         user: User | None = data.get("user")  # read fresh for every update
-        banned = user.is_banned if user is not None else await admin.is_banned(sender.id)
+        banned = user.is_banned if user is not None else await people.is_banned(sender.id)
         if not banned:
             return await handler(event, data)
         if isinstance(event, Message) and (
@@ -57,7 +57,7 @@ class BanGuard(BaseMiddleware):
             return await handler(event, data)  # Telegram moved money: it must be accounted
         if isinstance(event, CallbackQuery):
             await answer(event)
-        if await admin.claim_ban_notice(sender.id):
+        if await people.claim_ban_notice(sender.id):
             bot: Bot | None = data.get("bot")
             if bot is not None:
                 try:

@@ -18,12 +18,22 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from handlers import keyboards, render
+from handlers.buy.screens import in_stock_keyboard
+from handlers.orders.screens import code_message, order_card, order_closed_text, order_keyboard
+from handlers.sms.screens import sms_status_keyboard, sms_status_text
+from handlers.ui import esc, place
 from shop.i18n import LazyText, _, i18n, locale_of
-from shop.models import Country, Order, OrderCode, OrderStatus, Service, SmsMessage, SmsSend
+from shop.models import (
+    Country,
+    Order,
+    OrderCard,
+    OrderCode,
+    OrderStatus,
+    Service,
+    SmsMessage,
+    SmsSend,
+)
 from shop.money import Currency
-from shop.providers.base import Route
-from shop.services.catalog import CatalogService
 from shop.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -37,16 +47,13 @@ class TelegramNotifier:
         self,
         bot: Bot,
         users: UserService,
-        catalog: CatalogService,
         currency: Currency,
         admin_ids: Iterable[int],
     ) -> None:
         self.bot = bot
         self.users = users
-        self.catalog = catalog
         self.currency = currency
         self.admin_ids = sorted(admin_ids)
-        self.order_codes: Callable[[int], Awaitable[list[OrderCode]]] | None = None
 
     async def _send(self, user_id: int, call: Callable[[], Awaitable[object]]) -> bool:
         """Run a Bot API call, honouring flood limits; False if it should be retried later."""
@@ -75,23 +82,18 @@ class TelegramNotifier:
     async def _locale(self, user_id: int) -> str:
         return locale_of(await self.users.get(user_id))
 
-    def _route(self, order: Order) -> Route | None:
-        return self.catalog.routes.get(order.route)
-
     async def code_received(self, order: Order, code: OrderCode) -> bool:
         with i18n.use_locale(await self._locale(order.user_id)):
-            text = render.code_message(order, code)
+            text = code_message(order, code)
         return await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
-    async def order_changed(self, order: Order) -> None:
-        if order.chat_id is None or order.message_id is None or self.order_codes is None:
+    async def order_changed(self, card: OrderCard) -> None:
+        order = card.order
+        if order.chat_id is None or order.message_id is None:
             return
-        codes = await self.order_codes(order.id)
-        country = await self.catalog.find_country(order.country)
-        route = self._route(order)
         with i18n.use_locale(await self._locale(order.user_id)):
-            text = render.order_card(order, codes, route, self.currency, country)
-            markup = keyboards.order(order, route)
+            text = order_card(card, self.currency)
+            markup = order_keyboard(card)
         chat_id, message_id = order.chat_id, order.message_id
         await self._send(
             order.user_id,
@@ -100,19 +102,20 @@ class TelegramNotifier:
             ),
         )
 
-    async def order_closed(self, order: Order, refunded: int) -> None:
-        await self.order_changed(order)
+    async def order_closed(self, card: OrderCard, refunded: int) -> None:
+        await self.order_changed(card)
+        order = card.order
         if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.CANCELLED):
             with i18n.use_locale(await self._locale(order.user_id)):
-                text = render.order_closed(order, refunded, self.currency)
+                text = order_closed_text(order, refunded, self.currency)
             await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
     async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None:
         if send.chat_id is None or send.message_id is None:
             return
         with i18n.use_locale(await self._locale(send.user_id)):
-            text = render.sms_status(send, messages, self.currency)
-            markup = keyboards.sms_status(send.id)
+            text = sms_status_text(send, messages, self.currency)
+            markup = sms_status_keyboard(send.id)
         chat_id, message_id = send.chat_id, send.message_id
         await self._send(
             send.user_id,
@@ -124,9 +127,9 @@ class TelegramNotifier:
     async def in_stock(self, user_id: int, service: Service, country: Country) -> None:
         with i18n.use_locale(await self._locale(user_id)):
             text = _("🔔 <b>{service}</b> numbers for {country} are in stock again.").format(
-                service=render.esc(service.name), country=render.place(country)
+                service=esc(service.name), country=place(country)
             )
-            markup = keyboards.in_stock(service.id, country.code)
+            markup = in_stock_keyboard(service.id, country.code)
         await self._send(
             user_id, lambda: self.bot.send_message(user_id, text, reply_markup=markup)
         )
@@ -154,7 +157,7 @@ class TelegramNotifier:
                 "Balance: <b>{balance}</b>"
             ).format(
                 amount=self.currency.format(amount),
-                stars=render.esc(stars),
+                stars=esc(stars),
                 balance=self.currency.format(balance),
             )
         await self._send(user_id, lambda: self.bot.send_message(user_id, text))
@@ -172,7 +175,7 @@ class TelegramNotifier:
         translated per admin; a `str` is sent as it is)."""
         for admin_id in self.admin_ids:
             with i18n.use_locale(await self._locale(admin_id)):
-                body = "⚠️ " + render.esc(str(text))
+                body = "⚠️ " + esc(str(text))
             await self._send(
                 admin_id,
                 lambda admin_id=admin_id, body=body: self.bot.send_message(  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""Protection against floods: a token bucket per user, and the "Buy is paused" screen.
+"""Protection against floods: a token bucket per user.
 
 The throttle runs as an outer middleware on messages and callback queries *before* the user
 middleware: it needs only Telegram's `event_from_user`, so a dropped update runs no handler
@@ -18,19 +18,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiogram import BaseMiddleware, F, Router
+from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiogram.types import User as TgUser
 
-from handlers import keyboards
-from handlers.callbacks import MenuCb
-from handlers.common import answer, show
-from shop.errors import BuyPaused
+from handlers.ui import answer
 from shop.i18n import DEFAULT_LOCALE, _, i18n, locale_of
-from shop.models import User
-from shop.services.orders import OrderService
 from shop.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -178,36 +172,3 @@ def build_throttle(
 ) -> ThrottleMiddleware:
     """The throttle for one process; pass a shared `store` when running several."""
     return ThrottleMiddleware(store or MemoryThrottleStore(), rate, burst, exempt, users)
-
-
-def build_pause_router(orders: OrderService) -> Router:
-    """Placed before the buy router: opening Buy while paused says when buying resumes.
-
-    The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
-    recent pick, another route) end in the same notice; this only shows it up front.
-    """
-    router = Router(name="buy-paused")
-
-    async def _buy_paused(
-        event: TelegramObject, user: User | None = None
-    ) -> bool | dict[str, Any]:
-        """Filter: matches while this user's buying is paused, handing the notice on."""
-        if user is None:
-            return False
-        until = await orders.buy_paused_until(user.id)
-        if until is None:
-            return False
-        return {"paused": BuyPaused(until)}
-
-    @router.message(Command("buy"), _buy_paused)
-    async def buy_command(message: Message, paused: BuyPaused) -> None:
-        await message.answer(
-            html.escape(paused.user_message), reply_markup=keyboards.back_to_menu()
-        )
-
-    @router.callback_query(MenuCb.filter(F.to == "buy"), _buy_paused)
-    async def buy_menu(callback: CallbackQuery, paused: BuyPaused) -> None:
-        await answer(callback)
-        await show(callback, html.escape(paused.user_message), keyboards.back_to_menu())
-
-    return router

@@ -170,7 +170,31 @@ class OrderLedger:
     has_code: bool
 
 
+@dataclass(frozen=True)
+class OrderCard:
+    """What an order's card shows: the order, its codes so far, and the route and country it
+    was bought on as the shop describes them now (None when no longer known)."""
+
+    order: Order
+    codes: list[OrderCode]
+    route: RouteInfo | None
+    country: Country | None
+
+
 # -- Catalog and routing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """A route (one way to buy a number, e.g. SMSPalm Server 2) as handlers see it: what it is
+    called and what it can do, never the upstream client itself."""
+
+    key: str  # short, stable, used in callback data and the database
+    title: str  # shown on buttons
+    account: str  # routes with the same account share an upstream balance
+    can_request_another: bool
+    can_finish: bool
+    is_sandbox: bool
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,6 @@ class AmountError(ValueError):
     """A typed amount that is not a plain positive number of this currency."""
 
 
-class AmountOutOfRange(AmountError):
-    """A well-formed amount outside the allowed range (`low`..`high`, minor units)."""
-
-    def __init__(self, amount: int, low: int, high: int) -> None:
-        super().__init__(f"{amount} is outside {low}..{high}")
-        self.amount = amount
-        self.low = low
-        self.high = high
-
-
 @lru_cache(maxsize=8192)
 def _format(code: str, exponent: int, minor: int) -> str:
     # Babel takes tens of microseconds per call; menus format the same prices over and over.
@@ -87,16 +77,6 @@ class Currency:
         if value <= 0:
             raise AmountError("the amount must be positive")
         return value
-
-    def parse_within(self, text: str, low: int, high: int) -> int:
-        """`parse`, then check `low <= amount <= high` (minor units, inclusive).
-
-        Raises AmountOutOfRange (with `low` and `high` for the message) outside the range.
-        """
-        amount = self.parse(text)
-        if not low <= amount <= high:
-            raise AmountOutOfRange(amount, low, high)
-        return amount
 
     def convert_up(
         self, amount: Decimal, rate: Decimal, markup_percent: Decimal = Decimal(0)

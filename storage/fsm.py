@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, StateType, StorageKey
+from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from storage.db import Database
 
@@ -55,28 +54,6 @@ class SQLiteStorage(BaseStorage):
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         value = await self.db.lookup_val("SELECT data FROM fsm WHERE key = ?", (_key(key),))
         return {} if value is None else dict(json.loads(value))
-
-    async def close(self) -> None:
-        return None
-
-
-class _Open(AbstractAsyncContextManager[None]):
-    """A lock that never waits."""
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-class NoIsolation(BaseEventIsolation):
-    """What aiogram does without event isolation (its `DisabledEventIsolation`, the default):
-    updates of one chat are not serialized. aiogram's version makes a generator-based
-    context manager for each update (about 1.5 % of a click); this hands out one that
-    never waits. A shop on several processes would pass a shared isolation instead."""
-
-    _open = _Open()
-
-    def lock(self, key: StorageKey) -> AbstractAsyncContextManager[None]:  # type: ignore[override]
-        return self._open
 
     async def close(self) -> None:
         return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.config import Settings
+from bot.factory.services import Admin
 from shop.jobs import SWEEP_SECONDS, OrderJobs
-from shop.services.admin import AdminService, seconds_until_hour
+from shop.services.backups import seconds_until_hour
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
 from shop.services.sms import SmsService
@@ -24,7 +25,7 @@ class Running(Protocol):
     jobs: OrderJobs
     catalog: CatalogService
     topups: TopupService
-    admin: AdminService
+    admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
 
@@ -49,7 +50,8 @@ def schedule_jobs(app: Running) -> None:
         seconds = settings.cryptopay_poll_seconds
         jobs.every("cryptopay-poll", seconds, app.poll_crypto, first_in=0)
     jobs.every("stars-refunds", STARS_REFUND_SECONDS, app.topups.retry_charge_refunds, first_in=0)
-    jobs.every("balance-snapshots", SNAPSHOT_SECONDS, app.admin.snapshot_balances, first_in=0)
+    snapshots = app.admin.reconciliation.snapshot_balances
+    jobs.every("balance-snapshots", SNAPSHOT_SECONDS, snapshots, first_in=0)
     period = settings.self_check_seconds
     jobs.every("self-check", period, app.run_self_check, first_in=min(period, 60))
     first = seconds_until_hour(settings.backup_hour_utc)

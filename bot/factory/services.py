@@ -13,20 +13,25 @@ from bot.config import Settings
 from bot.factory.database import Repositories
 from bot.factory.providers import Providers
 from bot.factory.web import smspm_report_url
-from handlers.broadcast import TelegramBroadcaster
+from handlers.broadcast.sender import TelegramBroadcaster
 from handlers.notify import TelegramNotifier
-from handlers.topup import TelegramStars
+from handlers.topup.stars import TelegramStars
 from shop.jobs import OrderJobs, SmsJobs
 from shop.money import Currency
-from shop.services.admin import AdminService
+from shop.services.audit import AuditService
+from shop.services.backups import BackupService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.markups import MarkupService
 from shop.services.orders import OrderService, purchase_grace
+from shop.services.people import PeopleService
 from shop.services.pricing import Pricing
 from shop.services.promos import PromoService
+from shop.services.reconcile import ReconcileService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
+from shop.services.stats import StatsService
 from shop.services.topups import TopupService
 from shop.services.users import UserService
 from shop.services.wallet import WalletService
@@ -40,19 +45,35 @@ class Services(TypedDict):
 
     sms: SmsService | None
     sms_enabled: bool
-    settings: Settings
     currency: Currency
     users: UserService
     wallet: WalletService
     catalog: CatalogService
     orders: OrderService
-    admin: AdminService
+    stats: StatsService
+    people: PeopleService
+    markups: MarkupService
+    backups: BackupService
+    reconciliation: ReconcileService
+    audit: AuditService
     notifier: TelegramNotifier
     broadcasts: BroadcastService
     sandbox: bool
     crypto: CryptoTopups | None  # when CRYPTOPAY_TOKEN is set
     topups: TopupService
     promos: PromoService
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The owner's services."""
+
+    stats: StatsService
+    people: PeopleService
+    markups: MarkupService
+    backups: BackupService
+    reconciliation: ReconcileService
+    audit: AuditService
 
 
 @dataclass(frozen=True)
@@ -70,7 +91,7 @@ class Shop:
     promos: PromoService
     self_check: SelfCheckService
     broadcasts: BroadcastService
-    admin: AdminService
+    admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
 
@@ -78,13 +99,17 @@ class Shop:
         return Services(
             sms=self.sms,
             sms_enabled=self.sms is not None,
-            settings=settings,
             currency=self.currency,
             users=self.users,
             wallet=self.wallet,
             catalog=self.catalog,
             orders=self.orders,
-            admin=self.admin,
+            stats=self.admin.stats,
+            people=self.admin.people,
+            markups=self.admin.markups,
+            backups=self.admin.backups,
+            reconciliation=self.admin.reconciliation,
+            audit=self.admin.audit,
             notifier=self.notifier,
             broadcasts=self.broadcasts,
             sandbox=settings.sandbox,
@@ -104,7 +129,7 @@ def create_services(
     )
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
-    notifier = TelegramNotifier(bot, users, catalog, currency, settings.admin_ids)
+    notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
     jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
     orders = OrderService(
         db=db,
@@ -122,7 +147,6 @@ def create_services(
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
     )
-    notifier.order_codes = orders.codes
     jobs.bind(orders)
     topups = TopupService(
         db,
@@ -141,21 +165,8 @@ def create_services(
     broadcasts = BroadcastService(
         repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate
     )
-    admin = AdminService(
-        db,
-        providers.routes,
-        currency,
-        settings,
-        repo=repos.admin,
-        users=repos.users,
-        order_repo=repos.orders,
-        ledger=repos.ledger,
-        audit=repos.audit,
-        orders=orders,
-        pricing=pricing,
-        sms=repos.sms if settings.smspm_enabled else None,
-        topups=topups,
-        self_check=self_check,
+    admin = _create_admin(
+        settings, db, repos, providers, currency, pricing, orders, topups, self_check
     )
     sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier)
     crypto = _create_crypto(settings, repos, providers, topups, users, notifier, currency)
@@ -174,6 +185,41 @@ def create_services(
         admin,
         sms,
         crypto,
+    )
+
+
+def _create_admin(
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    currency: Currency,
+    pricing: Pricing,
+    orders: OrderService,
+    topups: TopupService,
+    self_check: SelfCheckService,
+) -> Admin:
+    """The owner's services: figures, users and bans, markups, backups, reconciliation,
+    audit log."""
+    sms = repos.sms if settings.smspm_enabled else None
+    routes = providers.routes
+    return Admin(
+        stats=StatsService(repos.admin, repos.orders, routes, currency, settings, sms, self_check),
+        people=PeopleService(
+            db,
+            repos.users,
+            repos.admin,
+            repos.ledger,
+            repos.orders,
+            repos.audit,
+            orders,
+            currency,
+            settings.admin_ids,
+        ),
+        markups=MarkupService(pricing, repos.admin, repos.audit, topups, settings),
+        backups=BackupService(repos.admin, repos.audit, settings),
+        reconciliation=ReconcileService(repos.admin, routes),
+        audit=AuditService(repos.audit, repos.admin),
     )
 
 

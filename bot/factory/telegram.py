@@ -4,69 +4,53 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
-from aiogram import Bot, Dispatcher, methods
+import orjson
+from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.config import Settings
 from bot.factory.services import Services
-from bot.speedups import apply_speedups
-from bot.telegram import LeanCodec, ReplaceText, make_session
-from handlers import install_routers
-from handlers.admin import ADMIN_COMMANDS
-from handlers.broadcast import BROADCAST_ADMIN_COMMANDS
-from handlers.common import InFlight
+from handlers.commands import (
+    ADMIN_COMMANDS,
+    BROADCAST_ADMIN_COMMANDS,
+    TOPUP_ADMIN_COMMANDS,
+    USER_COMMANDS,
+)
+from handlers.guard import BanGuard
+from handlers.middlewares import InFlight, UserMiddleware
+from handlers.routers import build_routers
 from handlers.throttling import build_throttle
-from handlers.topup import TOPUP_ADMIN_COMMANDS
 from shop.i18n import DEFAULT_LOCALE, N_, i18n
 from storage.db import Database
-from storage.fsm import NoIsolation, SQLiteStorage
+from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
 
-# The Bot API methods of a busy minute, whose answer models are built before serving.
-BUSY_METHODS = (
-    methods.GetUpdates,
-    methods.SendMessage,
-    methods.EditMessageText,
-    methods.EditMessageReplyMarkup,
-    methods.AnswerCallbackQuery,
-    methods.SetMyCommands,
-    methods.DeleteWebhook,
-    methods.GetMe,
-    methods.DeleteMessage,
-    ReplaceText,
-)
-
-# English descriptions, marked for extraction; `set_commands` sends one list per language.
-USER_COMMANDS = [
-    BotCommand(command="start", description=N_("Main menu")),
-    BotCommand(command="buy", description=N_("Buy a number")),
-    BotCommand(command="balance", description=N_("Your balance")),
-    BotCommand(command="topup", description=N_("Top up your balance")),
-    BotCommand(command="history", description=N_("Wallet history")),
-    BotCommand(command="orders", description=N_("Your orders")),
-    BotCommand(command="promo", description=N_("Redeem a promo code")),
-    BotCommand(command="referrals", description=N_("Invite friends, earn a bonus")),
-    BotCommand(command="language", description=N_("Language")),
-    BotCommand(command="help", description=N_("How it works")),
-]
+def json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
-def prepare_telegram() -> None:
-    """Build the answer models of the busy methods, and apply the aiogram speed-ups."""
-    for method in BUSY_METHODS:
-        LeanCodec.response_model(method.__returning__)
-    apply_speedups()
+def create_session(api_url: str) -> AiohttpSession:
+    """aiogram's aiohttp session on `api_url`, reading and writing JSON with orjson (its
+    documented `json_loads` / `json_dumps` arguments): every click costs an encoded keyboard
+    and a decoded answer, and orjson does both several times faster than the standard
+    library."""
+    return AiohttpSession(
+        api=TelegramAPIServer.from_base(api_url), json_loads=orjson.loads, json_dumps=json_dumps
+    )
 
 
 def create_bot(settings: Settings) -> Bot:
     return Bot(
         settings.token,
-        session=make_session(settings.telegram_api_url),
+        session=create_session(settings.telegram_api_url),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
 
@@ -74,15 +58,22 @@ def create_bot(settings: Settings) -> Bot:
 def create_dispatcher(
     settings: Settings, db: Database, services: Services
 ) -> tuple[Dispatcher, InFlight]:
-    """The Dispatcher with every router, and the middleware that tracks updates in flight."""
-    dp = Dispatcher(storage=SQLiteStorage(db), events_isolation=NoIsolation())
+    """The Dispatcher with every router, the services in its workflow data (handlers and
+    filters take them by parameter name), and the middleware that tracks updates in flight."""
+    dp = Dispatcher(storage=SQLiteStorage(db), **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
     users = services["users"]
     throttle = build_throttle(
         settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
     )
-    install_routers(dp, users, settings.admin_ids, services, throttle)
+    sender = UserMiddleware(users)
+    guard = BanGuard(settings.admin_ids, services["people"])
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(throttle)  # first: a flood is dropped before the user lookup
+        observer.outer_middleware(sender)
+        observer.outer_middleware(guard)  # after the sender's record is loaded
+    dp.include_routers(*build_routers(settings.admin_ids))
     return dp, in_flight
 
 

@@ -21,7 +21,6 @@ class RequestBudget:
         self._next_free = 0.0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
-        self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
 
     async def acquire(self, priority: int) -> None:

@@ -4,7 +4,7 @@ Documented (used exactly as shown): every call is `{base}/api/{method}` with the
 `Crypto-Pay-API-Token: <token>`; parameters as a query string or a JSON body (we POST JSON);
 answers are `{"ok": true, "result": ...}` or
 `{"ok": false, "error": {"code": 400, "name": "..."}}`.
-Methods used: `getMe`, `createInvoice` (`currency_type` "fiat" with `fiat` and comma-separated
+Methods used: `createInvoice` (`currency_type` "fiat" with `fiat` and comma-separated
 `accepted_assets`, or "crypto" with `asset`; `amount` as a string; `description` up to 1024
 characters; `payload` up to 4 KB; `expires_in` 1-2678400 seconds; `allow_comments`,
 `allow_anonymous`), `getInvoices` (`invoice_ids` comma-separated, `status`, `offset`, `count`
@@ -17,14 +17,13 @@ SHA-256(token).
 Assumed where the doc is silent: error names other than `UNAUTHORIZED` are matched loosely
 (`*NOT_FOUND` on an invoice -> `InvoiceNotFound`, names with `AMOUNT` -> `InvalidAmount`);
 anything that is not the JSON envelope (an HTML 502 page, an empty body) is
-`CryptoPayUnavailable`. Reads (`getMe`, `getInvoices`) are retried with backoff on network
+`CryptoPayUnavailable`. Reads (`getInvoices`) are retried with backoff on network
 errors, 5xx and 429; `createInvoice` and `deleteInvoice` never are. The token travels only in the
 header and is never logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import hmac
@@ -37,6 +36,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+
+from shop.providers.http import Call, Reply, UpstreamHTTP
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,6 @@ class InvoiceStatus(enum.StrEnum):
     ACTIVE = "active"
     PAID = "paid"
     EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class AppInfo:
-    app_id: int
-    name: str
-    bot_username: str
 
 
 @dataclass(frozen=True)
@@ -269,16 +263,6 @@ def parse_invoices(result: Any) -> list[Invoice]:
     return [parse_invoice(item) for item in result["items"]]
 
 
-def parse_app(result: Any) -> AppInfo:
-    if not isinstance(result, Mapping) or not isinstance(result.get("app_id"), int):
-        raise ProtocolError("getMe: no app_id")
-    return AppInfo(
-        app_id=result["app_id"],
-        name=str(result.get("name") or ""),
-        bot_username=str(result.get("payment_processing_bot_username") or ""),
-    )
-
-
 def signature(token: str, body: bytes) -> str:
     """The `crypto-pay-api-signature` Crypto Pay sends with a webhook for this body."""
     secret = hashlib.sha256(token.encode()).digest()
@@ -320,6 +304,17 @@ def parse_webhook(body: bytes) -> WebhookUpdate:
     return WebhookUpdate(update_id, update_type, request_date, invoice)
 
 
+def _result(body: str, http_status: int) -> Any:
+    return parse_envelope(http_status, body)
+
+
+def _retry_read(error: Exception, reply: Reply | None) -> bool:
+    """Reads are asked again when unavailable (network, 5xx, not the envelope) or on 429."""
+    if isinstance(error, CryptoPayRejected):
+        return error.code == 429
+    return isinstance(error, CryptoPayUnavailable)
+
+
 # ---------------------------------------------------------------------------------- client
 
 
@@ -334,11 +329,16 @@ class CryptoPayClient:
         backoff: Sequence[float] = READ_BACKOFF,
         timeout: float | None = None,
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http,
+            "Crypto Pay",
+            secrets=[token],
+            retry_delays=tuple(backoff),
+            unavailable=CryptoPayUnavailable,
+            timeout=timeout,
+        )
         self._token = token
         self._base = base_url.rstrip("/")
-        self._backoff = tuple(backoff)
-        self._timeout = timeout
 
     def __repr__(self) -> str:
         return f"CryptoPayClient({self._base!r})"  # never the token
@@ -347,41 +347,19 @@ class CryptoPayClient:
         """Whether a webhook body carries this app's signature."""
         return verify_signature(self._token, body, received)
 
-    async def _call(self, method: str, params: Mapping[str, Any]) -> Any:
+    def _call(self, method: str, params: Mapping[str, Any]) -> Call:
         url = f"{self._base}/api/{method}"
-        kwargs: dict[str, Any] = {}
-        if self._timeout is not None:
-            kwargs["timeout"] = self._timeout
-        try:
-            response = await self._http.post(
-                url, json=dict(params), headers={TOKEN_HEADER: self._token}, **kwargs
-            )
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                raise CryptoPayUnavailable(f"{method}: {type(exc).__name__}") from None
-            raise CryptoPayTimeout(f"{method}: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise CryptoPayUnavailable(f"{method}: {type(exc).__name__}") from None
-        return parse_envelope(response.status_code, response.text)
+        return Call(method, "POST", url, json=dict(params), headers={TOKEN_HEADER: self._token})
 
     async def _read(self, method: str, params: Mapping[str, Any]) -> Any:
         """A call that changes nothing, retried after each backoff delay."""
-        for delay in (*self._backoff, None):
-            try:
-                return await self._call(method, params)
-            except CryptoPayUnavailable as exc:
-                if delay is None:
-                    raise
-                log.info("Crypto Pay %s failed (%s), retrying in %ss", method, exc, delay)
-            except CryptoPayRejected as exc:
-                if exc.code != 429 or delay is None:
-                    raise
-                log.info("Crypto Pay %s rate limited, retrying in %ss", method, delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._http.read(self._call(method, params), _result, retry_if=_retry_read)
 
-    async def get_me(self) -> AppInfo:
-        return parse_app(await self._read("getMe", {}))
+    async def _once(self, method: str, params: Mapping[str, Any], lost: bool = False) -> Any:
+        """A call that changes something, sent once; `lost`: a request that may have arrived
+        unanswered raises CryptoPayTimeout."""
+        call = self._call(method, params)
+        return await self._http.once(call, _result, lost=CryptoPayTimeout if lost else None)
 
     async def create_invoice(
         self,
@@ -421,7 +399,7 @@ class CryptoPayClient:
             params["expires_in"] = max(1, min(MAX_EXPIRES_IN, expires_in))
         params["allow_comments"] = allow_comments
         params["allow_anonymous"] = allow_anonymous
-        return parse_invoice(await self._call("createInvoice", params))
+        return parse_invoice(await self._once("createInvoice", params, lost=True))
 
     async def get_invoices(
         self,
@@ -443,5 +421,5 @@ class CryptoPayClient:
 
     async def delete_invoice(self, invoice_id: int) -> bool:
         """Delete an invoice so it can no longer be paid. Not retried (best effort)."""
-        result = await self._call("deleteInvoice", {"invoice_id": invoice_id})
+        result = await self._once("deleteInvoice", {"invoice_id": invoice_id})
         return result is True

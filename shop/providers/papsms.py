@@ -74,7 +74,6 @@ ASSUMED, because the doc is silent (each one is a guess until the real API confi
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
@@ -109,11 +108,11 @@ from shop.providers.base import (
     UpstreamUnavailable,
 )
 from shop.providers.budget import RequestBudget
+from shop.providers.http import Call, Reply, UpstreamHTTP, snippet
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://papsms.com/api/v1"
-RATE_LIMIT_PER_MINUTE = 60  # the doc's default; the caller builds the RequestBudget
 
 PURCHASE_PATH = "/numbers/purchase"
 STATUS_PATH = "/numbers/status/"
@@ -125,9 +124,6 @@ BALANCE_PATH = "/balance"  # assumed
 
 FinishStatus = Literal["completed", "cancelled"]
 
-# Failures where the request cannot have reached PapSMS.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-REDACTED = "***"
 
 _T = TypeVar("_T")
 _NOT_JSON = object()
@@ -284,10 +280,6 @@ ALREADY = {
 # ---------------------------------------------------------------------------------- parsing
 
 
-def _snippet(body: str) -> str:
-    return body[:120].replace("\n", " ")
-
-
 def _load(body: str) -> Any:
     """JSON with exact decimals, or `_NOT_JSON`."""
     try:
@@ -326,7 +318,7 @@ def _error_parts(data: Mapping[str, Any]) -> tuple[str, str]:
 
 def _unexpected(body: str, http_status: int, endpoint: Endpoint) -> ProviderError:
     """The error for an answer that is not a JSON object we understand."""
-    detail = f"unexpected PapSMS answer (HTTP {http_status}): {_snippet(body)!r}"
+    detail = f"unexpected PapSMS answer (HTTP {http_status}): {snippet(body)!r}"
     if http_status == 429:
         return RateLimited(detail)
     if http_status == 401:
@@ -338,7 +330,7 @@ def _unexpected(body: str, http_status: int, endpoint: Endpoint) -> ProviderErro
 
 def error_for(code: str, message: str, http_status: int, endpoint: Endpoint) -> ProviderError:
     """The typed error for a `success: false` answer: code, then words, then HTTP status."""
-    detail = f"PapSMS error (HTTP {http_status}) {code or '-'}: {_snippet(message)}"
+    detail = f"PapSMS error (HTTP {http_status}) {code or '-'}: {snippet(message)}"
     key = _norm(code)
     if key in ACTIVATION_CODES and endpoint is Endpoint.ACTIVATION:
         return NoActivation(detail)
@@ -416,7 +408,7 @@ def parse_purchase(body: str, http_status: int) -> PurchasedNumber:
         digits = _digits(phone) if phone else ""
         if activation_id and digits:
             return PurchasedNumber(Activation(activation_id, digits), _money(data.get("cost")))
-    raise PurchaseOutcomeUnknown(f"PapSMS purchase succeeded without a number: {_snippet(body)!r}")
+    raise PurchaseOutcomeUnknown(f"PapSMS purchase succeeded without a number: {snippet(body)!r}")
 
 
 def parse_status(body: str, http_status: int = 200) -> ActivationStatus:
@@ -424,7 +416,7 @@ def parse_status(body: str, http_status: int = 200) -> ActivationStatus:
     data = parse_envelope(body, http_status, Endpoint.ACTIVATION)
     status = _text(data.get("status")) if isinstance(data, dict) else None
     if status is None or not isinstance(data, dict):
-        raise UpstreamUnavailable(f"unexpected PapSMS status: {_snippet(body)!r}")
+        raise UpstreamUnavailable(f"unexpected PapSMS status: {snippet(body)!r}")
     status = status.lower()
     sms = data.get("sms")
     code = _text(sms.get("code")) if isinstance(sms, dict) else None
@@ -435,7 +427,7 @@ def parse_status(body: str, http_status: int = 200) -> ActivationStatus:
         return ActivationStatus(StatusKind.CODE, code=code, text=text)
     if status in ("cancelled", "canceled", "expired"):
         return ActivationStatus(StatusKind.CANCELLED)
-    raise UpstreamUnavailable(f"unexpected PapSMS status {status!r}: {_snippet(body)!r}")
+    raise UpstreamUnavailable(f"unexpected PapSMS status {status!r}: {snippet(body)!r}")
 
 
 def parse_finish(body: str, http_status: int, wanted: FinishStatus) -> None:
@@ -452,7 +444,7 @@ def parse_finish(body: str, http_status: int, wanted: FinishStatus) -> None:
 def _rows(body: str, http_status: int) -> list[dict[str, Any]]:
     data = parse_envelope(body, http_status)
     if not isinstance(data, list):
-        raise UpstreamUnavailable(f"unexpected PapSMS list: {_snippet(body)!r}")
+        raise UpstreamUnavailable(f"unexpected PapSMS list: {snippet(body)!r}")
     return [row for row in data if isinstance(row, dict)]
 
 
@@ -495,7 +487,7 @@ def parse_prices(
         country = _country_id(row.get("country"))
         cost = _money(row.get("price"))
         if country is None or cost is None or cost <= 0:
-            log.warning("Skipping a malformed PapSMS price row %r", _snippet(str(row)))
+            log.warning("Skipping a malformed PapSMS price row %r", snippet(str(row)))
             continue
         offers.append(UpstreamOffer(country, cost, _stock(row.get("available"))))
     return offers
@@ -506,7 +498,7 @@ def parse_balance(body: str, http_status: int = 200) -> Decimal:
     data = parse_envelope(body, http_status)
     amount = _money(data.get("balance") if isinstance(data, dict) else data)
     if amount is None:
-        raise UpstreamUnavailable(f"unexpected PapSMS balance: {_snippet(body)!r}")
+        raise UpstreamUnavailable(f"unexpected PapSMS balance: {snippet(body)!r}")
     return amount
 
 
@@ -562,23 +554,27 @@ class PapSMSClient:
         budget: RequestBudget,
         backoff: tuple[float, ...] = (1.0, 2.0, 4.0),
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http, "PapSMS", budget=budget, secrets=[api_key], retry_delays=backoff
+        )
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.budget = budget
-        self._backoff = backoff
 
     async def balance(self) -> Decimal:
-        return await self._call("GET", BALANCE_PATH, Priority.INTERACTIVE, parse_balance)
+        return await self._read(
+            self._call("GET", BALANCE_PATH), Priority.INTERACTIVE, parse_balance
+        )
 
     async def countries(self, priority: Priority = Priority.BACKGROUND) -> list[UpstreamCountry]:
-        return await self._call("GET", COUNTRIES_PATH, priority, parse_countries)
+        return await self._read(self._call("GET", COUNTRIES_PATH), priority, parse_countries)
 
     async def services(
         self, country: str | None = None, priority: Priority = Priority.BACKGROUND
     ) -> list[UpstreamService]:
         params = {"country": country} if country else None
-        return await self._call("GET", SERVICES_PATH, priority, parse_services, params=params)
+        call = self._call("GET", SERVICES_PATH, params=params)
+        return await self._read(call, priority, parse_services)
 
     async def prices(
         self,
@@ -592,120 +588,60 @@ class PapSMSClient:
         def parse(body: str, http_status: int) -> list[UpstreamOffer]:
             return parse_prices(body, http_status, service)
 
-        return await self._call("GET", PRICES_PATH, priority, parse, params=params, retry=retry)
+        call = self._call("GET", PRICES_PATH, params=params)
+        return await self._read(call, priority, parse, retry=retry)
 
     async def purchase(self, service: str, country: str) -> PurchasedNumber:
         """Buy one number. Never retried: see the module docstring."""
-        return await self._call(
-            "POST",
-            PURCHASE_PATH,
-            Priority.PURCHASE,
-            parse_purchase,
-            payload={"country": country, "service": service},
-            endpoint=Endpoint.PURCHASE,
-        )
+        call = self._call("POST", PURCHASE_PATH, payload={"country": country, "service": service})
+        return await self._http.once(call, parse_purchase, lost=PurchaseOutcomeUnknown)
 
     async def status(self, activation_id: str) -> ActivationStatus:
-        return await self._call(
-            "GET",
-            STATUS_PATH + quote(activation_id, safe=""),
-            Priority.POLL,
-            parse_status,
-            endpoint=Endpoint.ACTIVATION,
-        )
+        call = self._call("GET", STATUS_PATH + quote(activation_id, safe=""))
+        return await self._read(call, Priority.POLL, parse_status)
 
     async def finish(self, activation_id: str, status: FinishStatus) -> None:
         def parse(body: str, http_status: int) -> None:
             parse_finish(body, http_status, status)
 
-        await self._call(
-            "POST",
-            FINISH_PATH + quote(activation_id, safe=""),
-            Priority.PURCHASE,
-            parse,
-            payload={"status": status},
-            endpoint=Endpoint.ACTIVATION,
+        path = FINISH_PATH + quote(activation_id, safe="")
+        await self._read(
+            self._call("POST", path, payload={"status": status}), Priority.PURCHASE, parse
         )
 
-    async def _call(
+    def _call(
         self,
         method: str,
         path: str,
-        priority: Priority,
-        parse: Callable[[str, int], _T],
         *,
         params: dict[str, str] | None = None,
         payload: dict[str, str] | None = None,
-        endpoint: Endpoint = Endpoint.READ,
+    ) -> Call:
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        url = self._base_url + path
+        return Call(path, method, url, params=params, json=payload, headers=headers)
+
+    async def _read(
+        self,
+        call: Call,
+        priority: Priority,
+        parse: Callable[[str, int], _T],
         retry: bool = True,
     ) -> _T:
-        """Send and parse; everything but a purchase is retried on 429, 5xx and network errors
-        (unless `retry` is off)."""
-        retry = retry and endpoint is not Endpoint.PURCHASE
-        attempt = 0
-        while True:
-            http_status: int | None = None
-            error: ProviderError | None = None
-            try:
-                http_status, body = await self._send(method, path, priority, params, payload)
-            except ProviderError as exc:
-                error = exc
-            else:
-                try:
-                    return parse(body, http_status)
-                except ProviderError as exc:
-                    exc.args = tuple(self._redact(str(arg)) for arg in exc.args)
-                    error = exc
-            transient = isinstance(error, RateLimited) or (
-                isinstance(error, UpstreamUnavailable)
-                and (http_status is None or http_status >= 500)
-            )
-            if not retry or not transient or attempt >= len(self._backoff):
-                raise error
-            delay = self._backoff[attempt]
-            attempt += 1
-            log.info(
-                "PapSMS %s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay
-            )
-            await asyncio.sleep(delay)
+        """Send and parse, retried on 429, 5xx and network errors (unless `retry` is off):
+        everything but a purchase, which goes through `once`."""
+        retries = None if retry else 0
+        return await self._http.read(
+            call, parse, priority=priority, retries=retries, retry_if=transient
+        )
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        priority: Priority,
-        params: dict[str, str] | None,
-        payload: dict[str, str] | None,
-    ) -> tuple[int, str]:
-        """One request within the budget; network errors become typed errors."""
-        await self.budget.acquire(priority)
-        error: ProviderError
-        try:
-            response = await self._http.request(
-                method,
-                self._base_url + path,
-                params=params,
-                json=payload,
-                headers={"Authorization": f"Bearer {self._api_key}"},
-            )
-        except NOT_SENT as exc:
-            error = UpstreamUnavailable(f"PapSMS {path}: unreachable ({type(exc).__name__})")
-        except httpx.InvalidURL:
-            error = UpstreamUnavailable(f"PapSMS {path}: invalid base URL")
-        except httpx.HTTPError as exc:
-            if path == PURCHASE_PATH:
-                error = PurchaseOutcomeUnknown(
-                    f"PapSMS purchase sent, no answer ({type(exc).__name__})"
-                )
-            else:
-                error = UpstreamUnavailable(f"PapSMS {path}: {type(exc).__name__}")
-        else:
-            return response.status_code, response.text
-        # Raised outside the `except`: the httpx error (its request holds the key) is not chained.
-        raise error
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, REDACTED) if self._api_key else text
+def transient(error: Exception, reply: Reply | None) -> bool:
+    """What PapSMS's retries are for: HTTP 429, and "unavailable" on a 5xx or no answer (an
+    unreadable 2xx/4xx will not read better the second time)."""
+    return isinstance(error, RateLimited) or (
+        isinstance(error, UpstreamUnavailable) and (reply is None or reply.status >= 500)
+    )
 
 
 # ---------------------------------------------------------------------------------- route

@@ -9,7 +9,7 @@ trusted: one of the eight error strings of the doc's section 11 (whatever the HT
 refusal, `ACCESS_NUMBER:{id}:{phone}` is a number (also on a non-200 status: the body decides).
 Anything else (a 5xx or 524 page, HTML, an unknown or malformed string, an undocumented 429,
 a network error after the request may have left) is PurchaseOutcomeUnknown: SMSPalm may have
-sold a number. Only a connect error proves nothing was sent.
+sold a number. Only a connect error proves nothing was sent (`shop.providers.http`).
 Reconciliation: the doc offers no list of active orders and no lookup by `ref` (getStatus and
 setStatus need the activation id we never got), so a lost purchase cannot be looked for. We
 send our order id as `ref`, so the owners can find it in the SMSPalm dashboard: the order is
@@ -18,7 +18,6 @@ refunded, flagged and the owners alerted with that id.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from decimal import Decimal, InvalidOperation
@@ -48,6 +47,7 @@ from shop.providers.base import (
     UpstreamUnavailable,
 )
 from shop.providers.budget import RequestBudget
+from shop.providers.http import Call, UpstreamHTTP, snippet
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ SET_STATUS_ANSWERS = {
 }
 
 
-def _snippet(body: str) -> str:
-    return body[:80].replace("\n", " ")
-
-
 def raise_for_error(body: str) -> None:
     """Raise the typed error for a documented error string."""
     error = ERRORS.get(body)
@@ -86,7 +82,7 @@ def raise_for_error(body: str) -> None:
 
 
 def unexpected(body: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"unexpected SMSPalm answer: {_snippet(body)!r}")
+    return UpstreamUnavailable(f"unexpected SMSPalm answer: {snippet(body)!r}")
 
 
 def parse_balance(body: str) -> Decimal:
@@ -109,7 +105,7 @@ def parse_number(body: str, http_status: int = 200) -> Activation:
     parts = body.split(":")
     if len(parts) != 3 or parts[0] != "ACCESS_NUMBER" or not parts[1] or not parts[2]:
         raise PurchaseOutcomeUnknown(
-            f"unclear SMSPalm getNumber answer (HTTP {http_status}): {_snippet(body)!r}"
+            f"unclear SMSPalm getNumber answer (HTTP {http_status}): {snippet(body)!r}"
         )
     if http_status != 200:
         log.warning("SMSPalm sold activation %s with HTTP %s", parts[1], http_status)
@@ -199,6 +195,18 @@ def parse_prices(body: str, service_code: str) -> list[UpstreamOffer]:
     return offers
 
 
+def judge(body: str, http_status: int, action: str = "") -> str:
+    """The stripped body of an answer to a call other than getNumber. Text errors come with
+    non-200 codes too: the body decides first, then HTTP 429 is RateLimited and any other
+    non-200 status UpstreamUnavailable."""
+    body = body.strip()
+    if body in ERRORS or http_status == 200:
+        return body
+    if http_status == 429:
+        raise RateLimited(f"SMSPalm {action}: HTTP 429")
+    raise UpstreamUnavailable(f"SMSPalm {action}: HTTP {http_status} {snippet(body)!r}")
+
+
 class SMSPalmClient:
     """The SMSPalm handler endpoint for one API key, within its request budget."""
 
@@ -210,59 +218,33 @@ class SMSPalmClient:
         budget: RequestBudget,
         retry_delays: tuple[float, ...] = (0.5, 1.5),
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http, "SMSPalm", budget=budget, secrets=[api_key], retry_delays=retry_delays
+        )
         self._base_url = base_url
         self._api_key = api_key
         self.budget = budget
-        self._retry_delays = retry_delays
+
+    def _call(self, action: str, params: dict[str, str]) -> Call:
+        query = {"api_key": self._api_key, "action": action, **params}
+        return Call(action, "GET", self._base_url, params=query)
 
     async def call(self, action: str, priority: Priority, retries: int = 0, **params: str) -> str:
-        """One request; reads may be retried on network errors, 429 and 5xx, never a purchase."""
-        attempt = 0
-        while True:
-            try:
-                return await self._once(action, priority, params)
-            except UpstreamUnavailable as exc:
-                if attempt >= min(retries, len(self._retry_delays)):
-                    raise
-                delay = self._retry_delays[attempt]
-                attempt += 1
-                log.info("SMSPalm %s failed (%s); retry %d in %.1fs", action, exc, attempt, delay)
-                await asyncio.sleep(delay)
+        """One request judged by `judge`; reads may be retried on network errors, 429 and 5xx,
+        never a purchase."""
 
-    async def _send(
-        self, action: str, priority: Priority, params: dict[str, str]
-    ) -> httpx.Response:
-        await self.budget.acquire(priority)
-        query = {"api_key": self._api_key, "action": action, **params}
-        try:
-            return await self._http.get(self._base_url, params=query)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # Nothing reached the upstream: safe to report as a plain failure, even for getNumber.
-            raise UpstreamUnavailable(f"SMSPalm unreachable ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            if action == "getNumber":
-                raise PurchaseOutcomeUnknown(
-                    f"getNumber sent, no answer ({type(exc).__name__})"
-                ) from None
-            raise UpstreamUnavailable(f"SMSPalm {action}: {type(exc).__name__}") from None
+        def parse(body: str, http_status: int) -> str:
+            return judge(body, http_status, action)
 
-    async def _once(self, action: str, priority: Priority, params: dict[str, str]) -> str:
-        response = await self._send(action, priority, params)
-        body = response.text.strip()
-        # Text errors come with non-200 codes too: the body decides first.
-        if body in ERRORS or response.status_code == 200:
-            return body
-        if response.status_code == 429:
-            raise RateLimited(f"SMSPalm {action}: HTTP 429")
-        raise UpstreamUnavailable(
-            f"SMSPalm {action}: HTTP {response.status_code} {_snippet(body)!r}"
+        return await self._http.read(
+            self._call(action, params), parse, priority=priority, retries=retries
         )
 
     async def get_number(self, **params: str) -> Activation:
         """Buy a number: one request, never retried, judged by `parse_number`."""
-        response = await self._send("getNumber", Priority.PURCHASE, params)
-        return parse_number(response.text, response.status_code)
+        return await self._http.once(
+            self._call("getNumber", params), parse_number, lost=PurchaseOutcomeUnknown
+        )
 
     async def balance(self) -> Decimal:
         return parse_balance(await self.call("getBalance", Priority.INTERACTIVE, retries=2))

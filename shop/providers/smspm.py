@@ -29,12 +29,11 @@ Where the doc is silent we chose:
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -49,12 +48,12 @@ from shop.providers.base import (
     UpstreamUnavailable,
 )
 from shop.providers.budget import RequestBudget
+from shop.providers.http import Call, Reply, UpstreamHTTP, snippet, unexpected
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
 DETAILS_PATH = "/smsdetails"
-REDACTED = "***"
 
 _T = TypeVar("_T")
 
@@ -188,10 +187,6 @@ class SmsReport:
 # ---------------------------------------------------------------------------------- parsing
 
 
-def _snippet(body: str) -> str:
-    return body[:120].replace("\n", " ")
-
-
 def _load(body: str) -> Any:
     """JSON with exact decimals, or None if the body is not JSON."""
     try:
@@ -200,9 +195,8 @@ def _load(body: str) -> Any:
         return None
 
 
-def _unexpected(body: str, http_status: int) -> SmsUnavailable:
-    error = SmsRateLimited if http_status == 429 else SmsUnavailable
-    return error(f"unexpected SMSPM answer (HTTP {http_status}): {_snippet(body)!r}")
+def _unexpected(body: str, http_status: int) -> UpstreamUnavailable:
+    return unexpected("SMSPM", body, http_status, SmsUnavailable, SmsRateLimited)
 
 
 def error_for(message: object) -> SmsError:
@@ -211,7 +205,7 @@ def error_for(message: object) -> SmsError:
         known = ERRORS.get(message.strip().lower())
         if known is not None:
             return known(f"SMSPM: {message.strip()}")
-    return SmsUnavailable(f"SMSPM error: {_snippet(str(message))!r}")
+    return SmsUnavailable(f"SMSPM error: {snippet(str(message))!r}")
 
 
 def _digits(value: object) -> str:
@@ -258,7 +252,7 @@ def parse_send(body: str, http_status: int) -> list[SentSms]:
         error = data.get("error")
         if isinstance(error, str) and error.strip().lower() in ERRORS:
             raise error_for(error)
-    raise SmsOutcomeUnknown(f"unclear SMSPM send answer (HTTP {http_status}): {_snippet(body)!r}")
+    raise SmsOutcomeUnknown(f"unclear SMSPM send answer (HTTP {http_status}): {snippet(body)!r}")
 
 
 def _price(value: object) -> Decimal | None:
@@ -267,7 +261,7 @@ def _price(value: object) -> Decimal | None:
     try:
         price = Decimal(value.strip()) if isinstance(value, str) else Decimal(str(value))
     except (InvalidOperation, ValueError):
-        log.warning("Ignoring an unreadable SMSPM price %r", _snippet(str(value)))
+        log.warning("Ignoring an unreadable SMSPM price %r", snippet(str(value)))
         return None
     if not price.is_finite() or price < 0:
         return None
@@ -327,9 +321,6 @@ def parse_report(payload: Mapping[str, Any]) -> SmsReport:
 
 # ---------------------------------------------------------------------------------- client
 
-# Failures where the request cannot have reached SMSPM.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
 
 class SMSPMClient:
     """One SMSPM account (hash + token), optionally within a request budget."""
@@ -343,13 +334,19 @@ class SMSPMClient:
         budget: RequestBudget | None = None,
         retry_delays: tuple[float, ...] = (0.5,),
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http,
+            "SMSPM",
+            budget=budget,
+            secrets=[token, hash_],
+            retry_delays=retry_delays,
+            unavailable=SmsUnavailable,
+        )
         self._base_url = base_url
         self._details_url = base_url.rstrip("/") + DETAILS_PATH
         self._hash = hash_
         self._token = token
         self.budget = budget
-        self._retry_delays = retry_delays
 
     async def send(
         self, to_numbers: list[str], text: str, sender: str, report_url: str | None
@@ -372,60 +369,22 @@ class SMSPMClient:
         }
         if report_url:
             payload["report"] = report_url
-        status, body = await self._post(self._base_url, payload, Priority.PURCHASE, read=False)
-        return self._parse(parse_send, body, status)
+        call = Call("send", "POST", self._base_url, json=payload)
+        return await self._http.once(call, parse_send, lost=SmsOutcomeUnknown)
 
     async def details(self, sms_id: str, priority: Priority = Priority.POLL) -> SmsDetails:
         """One message's status, price (EUR) and carrier. Retried on network errors."""
         payload = {"id": sms_id, "hash": self._hash}
-        status, body = await self._post(self._details_url, payload, priority, read=True)
-        return self._parse(parse_details, body, status)
+        call = Call("smsdetails", "POST", self._details_url, json=payload)
+        return await self._http.read(
+            call, parse_details, priority=priority, retry_if=_retry_details
+        )
 
-    def _redact(self, text: str) -> str:
-        for secret in (self._token, self._hash):
-            if secret:
-                text = text.replace(secret, REDACTED)
-        return text
 
-    def _parse(self, parse: Callable[[str, int], _T], body: str, http_status: int) -> _T:
-        try:
-            return parse(body, http_status)
-        except ProviderError as exc:
-            exc.args = tuple(self._redact(str(arg)) for arg in exc.args)
-            raise
-
-    async def _post(
-        self, url: str, payload: dict[str, Any], priority: Priority, read: bool
-    ) -> tuple[int, str]:
-        """POST JSON; return (status, body). Only reads (`read=True`) are retried."""
-        what = "smsdetails" if read else "send"
-        attempt = 0
-        while True:
-            if self.budget is not None:
-                await self.budget.acquire(priority)
-            error: SmsError
-            try:
-                response = await self._http.post(url, json=payload)
-            except NOT_SENT as exc:
-                error = SmsUnavailable(f"SMSPM {what}: unreachable ({type(exc).__name__})")
-            except httpx.InvalidURL:
-                error = SmsUnavailable(f"SMSPM {what}: invalid base URL")
-            except httpx.HTTPError as exc:
-                # The request may have reached SMSPM: a send may have gone out.
-                kind = SmsUnavailable if read else SmsOutcomeUnknown
-                error = kind(f"SMSPM {what}: sent, no answer ({type(exc).__name__})")
-            else:
-                body, status = response.text, response.status_code
-                transient = status >= 500 or status == 429
-                retry = read and transient and not isinstance(_load(body), dict)
-                if not retry or attempt >= len(self._retry_delays):
-                    return status, body  # the body decides, then the status
-                error = SmsUnavailable(f"SMSPM {what}: HTTP {status}")
-            # Raised outside the `except`: the httpx error (which holds the request, token
-            # included) is not chained as context.
-            if not read or attempt >= len(self._retry_delays):
-                raise error
-            delay = self._retry_delays[attempt]
-            attempt += 1
-            log.info("SMSPM %s failed (%s); retry %d in %.1fs", what, error, attempt, delay)
-            await asyncio.sleep(delay)
+def _retry_details(error: Exception, reply: Reply | None) -> bool:
+    """/smsdetails is asked again after a network error, or an HTTP 5xx or 429 without a
+    JSON answer; an answer SMSPM did write is final."""
+    if reply is None:
+        return isinstance(error, SmsUnavailable)
+    transient = reply.status >= 500 or reply.status == 429
+    return transient and not isinstance(_load(reply.text), dict)

@@ -127,6 +127,8 @@ from shop.providers.base import (
     UpstreamUnavailable,
 )
 from shop.providers.budget import RequestBudget
+from shop.providers.http import Call, UpstreamHTTP, snippet
+from shop.providers.http import unexpected as unreadable
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +139,7 @@ DEFAULT_LIFETIME = 600.0  # seconds; the doc's purchase says expires_in 599
 RECONCILE_SLACK = 60.0
 OFFSET_STEP = 900  # time zones are whole quarter hours
 MAX_REMEMBERED = 1000
-REDACTED = "***"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-# Failures where the request cannot have reached SMSPool.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 # Case-insensitive substrings of SMSPool's words, first match wins (the key first).
 ERRORS: tuple[tuple[str, type[ProviderError]], ...] = (
@@ -209,10 +207,6 @@ class ActiveOrder:
 # ---------------------------------------------------------------------------------- parsing
 
 
-def _snippet(text: str, size: int = 160) -> str:
-    return " ".join(text[:size].split())
-
-
 def strip_tags(text: str) -> str:
     """`<b>Missing</b> or invalid param: key` -> `Missing or invalid param: key`."""
     return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
@@ -268,13 +262,12 @@ def error_for(message: str, http_status: int = 200) -> ProviderError:
     error = known_error(message)
     if error is None:
         error = RateLimited if http_status == 429 else UpstreamUnavailable
-    detail = _snippet(message) or "refused without a message"
+    detail = snippet(message) or "refused without a message"
     return error(f"SMSPool (HTTP {http_status}): {detail}")
 
 
 def unexpected(body: str, http_status: int) -> UpstreamUnavailable:
-    error = RateLimited if http_status == 429 else UpstreamUnavailable
-    return error(f"unexpected SMSPool answer (HTTP {http_status}): {_snippet(body)!r}")
+    return unreadable("SMSPool", body, http_status)
 
 
 def _answer(body: str, http_status: int) -> Any:
@@ -384,7 +377,7 @@ def parse_suggested(body: str, http_status: int = 200) -> list[UpstreamOffer]:
     for row in rows:
         country_id, price = _text(row.get("country_id")), to_decimal(row.get("price"))
         if country_id is None or price is None or price <= 0:
-            log.warning("Skipping a malformed SMSPool suggestion %r", _snippet(str(row)))
+            log.warning("Skipping a malformed SMSPool suggestion %r", snippet(str(row)))
             continue
         if country_id not in cheapest or price < cheapest[country_id]:
             cheapest[country_id] = price
@@ -399,7 +392,7 @@ def parse_purchase(body: str, http_status: int = 200) -> Purchase:
     if message is not None:
         if known_error(message) is not None or PARAM_ERROR in message.lower():
             raise error_for(message, http_status)
-        detail = _snippet(message) or "refused without a message"
+        detail = snippet(message) or "refused without a message"
         raise PurchaseOutcomeUnknown(f"SMSPool purchase/sms (HTTP {http_status}): {detail}")
     if isinstance(data, dict) and _is_true(data.get("success")):
         order_id, number = _text(data.get("order_id")), digits(data.get("number") or "")
@@ -408,7 +401,7 @@ def parse_purchase(body: str, http_status: int = 200) -> Purchase:
                 log.warning("SMSPool sold order %s with HTTP %s", order_id, http_status)
             return Purchase(order_id, number, _int(data.get("expires_in")))
     raise PurchaseOutcomeUnknown(
-        f"unclear SMSPool purchase/sms answer (HTTP {http_status}): {_snippet(body)!r}"
+        f"unclear SMSPool purchase/sms answer (HTTP {http_status}): {snippet(body)!r}"
     )
 
 
@@ -447,7 +440,7 @@ def parse_resend(body: str, http_status: int = 200) -> None:
     message = failure_message(data, http_status)
     if message is not None:
         if known_error(message) is None and http_status < 400:
-            raise BadStatus(f"SMSPool refused a resend: {_snippet(message) or 'no reason'}")
+            raise BadStatus(f"SMSPool refused a resend: {snippet(message) or 'no reason'}")
         raise error_for(message, http_status)
     if not (isinstance(data, dict) and _is_true(data.get("success"))):
         raise unexpected(body, http_status)
@@ -459,7 +452,7 @@ def parse_cancel(body: str, http_status: int = 200) -> None:
     message = failure_message(data, http_status)
     if message is not None:
         if known_error(message) is None and http_status < 400:
-            raise EarlyCancelDenied(f"SMSPool refused a cancel: {_snippet(message) or 'bare'}")
+            raise EarlyCancelDenied(f"SMSPool refused a cancel: {snippet(message) or 'bare'}")
         raise error_for(message, http_status)
     if not (isinstance(data, dict) and _is_true(data.get("success"))):
         raise unexpected(body, http_status)
@@ -511,11 +504,12 @@ class SMSPoolClient:
         budget: RequestBudget,
         retry_delays: tuple[float, ...] = (0.5, 1.5),
     ) -> None:
-        self._http = http
+        self._http = UpstreamHTTP(
+            http, "SMSPool", budget=budget, secrets=[api_key], retry_delays=retry_delays
+        )
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.budget = budget
-        self._retry_delays = retry_delays
 
     # -- informative
 
@@ -601,65 +595,26 @@ class SMSPoolClient:
         """One request that may move money, never retried. If it cannot have left (connect
         error) it is UpstreamUnavailable; any other network error raises `lost(detail)`;
         an answer goes to `parse(body, http_status)`, the key redacted from its errors."""
-        await self.budget.acquire(priority)
-        error: ProviderError
-        try:
-            response = await self._http.post(self._url(path), data=self._form(params, True))
-        except NOT_SENT as exc:
-            error = UpstreamUnavailable(f"SMSPool {path}: unreachable ({type(exc).__name__})")
-        except httpx.InvalidURL:
-            error = UpstreamUnavailable(f"SMSPool {path}: invalid base URL")
-        except httpx.HTTPError as exc:
-            error = lost(f"SMSPool {path}: sent, no answer ({type(exc).__name__})")
-        else:
-            return self._parse(parse, response.text, response.status_code)
-        raise error  # outside `except`: the httpx error is not chained
+        call = self._call(path, params, key=True)
+        return await self._http.once(call, parse, priority=priority, lost=lost)
 
     # -- plumbing
 
-    def _url(self, path: str) -> str:
-        return f"{self._base_url}/{path}"
-
-    def _form(self, params: Mapping[str, str], key: bool) -> dict[str, str]:
-        return {**params, "key": self._api_key} if key else dict(params)
-
-    def _parse(self, parse: Callable[[str, int], _T], body: str, http_status: int) -> _T:
-        try:
-            return parse(body, http_status)
-        except ProviderError as exc:
-            if self._api_key:
-                exc.args = tuple(str(arg).replace(self._api_key, REDACTED) for arg in exc.args)
-            raise
-
-    async def _send(
+    def _call(
         self,
         path: str,
         params: Mapping[str, str],
-        priority: Priority,
         key: bool,
         query: Mapping[str, str] | None = None,
-    ) -> tuple[int, str]:
-        """One request that is safe to lose: any network error is UpstreamUnavailable."""
-        await self.budget.acquire(priority)
-        error: UpstreamUnavailable
-        try:
-            response = await self._http.post(
-                self._url(path), params=query, data=self._form(params, key)
-            )
-        except httpx.InvalidURL:
-            error = UpstreamUnavailable(f"SMSPool {path}: invalid base URL")
-        except httpx.HTTPError as exc:
-            error = UpstreamUnavailable(f"SMSPool {path}: {type(exc).__name__}")
-        else:
-            return response.status_code, response.text
-        raise error
+    ) -> Call:
+        form = {**params, "key": self._api_key} if key else dict(params)
+        return Call(path, "POST", f"{self._base_url}/{path}", params=query, data=form)
 
     async def _write(
         self, path: str, parse: Callable[[str, int], None], params: Mapping[str, str]
     ) -> None:
         """sms/resend and sms/cancel: not retried (a second resend is a second request)."""
-        status, body = await self._send(path, params, Priority.PURCHASE, key=True)
-        self._parse(parse, body, status)
+        await self._http.once(self._call(path, params, key=True), parse)
 
     async def _read(
         self,
@@ -673,18 +628,8 @@ class SMSPoolClient:
         query: Mapping[str, str] | None = None,
     ) -> _T:
         """A read, retried on network errors and on UpstreamUnavailable answers (429 too)."""
-        attempt = 0
-        while True:
-            try:
-                status, body = await self._send(path, params or {}, priority, key, query)
-                return self._parse(parse, body, status)
-            except UpstreamUnavailable as exc:
-                if attempt >= min(retries, len(self._retry_delays)):
-                    raise
-                delay = self._retry_delays[attempt]
-                attempt += 1
-                log.info("SMSPool %s failed (%s); retry %d in %.1fs", path, exc, attempt, delay)
-                await asyncio.sleep(delay)
+        call = self._call(path, params or {}, key, query)
+        return await self._http.read(call, parse, priority=priority, retries=retries)
 
 
 # ---------------------------------------------------------------------------------- route

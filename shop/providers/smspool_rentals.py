@@ -99,6 +99,7 @@ from shop.providers.base import (
     UpstreamNoBalance,
     UpstreamUnavailable,
 )
+from shop.providers.http import snippet
 
 # The SMSPool parsing helpers are shared with the one-time-number client, not copied.
 from shop.providers.smspool import (
@@ -108,7 +109,6 @@ from shop.providers.smspool import (
     _is_true,
     _iso,
     _load,
-    _snippet,
     _text,
     digits,
     failure_message,
@@ -269,7 +269,7 @@ def available_days(message: str) -> tuple[int, ...]:
 def rental_error(message: str, http_status: int = 200) -> ProviderError:
     """The typed error for SMSPool's words on a rental endpoint (tags already stripped)."""
     error = known_rental_error(message)
-    detail = f"SMSPool (HTTP {http_status}): {_snippet(message) or 'refused without a message'}"
+    detail = f"SMSPool (HTTP {http_status}): {snippet(message) or 'refused without a message'}"
     if error is InvalidRentalDays:
         return InvalidRentalDays(detail, available_days(message))
     if error is None:
@@ -298,13 +298,13 @@ def _write_answer(
     if message is not None:
         if known_rental_error(message) is not None or PARAM_ERROR in message.lower():
             raise rental_error(message, http_status)
-        detail = _snippet(message) or "refused without a message"
+        detail = snippet(message) or "refused without a message"
         raise unknown(f"SMSPool {what} (HTTP {http_status}): {detail}")
     if isinstance(data, dict) and _is_true(data.get("success")):
         if http_status >= 400:
             log.warning("SMSPool %s succeeded with HTTP %s", what, http_status)
         return data
-    raise unknown(f"unclear SMSPool {what} answer (HTTP {http_status}): {_snippet(body)!r}")
+    raise unknown(f"unclear SMSPool {what} answer (HTTP {http_status}): {snippet(body)!r}")
 
 
 def _success(data: Any, body: str, http_status: int) -> dict[str, Any]:
@@ -354,7 +354,7 @@ def parse_offers(body: str, http_status: int = 200, *, extendable: bool) -> list
         rental_id = key if isinstance(data, dict) else (_text(row.get("ID")) or key)
         country, pricing = _text(row.get("name")), parse_pricing(row.get("pricing"))
         if not rental_id.strip() or country is None or not pricing:
-            log.warning("Skipping a malformed SMSPool rental %s: %r", key, _snippet(str(row)))
+            log.warning("Skipping a malformed SMSPool rental %s: %r", key, snippet(str(row)))
             continue
         stock = _int(row.get("stock"))
         offers.append(
@@ -379,7 +379,7 @@ def parse_purchase(body: str, http_status: int = 200, *, days: int) -> RentalPur
     rental_code, phone = _text(data.get("rental_code")), digits(data.get("phonenumber") or "")
     if rental_code is None or not phone:
         raise PurchaseOutcomeUnknown(
-            f"SMSPool {PURCHASE} success without a rental (HTTP {http_status}): {_snippet(body)!r}"
+            f"SMSPool {PURCHASE} success without a rental (HTTP {http_status}): {snippet(body)!r}"
         )
     answered_days = _int(data.get("days"))
     return RentalPurchase(
@@ -428,7 +428,7 @@ def parse_messages(body: str, http_status: int = 200) -> list[RentalMessage]:
     for row in rows:
         message = _message(row) if isinstance(row, dict) else None
         if message is None:
-            log.warning("Skipping a malformed SMSPool rental message %r", _snippet(str(row)))
+            log.warning("Skipping a malformed SMSPool rental message %r", snippet(str(row)))
             continue
         if message.key not in seen:
             seen.add(message.key)

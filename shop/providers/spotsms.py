@@ -87,6 +87,7 @@ from shop.providers.base import (
     UpstreamUnavailable,
 )
 from shop.providers.budget import RequestBudget
+from shop.providers.http import Call, UpstreamHTTP, snippet, unexpected
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,6 @@ DEFAULT_BASE_URL = "https://spotsms.com/api-data.php"
 PRICE_MAX_AGE = 600.0  # seconds a cached service price list stays good for offers()
 ID_SEPARATOR = "|"
 SHORT_CODE_MAX = 12
-
-# Failures where the request cannot have reached SpotSMS.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 _CODE_IN_TEXT = re.compile(r"(?<!\d)(\d{3}[- ]\d{3}|\d{4,8})(?!\d)")
 
@@ -141,13 +139,9 @@ class ActivationRef:
 # ---------------------------------------------------------------------------------- parsing
 
 
-def _snippet(body: str) -> str:
-    return body[:120].replace("\n", " ")
-
-
 def _detail(answer: Mapping[str, Any]) -> str:
     """The upstream's own words, for logs only."""
-    return _snippet(str(answer.get("msg") or answer.get("message") or ""))
+    return snippet(str(answer.get("msg") or answer.get("message") or ""))
 
 
 def _code(value: object) -> int | None:
@@ -187,8 +181,7 @@ def parse_envelope(body: str, http_status: int = 200) -> dict[str, Any]:
         data = None
     code = _code(data.get("code")) if isinstance(data, dict) else None
     if not isinstance(data, dict) or code is None:
-        error = RateLimited if http_status == 429 else UpstreamUnavailable
-        raise error(f"unexpected SpotSMS answer (HTTP {http_status}): {_snippet(body)!r}")
+        raise unexpected("SpotSMS", body, http_status)
     data["code"] = code
     if code in (200, 404):
         return data
@@ -203,7 +196,7 @@ def parse_envelope(body: str, http_status: int = 200) -> dict[str, Any]:
 
 
 def _unexpected(action: str, answer: Mapping[str, Any]) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"unexpected SpotSMS {action} answer: {_snippet(str(answer))!r}")
+    return UpstreamUnavailable(f"unexpected SpotSMS {action} answer: {snippet(str(answer))!r}")
 
 
 def services_from(answer: Mapping[str, Any]) -> list[SpotService]:
@@ -216,7 +209,7 @@ def services_from(answer: Mapping[str, Any]) -> list[SpotService]:
             continue
         service_id, price = _text(item.get("id")), _decimal(item.get("price"))
         if service_id is None or price is None or price < 0:
-            log.warning("Skipping a malformed SpotSMS service %r", _snippet(str(item)))
+            log.warning("Skipping a malformed SpotSMS service %r", snippet(str(item)))
             continue
         services.append(SpotService(service_id, _text(item.get("name")) or service_id, price))
     return services
@@ -258,7 +251,7 @@ def number_from(answer: Mapping[str, Any], pid: str) -> Activation:
     pid_used = _text(answer.get("pidUsed")) or pid
     if not phone or rs_id is None or ID_SEPARATOR in pid_used:
         raise PurchaseOutcomeUnknown(
-            f"SpotSMS getNumber succeeded without a usable number: {_snippet(str(answer))!r}"
+            f"SpotSMS getNumber succeeded without a usable number: {snippet(str(answer))!r}"
         )
     return Activation(ActivationRef(rs_id, phone, pid_used).encode(), phone)
 
@@ -323,11 +316,16 @@ class SpotSMSClient:
     ) -> None:
         if not api_key:
             raise ValueError("SpotSMS needs an API key")
-        self._http = http
+        self._http = UpstreamHTTP(
+            http, "SpotSMS", budget=budget, secrets=[api_key], retry_delays=retry_delays
+        )
         self._base_url = base_url
         self._api_key = api_key
         self.budget = budget
-        self._retry_delays = retry_delays
+
+    def _call(self, action: str, params: Mapping[str, str]) -> Call:
+        query = {"action": action, **params, "apikey": self._api_key}
+        return Call(action, "GET", self._base_url, params=query)
 
     async def call(
         self, action: str, priority: Priority, retries: int = 0, **params: str
@@ -337,41 +335,8 @@ class SpotSMSClient:
         Reads may be retried on UpstreamUnavailable (network, 429, 500, unreadable), never
         a purchase.
         """
-        attempt = 0
-        while True:
-            try:
-                status, body = await self._once(action, priority, params)
-                return parse_envelope(body, status)
-            except UpstreamUnavailable as exc:
-                if attempt >= min(retries, len(self._retry_delays)):
-                    raise
-                delay = self._retry_delays[attempt]
-                attempt += 1
-                log.info("SpotSMS %s failed (%s); retry %d in %.1fs", action, exc, attempt, delay)
-                await asyncio.sleep(delay)
-
-    async def _once(
-        self, action: str, priority: Priority, params: dict[str, str]
-    ) -> tuple[int, str]:
-        if self.budget is not None:
-            await self.budget.acquire(priority)
-        query = {"action": action, **params, "apikey": self._api_key}
-        error: ProviderError
-        try:
-            response = await self._http.get(self._base_url, params=query)
-        except NOT_SENT as exc:
-            # Nothing reached SpotSMS: a plain failure, even for getNumber.
-            error = UpstreamUnavailable(f"SpotSMS {action}: unreachable ({type(exc).__name__})")
-        except httpx.InvalidURL:
-            error = UpstreamUnavailable(f"SpotSMS {action}: invalid base URL")
-        except httpx.HTTPError as exc:
-            kind = PurchaseOutcomeUnknown if action == "getNumber" else UpstreamUnavailable
-            error = kind(f"SpotSMS {action}: sent, no answer ({type(exc).__name__})")
-        else:
-            return response.status_code, response.text
-        # Raised outside the `except`: the httpx error (whose request holds the key) is not
-        # chained as context.
-        raise error
+        call = self._call(action, params)
+        return await self._http.read(call, parse_envelope, priority=priority, retries=retries)
 
     async def services(self, priority: Priority, retries: int = 2) -> list[SpotService]:
         return services_from(await self.call("services", priority, retries))
@@ -382,10 +347,12 @@ class SpotSMSClient:
 
     async def get_number(self, pid: str, country: str) -> Activation:
         """Buy one number, never retried; judged by `parse_purchase`."""
-        status, body = await self._once(
-            "getNumber", Priority.PURCHASE, {"pid": pid, "cuy": country, "num": "1"}
-        )
-        return parse_purchase(body, status, pid)
+
+        def parse(body: str, http_status: int) -> Activation:
+            return parse_purchase(body, http_status, pid)
+
+        call = self._call("getNumber", {"pid": pid, "cuy": country, "num": "1"})
+        return await self._http.once(call, parse, lost=PurchaseOutcomeUnknown)
 
     async def get_message(self, ref: ActivationRef) -> ActivationStatus:
         answer = await self.call(

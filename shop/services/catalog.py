@@ -13,7 +13,16 @@ from typing import Any, Generic, TypeVar
 from shop.countries import is_iso, resolve
 from shop.errors import InvalidState, NotFound
 from shop.i18n import _
-from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, RouteStats, Service
+from shop.models import (
+    Country,
+    Offer,
+    OfferRow,
+    RouteCountry,
+    RouteInfo,
+    RouteService,
+    RouteStats,
+    Service,
+)
 from shop.ports import CatalogRepository, RoutingRepository
 from shop.providers.base import CountryRef, PairPricing, Priority, ProviderError, Route
 from shop.services.pricing import Pricing
@@ -40,7 +49,7 @@ class CountryChoice:
 
 @dataclass(frozen=True)
 class RouteChoice:
-    route: Route
+    route: RouteInfo
     price: int
     stock: int
     success_rate: int | None = None  # percent of ended orders that got a code, once known
@@ -57,6 +66,18 @@ MAX_WATCHES = 10  # "tell me when in stock" requests per user
 def service_slug(name: str) -> str:
     """The canonical key of a service: its name, lower-case, letters and digits only."""
     return re.sub(r"[^a-z0-9]+", "", name.lower()) or name.strip().lower()
+
+
+def describe_route(route: Route) -> RouteInfo:
+    """The plain description of a route that handlers and notices work with."""
+    return RouteInfo(
+        key=route.key,
+        title=route.title,
+        account=route.account,
+        can_request_another=route.can_request_another,
+        can_finish=route.can_finish,
+        is_sandbox=route.is_sandbox,
+    )
 
 
 def _pages(total: int, per_page: int) -> int:
@@ -84,6 +105,8 @@ class CatalogService:
         self.repo = repo
         self.routing = routing
         self.routes = routes
+        # What handlers are told about the routes (the routes are fixed at start).
+        self.route_infos = {key: describe_route(route) for key, route in routes.items()}
         self.pricing = pricing
         self.refresh_seconds = refresh_seconds
         self.per_page = per_page
@@ -233,7 +256,7 @@ class CatalogService:
                 else None
             )
             price = table.retail(route, offer.cost, service_id)
-            choices.append(RouteChoice(route, price, offer.stock, rate))
+            choices.append(RouteChoice(self.route_infos[offer.route], price, offer.stock, rate))
         choices.sort(key=lambda c: (c.stock == 0, c.price, c.route.title))
         return choices
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from shop.i18n import LazyText
-from shop.models import Order, OrderCode
+from shop.models import Order, OrderCard, OrderCode
 
 
 class Notifier(Protocol):
@@ -13,12 +13,13 @@ class Notifier(Protocol):
         """Send a code to the customer. False when it should be tried again later."""
         ...
 
-    async def order_changed(self, order: Order) -> None:
+    async def order_changed(self, card: OrderCard) -> None:
         """Refresh the customer's order card (state, codes, buttons)."""
         ...
 
-    async def order_closed(self, order: Order, refunded: int) -> None:
-        """Tell the customer an order ended without a code, and what was refunded."""
+    async def order_closed(self, card: OrderCard, refunded: int) -> None:
+        """Refresh the card of an order that ended and, when it ended without a code, tell
+        the customer what was refunded."""
         ...
 
     async def balance_credited(self, user_id: int, amount: int, balance: int) -> None: ...

@@ -28,9 +28,11 @@ from shop.models import (
     USER_CANCEL,
     LedgerKind,
     Order,
+    OrderCard,
     OrderCode,
     OrderStatus,
     Quote,
+    RouteInfo,
 )
 from shop.ports import (
     Database,
@@ -129,11 +131,44 @@ class CancelOutcome(enum.Enum):
 @dataclass(frozen=True)
 class QuoteView:
     quote: Quote
-    route: Route
+    route: RouteInfo
     service_name: str
     country_name: str
     country_flag: str
     stock: int
+
+
+@dataclass(frozen=True)
+class Bought:
+    """Pay went through: the number is the customer's."""
+
+    order: Order
+
+
+@dataclass(frozen=True)
+class Repriced:
+    """The upstream price rose since the quote: nothing was charged; this is the new quote."""
+
+    view: QuoteView
+
+
+@dataclass(frozen=True)
+class NotBought:
+    """No number: nothing was charged, or the charge (`refunded`) is back on the balance.
+    `alternative` is another route's quote for the same choice when this one had none left."""
+
+    quote: Quote
+    error: AppError
+    refunded: int = 0
+    alternative: QuoteView | None = None
+
+
+@dataclass(frozen=True)
+class AlreadyBuying:
+    """A second tap on the same Pay button: the first one is buying."""
+
+
+Purchase = Bought | Repriced | NotBought | AlreadyBuying
 
 
 class OrderService:
@@ -174,6 +209,13 @@ class OrderService:
         if route is None:
             raise NotFound(_("This route is not offered any more."))
         return route
+
+    def route_info(self, key: str) -> RouteInfo:
+        """What handlers are told about a route; NotFound when it is no longer configured."""
+        info = self.catalog.route_infos.get(key)
+        if info is None:
+            raise NotFound(_("This route is not offered any more."))
+        return info
 
     # -- buying ------------------------------------------------------------------------------
 
@@ -237,14 +279,8 @@ class OrderService:
         service = await self.catalog.service(quote.service_id)
         country = await self.catalog.country(quote.country)
         return QuoteView(
-            quote, self.route(quote.route), service.name, country.name, country.flag, stock
+            quote, self.route_info(quote.route), service.name, country.name, country.flag, stock
         )
-
-    async def get_quote(self, user_id: int, quote_id: int) -> QuoteView:
-        quote = await self.quotes.get(quote_id)
-        if quote is None or quote.user_id != user_id:
-            raise NotFound(_("This price is not available. Please start again."))
-        return await self.describe_quote(quote)
 
     async def payable_quote(self, user_id: int, quote_id: int) -> Quote:
         """The user's quote if it can still be paid; raises otherwise."""
@@ -256,6 +292,34 @@ class OrderService:
         if quote.expires_at <= time.time():
             raise QuoteExpired()
         return quote
+
+    async def buy(
+        self,
+        user_id: int,
+        quote_id: int,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> Purchase:
+        """Pay: `confirm`, with its outcome as a value. When the route had no numbers, the
+        next cheapest route in stock for the same choice is quoted as the `alternative`."""
+        try:
+            return Bought(await self.confirm(user_id, quote_id, chat_id, message_id))
+        except InvalidState:
+            return AlreadyBuying()
+        except PriceChanged as changed:
+            return Repriced(await self.describe_quote(changed.quote))
+        except AppError as error:
+            quote = await self.quotes.get(quote_id)
+            if quote is None or quote.user_id != user_id:
+                raise  # not this user's price (or purged meanwhile): nothing to offer
+            failed = error if isinstance(error, PurchaseFailed) else None
+            cause = failed.cause if failed is not None else error
+            alternative = None
+            if isinstance(cause, NoNumbers):
+                alternative = await self.alternative(
+                    user_id, quote.service_id, quote.country, quote.route
+                )
+            return NotBought(quote, error, failed.refunded if failed else 0, alternative)
 
     async def confirm(
         self,
@@ -470,7 +534,7 @@ class OrderService:
         await self._alert(f"unknown:{order_id}", alert)
         failed = await self.orders.get(order_id)
         assert failed is not None
-        await self.notifier.order_closed(failed, failed.price)
+        await self.notifier.order_closed(await self.card(failed), failed.price)
 
     async def settle_stuck_purchases(self) -> None:
         """The sweeper's part: settle every order still `created` past the purchase grace
@@ -516,6 +580,15 @@ class OrderService:
 
     async def codes(self, order_id: int) -> list[OrderCode]:
         return await self.orders.codes(order_id)
+
+    async def card(self, order: Order) -> OrderCard:
+        """What the order's card shows: its codes, route and country as known now."""
+        return OrderCard(
+            order,
+            await self.orders.codes(order.id),
+            self.catalog.route_infos.get(order.route),
+            await self.catalog.find_country(order.country),
+        )
 
     async def codes_for(self, order_ids: list[int]) -> dict[int, list[OrderCode]]:
         return await self.orders.codes_for(order_ids)
@@ -565,7 +638,7 @@ class OrderService:
         for code in await self.orders.codes(order_id):
             if code.delivered_at is None and await self.notifier.code_received(order, code):
                 await self.orders.mark_delivered(code.id)
-        await self.notifier.order_changed(order)
+        await self.notifier.order_changed(await self.card(order))
 
     async def _upstream_gone(self, order_id: int) -> None:
         """Upstream cancelled the activation by itself: refund if no code came."""
@@ -594,7 +667,7 @@ class OrderService:
         closed = await self.orders.get(order.id)
         assert closed is not None
         log.info("Order %s: %s, refunded %s", order.id, to.value, refunded)
-        await self.notifier.order_closed(closed, refunded)
+        await self.notifier.order_closed(await self.card(closed), refunded)
         return refunded
 
     async def _complete(self, order: Order) -> None:
@@ -607,7 +680,7 @@ class OrderService:
             metrics.order_settled(order.route, OrderStatus.COMPLETED.value)
             completed = await self.orders.get(order.id)
             assert completed is not None
-            await self.notifier.order_changed(completed)
+            await self.notifier.order_changed(await self.card(completed))
 
     async def _final_check(self, order: Order) -> bool:
         """Ask upstream once more before giving up; True if a code turned up."""
@@ -834,7 +907,7 @@ class OrderService:
         self.jobs.unwatch(order_id)
         done = await self.orders.get(order_id)
         assert done is not None
-        await self.notifier.order_closed(done, refunded)
+        await self.notifier.order_closed(await self.card(done), refunded)
         return refunded
 
     async def _not_refunded(self, order_id: int) -> InvalidState:

@@ -102,6 +102,30 @@ class SmsDraft(SmsView):
     info: SegmentInfo
 
 
+@dataclass(frozen=True)
+class SmsSent:
+    """The send went out (its messages' statuses follow)."""
+
+    view: SmsView
+
+
+@dataclass(frozen=True)
+class SmsNotSent:
+    """Nothing (or not everything) went out. `refunded` is what came back on the balance
+    after a charge; None when nothing was charged."""
+
+    error: AppError
+    refunded: int | None = None
+
+
+@dataclass(frozen=True)
+class SmsAlreadySending:
+    """A second tap on the same Send button: the first one is sending."""
+
+
+SmsOutcome = SmsSent | SmsNotSent | SmsAlreadySending
+
+
 class SmsService:
     def __init__(
         self,
@@ -139,9 +163,6 @@ class SmsService:
         self._checking: set[str] = set()  # upstream ids being checked (a cache, per process)
 
     # -- pricing -------------------------------------------------------------------------------
-
-    async def price_per_segment(self, country: str) -> int:
-        return (await self.repo.prices()).get(country, self.default_price)
 
     async def set_price(self, country_text: str, price: int) -> str:
         """Admin override of the per-segment price for one destination country."""
@@ -195,6 +216,23 @@ class SmsService:
 
     async def recent(self, user_id: int, limit: int = 5) -> list[SmsSend]:
         return await self.repo.for_user(user_id, limit)
+
+    async def send(
+        self,
+        user_id: int,
+        send_id: int,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+    ) -> SmsOutcome:
+        """Send: `confirm`, with its outcome as a value."""
+        try:
+            return SmsSent(await self.confirm(user_id, send_id, chat_id, message_id))
+        except InvalidState:
+            return SmsAlreadySending()
+        except SmsSendFailed as failed:
+            return SmsNotSent(failed, failed.refunded)
+        except AppError as error:
+            return SmsNotSent(error)
 
     async def confirm(
         self,

@@ -41,7 +41,6 @@ from shop.ports import (
 log = logging.getLogger(__name__)
 
 STARS = "stars"
-CRYPTO = "crypto"
 XTR = "XTR"
 PAYLOAD_PREFIX = "t:"
 KV_MIN = "topup_min"
@@ -72,6 +71,10 @@ class TopupNotifier(ReferralNotifier, Protocol):
         """Tell a customer that a payment we could not use was refunded to them."""
         ...
 
+    async def stars_refunded(self, user_id: int, amount: int, stars: str, balance: int) -> None:
+        """Tell a customer their Stars came back and the wallet was debited `amount`."""
+        ...
+
     async def alert_admins(self, text: str | LazyText) -> None: ...
 
 
@@ -85,6 +88,9 @@ class RefundAnswer(enum.Enum):
 
 
 class StarsGateway(Protocol):
+    """The port for "refund this Stars charge" (refundStarPayment), implemented by the
+    Telegram adapter: it only asks, this service decides what the answer means."""
+
     async def refund(self, user_id: int, charge_id: str) -> tuple[RefundAnswer, str]:
         """Ask Telegram to return a charge's stars: the answer and Telegram's words."""
         ...
@@ -152,6 +158,26 @@ class StarsRefund:
     bonus_kept: int = 0  # the bonus the inviter had spent already, so it stays with them
 
 
+class StarsRefundOutcome(enum.Enum):
+    """How an admin's Stars refund (/refundstars) ended."""
+
+    UNCREDITED = "uncredited"  # a charge never credited: asked again, no wallet touched
+    REFUNDED = "refunded"  # debited, and Telegram returned the stars
+    DEBITED_BEFORE = "debited_before"  # an earlier attempt debited; Telegram returned them now
+    ALREADY_REFUNDED = "already_refunded"  # Telegram had returned them; the debit stands
+    REFUSED = "refused"  # Telegram refused: the debit was reversed, nothing changed
+    NO_ANSWER = "no_answer"  # Telegram did not answer: the debit stands, ask again later
+
+
+@dataclass(frozen=True)
+class AdminStarsRefund:
+    outcome: StarsRefundOutcome
+    charge_id: str
+    detail: str = ""  # Telegram's words, when it refused or did not answer
+    charge: StarCharge | None = None  # UNCREDITED: the charge as it stands now
+    refund: StarsRefund | None = None  # what was debited (REFUNDED, DEBITED_BEFORE)
+
+
 class TooManyInvoices(AppError):
     """MAX_OPEN_INVOICES unpaid invoices of one method are open already."""
 
@@ -162,10 +188,6 @@ class TooManyInvoices(AppError):
                 "expire, then try again."
             ).format(count=count)
         )
-
-
-class RefundRefused(AppError):
-    """Telegram refused refundStarPayment; the wallet debit was reversed."""
 
 
 class TopupService:
@@ -363,8 +385,25 @@ class TopupService:
         )
         return max(int(stars), 1)
 
+    @property
+    def stars_enabled(self) -> bool:
+        """Whether this shop takes Telegram Stars (see `Settings.stars_enabled`)."""
+        return self.settings.stars_enabled
+
+    @property
+    def invoice_ttl_seconds(self) -> int:
+        """How long an invoice can be paid."""
+        return self.settings.invoice_ttl_seconds
+
+    @property
+    def referral_percent(self) -> Decimal:
+        """The inviter's share of each top-up of the users they invited (0: paused)."""
+        return self.settings.referral_percent
+
     async def open_stars(self, user_id: int, amount: int) -> StarsInvoice:
         """A pending Stars top-up and the invoice's star count and payload."""
+        if not self.stars_enabled:
+            raise AppError(_("Telegram Stars are not available."))
         await self.check_amount(amount)
         stars = await self.stars_for(amount)
         topup = await self.open(user_id, STARS, amount, str(stars), XTR)
@@ -528,7 +567,7 @@ class TopupService:
             if fresh.status == REFUNDED and self.notifier is not None:
                 await self.notifier.payment_returned(fresh.user_id, fresh.stars)
 
-    async def refund_uncredited(self, admin_id: int, charge_id: str) -> StarCharge | None:
+    async def _refund_uncredited(self, admin_id: int, charge_id: str) -> StarCharge | None:
         """/refundstars for a charge that was never credited (its refund was refused or got
         no answer): ask Telegram again, touching no wallet. None for any other charge."""
         charge = await self.repo.charge(charge_id)
@@ -654,9 +693,42 @@ class TopupService:
         if self.notifier is not None:
             await self.notifier.alert_admins(text)
 
-    async def begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
+    async def refund_stars(self, admin_id: int, charge_id: str) -> AdminStarsRefund:
+        """/refundstars: give a customer's Stars payment back.
+
+        A charge that was never credited is only asked for again (`_refund_uncredited`). A
+        credited one runs in three steps: (1) debit the wallet and mark the top-up refunded
+        in one transaction (`_begin_refund`), (2) ask Telegram, (3) if Telegram refuses,
+        credit the debit back (`_undo_refund`). A lost answer keeps the debit, and asking
+        again asks Telegram again: the customer never holds both the stars and the credit.
+        """
+        uncredited = await self._refund_uncredited(admin_id, charge_id)
+        if uncredited is not None:
+            return AdminStarsRefund(StarsRefundOutcome.UNCREDITED, charge_id, charge=uncredited)
+        refund = await self._begin_refund(admin_id, charge_id)
+        if self.stars is None:
+            answer, detail = RefundAnswer.NO_ANSWER, "no Telegram gateway"
+        else:
+            answer, detail = await self.stars.refund(refund.topup.user_id, charge_id)
+        if answer is RefundAnswer.ALREADY_REFUNDED:
+            return AdminStarsRefund(StarsRefundOutcome.ALREADY_REFUNDED, charge_id, detail)
+        if answer is RefundAnswer.REFUSED:
+            await self._undo_refund(admin_id, refund, detail)
+            return AdminStarsRefund(StarsRefundOutcome.REFUSED, charge_id, detail)
+        if answer is RefundAnswer.NO_ANSWER:
+            log.warning("refundStarPayment %s: %s", charge_id, detail)
+            return AdminStarsRefund(StarsRefundOutcome.NO_ANSWER, charge_id, detail)
+        if refund.amount == 0:
+            return AdminStarsRefund(StarsRefundOutcome.DEBITED_BEFORE, charge_id, refund=refund)
+        if self.notifier is not None:
+            await self.notifier.stars_refunded(
+                refund.topup.user_id, refund.amount, refund.topup.pay_amount, refund.balance
+            )
+        return AdminStarsRefund(StarsRefundOutcome.REFUNDED, charge_id, refund=refund)
+
+    async def _begin_refund(self, admin_id: int, charge_id: str) -> StarsRefund:
         """Step 1 of /refundstars: debit the wallet and mark the top-up refunded, in one
-        transaction, before Telegram is asked. If Telegram then refuses, `undo_refund` puts
+        transaction, before Telegram is asked. If Telegram then refuses, `_undo_refund` puts
         the money back; if Telegram's answer is lost, the debit stays and a retry asks again.
         Either way no money is created: the user never holds both the stars and the credit.
         """
@@ -717,7 +789,7 @@ class TopupService:
         )
         return (inviter_id, amount, 0) if taken else (inviter_id, 0, amount)
 
-    async def undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
+    async def _undo_refund(self, admin_id: int, refund: StarsRefund, error: str) -> None:
         """Telegram refused the refund: credit the debit back (an 'adjustment') and reopen."""
         async with self.db.transaction() as tx:
             if refund.amount > 0:

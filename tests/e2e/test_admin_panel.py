@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.app import App
-from handlers.admin import ADMIN_COMMANDS
+from handlers.commands import ADMIN_COMMANDS
 from tests.conftest import BotHarness, fund, sms_settings
 from tests.e2e.helpers import buy, start
 from tests.fakes.smspalm import FakeSMSPalm
@@ -31,8 +31,20 @@ async def _reply(user: FakeUser, *needles: str) -> Message:
     return await user.wait_for(lambda m: any(n in m.plain for n in needles))
 
 
+async def _redrawn(telegram: FakeTelegram, edits_before: int) -> None:
+    """Wait until the fake Bot API has answered an editMessageText made after `edits_before`
+    of them: the screen a click redraws has landed, even when it came out unchanged ("message
+    is not modified" leaves no new event to wait for)."""
+    for _ in range(1000):
+        edits = telegram.calls_to("editMessageText")[edits_before:]
+        if edits and all(call.response is not None for call in edits):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the screen was not redrawn")
+
+
 async def test_panel_opens_and_every_button_works(
-    running: BotHarness, admin: FakeUser, alice: FakeUser
+    running: BotHarness, telegram: FakeTelegram, admin: FakeUser, alice: FakeUser
 ) -> None:
     await start(alice)
     await admin.send("/admin")
@@ -61,7 +73,9 @@ async def test_panel_opens_and_every_button_works(
     screen = await open_section("Stats", "📊 Stats")
     assert "Users: 2 (" in screen.plain
     assert "Upstream balances" in screen.plain and "SMSPalm: 50000 NGN" in screen.plain
+    edits_before = len(telegram.calls_to("editMessageText"))
     await admin.wait_answer(await admin.click(screen, "Refresh"))
+    await _redrawn(telegram, edits_before)  # else a slow refresh can land after "Back"
     await back(screen)
 
     screen = await open_section("Users", "/subbalance <user_id> <amount> <reason>")
@@ -269,7 +283,7 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     await start(bob)
     await fund(admin, alice, "1")
     await fund(admin, bob, "1")
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     opened = int(time.time())
     while int(time.time()) == opened:  # orders must come after the opening snapshot's second
         await asyncio.sleep(0.05)
@@ -281,7 +295,7 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     card = await buy(bob)
     await bob.click(card, "Cancel")
     await bob.wait_for("back on your balance")
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
 
     await admin.send("/reconcile")
     report = await admin.wait_for("Reconciliation, last 7 days")
@@ -294,13 +308,13 @@ async def test_reconcile_compares_spend_revenue_and_balance(
     assert "Our orders explain -250 NGN." in text and "✅ The balance matches" in text
 
     palm.balance += 1000  # the owner deposits upstream
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     await admin.send("/reconcile 1")
     report = await admin.wait_for("Reconciliation, last 1 day")
     assert "1000 NGN more came in than our orders explain" in report.plain
 
     palm.balance -= 1077  # and 77 NGN leak away
-    await app.admin.snapshot_balances()
+    await app.admin.reconciliation.snapshot_balances()
     await admin.send("/reconcile 30")
     report = await admin.wait_for("Reconciliation, last 30 days")
     assert "77 NGN more went out than our orders explain" in report.plain
@@ -351,9 +365,9 @@ async def test_non_admin_gets_unknown_command_and_nothing_changes(
     assert await app.wallet.balance(bob.id) == 67
     (order,) = (await app.orders.page_for_user(bob.id, 0, 5))[0]
     assert not order.refunded
-    assert not await app.admin.is_banned(bob.id)
+    assert not await app.admin.people.is_banned(bob.id)
     assert await _actions(app) == before
-    assert app.admin.backups() == []
+    assert app.admin.backups.backups() == []
     assert all(m.kind != "document" for m in alice.messages)
 
 

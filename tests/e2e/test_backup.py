@@ -43,14 +43,14 @@ async def test_backup_command_sends_a_valid_database(
         assert conn.execute("SELECT balance FROM users WHERE id = ?", (alice.id,)).fetchone() == (
             250,
         )
-    (kept,) = app.admin.backups()
+    (kept,) = app.admin.backups.backups()
     assert kept.name == document.file.filename
     entries = await app.admin.audit.recent()
     assert (entries[0].actor_id, entries[0].action, entries[0].target) == (1, "backup", kept.name)
 
     await alice.send("/backup")
     await alice.wait_for("Unknown command")
-    assert len(app.admin.backups()) == 1
+    assert len(app.admin.backups.backups()) == 1
 
 
 async def test_daily_backup_keeps_the_newest_files(
@@ -92,7 +92,8 @@ async def test_backup_during_an_open_transaction_is_consistent(
 
     task = asyncio.create_task(writer())
     await inside.wait()
-    path = await asyncio.wait_for(app.admin.backup(), timeout=10)  # does not wait for the writer
+    # The backup does not wait for the writer.
+    path = await asyncio.wait_for(app.admin.backups.backup(), timeout=10)
     release.set()
     await task
     with sqlite3.connect(path) as conn:

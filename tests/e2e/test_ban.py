@@ -164,6 +164,6 @@ async def test_ban_rules_and_malformed_commands(
     await bob.wait_for("Unknown command")
     await bob.send("/unban @alice")
     await bob.wait_for("Unknown command")
-    assert await app.admin.is_banned(alice.id)
-    assert not await app.admin.is_banned(bob.id)
+    assert await app.admin.people.is_banned(alice.id)
+    assert not await app.admin.people.is_banned(bob.id)
     assert [e.action for e in await app.admin.audit.recent()] == ["ban"]

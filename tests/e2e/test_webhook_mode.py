@@ -474,6 +474,7 @@ async def test_set_webhook_is_tried_again_after_errors_and_a_refusal_stops_the_s
         await refused.start()
 
 
+@pytest.mark.filterwarnings("ignore:Detected unknown update type:RuntimeWarning")
 async def test_an_update_of_a_type_the_bot_does_not_know_is_acknowledged(
     hooked: BotHarness,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Pure rules of the admin service: when the daily backup runs, which orders cost us upstream."""
+"""Pure rules of the admin services: when the daily backup runs, which orders cost us upstream."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from shop.models import ReconOrder
-from shop.services.admin import _returned_upstream, seconds_until_hour
+from shop.services.backups import seconds_until_hour
+from shop.services.reconcile import _returned_upstream
 
 
 def _order(status: str, **fields: object) -> ReconOrder:

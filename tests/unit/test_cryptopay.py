@@ -28,7 +28,6 @@ from shop.providers.cryptopay import (
     InvoiceStatus,
     ProtocolError,
     Unauthorized,
-    parse_app,
     parse_envelope,
     parse_invoice,
     parse_invoices,
@@ -190,14 +189,10 @@ def test_broken_invoices(change: dict[str, Any]) -> None:
         parse_invoice({**PAID_INVOICE, **change})
 
 
-def test_invoice_list_and_app() -> None:
+def test_invoice_list() -> None:
     assert [i.invoice_id for i in parse_invoices({"items": [PAID_INVOICE]})] == [528890]
     with pytest.raises(ProtocolError):
         parse_invoices([PAID_INVOICE])
-    app = parse_app({"app_id": 1, "name": "Shop", "payment_processing_bot_username": "CryptoBot"})
-    assert (app.app_id, app.bot_username) == (1, "CryptoBot")
-    with pytest.raises(ProtocolError):
-        parse_app({"name": "Shop"})
 
 
 def test_supported_fiat_currencies() -> None:
@@ -302,12 +297,6 @@ def client(http: httpx.AsyncClient, fake: FakeCryptoPay) -> CryptoPayClient:
     return make_client(http, fake)
 
 
-async def test_get_me(client: CryptoPayClient, fake: FakeCryptoPay) -> None:
-    app = await client.get_me()
-    assert app.bot_username == "CryptoBot"
-    assert fake.requests[-1].method == "getMe" and fake.requests[-1].token_ok
-
-
 async def test_invoice_lifecycle(client: CryptoPayClient, fake: FakeCryptoPay) -> None:
     invoice = await client.create_invoice(
         Decimal("10.50"),
@@ -376,7 +365,7 @@ async def test_batches_and_statuses(client: CryptoPayClient, fake: FakeCryptoPay
 async def test_wrong_token(http: httpx.AsyncClient, fake: FakeCryptoPay) -> None:
     client = make_client(http, fake, token="12345:wrong")
     with pytest.raises(Unauthorized):
-        await client.get_me()
+        await client.get_invoices(invoice_ids=[1])
     assert not fake.requests[-1].token_ok
     with pytest.raises(Unauthorized):
         await client.create_invoice(Decimal(1), fiat="USD")
@@ -405,12 +394,13 @@ async def test_reads_are_retried(client: CryptoPayClient, fake: FakeCryptoPay) -
     fake.html_502_next("getInvoices", times=2)
     assert await client.get_invoices(invoice_ids=[1]) == []
     assert fake.count("getInvoices") == 3
-    fake.html_502_next("getMe", times=3)
+    fake.html_502_next("getInvoices", times=3)
     with pytest.raises(CryptoPayUnavailable):
-        await client.get_me()
-    assert fake.count("getMe") == 3
-    fake.reject_next("getMe", "TOO_MANY_REQUESTS", 429)
-    assert (await client.get_me()).app_id == 4242
+        await client.get_invoices(invoice_ids=[1])
+    assert fake.count("getInvoices") == 6
+    fake.reject_next("getInvoices", "TOO_MANY_REQUESTS", 429)
+    assert await client.get_invoices(invoice_ids=[1]) == []
+    assert fake.count("getInvoices") == 8
 
 
 async def test_create_invoice_is_never_retried(

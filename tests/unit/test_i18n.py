@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from handlers import render
+from handlers.menu.screens import help_text
+from handlers.sms.screens import PHONE_REASONS
 from shop import phones
 from shop.i18n import (
     DOMAIN,
@@ -63,7 +64,7 @@ def test_phone_reasons_are_marked_for_translation() -> None:
         phones.NO_COUNTRY,
         phones.SEVERAL,
     }
-    assert set(render.PHONE_REASONS) == reasons
+    assert set(PHONE_REASONS) == reasons
 
 
 def test_placeholder_and_tag_checks() -> None:
@@ -128,5 +129,5 @@ def test_catalog_without_mo_is_compiled_in_memory(tmp_path: Path) -> None:
 @pytest.mark.parametrize("locale", ["en", "ru"])
 def test_help_renders_in_each_language(locale: str) -> None:
     with i18n.use_locale(locale):
-        text = render.help_text(sms_enabled=True)
+        text = help_text(sms_enabled=True)
     assert "/language" in text and tags_balanced(text)

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from shop.countries import resolve
-from shop.money import AmountError, AmountOutOfRange, Currency
+from shop.money import AmountError, Currency
 
 
 def test_format_and_parse() -> None:
@@ -109,19 +109,6 @@ def test_parse_errors_are_value_errors() -> None:
     # Existing callers catch ValueError; the subclasses keep that working.
     with pytest.raises(ValueError):
         Currency.of("USD").parse("abc")
-
-
-def test_parse_within() -> None:
-    usd = Currency.of("USD")
-    assert usd.parse_within("1", 100, 100_000) == 100
-    assert usd.parse_within("1000", 100, 100_000) == 100_000
-    with pytest.raises(AmountOutOfRange) as low:
-        usd.parse_within("0.99", 100, 100_000)
-    assert (low.value.amount, low.value.low, low.value.high) == (99, 100, 100_000)
-    with pytest.raises(AmountOutOfRange):
-        usd.parse_within("1000.01", 100, 100_000)
-    with pytest.raises(AmountError):  # malformed input is not "out of range"
-        usd.parse_within("-5", 100, 100_000)
 
 
 def test_retail_rounds_up_to_the_minor_unit() -> None:

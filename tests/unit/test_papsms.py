@@ -540,10 +540,10 @@ def test_route_attributes(route: PapSMSRoute) -> None:
 
 
 async def test_client_defaults(http: httpx.AsyncClient) -> None:
-    budget = RequestBudget(papsms.RATE_LIMIT_PER_MINUTE)
+    budget = RequestBudget(60)  # the doc: 60 requests a minute (PAPSMS_RATE_LIMIT)
     client = PapSMSClient(http, api_key="k", budget=budget)
     assert client._base_url == "https://papsms.com/api/v1"
-    assert client._backoff == (1.0, 2.0, 4.0)
+    assert client._http.retry_delays == (1.0, 2.0, 4.0)
     assert budget.spacing == pytest.approx(60 / (60 * 0.95))
 
 

@@ -1,0 +1,1 @@
+"""The owner's panel and the admin commands, one router per area."""

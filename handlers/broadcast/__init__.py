@@ -1,0 +1,1 @@
+"""Broadcasts: a message copied to every active user, with live progress."""

@@ -1,0 +1,1 @@
+"""The main menu: /start, /help, /language, and what nothing else took."""

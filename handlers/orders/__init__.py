@@ -1,0 +1,1 @@
+"""A customer's orders: the list, the order card and its buttons."""

@@ -1,0 +1,1 @@
+"""Referrals: invite links and the bonus they earn."""

@@ -1,0 +1,1 @@
+"""Sending SMS: recipients, text, confirm, live delivery statuses."""

@@ -1,0 +1,1 @@
+"""Topping up the wallet: Telegram Stars and Crypto Pay."""
