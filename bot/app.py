@@ -278,7 +278,7 @@ async def build_app(settings: Settings) -> App:
         settings, readiness, providers.routes, shop.orders, repos.routing, shop.sms, shop.crypto
     )
     dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings))
-    dp.update.outer_middleware(UpdateOutcomes())  # metrics; the webhook's failure signal
+    dp.update.outer_middleware(UpdateOutcomes())  # the metrics of every update
     webhook = create_telegram_webhook(settings, web, dp, bot, redis, readiness)
     app = App(
         settings=settings,

@@ -1,18 +1,15 @@
-"""How each update ended: counted for the metrics, and told to the webhook that delivered it.
+"""How each update ended, counted for the metrics (long polling and webhook alike).
 
 `UpdateOutcomes` is an outer middleware on the Dispatcher's updates. It sits inside aiogram's
 error middleware, so it sees a handler's exception before the error router turns it into an
-apology: an `AppError` is an expected answer (the user was told why), anything else is a
-failure. The webhook passes an `Outcome` with the update (`feed_update(..., update_outcome=...)`)
-and answers 500 when it failed, so that Telegram delivers the update again; long polling passes
-none, and nothing changes there.
+apology: an `AppError` is an expected answer (the user was told why, `refused`), anything else
+an `error`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -23,22 +20,9 @@ from aiogram.types.update import UpdateTypeLookupError
 from shop import metrics
 from shop.errors import AppError
 
-OUTCOME_KEY = "update_outcome"
-
-
-@dataclass
-class Outcome:
-    """What the webhook learns about the update it fed: the unexpected error, if one came."""
-
-    failure: BaseException | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.failure is not None
-
 
 class UpdateOutcomes(BaseMiddleware):
-    """Counts every update by type and outcome; marks the webhook's `Outcome` on a failure."""
+    """Counts every update by type and outcome, with the time it took."""
 
     async def __call__(
         self,
@@ -54,11 +38,8 @@ class UpdateOutcomes(BaseMiddleware):
         except AppError:
             outcome = "refused"
             raise
-        except Exception as exc:
+        except Exception:
             outcome = "error"
-            marker = data.get(OUTCOME_KEY)
-            if isinstance(marker, Outcome):
-                marker.failure = exc
             raise
         else:
             outcome = "unhandled" if result is UNHANDLED else "handled"

@@ -9,9 +9,14 @@ before the answer leaves Telegram to deliver it again. The answers:
   now (see `web.updates`): Telegram delivers it again later.
 * 400: a body that is no update (only a sender that knows the secret gets this far).
 * 200: handled now, or handled before (a repeated `update_id`).
-* 500: handling failed unexpectedly (an error other than the expected `AppError`s, see
-  `handlers.outcomes`): the claim is released and Telegram's next delivery handles it again.
-  Where money is involved the handlers are idempotent (a payment is credited once per charge).
+* 500: handling failed unexpectedly (an error other than the expected `AppError`s): the claim
+  is released and Telegram's next delivery handles it again. Where money is involved the
+  handlers are idempotent (a payment is credited once per charge).
+
+aiogram's error router answers a failed handler with an apology and `feed_update` returns
+normally, so the failure is learnt from `FailureWatch`, an outer update middleware inside
+aiogram's error middleware that sees the exception first and marks the `Outcome` the webhook
+passed with the update.
 """
 
 from __future__ import annotations
@@ -19,15 +24,18 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.methods import TelegramMethod
-from aiogram.types import Update
+from aiogram.types import TelegramObject, Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from handlers.outcomes import OUTCOME_KEY, Outcome
 from shop import metrics
+from shop.errors import AppError
 from web.health import Readiness
 from web.updates import Claim, Seen, UpdateClaims
 
@@ -35,10 +43,45 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
+OUTCOME_KEY = "webhook_outcome"  # the Outcome's name among the update's data
+
+
+@dataclass
+class Outcome:
+    """What the webhook learns about the update it fed: the unexpected error, if one came."""
+
+    failure: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+
+class FailureWatch(BaseMiddleware):
+    """Outer update middleware: marks the webhook's `Outcome` when a handler fails
+    unexpectedly (an `AppError` is an expected answer). Updates from elsewhere carry no
+    `Outcome` and pass untouched."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        try:
+            return await handler(event, data)
+        except AppError:
+            raise
+        except Exception as exc:
+            outcome = data.get(OUTCOME_KEY)
+            if isinstance(outcome, Outcome):
+                outcome.failure = exc
+            raise
 
 
 class TelegramWebhook:
-    """The aiohttp handler of `WEBHOOK_PATH`, feeding the Dispatcher one update per request."""
+    """The aiohttp handler of `WEBHOOK_PATH`, feeding the Dispatcher one update per request.
+    `FailureWatch` must be an outer middleware of the Dispatcher's updates."""
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ from storage.routing import RoutingRepo
 from web.callbacks import cryptopay_webhook_handler, papsms_webhook_handler, sms_report_handler
 from web.health import Readiness, healthz, metrics, readyz_handler
 from web.server import WebServer
-from web.telegram import WEBHOOK_PATH, TelegramWebhook
+from web.telegram import WEBHOOK_PATH, FailureWatch, TelegramWebhook
 from web.updates import LocalUpdateClaims, RedisUpdateClaims, UpdateClaims
 
 
@@ -107,6 +107,7 @@ def create_telegram_webhook(
     )
     secret = settings.webhook_secret.get_secret_value()
     webhook = TelegramWebhook(dp, bot, secret, claims, readiness)
+    dp.update.outer_middleware(FailureWatch())  # tells the webhook which updates failed
     server.add("POST", WEBHOOK_PATH, webhook.handle)
     return webhook
 
