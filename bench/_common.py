@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import pstats
+import socket
 import statistics
 import time
 from collections import Counter
@@ -35,9 +36,17 @@ def make_settings(database_path: Path, **overrides: Any) -> Settings:
         "smspalm_rate_limit": 6000,
         "markup_percent": 30,
         "http_timeout_seconds": 5,
+        "http_port": 0,  # no HTTP listener unless a benchmark asks for one
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for the bot's HTTP listener)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -16,8 +16,8 @@ What it measures
 How
     * FakeTelegram + FakeSMSPool/FakeSpotSMS/FakePapSMS on 127.0.0.1, stock and balances
       raised for N orders; the bot built with ``build_app`` and run with ``run_polling`` in a
-      task, as bench.polling does. The PapSMS webhook server listens on an OS-assigned port
-      (``papsms_webhook_port=0``); the fake is pointed at it once the bot has started.
+      task, as bench.polling does. The PapSMS webhook is served by the bot's HTTP
+      listener on a free port (``http_port``, ``papsms_webhook=1``); the fake is pointed at it.
     * Poll interval 1 s for SMSPool and SpotSMS, ``papsms_poll_seconds`` 30 (the webhook is
       the fast path); orders do not time out during the run.
     * Each order is a user registered and funded through the services, then
@@ -52,6 +52,7 @@ from typing import Any
 from bench._common import (
     TOKEN,
     add_summary_arg,
+    free_port,
     install_log_counter,
     line,
     make_settings,
@@ -253,8 +254,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 papsms_base_url=up.pap.base_url,
                 papsms_rate_limit=args.rate,
                 papsms_poll_seconds=args.pap_poll,
-                papsms_webhook_host="127.0.0.1",
-                papsms_webhook_port=0,  # the OS picks; read back from the server once started
+                http_port=free_port(),
+                papsms_webhook=True,
                 papsms_webhook_secret=WEBHOOK_SECRET,
                 poll_interval_seconds=args.interval,
                 order_timeout_seconds=3600,
@@ -263,9 +264,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await app.catalog.refresh()
             task = await start_bot(app, telegram)
             try:
-                (hook,) = app.webs
                 up.pap.webhook_url = (
-                    f"http://127.0.0.1:{hook.port}/papsms/webhook/{WEBHOOK_SECRET}"
+                    f"http://127.0.0.1:{settings.http_port}/papsms/webhook/{WEBHOOK_SECRET}"
                 )
                 began = time.monotonic()
                 setup = await create_orders(app, telegram, plan, rng, args.concurrency)

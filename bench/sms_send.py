@@ -56,9 +56,8 @@ async def run() -> dict[str, float]:
             smspm_price_default="0.10",
             smspm_rate_limit=6000,
             smspm_poll_seconds=30,
-            smspm_report_host="127.0.0.1",
-            smspm_report_port=port,
-            smspm_report_base_url=f"http://127.0.0.1:{port}",
+            http_port=port,
+            public_base_url=f"http://127.0.0.1:{port}",
         )
         app = await build_app(settings)
         task = asyncio.create_task(app.run_polling(handle_signals=False, polling_timeout=1))

@@ -1,14 +1,25 @@
 """The composition root: `build_app` builds every part (see `bot.factory`) and `App` starts
-them, runs the bot, and closes them in reverse order."""
+them, runs the bot (long polling, or webhook mode when `WEBHOOK_BASE_URL` is set), and closes
+them in reverse order."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from redis.asyncio import Redis
 
 from bot.config import Settings
@@ -20,9 +31,16 @@ from bot.factory.redis import budget_factory, create_redis
 from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import Admin, create_services
 from bot.factory.telegram import create_bot, create_dispatcher, set_commands
-from bot.factory.web import create_web_servers
+from bot.factory.web import (
+    create_listener,
+    create_telegram_webhook,
+    require_dependencies,
+    telegram_webhook_url,
+)
 from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
+from handlers.outcomes import UpdateOutcomes
+from shop import metrics
 from shop.jobs import OrderJobs
 from shop.money import Currency
 from shop.providers.base import Route
@@ -38,9 +56,17 @@ from shop.services.topups import TopupService
 from shop.services.users import UserService
 from shop.services.wallet import WalletService
 from storage.db import Database
+from web.health import Readiness
 from web.server import WebServer
+from web.telegram import TelegramWebhook
 
 log = logging.getLogger(__name__)
+
+SET_WEBHOOK_PAUSE_MAX = 30.0
+
+
+class WebhookRefused(RuntimeError):
+    """Telegram refused `setWebhook` (an http:// URL, a bad port, a bad token)."""
 
 
 @dataclass
@@ -67,21 +93,27 @@ class App:
     instances: InstanceRegistry  # this process's entry in the instance registry
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
-    webs: list[WebServer] = field(default_factory=list)
+    web: WebServer | None = None  # the HTTP listener; None with HTTP_PORT=0
+    readiness: Readiness = field(default_factory=Readiness)
+    webhook: TelegramWebhook | None = None  # webhook mode
     redis: Redis | None = None  # the state shared with other instances (REDIS_URL)
     closed: bool = field(default=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _untrack: list[Callable[[], None]] = field(default_factory=list)
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
         self.jobs.start()
-        for web in self.webs:
-            await web.start()
+        if self.web is not None:
+            await self.web.start()  # already listening when `run_*` started it
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
         await self.broadcasts.resume()
         schedule_jobs(self)
         await set_commands(self.bot, self.settings.admin_ids, sms_enabled=self.sms is not None)
+        if self.webhook is None:
+            self.readiness.serving = True  # long polling starts right after this
 
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
@@ -109,9 +141,27 @@ class App:
             await self.crypto.poll()
 
     async def on_shutdown(self) -> None:
+        self.readiness.serving = False
         self.jobs.shutdown()
 
+    async def run(self, handle_signals: bool = True, polling_timeout: int = 30) -> None:
+        """Serve until stopped: webhook mode when `WEBHOOK_BASE_URL` is set, else polling."""
+        if self.webhook is not None:
+            await self.run_webhook(handle_signals=handle_signals)
+        else:
+            await self.run_polling(handle_signals=handle_signals, polling_timeout=polling_timeout)
+
+    async def stop(self) -> None:
+        """Make `run` return (as SIGTERM does): polling stops, or the webhook stops serving."""
+        if self.webhook is not None:
+            self._stop.set()
+            return
+        with contextlib.suppress(RuntimeError):  # polling not started, or already stopped
+            await self.dp.stop_polling()
+
     async def run_polling(self, handle_signals: bool = True, polling_timeout: int = 30) -> None:
+        if self.web is not None:
+            await self.web.start()  # /healthz answers while the start-up runs
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.dp.start_polling(
             self.bot,
@@ -119,6 +169,62 @@ class App:
             polling_timeout=polling_timeout,
             allowed_updates=self.dp.resolve_used_update_types(),
         )
+
+    async def run_webhook(self, handle_signals: bool = True) -> None:
+        """Webhook mode: listen, start up, `setWebhook`, then serve updates until stopped.
+
+        Never `getUpdates`, never `drop_pending_updates` (pending updates are customers' clicks
+        and payments). At the stop: new updates get 503 (Telegram delivers them again, to
+        another instance or to this one after its restart), those in flight finish, then the
+        listener closes. The webhook stays set, for the other instances and the next start."""
+        assert self.web is not None and self.webhook is not None
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self._stop.set)
+        workflow = {"dispatcher": self.dp, "bots": (self.bot,), **self.dp.workflow_data}
+        try:
+            await self.web.start()
+            await self.dp.emit_startup(bot=self.bot, **workflow)
+            try:
+                if await self._set_webhook(self.webhook.secret):
+                    self.readiness.serving = True
+                    log.info("Serving Telegram updates at %s", telegram_webhook_url(self.settings))
+                    await self._stop.wait()
+            finally:
+                self.readiness.serving = False
+                await self.web.stop()
+                await self.dp.emit_shutdown(bot=self.bot, **workflow)
+        finally:
+            for sig in signals:
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(sig)
+
+    async def _set_webhook(self, secret: str) -> bool:
+        """`setWebhook`, again after a flood wait, a network or a server error, until it
+        works (True) or the app is stopped (False). A refusal (a bad URL, a bad token) ends
+        the start with `WebhookRefused`."""
+        url = telegram_webhook_url(self.settings)
+        pause = 1.0
+        while not self._stop.is_set():
+            try:
+                await self.bot.set_webhook(
+                    url=url,
+                    secret_token=secret,
+                    allowed_updates=self.dp.resolve_used_update_types(),
+                )
+                return True
+            except TelegramRetryAfter as exc:
+                wait = float(exc.retry_after)
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                wait, pause = pause, min(pause * 2, SET_WEBHOOK_PAUSE_MAX)
+                log.warning("setWebhook failed (%s); trying again in %.0f s", exc.message, wait)
+            except TelegramAPIError as exc:
+                raise WebhookRefused(f"Telegram refused the webhook {url}: {exc.message}") from exc
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
+        return False
 
     async def close(self, graceful: bool = True) -> None:
         """Release everything; gracefully, running handlers (a purchase) finish first.
@@ -128,14 +234,19 @@ class App:
         if self.closed:
             return
         self.closed = True
+        self.readiness.serving = False
+        for untrack in self._untrack:
+            untrack()
         await self.jobs.aclose()
         if graceful:
+            if self.web is not None:
+                await self.web.stop()  # no new requests; webhook updates in flight finish
             await self.in_flight.drain(grace=self.settings.http_timeout_seconds + 5)
         else:
             await self.in_flight.cancel()
+            if self.web is not None:
+                await self.web.stop()
         await self.broadcasts.close(graceful=graceful)  # before the bot session and database
-        for web in self.webs:
-            await web.stop()
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -181,10 +292,14 @@ async def build_app(settings: Settings) -> App:
     providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
     shop = create_services(settings, db, repos, providers, bot)
-    webs = create_web_servers(
-        settings, providers.routes, shop.orders, repos.routing, shop.sms, shop.crypto
+    readiness = Readiness()
+    require_dependencies(readiness, db, redis)
+    web = create_listener(
+        settings, readiness, providers.routes, shop.orders, repos.routing, shop.sms, shop.crypto
     )
     dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings), redis)
+    dp.update.outer_middleware(UpdateOutcomes())  # the metrics of every update
+    webhook = create_telegram_webhook(settings, web, dp, bot, redis, readiness)
     app = App(
         settings=settings,
         db=db,
@@ -208,9 +323,12 @@ async def build_app(settings: Settings) -> App:
         instances=instances,
         sms=shop.sms,
         crypto=shop.crypto,
-        webs=webs,
+        web=web,
+        readiness=readiness,
+        webhook=webhook,
         redis=redis,
     )
+    app._untrack.append(metrics.LIVE_ORDERS.track(shop.jobs.live_by_route))
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app

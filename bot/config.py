@@ -13,6 +13,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{8,}$")
+_WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+# Settings that earlier versions read, and what replaced them (`python -m bot` warns).
+REMOVED_SETTINGS = {
+    "SMSPM_REPORT_PORT": "HTTP_PORT",
+    "SMSPM_REPORT_HOST": "HTTP_HOST",
+    "SMSPM_REPORT_BASE_URL": "PUBLIC_BASE_URL",
+    "PAPSMS_WEBHOOK_PORT": "HTTP_PORT and PAPSMS_WEBHOOK=1",
+    "PAPSMS_WEBHOOK_HOST": "HTTP_HOST",
+    "CRYPTOPAY_WEBHOOK_PORT": "HTTP_PORT and CRYPTOPAY_WEBHOOK=1",
+    "CRYPTOPAY_WEBHOOK_HOST": "HTTP_HOST",
+}
 
 
 class Settings(BaseSettings):
@@ -52,10 +65,7 @@ class Settings(BaseSettings):
     smspm_rate_limit: int = Field(default=60, gt=0)
     smspm_poll_seconds: float = Field(default=60.0, gt=0)
     smspm_deadline_seconds: int = Field(default=86400, gt=0)
-    smspm_report_port: int | None = Field(default=None, ge=0, le=65535)
-    smspm_report_host: str = "127.0.0.1"
     smspm_report_secret: SecretStr | None = None
-    smspm_report_base_url: str | None = None
 
     smspool_api_key: SecretStr | None = None
     smspool_base_url: str = "https://api.smspool.net"
@@ -72,8 +82,7 @@ class Settings(BaseSettings):
     papsms_rate: Decimal = Field(default=Decimal(1), gt=0)
     papsms_rate_limit: int = Field(default=60, gt=0)
     papsms_poll_seconds: float = Field(default=30.0, gt=0)
-    papsms_webhook_port: int | None = Field(default=None, ge=0, le=65535)
-    papsms_webhook_host: str = "127.0.0.1"
+    papsms_webhook: bool = False
     papsms_webhook_secret: SecretStr | None = None
 
     # Top-ups: Telegram Stars, Crypto Pay, limits, referrals.
@@ -92,8 +101,7 @@ class Settings(BaseSettings):
     cryptopay_base_url: str = "https://pay.crypt.bot"
     cryptopay_assets: Annotated[tuple[str, ...], NoDecode] = ("USDT", "TON", "BTC")
     cryptopay_poll_seconds: float = Field(default=30.0, gt=0)
-    cryptopay_webhook_port: int | None = Field(default=None, ge=0, le=65535)
-    cryptopay_webhook_host: str = "127.0.0.1"
+    cryptopay_webhook: bool = False
     cryptopay_webhook_secret: SecretStr | None = None
 
     # Running the shop.
@@ -107,25 +115,21 @@ class Settings(BaseSettings):
     # Balances against the ledger and orders against their ledger rows, this often.
     self_check_seconds: int = Field(default=300, gt=0)
 
+    # The HTTP listener (every inbound path), Telegram webhook mode, Redis (what several
+    # instances share: request budgets, throttle, FSM, update claims).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: no listener (polling mode only)
+    public_base_url: str | None = None  # where upstreams reach the listener (SMSPM reports)
+    webhook_base_url: str | None = None  # set: Telegram webhook mode; unset: long polling
+    webhook_secret: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    redis_prefix: str = Field(default="numbot", min_length=1, max_length=64)
+
     # Protection.
     throttle_per_second: float = Field(default=2.0, gt=0)
     throttle_burst: int = Field(default=8, gt=0)
     cancel_limit: int = Field(default=5, ge=0)
     cancel_pause_seconds: int = Field(default=3600, gt=0)
-
-    # Several instances: what they share (request budgets, throttle, FSM) lives in Redis.
-    redis_url: SecretStr | None = None
-    redis_prefix: str = Field(default="numbot", min_length=1, max_length=64)
-
-    @field_validator("redis_url", mode="before")
-    @classmethod
-    def _redis_url_shape(cls, value: object) -> object:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw is None or raw == "":
-            return None
-        if not isinstance(raw, str) or urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("REDIS_URL must look like redis://host:6379/0")
-        return raw
 
     @field_validator("topup_presets", mode="before")
     @classmethod
@@ -204,6 +208,60 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("public_base_url", "webhook_base_url", mode="before")
+    @classmethod
+    def _base_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not _base_url_ok(value.strip()):
+            raise ValueError(
+                "must be an http(s) URL without query or fragment, e.g. https://shop.example.com"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret_shape(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or not _WEBHOOK_SECRET_RE.fullmatch(raw):
+            # Telegram's rule for secret_token; the value itself is never echoed.
+            raise ValueError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return raw
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url_shape(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must look like redis://host:6379/0")
+        return raw
+
+    @model_validator(mode="after")
+    def _listener_needed(self) -> Settings:
+        if self.webhook_base_url and self.webhook_secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_BASE_URL is set")
+        if self.http_port == 0:
+            needs = [
+                name
+                for name, on in (
+                    ("WEBHOOK_BASE_URL", bool(self.webhook_base_url)),
+                    ("PUBLIC_BASE_URL", bool(self.public_base_url)),
+                    ("PAPSMS_WEBHOOK", self.papsms_webhook),
+                    ("CRYPTOPAY_WEBHOOK", self.cryptopay_webhook),
+                )
+                if on
+            ]
+            if needs:
+                raise ValueError(
+                    f"HTTP_PORT=0 turns the HTTP listener off, but {', '.join(needs)} "
+                    "needs it: set HTTP_PORT to the port it should listen on"
+                )
+        return self
+
     @model_validator(mode="after")
     def _provider_needs_rate(self) -> Settings:
         if self.smspalm_api_key and self.smspalm_rate is None:
@@ -229,6 +287,11 @@ class Settings(BaseSettings):
         return bool(self.smspm_hash and self.smspm_token)
 
     @property
+    def webhook_mode(self) -> bool:
+        """Telegram delivers updates to our listener (else the bot long-polls)."""
+        return self.webhook_base_url is not None
+
+    @property
     def token(self) -> str:
         return self.bot_token.get_secret_value()
 
@@ -246,9 +309,24 @@ class Settings(BaseSettings):
             self.papsms_webhook_secret,
             self.cryptopay_token,
             self.cryptopay_webhook_secret,
+            self.webhook_secret,
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())
         if self.redis_url is not None:
             values.append(urlsplit(self.redis_url.get_secret_value()).password or "")
         return [v for v in values if v]
+
+
+def _base_url_ok(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+        and url.isascii()
+    )

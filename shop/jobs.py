@@ -13,6 +13,7 @@ cycle is max(interval, budget wait). No order is polled (or expired) twice at th
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import heapq
 import logging
@@ -20,9 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from shop import metrics
 from shop.services.orders import OrderService
 from shop.services.sms import SmsService
 
@@ -36,6 +39,13 @@ DEADLINE_RETRY_SECONDS = 60.0
 
 def _at(seconds_from_now: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=max(seconds_from_now, 0.0))
+
+
+def _observe_lag(event: JobSubmissionEvent) -> None:
+    """How late a scheduler job started; `sms:12` and `smsview:12` count as `sms`, `smsview`."""
+    if event.scheduled_run_times:
+        lag = (datetime.now(UTC) - min(event.scheduled_run_times)).total_seconds()
+        metrics.job_started(str(event.job_id).split(":", 1)[0], lag)
 
 
 class DueQueue:
@@ -54,6 +64,7 @@ class DueQueue:
         clock: Callable[[], float],
     ) -> None:
         self.name = name
+        self.job = name.split(" ", 1)[0]  # the metrics' job label: "poll" or "deadline"
         self._run = run
         self.limit = limit
         self.clock = clock
@@ -135,6 +146,7 @@ class DueQueue:
                 return
             heapq.heappop(heap)
             del self._due[order_id]
+            metrics.job_started(self.job, now - at)
             self._running.add(order_id)
             task = asyncio.get_running_loop().create_task(self._one(order_id))
             self.tasks.add(task)
@@ -166,6 +178,7 @@ class OrderJobs:
             timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
+        self.scheduler.add_listener(_observe_lag, EVENT_JOB_SUBMITTED)
         self._orders: OrderService | None = None
         self._running: set[asyncio.Task[object]] = set()
         # Watched orders and their route (a cache of the orders table, never a source of truth).
@@ -213,6 +226,10 @@ class OrderJobs:
             "deadlines": len(self._deadlines),
             "scheduler_jobs": len(self.scheduler.get_jobs()),
         }
+
+    def live_by_route(self) -> dict[str, int]:
+        """Watched orders per route (the metrics' live orders)."""
+        return dict(collections.Counter(self._route_of.values()))
 
     def _tracked(self, func: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         """Remember the job's task; a cancel at shutdown ends it quietly (state is in the DB)."""

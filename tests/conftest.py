@@ -22,7 +22,8 @@ ADMIN_ID = 1
 
 
 class BotHarness:
-    """Starts and stops the whole bot (long polling, scheduler, database) like `python -m bot`."""
+    """Starts and stops the whole bot (long polling or webhook mode, scheduler, database) like
+    `python -m bot`."""
 
     def __init__(self, settings: Settings, telegram: FakeTelegram) -> None:
         self.settings = settings
@@ -36,8 +37,12 @@ class BotHarness:
             await app.catalog.refresh()
         self.app = app
         polls_before = len(self.telegram.calls_to("getUpdates"))
-        self._task = asyncio.create_task(app.run_polling(handle_signals=False, polling_timeout=1))
+        self._task = asyncio.create_task(app.run(handle_signals=False, polling_timeout=1))
         for _ in range(500):
+            if self._task.done():
+                await self._task  # start-up failed: raise its error here
+            if app.webhook is not None and app.readiness.serving:
+                break  # webhook mode: setWebhook done
             if len(self.telegram.calls_to("getUpdates")) > polls_before:
                 break
             await asyncio.sleep(0.01)
@@ -62,12 +67,9 @@ class BotHarness:
         await self._stop_polling(app)
 
     async def _stop_polling(self, app: App) -> None:
-        """Stop long polling and wait for it to end (aiogram then closes the bot session)."""
+        """Stop long polling (or webhook serving) and wait for it to end."""
         if self._task is not None and not self._task.done():
-            try:
-                await app.dp.stop_polling()
-            except RuntimeError:
-                pass
+            await app.stop()
             await asyncio.wait_for(self._task, 10)
 
     async def restart(self) -> App:
@@ -129,9 +131,8 @@ def sms_settings(smspm: FakeSMSPM, **overrides: Any) -> dict[str, Any]:
         "smspm_price_default": "0.10",
         "smspm_rate_limit": 6000,
         "smspm_poll_seconds": 30,
-        "smspm_report_host": "127.0.0.1",
-        "smspm_report_port": port,
-        "smspm_report_base_url": f"http://127.0.0.1:{port}",
+        "http_port": port,
+        "public_base_url": f"http://127.0.0.1:{port}",
     }
     values.update(overrides)
     return values
@@ -159,6 +160,8 @@ def make_settings(
             # (tests/e2e/test_protection.py sets a real bucket).
             "throttle_burst": 10_000,
             "backup_dir": tmp_path / "backups",  # never the checkout's data/backups
+            # No HTTP listener unless a test asks for one (http_port=free_port()).
+            "http_port": 0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,4 +1,6 @@
-"""The aiohttp listener that upstream callbacks arrive on: one per port, work after answering."""
+"""The one aiohttp listener of the bot (`HTTP_HOST`:`HTTP_PORT`): every inbound path (upstream
+callbacks, the Telegram webhook, health and metrics) is a route on it. Callback work that runs
+after answering is spawned here and awaited at stop."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from aiohttp.http import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024
+# Telegram updates can be tens of kilobytes (a long message quoting another); every path
+# checks its secret before it reads a body, so a stranger cannot make us read one.
+MAX_BODY = 1024 * 1024
+
+
+class ListenerError(RuntimeError):
+    """The listener could not bind its address (in use, not ours): a configuration problem."""
 
 
 class _QuietBadRequests(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -29,12 +37,17 @@ class _QuietBadRequests(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 class WebServer:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, shutdown_timeout: float = 60.0) -> None:
         self.host = host
         self.port = port
+        self.shutdown_timeout = shutdown_timeout
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def started(self) -> bool:
+        return self._runner is not None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run work after answering the caller; awaited at stop."""
@@ -51,22 +64,36 @@ class WebServer:
         self.app.router.add_route(method, path, handler)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
+        """Listen (once; a second call does nothing). Port 0 takes one the OS picks; `port`
+        then tells which."""
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(
             self.app,
             access_log=None,
             logger=_QuietBadRequests(logging.getLogger("aiohttp.server"), {}),
+            shutdown_timeout=self.shutdown_timeout,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        log.info("Callback endpoint listening on %s:%s", self.host, self.port)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ListenerError(
+                f"The HTTP listener cannot listen on {self.host}:{self.port} ({exc.strerror}): "
+                "set HTTP_HOST/HTTP_PORT to a free address"
+            ) from exc
+        self._runner = runner
+        addresses = runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
+        log.info("HTTP listener on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stop accepting connections, let the requests in flight finish (up to
+        `shutdown_timeout`, then they are cancelled), close; then await the spawned work."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None

@@ -101,7 +101,7 @@ def build_routes(
             budget=budget("papsms", settings.papsms_rate_limit, settings.papsms_api_key),
         )
         routes["papsms"] = PapSMSRoute(pap, settings.papsms_rate)
-        if settings.papsms_webhook_port is not None:
+        if settings.papsms_webhook:
             intervals["papsms"] = settings.papsms_poll_seconds  # the webhook is the fast path
     if settings.sandbox:
         routes["sandbox"] = SandboxRoute(settings.currency)

@@ -13,7 +13,9 @@ answer, to its `UpstreamHTTP`, which owns what every upstream has in common:
   transient (by default any "unavailable", RateLimited included); `once` never retries;
 * redaction: the client's secrets (API keys, tokens) are replaced by `REDACTED` in every error
   it raises, and the httpx exception (whose request holds them) is never chained;
-* `snippet` and `unexpected` for the bodies that end up in logs and error details.
+* `snippet` and `unexpected` for the bodies that end up in logs and error details;
+* the metrics: every request is counted per upstream and HTTP status, with its latency (the
+  budget's wait excluded), and 429s on their own (`shop.metrics.upstream_request`).
 
 Answers are judged by the client's parser, `parse(body, http_status)`, body first: this layer
 never decides what an HTTP status means.
@@ -23,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
+from shop import metrics
 from shop.providers.base import Priority, RateLimited, UpstreamUnavailable
 from shop.providers.budget import Budget, BudgetUnavailable
 
@@ -143,6 +147,8 @@ class UpstreamHTTP:
             except BudgetUnavailable as exc:
                 raise self._unavailable(f"{label}: not sent, {exc}") from None
         extra: dict[str, Any] = {} if self._timeout is None else {"timeout": self._timeout}
+        status: int | None = None  # for the metrics: None when no answer came
+        started = time.perf_counter()
         try:
             response = await self._http.request(
                 call.method,
@@ -161,7 +167,10 @@ class UpstreamHTTP:
             make = lost or self._unavailable
             error = make(f"{label}: sent, no answer ({type(exc).__name__})")
         else:
+            status = response.status_code
             return Reply(response.status_code, response.text)
+        finally:
+            metrics.upstream_request(self.name, status, time.perf_counter() - started)
         # Raised outside the `except`: the httpx error, whose request may hold a secret, is not
         # chained as context.
         raise error

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from shop import metrics
 from shop.errors import (
     AppError,
     BuyPaused,
@@ -517,7 +518,10 @@ class OrderService:
                 needs_attention=int(needs_attention),
             ):
                 return False
-            await self._refund(tx, order, "purchase failed upstream")
+            refunded = await self._refund(tx, order, "purchase failed upstream")
+        metrics.order_settled(order.route, OrderStatus.FAILED.value)
+        if refunded:
+            metrics.order_refunded(order.route, OrderStatus.FAILED.value)
         return True
 
     async def _settle_interrupted(self, order_id: int, alert: LazyText) -> None:
@@ -656,6 +660,9 @@ class OrderService:
             ):
                 return 0
             refunded = await self._refund(tx, order, reason)
+        metrics.order_settled(order.route, to.value)
+        if refunded:
+            metrics.order_refunded(order.route, to.value)
         self.jobs.unwatch(order.id)
         closed = await self.orders.get(order.id)
         assert closed is not None
@@ -670,6 +677,7 @@ class OrderService:
             )
         self.jobs.unwatch(order.id)
         if done:
+            metrics.order_settled(order.route, OrderStatus.COMPLETED.value)
             completed = await self.orders.get(order.id)
             assert completed is not None
             await self.notifier.order_changed(await self.card(completed))
@@ -891,8 +899,11 @@ class OrderService:
             else:  # closed before without a code and without its refund: only that is missing
                 closed = True
             refunded = await self._refund(tx, order, reason) if closed else 0
+        if order.status is OrderStatus.NUMBER_ISSUED and closed:
+            metrics.order_settled(order.route, OrderStatus.CANCELLED.value)
         if not refunded:
             raise await self._not_refunded(order_id)
+        metrics.order_refunded(order.route, "admin")
         self.jobs.unwatch(order_id)
         done = await self.orders.get(order_id)
         assert done is not None

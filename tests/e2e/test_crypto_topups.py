@@ -35,11 +35,7 @@ def crypto_settings(
     }
     if webhook:
         port = free_port()
-        values.update(
-            cryptopay_webhook_host="127.0.0.1",
-            cryptopay_webhook_port=port,
-            cryptopay_webhook_secret=SECRET,
-        )
+        values.update(http_port=port, cryptopay_webhook=True, cryptopay_webhook_secret=SECRET)
         fake.webhook_url = f"http://127.0.0.1:{port}/cryptopay/webhook/{SECRET}"
     values.update(overrides)
     return values

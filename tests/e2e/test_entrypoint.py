@@ -1,4 +1,5 @@
-"""`python -m bot` itself: settings from the environment, long polling, SIGTERM, clean logs."""
+"""`python -m bot` itself: settings from the environment, long polling, the HTTP listener's
+health paths, SIGTERM, clean logs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import TOKEN
+import httpx
+
+from tests.conftest import TOKEN, free_port
 from tests.fakes.telegram import FakeTelegram
 
 
@@ -23,6 +26,7 @@ async def test_python_m_bot_serves_and_stops_on_sigterm(
         "SANDBOX": "1",
         "ADMIN_IDS": "1",
         "LOG_LEVEL": "DEBUG",
+        "HTTP_PORT": str(free_port()),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -42,6 +46,9 @@ async def test_python_m_bot_serves_and_stops_on_sigterm(
         await user.send("/start")
         menu = await user.wait_for("Hi, Dora", timeout=20)
         assert "Sandbox mode" in menu.plain
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['HTTP_PORT']}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)

@@ -1,6 +1,6 @@
 """The bot's own webhook endpoints (PapSMS, SMSPM reports, Crypto Pay) against strangers: a path
 secret or a signature header with non-ASCII characters is refused with 404 / 401, never a 500
-with a traceback, and the listeners bind to 127.0.0.1 unless told otherwise.
+with a traceback, and the listener binds to 127.0.0.1 unless told otherwise.
 
 Requests go over real HTTP: through httpx where it can express them (it percent-encodes a
 non-ASCII path), and as raw bytes on a socket where a client library refuses (UTF-8 and
@@ -49,25 +49,25 @@ async def _all_endpoints(
     cryptopay: FakeCryptoPay,
     **overrides: Any,
 ) -> tuple[BotHarness, int]:
-    """The bot with all three endpoints on one port (no *_HOST set: the default)."""
+    """The bot with all three endpoints on its listener (no HTTP_HOST set: the default)."""
     port = free_port()
     harness = harness_factory(
+        http_port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
         papsms_api_key=pap.api_key,
         papsms_base_url=pap.base_url,
         papsms_rate_limit=6000,
-        papsms_webhook_port=port,
+        papsms_webhook=True,
         papsms_webhook_secret=PAP_SECRET,
         smspm_hash=smspm.hash,
         smspm_token=smspm.token,
         smspm_base_url=smspm.base_url,
         smspm_rate_limit=6000,
-        smspm_report_port=port,
         smspm_report_secret=SMS_SECRET,
-        smspm_report_base_url=f"http://127.0.0.1:{port}",
         cryptopay_token=cryptopay.token,
         cryptopay_base_url=cryptopay.base_url,
         cryptopay_poll_seconds=3600,
-        cryptopay_webhook_port=port,
+        cryptopay_webhook=True,
         cryptopay_webhook_secret=CRYPTO_SECRET,
         **overrides,
     )
@@ -175,19 +175,17 @@ async def test_non_ascii_headers_and_bodies_on_the_report_and_papsms_endpoints(
     assert server_errors(caplog) == []
 
 
-async def test_listeners_bind_to_localhost_by_default(
+async def test_the_listener_binds_to_localhost_by_default(
     harness_factory: Callable[..., BotHarness],
     pap: FakePapSMS,
     smspm: FakeSMSPM,
     cryptopay: FakeCryptoPay,
 ) -> None:
     defaults = Settings(_env_file=None, bot_token=TOKEN)  # type: ignore[call-arg]
-    assert defaults.papsms_webhook_host == "127.0.0.1"
-    assert defaults.smspm_report_host == "127.0.0.1"
-    assert defaults.cryptopay_webhook_host == "127.0.0.1"
+    assert (defaults.http_host, defaults.http_port) == ("127.0.0.1", 8080)
     harness, port = await _all_endpoints(harness_factory, pap, smspm, cryptopay)
-    assert harness.app is not None
-    assert [(web.host, web.port) for web in harness.app.webs] == [("127.0.0.1", port)]
+    assert harness.app is not None and harness.app.web is not None
+    assert (harness.app.web.host, harness.app.web.port) == ("127.0.0.1", port)
     async with httpx.AsyncClient() as client:
         response = await client.post(f"http://127.0.0.1:{port}/smspm/report/wrong", json={})
     assert response.status_code == 404

@@ -177,6 +177,7 @@ def _env(telegram: FakeTelegram, tmp_path: Path) -> dict[str, str]:
         "DATABASE_PATH": str(tmp_path / "db" / "bot.db"),
         "SANDBOX": "1",
         "ADMIN_IDS": "1",
+        "HTTP_PORT": "0",  # no listener: nothing inbound in these tests
     }
 
 

@@ -38,8 +38,8 @@ class Upstreams:
             "papsms_api_key": self.pap.api_key,
             "papsms_base_url": self.pap.base_url,
             "papsms_rate_limit": 6000,
-            "papsms_webhook_host": "127.0.0.1",
-            "papsms_webhook_port": self.webhook_port,
+            "http_port": self.webhook_port,
+            "papsms_webhook": True,
             "papsms_webhook_secret": "hook-secret-123",
         }
         if only is not None:
@@ -106,7 +106,7 @@ async def test_purchase_and_code(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = harness_factory(**upstreams.settings(provider, papsms_webhook_port=None))
+    harness = harness_factory(**upstreams.settings(provider, papsms_webhook=False))
     await harness.start()
     await start(alice)
     await fund(admin, alice, "5")
@@ -128,7 +128,7 @@ async def test_timeout_refund(
     alice: FakeUser,
 ) -> None:
     harness = harness_factory(
-        **upstreams.settings(provider, papsms_webhook_port=None), order_timeout_seconds=2
+        **upstreams.settings(provider, papsms_webhook=False), order_timeout_seconds=2
     )
     await harness.start()
     await start(alice)
@@ -147,7 +147,7 @@ async def test_cancel_refunds(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = harness_factory(**upstreams.settings(provider, papsms_webhook_port=None))
+    harness = harness_factory(**upstreams.settings(provider, papsms_webhook=False))
     await harness.start()
     await start(alice)
     await fund(admin, alice, "5")
@@ -232,7 +232,7 @@ async def test_one_provider_down_while_the_others_sell(
     upstreams.spot.fail_next(
         "services", "<html>502 Bad Gateway</html>", http_status=502, times=100
     )
-    harness = harness_factory(**upstreams.settings(papsms_webhook_port=None))
+    harness = harness_factory(**upstreams.settings(papsms_webhook=False))
     await harness.start()
     await start(alice)
     await fund(admin, alice, "5")

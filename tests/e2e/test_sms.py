@@ -152,7 +152,7 @@ async def test_forged_report_without_the_secret_changes_nothing(
     await alice.click(confirm, "Send for")
     await alice.wait_for("SMS #")
     (sms,) = smspm.messages.values()
-    port = harness.settings.smspm_report_port
+    port = harness.settings.http_port
     async with httpx.AsyncClient() as client:
         for path in ("/smspm/report/wrong-secret", "/smspm/report/", "/smspm/report"):
             response = await client.post(

@@ -37,12 +37,34 @@ Choices made where Telegram is lenient or undocumented
       keyboard is remembered as :attr:`FakeUser.keyboard`.
     * :meth:`FakeUser.send` from a blocked user unblocks it (the "Restart" button).
     * Concurrent ``getUpdates``: the older request is answered 409 Conflict, like Telegram.
+    * Webhooks (``setWebhook``, ``deleteWebhook``, ``getWebhookInfo``): see "Webhook delivery".
     * Payments: one invoice can be checked out several times before any payment completes
       (:meth:`FakeUser.checkout`, then :meth:`FakeUser.complete` for each approved one), and
       each completion is a new charge. A refund sends the payer's chat a ``refunded_payment``
       message: always when Telegram refunds by itself (:meth:`FakeTelegram.refund_payment`),
       and after the bot's own ``refundStarPayment`` only with ``announce_refunds`` set (the
       Bot API does not say whether it does).
+
+Webhook delivery
+    * ``setWebhook`` takes ``url``, ``secret_token`` (1-256 of ``A-Za-z0-9_-``, else 400),
+      ``allowed_updates`` (kept from the previous call when absent, as Telegram does),
+      ``drop_pending_updates`` and ``max_connections`` (reported, not enforced). An empty
+      ``url`` removes the webhook. Unlike Telegram, ``http://`` URLs and any port are
+      accepted (tests listen on 127.0.0.1 without TLS).
+    * While a webhook is set, ``getUpdates`` answers 409 Conflict (a long poll running when it
+      is set is ended with 409 too); ``deleteWebhook`` brings ``getUpdates`` back.
+    * Pending and new updates are POSTed as JSON with ``X-Telegram-Bot-Api-Secret-Token``
+      (when a secret is set), oldest first; an update of a type outside ``allowed_updates``
+      is dropped. A non-2xx answer, a refused connection or a timeout
+      (:attr:`FakeTelegram.webhook_timeout`) is retried with the same ``update_id`` after
+      a backoff (:attr:`FakeTelegram.webhook_retry_delay` doubling up to
+      :attr:`FakeTelegram.webhook_retry_max`), and later updates wait behind it; the error is
+      reported by ``getWebhookInfo`` (``last_error_date``, ``last_error_message``).
+    * One request at a time per target. :meth:`FakeTelegram.route_webhook` puts several
+      targets behind the one webhook URL, as a reverse proxy in front of several instances
+      would: each update (each retry too) goes to the next free target, round-robin, so up to
+      one update per target is in flight. Every attempt is recorded in
+      :attr:`FakeTelegram.deliveries`.
 """
 
 from __future__ import annotations
@@ -61,6 +83,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
+import aiohttp
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
@@ -70,6 +93,7 @@ __all__ = [
     "CallbackAnswer",
     "Charge",
     "Checkout",
+    "Delivery",
     "FakeTelegram",
     "FakeUser",
     "Message",
@@ -134,6 +158,18 @@ ERR_COMMAND_DESCRIPTION_INVALID = "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID"
 ERR_CHARGE_NOT_FOUND = "Bad Request: CHARGE_NOT_FOUND"
 ERR_CHARGE_REFUNDED = "Bad Request: CHARGE_ALREADY_REFUNDED"
 ERR_USER_NOT_FOUND = "Bad Request: user not found"
+ERR_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+ERR_TERMINATED_BY_WEBHOOK = "Conflict: terminated by setWebhook request"
+ERR_BAD_WEBHOOK_URL = "Bad Request: bad webhook: invalid webhook URL specified"
+ERR_SECRET_TOKEN = "Bad Request: secret token contains unallowed characters"
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# What a webhook receives when allowed_updates is empty or was never given (Telegram's rule).
+_NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 # Bot API parameters whose type is String: never JSON-decoded even if they look like JSON.
 _STRING_PARAMS = frozenset(
@@ -266,6 +302,28 @@ class Call:
     def ok(self) -> bool:
         """Whether the fake answered ``ok: true``."""
         return bool(self.response and self.response.get("ok"))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook POST the fake made: to which target, and how it ended."""
+
+    update_id: int
+    target: str
+    status: int | None  # the HTTP status; None when no answer came (refused, reset, timeout)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class _Webhook:
+    url: str
+    secret_token: str | None
+    allowed_updates: list[str] | None
+    max_connections: int
 
 
 @dataclass(frozen=True)
@@ -990,6 +1048,14 @@ def _choose_button(message: Message, wanted: str) -> Params:
     )
 
 
+def _allowed(update: Params, allowed_updates: list[str] | None) -> bool:
+    """Whether a webhook with these ``allowed_updates`` receives ``update``."""
+    kinds = set(update) - {"update_id"}
+    if allowed_updates:
+        return bool(kinds & set(allowed_updates))
+    return not kinds & _NOT_BY_DEFAULT
+
+
 def _payment_json(charge: Charge) -> Params:
     return {
         "currency": charge.currency,
@@ -1050,6 +1116,22 @@ class FakeTelegram:
         # Methods whose calls wait, recorded but without effect, until `release`: see `hold`.
         self._holds: dict[str, asyncio.Event] = {}
         self.held: list[Call] = []
+        # Webhook delivery (see the module docstring).
+        self.webhook: _Webhook | None = None
+        self.deliveries: list[Delivery] = []
+        self.webhook_routes: dict[str, list[str]] = {}
+        self.webhook_retry_delay = 0.05
+        self.webhook_retry_max = 1.0
+        self.webhook_timeout = 30.0
+        self._webhook_signal = _Signal()
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_posts: set[asyncio.Task[None]] = set()
+        self._webhook_session: aiohttp.ClientSession | None = None
+        self._in_flight: dict[int, str] = {}  # update_id -> target
+        self._retry_at: dict[int, float] = {}
+        self._attempts: dict[int, int] = {}
+        self._next_target = 0
+        self._last_error: tuple[int, str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1065,13 +1147,26 @@ class FakeTelegram:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
+        self._webhook_session = aiohttp.ClientSession()
+        self._webhook_task = asyncio.create_task(self._deliver_webhooks())
 
     async def stop(self) -> None:
-        """Wake pending long polls (they answer ``[]``) and shut the server down."""
+        """Wake pending long polls (they answer ``[]``), stop webhook delivery and shut the
+        server down."""
         self._closing = True
         self._updates_signal.fire()
+        self._webhook_signal.fire()
         for method in list(self._holds):
             self.release(method)
+        tasks = [*self._webhook_posts, *([self._webhook_task] if self._webhook_task else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._webhook_task = None
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
+            self._webhook_session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1195,7 +1290,130 @@ class FakeTelegram:
         update_id = next(self._update_ids)
         self._updates.append({"update_id": update_id, **payload})
         self._updates_signal.fire()
+        self._webhook_signal.fire()
         return update_id
+
+    # -- webhook delivery --------------------------------------------------------------------
+
+    def route_webhook(self, url: str, *targets: str) -> None:
+        """Deliver what is meant for the webhook ``url`` to ``targets`` in turn (round-robin),
+        as a reverse proxy in front of several bot instances would; no targets: to ``url``."""
+        if targets:
+            self.webhook_routes[url] = list(targets)
+        else:
+            self.webhook_routes.pop(url, None)
+        self._webhook_signal.fire()
+
+    def deliveries_of(self, update_id: int) -> list[Delivery]:
+        """Every POST of this update so far (retries included), in order."""
+        return [d for d in self.deliveries if d.update_id == update_id]
+
+    async def wait_delivered(
+        self,
+        update_id: int,
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
+    ) -> Delivery:
+        """Wait until a POST of ``update_id`` was answered 2xx; return that delivery."""
+        return await _wait_until(
+            self._webhook_signal,
+            lambda: next((d for d in self.deliveries_of(update_id) if d.ok), None),
+            timeout,
+            lambda: (
+                f"update {update_id} was not delivered within {timeout}s; "
+                f"attempts: {self.deliveries_of(update_id)}"
+            ),
+        )
+
+    async def wait_webhook_idle(
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
+    ) -> None:
+        """Wait until every pending update has been delivered (answered 2xx)."""
+        await _wait_until(
+            self._webhook_signal,
+            lambda: True if not self._updates and not self._in_flight else None,
+            timeout,
+            lambda: (
+                f"{len(self._updates)} update(s) still pending after {timeout}s; "
+                f"last attempts: {self.deliveries[-5:]}"
+            ),
+        )
+
+    def _webhook_targets(self, hook: _Webhook) -> list[str]:
+        return self.webhook_routes.get(hook.url) or [hook.url]
+
+    def _next_deliverable(self, hook: _Webhook) -> tuple[Params, str] | float | None:
+        """The oldest update not in flight and a free target for it; or how long to wait for
+        its backoff; or None when there is nothing to do (or no free target) now."""
+        while True:
+            waiting = (u for u in self._updates if u["update_id"] not in self._in_flight)
+            update = next(waiting, None)
+            if update is None:
+                return None
+            if _allowed(update, hook.allowed_updates):
+                break
+            self._updates.remove(update)  # Telegram does not keep what the bot did not ask for
+        wait = self._retry_at.get(update["update_id"], 0.0) - time.monotonic()
+        if wait > 0:
+            return wait
+        targets = self._webhook_targets(hook)
+        busy = set(self._in_flight.values())
+        for step in range(len(targets)):
+            target = targets[(self._next_target + step) % len(targets)]
+            if target not in busy:
+                self._next_target = (self._next_target + step + 1) % len(targets)
+                return update, target
+        return None
+
+    async def _deliver_webhooks(self) -> None:
+        """The delivery loop: runs while the fake is started, idle while no webhook is set."""
+        while not self._closing:
+            hook = self.webhook
+            found = self._next_deliverable(hook) if hook is not None else None
+            if isinstance(found, tuple):
+                update, target = found
+                assert hook is not None
+                self._in_flight[update["update_id"]] = target
+                task = asyncio.create_task(self._post_update(hook, target, update))
+                self._webhook_posts.add(task)
+                task.add_done_callback(self._webhook_posts.discard)
+                continue
+            await self._webhook_signal.wait(found if isinstance(found, float) else 1.0)
+
+    async def _post_update(self, hook: _Webhook, target: str, update: Params) -> None:
+        update_id = int(update["update_id"])
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token:
+            headers[SECRET_HEADER] = hook.secret_token
+        status: int | None = None
+        error: str | None = None
+        assert self._webhook_session is not None
+        try:
+            async with self._webhook_session.post(
+                target,
+                data=json.dumps(update),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._in_flight.pop(update_id, None)
+        delivery = Delivery(update_id, target, status, error)
+        self.deliveries.append(delivery)
+        if delivery.ok:
+            self._updates = [u for u in self._updates if u["update_id"] != update_id]
+            self._attempts.pop(update_id, None)
+            self._retry_at.pop(update_id, None)
+        else:
+            attempts = self._attempts[update_id] = self._attempts.get(update_id, 0) + 1
+            backoff = min(self.webhook_retry_max, self.webhook_retry_delay * 2 ** (attempts - 1))
+            self._retry_at[update_id] = time.monotonic() + backoff
+            reason = f"Wrong response from the webhook: {status}" if status else str(error)
+            self._last_error = (int(time.time()), reason)
+        self._webhook_signal.fire()
 
     def bot_json(self) -> Params:
         """The bot's User object."""
@@ -1317,6 +1535,7 @@ class FakeTelegram:
         handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
+            "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
@@ -1449,6 +1668,8 @@ class FakeTelegram:
         }
 
     async def _get_updates(self, params: Params, files: dict[str, UploadedFile]) -> list[Params]:
+        if self.webhook is not None:
+            raise TelegramError(CONFLICT, ERR_WEBHOOK_ACTIVE)
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
@@ -1461,6 +1682,8 @@ class FakeTelegram:
         while True:
             if self._closing:
                 return []
+            if self.webhook is not None:
+                raise TelegramError(CONFLICT, ERR_TERMINATED_BY_WEBHOOK)
             if generation != self._poll_generation:
                 raise TelegramError(CONFLICT, ERR_CONFLICT)
             ready = self._updates[:limit]
@@ -1475,13 +1698,55 @@ class FakeTelegram:
         elif offset < 0:
             self._updates = self._updates[offset:]
 
+    async def _set_webhook(self, params: Params, files: dict[str, UploadedFile]) -> bool:
+        url = params.get("url")
+        if url is None or url == "":
+            return await self._delete_webhook(params, files)
+        url = str(url)
+        if not re.match(r"https?://[^/?#\s]+", url):
+            raise _bad_request(ERR_BAD_WEBHOOK_URL)
+        secret = params.get("secret_token")
+        if secret is not None and secret != "":
+            if not isinstance(secret, str) or not _SECRET_TOKEN_RE.fullmatch(secret):
+                raise _bad_request(ERR_SECRET_TOKEN)
+        if "allowed_updates" in params:
+            allowed = params["allowed_updates"]
+            if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+                raise _bad_request("Bad Request: can't parse allowed updates JSON object")
+        else:
+            allowed = self.webhook.allowed_updates if self.webhook is not None else None
+        try:
+            max_connections = int(params.get("max_connections") or 40)
+        except (TypeError, ValueError) as error:
+            raise _bad_request("Bad Request: invalid max_connections") from error
+        if params.get("drop_pending_updates") is True:
+            self._updates.clear()
+        self.webhook = _Webhook(url, secret or None, allowed, max_connections)
+        self._updates_signal.fire()  # a long poll running now ends with 409
+        self._webhook_signal.fire()
+        return True
+
     async def _delete_webhook(self, params: Params, files: dict[str, UploadedFile]) -> bool:
         if params.get("drop_pending_updates") is True:
             self._updates.clear()
+        self.webhook = None
+        self._webhook_signal.fire()
         return True
 
     async def _get_webhook_info(self, params: Params, files: dict[str, UploadedFile]) -> Params:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        hook = self.webhook
+        info: Params = {
+            "url": hook.url if hook is not None else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if hook is not None:
+            info["max_connections"] = hook.max_connections
+            if hook.allowed_updates is not None:
+                info["allowed_updates"] = hook.allowed_updates
+        if self._last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._last_error
+        return info
 
     async def _set_my_commands(self, params: Params, files: dict[str, UploadedFile]) -> bool:
         commands = params.get("commands")
