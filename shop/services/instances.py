@@ -45,10 +45,6 @@ class AnotherInstanceRunning(StartupRefused):
     """Another live instance on this database, and the two do not both share Redis."""
 
 
-class SharedStateUnavailable(StartupRefused):
-    """`REDIS_URL` is set but Redis cannot be reached."""
-
-
 def this_node() -> str:
     """This machine and its process namespace: where a pid names the same process. Two
     containers may share a host name (host networking) but never a pid namespace."""
@@ -115,13 +111,12 @@ class InstanceRegistry:
             ", sharing state through Redis" if self.presence is not None else "",
         )
         if self.presence is not None:
+            # Redis down at start does not stop the start: /readyz says so until it answers,
+            # and the next heartbeat writes the key.
             try:
                 await self.presence.mark(self.instance, self.ttl)
             except Exception as exc:
-                await self.leave()
-                raise SharedStateUnavailable(
-                    f"Not starting: REDIS_URL is set but Redis cannot be reached ({exc})."
-                ) from None
+                log.warning("Instance %s not marked in Redis: %s", self.instance.id, exc)
 
     async def beat(self) -> None:
         """The heartbeat. If another instance took this one for gone (no heartbeat for the
