@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from bot.app import WebhookRefused, build_app, settle_heap
 from bot.config import REMOVED_SETTINGS, Settings
 from bot.logs import configure_logging
+from shop.services.instances import StartupRefused
 from web.server import ListenerError
 
 
@@ -45,7 +46,10 @@ async def main() -> None:
         logging.getLogger(__name__).warning(
             "No provider is configured: set SMSPALM_API_KEY or SANDBOX=1 to sell numbers."
         )
-    app = await build_app(settings)
+    try:
+        app = await build_app(settings)
+    except StartupRefused as exc:
+        sys.exit(str(exc))
     settle_heap()
     try:
         await app.run()

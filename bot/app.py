@@ -11,7 +11,6 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -21,12 +20,14 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.database import create_database, create_repositories
 from bot.factory.http import create_http_client
+from bot.factory.instances import join_registry
 from bot.factory.providers import create_providers
-from bot.factory.redis import create_redis
+from bot.factory.redis import budget_factory, create_redis
 from bot.factory.scheduler import schedule_jobs
 from bot.factory.services import Admin, create_services
 from bot.factory.telegram import create_bot, create_dispatcher, set_commands
@@ -43,10 +44,11 @@ from shop import metrics
 from shop.jobs import OrderJobs
 from shop.money import Currency
 from shop.providers.base import Route
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
+from shop.services.instances import InstanceRegistry
 from shop.services.orders import OrderService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
@@ -76,7 +78,7 @@ class App:
     dp: Dispatcher
     jobs: OrderJobs
     routes: dict[str, Route]
-    budgets: list[RequestBudget]
+    budgets: list[Budget]
     catalog: CatalogService
     orders: OrderService
     wallet: WalletService
@@ -88,12 +90,13 @@ class App:
     broadcasts: BroadcastService
     admin: Admin  # the owner's services
     self_check: SelfCheckService
+    instances: InstanceRegistry  # this process's entry in the instance registry
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
     web: WebServer | None = None  # the HTTP listener; None with HTTP_PORT=0
     readiness: Readiness = field(default_factory=Readiness)
     webhook: TelegramWebhook | None = None  # webhook mode
-    redis: Any | None = None  # redis.asyncio.Redis when REDIS_URL is set
+    redis: Redis | None = None  # the state shared with other instances (REDIS_URL)
     closed: bool = field(default=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _untrack: list[Callable[[], None]] = field(default_factory=list)
@@ -249,9 +252,19 @@ class App:
             budget.close()
         await self.http.aclose()
         await self.bot.session.close()
+        await _leave(self.instances)
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+
+
+async def _leave(instances: InstanceRegistry) -> None:
+    """Unregister, so a restart need not wait for the heartbeat's TTL (if this fails, the
+    row goes stale by itself)."""
+    try:
+        await instances.leave()
+    except Exception:
+        log.exception("Instance %s could not unregister", instances.instance.id)
 
 
 def settle_heap() -> None:
@@ -266,18 +279,25 @@ def settle_heap() -> None:
 async def build_app(settings: Settings) -> App:
     """Build the whole bot from settings. Nothing happens at import time."""
     db = await create_database(settings)
+    redis = create_redis(settings)
+    try:
+        instances = await join_registry(settings, db, redis)
+    except BaseException:
+        if redis is not None:
+            await redis.aclose()
+        await db.close()
+        raise
     repos = create_repositories(db)
     http = create_http_client(settings)
-    providers = create_providers(settings, http)
+    providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
     shop = create_services(settings, db, repos, providers, bot)
-    redis = create_redis(settings)
     readiness = Readiness()
     require_dependencies(readiness, db, redis)
     web = create_listener(
         settings, readiness, providers.routes, shop.orders, repos.routing, shop.sms, shop.crypto
     )
-    dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings))
+    dp, in_flight = create_dispatcher(settings, db, shop.handler_data(settings), redis)
     dp.update.outer_middleware(UpdateOutcomes())  # the metrics of every update
     webhook = create_telegram_webhook(settings, web, dp, bot, redis, readiness)
     app = App(
@@ -300,6 +320,7 @@ async def build_app(settings: Settings) -> App:
         broadcasts=shop.broadcasts,
         admin=shop.admin,
         self_check=shop.self_check,
+        instances=instances,
         sms=shop.sms,
         crypto=shop.crypto,
         web=web,

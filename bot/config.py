@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     # Balances against the ledger and orders against their ledger rows, this often.
     self_check_seconds: int = Field(default=300, gt=0)
 
-    # The HTTP listener (every inbound path), Telegram webhook mode, Redis.
+    # The HTTP listener (every inbound path), Telegram webhook mode, Redis (what several
+    # instances share: request budgets, throttle, FSM, update claims).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)  # 0: no listener (polling mode only)
     public_base_url: str | None = None  # where upstreams reach the listener (SMSPM reports)

@@ -441,3 +441,16 @@ class AuditEntry:
     target: str
     detail: str
     created_at: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running bot process, as the instance registry knows it."""
+
+    id: str  # random, per process
+    host: str  # the machine's name, for people
+    node: str  # the machine and its process namespace: where `pid` means something
+    pid: int
+    shared: bool  # runs with REDIS_URL (shares budgets, throttle, FSM through Redis)
+    started_at: int
+    seen_at: int  # the last heartbeat

@@ -18,6 +18,7 @@ from shop.models import (
     Broadcast,
     Country,
     Counts,
+    Instance,
     LedgerEntry,
     LedgerKind,
     Offer,
@@ -486,3 +487,28 @@ class AuditRepository(Protocol):
         self, actor_id: int, action: str, target: object = "", detail: str = ""
     ) -> None: ...
     async def recent(self, limit: int = 20, offset: int = 0) -> list[AuditEntry]: ...
+
+
+class InstanceRepository(Protocol):
+    """The instance registry: one row per running bot, refreshed by its heartbeat."""
+
+    async def others(self, tx: Tx, instance_id: str) -> list[Instance]:
+        """Every registered instance but this one, read so that registrations are serialized
+        (two instances starting at once see each other)."""
+        ...
+
+    async def add(self, tx: Tx, instance: Instance) -> None: ...
+    async def remove(self, tx: Tx, instance_ids: Sequence[str]) -> None: ...
+    async def seen(self, instance_id: str, at: int) -> bool:
+        """The heartbeat; False when the row is gone (another instance took it for dead)."""
+        ...
+
+    async def get(self, instance_id: str) -> Instance | None: ...
+    async def all(self) -> list[Instance]: ...
+
+
+class InstancePresence(Protocol):
+    """The live instances in Redis (a key each, with a TTL), when Redis is configured."""
+
+    async def mark(self, instance: Instance, ttl: int) -> None: ...
+    async def clear(self, instance_id: str) -> None: ...

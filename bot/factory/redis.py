@@ -1,14 +1,68 @@
-"""The Redis client when `REDIS_URL` is set (shared state of several instances), else None."""
+"""Redis when `REDIS_URL` is set: the state several instances share (request budgets, the
+flood throttle, FSM, the instance registry's presence keys), each under `REDIS_PREFIX`.
+Without it, every part keeps its in-process or SQL implementation, exactly as one process
+has always run."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.factory.providers import BudgetFactory, local_budget
+from handlers.throttle_redis import RedisThrottleStore
+from handlers.throttling import ThrottleStore
+from shop.providers.budget import Budget, RedisBudget, budget_key
+
+FSM_TTL_SECONDS = 86400  # typed input left unfinished for a day is forgotten
+_TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 5,
+    "socket_timeout": 5,
+    "health_check_interval": 30,
+}
 
 
 def create_redis(settings: Settings) -> Redis | None:
     """A client pool; it connects on first use (closed with `aclose()` at shutdown)."""
     if settings.redis_url is None:
         return None
-    return Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
+    return Redis.from_url(settings.redis_url.get_secret_value(), **_TIMEOUTS)
+
+
+def create_shared_fsm(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation] | None:
+    """aiogram's `RedisStorage` and its `RedisEventIsolation` (one chat's updates one at a
+    time, whichever instance each reaches). Its own pool: the Dispatcher closes the storage
+    when it shuts down, while the app still uses the shared client."""
+    if settings.redis_url is None:
+        return None
+    storage = RedisStorage.from_url(
+        settings.redis_url.get_secret_value(),
+        connection_kwargs=_TIMEOUTS,
+        key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}:fsm", with_bot_id=True),
+        state_ttl=FSM_TTL_SECONDS,
+        data_ttl=FSM_TTL_SECONDS,
+    )
+    return storage, storage.create_isolation()
+
+
+def create_throttle_store(settings: Settings, redis: Redis | None) -> ThrottleStore | None:
+    """The throttle's buckets in Redis; None: the in-process store."""
+    if redis is None:
+        return None
+    return RedisThrottleStore(redis, settings.redis_prefix)
+
+
+def budget_factory(settings: Settings, redis: Redis | None) -> BudgetFactory:
+    """Request budgets: one schedule per upstream key in Redis, or in this process."""
+    if redis is None:
+        return local_budget
+    shared: Redis = redis
+
+    def shared_budget(upstream: str, per_minute: float, *credentials: str) -> Budget:
+        key = budget_key(settings.redis_prefix, upstream, *credentials)
+        return RedisBudget(shared, key, per_minute)
+
+    return shared_budget

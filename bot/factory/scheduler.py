@@ -10,6 +10,7 @@ from shop.jobs import SWEEP_SECONDS, OrderJobs
 from shop.services.backups import seconds_until_hour
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
+from shop.services.instances import HEARTBEAT_SECONDS, InstanceRegistry
 from shop.services.sms import SmsService
 from shop.services.topups import TopupService
 
@@ -28,6 +29,7 @@ class Running(Protocol):
     admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
+    instances: InstanceRegistry
 
     async def check_watches(self) -> None: ...
     async def purge_expired(self) -> None: ...
@@ -39,6 +41,7 @@ class Running(Protocol):
 def schedule_jobs(app: Running) -> None:
     """Register every periodic job on the running scheduler."""
     jobs, settings = app.jobs, app.settings
+    jobs.every("instance-heartbeat", HEARTBEAT_SECONDS, app.instances.beat)
     if app.sms is not None:
         jobs.every("sms-sweeper", SWEEP_SECONDS, app.sms.sweep)
     jobs.every("sweeper", SWEEP_SECONDS, jobs.sweep)

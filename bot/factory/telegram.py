@@ -14,8 +14,10 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.factory.redis import create_shared_fsm, create_throttle_store
 from bot.factory.services import Services
 from handlers.commands import (
     ADMIN_COMMANDS,
@@ -56,16 +58,22 @@ def create_bot(settings: Settings) -> Bot:
 
 
 def create_dispatcher(
-    settings: Settings, db: Database, services: Services
+    settings: Settings, db: Database, services: Services, redis: Redis | None = None
 ) -> tuple[Dispatcher, InFlight]:
     """The Dispatcher with every router, the services in its workflow data (handlers and
-    filters take them by parameter name), and the middleware that tracks updates in flight."""
-    dp = Dispatcher(storage=SQLiteStorage(db), **services)
+    filters take them by parameter name), and the middleware that tracks updates in flight.
+    With Redis (`REDIS_URL`), FSM and throttle live there, shared by every instance."""
+    storage, isolation = create_shared_fsm(settings) or (SQLiteStorage(db), None)
+    dp = Dispatcher(storage=storage, events_isolation=isolation, **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)
     users = services["users"]
     throttle = build_throttle(
-        settings.throttle_per_second, settings.throttle_burst, settings.admin_ids, users
+        settings.throttle_per_second,
+        settings.throttle_burst,
+        settings.admin_ids,
+        users,
+        store=create_throttle_store(settings, redis),
     )
     sender = UserMiddleware(users)
     guard = BanGuard(settings.admin_ids, services["people"])

@@ -3,7 +3,8 @@
 A client builds a `Call` (what to send) and hands it, with the pure function that reads the
 answer, to its `UpstreamHTTP`, which owns what every upstream has in common:
 
-* the request budget: every attempt waits for its turn at the call's priority;
+* the request budget: every attempt waits for its turn at the call's priority (no turn, e.g.
+  the shared budget's Redis is down: the client's "unavailable" error, nothing was sent);
 * what a network error proves. A connect error, a pool timeout, an unsupported scheme or a bad
   URL (`NOT_SENT`) means nothing left this machine: the client's "unavailable" error, even for
   a purchase. Any other network error means the request may have arrived: a money-moving call
@@ -33,7 +34,7 @@ import httpx
 
 from shop import metrics
 from shop.providers.base import Priority, RateLimited, UpstreamUnavailable
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget, BudgetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class UpstreamHTTP:
         http: httpx.AsyncClient,
         name: str,
         *,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         secrets: Iterable[str] = (),
         retry_delays: tuple[float, ...] = (0.5, 1.5),
         unavailable: ErrorFactory = UpstreamUnavailable,
@@ -138,11 +139,14 @@ class UpstreamHTTP:
         """One request within the budget. A request that cannot have left raises
         `unavailable`; one that may have arrived and got no answer raises `lost` if given (a
         call that moves money), else `unavailable`."""
-        if self.budget is not None:
-            await self.budget.acquire(priority)
-        extra: dict[str, Any] = {} if self._timeout is None else {"timeout": self._timeout}
         label = f"{self.name} {call.what}"
         error: Exception
+        if self.budget is not None:
+            try:
+                await self.budget.acquire(priority)
+            except BudgetUnavailable as exc:
+                raise self._unavailable(f"{label}: not sent, {exc}") from None
+        extra: dict[str, Any] = {} if self._timeout is None else {"timeout": self._timeout}
         status: int | None = None  # for the metrics: None when no answer came
         started = time.perf_counter()
         try:

@@ -107,7 +107,7 @@ from shop.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.providers.http import Call, Reply, UpstreamHTTP, snippet
 
 log = logging.getLogger(__name__)
@@ -551,7 +551,7 @@ class PapSMSClient:
         base_url: str = DEFAULT_BASE_URL,
         *,
         api_key: str,
-        budget: RequestBudget,
+        budget: Budget,
         backoff: tuple[float, ...] = (1.0, 2.0, 4.0),
     ) -> None:
         self._http = UpstreamHTTP(

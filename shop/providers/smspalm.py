@@ -46,7 +46,7 @@ from shop.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.providers.http import Call, UpstreamHTTP, snippet
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class SMSPalmClient:
         http: httpx.AsyncClient,
         base_url: str,
         api_key: str,
-        budget: RequestBudget,
+        budget: Budget,
         retry_delays: tuple[float, ...] = (0.5, 1.5),
     ) -> None:
         self._http = UpstreamHTTP(

@@ -47,7 +47,7 @@ from shop.providers.base import (
     RateLimited,
     UpstreamUnavailable,
 )
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.providers.http import Call, Reply, UpstreamHTTP, snippet, unexpected
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ class SMSPMClient:
         base_url: str,
         hash_: str,
         token: str,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         retry_delays: tuple[float, ...] = (0.5,),
     ) -> None:
         self._http = UpstreamHTTP(

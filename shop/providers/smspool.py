@@ -126,7 +126,7 @@ from shop.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.providers.http import Call, UpstreamHTTP, snippet
 from shop.providers.http import unexpected as unreadable
 
@@ -501,7 +501,7 @@ class SMSPoolClient:
         base_url: str = DEFAULT_BASE_URL,
         *,
         api_key: str,
-        budget: RequestBudget,
+        budget: Budget,
         retry_delays: tuple[float, ...] = (0.5, 1.5),
     ) -> None:
         self._http = UpstreamHTTP(

@@ -86,7 +86,7 @@ from shop.providers.base import (
     UpstreamService,
     UpstreamUnavailable,
 )
-from shop.providers.budget import RequestBudget
+from shop.providers.budget import Budget
 from shop.providers.http import Call, UpstreamHTTP, snippet, unexpected
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class SpotSMSClient:
         http: httpx.AsyncClient,
         base_url: str = DEFAULT_BASE_URL,
         api_key: str = "",
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         retry_delays: tuple[float, ...] = (0.5, 1.5),
     ) -> None:
         if not api_key:

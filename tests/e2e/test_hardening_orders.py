@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.app import App, build_app
 from shop.models import Order, OrderStatus
@@ -122,9 +123,19 @@ async def test_admin_refund_refuses_a_purchase_in_progress(
     await harness_check(app)
 
 
+async def _taken_for_gone(app: App) -> None:
+    """As if `app`'s process froze past its heartbeat's TTL: another instance may start on the
+    database (without Redis only one may run), while this one is still there."""
+    registry = app.instances
+    async with app.db.transaction() as tx:
+        await registry.repo.add(tx, replace(registry.instance, seen_at=0))
+
+
 async def _close_by_another_process(harness: BotHarness) -> None:
     """What a second bot process on the same database does at its start: settle every order
     caught in `created` as "outcome unknown" (refund, flag, alert, tell the customer)."""
+    assert harness.app is not None
+    await _taken_for_gone(harness.app)
     other = await build_app(harness.settings)
     try:
         await other.orders.recover()
@@ -341,6 +352,7 @@ async def test_a_removed_providers_order_met_at_runtime_is_settled(
     await start(alice)
     await fund(admin, alice, "1")
 
+    await _taken_for_gone(app)
     other = await build_app(full.settings)
     try:
         await other.catalog.refresh()

@@ -1,0 +1,96 @@
+"""The instance registry: a row per running bot in the database (every instance can see it,
+with or without Redis), and a key per instance in Redis when `REDIS_URL` is set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shop.models import Instance
+from storage.db import Database, Tx
+
+_COLUMNS = "id, host, node, pid, shared, started_at, seen_at"
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(
+        id=row["id"],
+        host=row["host"],
+        node=row["node"],
+        pid=int(row["pid"]),
+        shared=bool(row["shared"]),
+        started_at=int(row["started_at"]),
+        seen_at=int(row["seen_at"]),
+    )
+
+
+class InstanceRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    async def others(tx: Tx, instance_id: str) -> list[Instance]:
+        # Two instances starting together must not both find the registry empty: SQLite's
+        # BEGIN IMMEDIATE (one writer) serializes their transactions. On PostgreSQL (READ
+        # COMMITTED) this read needs a lock first: LOCK TABLE instances IN EXCLUSIVE MODE.
+        rows = await tx.fetchall(
+            f"SELECT {_COLUMNS} FROM instances WHERE id <> ? ORDER BY started_at, id",
+            (instance_id,),
+        )
+        return [_instance(row) for row in rows]
+
+    @staticmethod
+    async def add(tx: Tx, instance: Instance) -> None:
+        await tx.execute(
+            f"INSERT INTO instances ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            (
+                instance.id,
+                instance.host,
+                instance.node,
+                instance.pid,
+                int(instance.shared),
+                instance.started_at,
+                instance.seen_at,
+            ),
+        )
+
+    @staticmethod
+    async def remove(tx: Tx, instance_ids: Sequence[str]) -> None:
+        await tx.executemany("DELETE FROM instances WHERE id = ?", [(i,) for i in instance_ids])
+
+    async def seen(self, instance_id: str, at: int) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE instances SET seen_at = ? WHERE id = ?", (at, instance_id)
+            )
+        return changed == 1
+
+    async def get(self, instance_id: str) -> Instance | None:
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM instances WHERE id = ?", (instance_id,)
+        )
+        return None if row is None else _instance(row)
+
+    async def all(self) -> list[Instance]:
+        rows = await self.db.fetchall(f"SELECT {_COLUMNS} FROM instances ORDER BY started_at, id")
+        return [_instance(row) for row in rows]
+
+
+class RedisPresence:
+    """`{prefix}:instance:{id}` for each live instance, expiring with its heartbeat's TTL
+    (`redis-cli --scan --pattern '{prefix}:instance:*'` lists them)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = f"{prefix}:instance:"
+
+    async def mark(self, instance: Instance, ttl: int) -> None:
+        about = {"host": instance.host, "pid": instance.pid, "started_at": instance.started_at}
+        await self.redis.set(self.prefix + instance.id, json.dumps(about), ex=ttl)
+
+    async def clear(self, instance_id: str) -> None:
+        await self.redis.delete(self.prefix + instance_id)
