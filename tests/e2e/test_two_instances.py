@@ -135,3 +135,40 @@ async def test_double_pay_split_across_instances_charges_once(
             shop, "SELECT COUNT(*) FROM ledger WHERE user_id = :u AND amount < 0", u=alice.id
         )
         assert charges == 1
+
+
+async def test_stars_payment_whose_instance_dies_before_answering_is_credited_once(
+    two: Callable[..., Any], telegram: FakeTelegram, alice: FakeUser
+) -> None:
+    """The instance that takes the successful_payment credits it, then is SIGKILLed while its
+    reply is on the way (the fake holds that sendMessage): Telegram never got a 200, so it
+    delivers the update again, to the other instance once the dead one's claim lapses. The
+    payment is credited exactly once."""
+    async with two() as shop:
+        await start(alice)
+        invoice = await invoice_for(alice, "$5.00")
+        checkout = await alice.checkout(invoice, timeout=WAIT)
+        assert checkout.ok, checkout.error_message
+        telegram.hold("sendMessage")
+        charge = alice.complete(checkout)
+        assert charge.update_id is not None and charge.charge_id is not None
+        await eventually(lambda: telegram.held, what="the reply held")
+        target = telegram.delivering(charge.update_id)
+        assert target is not None  # handled (credited), not answered yet
+        dying = shop.by_target(target)
+        await dying.kill()
+        telegram.release("sendMessage")
+        # Retried; the dead instance's claim in Redis lapses within ~30 s, then the other
+        # instance handles it again.
+        handled = await telegram.wait_delivered(charge.update_id, timeout=90)
+        assert handled.target != target
+        assert any(not d.ok for d in telegram.deliveries_of(charge.update_id))
+        credits = await scalar(
+            shop, "SELECT COUNT(*) FROM ledger WHERE user_id = :u AND kind = 'topup'", u=alice.id
+        )
+        assert credits == 1
+        assert await scalar(shop, "SELECT balance FROM users WHERE id = :u", u=alice.id) == 500
+        status = await scalar(
+            shop, "SELECT status FROM star_charges WHERE charge_id = :c", c=charge.charge_id
+        )
+        assert status == "credited"

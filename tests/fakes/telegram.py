@@ -370,6 +370,7 @@ class PaymentResult:
     error_message: str | None = None
     charge_id: str | None = None
     message: Message | None = None
+    update_id: int | None = None  # the update that carried the successful_payment
 
 
 @dataclass(eq=False)
@@ -893,8 +894,10 @@ class FakeUser:
         charge = self._fake.new_charge(self.id, checkout.invoice)
         message = self._new_message(text="", plain="", from_bot=False, kind="successful_payment")
         message.media = {"successful_payment": _payment_json(charge)}
-        self._fake.push_update({"message": self._fake.message_json(message)})
-        return PaymentResult(ok=True, charge_id=charge.charge_id, message=message)
+        update_id = self._fake.push_update({"message": self._fake.message_json(message)})
+        return PaymentResult(
+            ok=True, charge_id=charge.charge_id, message=message, update_id=update_id
+        )
 
     def _refunded(self, charge: Charge) -> Message:
         """The ``refunded_payment`` service message Telegram sends when a payment comes back."""
