@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import Settings
 from bot.factory.database import create_repositories
 from tests.conftest import fund
 from tests.e2e.helpers import buy_to_confirm, start
@@ -28,7 +29,10 @@ from tests.redis_support import SharedRedis, shared_redis  # noqa: F401 - the fi
 
 WAIT = 30.0  # generous: two bot processes and the fakes share 2 busy cores
 POLL_SECONDS = 0.2
-LEASE_SECONDS = 2  # ORDER_LEASE_SECONDS for the instances (read once h14l lands)
+LEASE_SECONDS = 3  # ORDER_LEASE_SECONDS for the instances (h14l: at least 3; unread on main)
+# Order and job leases (h14l): until they land the tests that need them are strict xfails;
+# once the setting exists they run as plain tests.
+HAS_LEASES = "order_lease_seconds" in Settings.model_fields
 NEEDS_ORDER_LEASES = "needs order leases (h14l): a dead instance's orders are not taken over"
 NEEDS_JOB_LEASES = "needs job leases (h14l): a dead instance's broadcast is not taken over"
 
@@ -202,7 +206,7 @@ async def buy_on(shop: Cluster, telegram: FakeTelegram, user: FakeUser) -> tuple
     return shop.by_target(pay.target).name, card
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEEDS_ORDER_LEASES)
+@pytest.mark.xfail(not HAS_LEASES, strict=True, raises=AssertionError, reason=NEEDS_ORDER_LEASES)
 async def test_a_code_arriving_after_its_instance_is_killed_is_delivered_by_the_other(
     two: Callable[..., Any],
     telegram: FakeTelegram,
@@ -260,11 +264,15 @@ async def test_a_timeout_refund_happens_exactly_once(
             assert refunds == 1
             assert await scalar(shop, "SELECT balance FROM users WHERE id = :u", u=user.id) == 1000
         cancels = [
-            r for r in palm.requests if r.action == "setStatus" and r.params.get("status") == "8"
+            r.params["id"]
+            for r in palm.requests
+            if r.action == "setStatus" and r.params.get("status") == "8"
         ]
-        assert sorted(r.params["id"] for r in cancels if r.http_status == 200) == sorted(
-            palm.activations
-        )
+        if sorted(cancels) != sorted(palm.activations) and not HAS_LEASES:
+            # Both instances watch both orders (the restart recovered every live one), so each
+            # expires it: the refund is once (the schema), the cancel upstream is not.
+            pytest.xfail(NEEDS_ORDER_LEASES + f": cancels sent upstream {sorted(cancels)}")
+        assert sorted(cancels) == sorted(palm.activations)
         assert all(a.status == "cancelled" for a in palm.activations.values())
 
 
@@ -328,6 +336,13 @@ def copies(user: FakeUser, text: str, after: Message | None = None) -> int:
     return sum(1 for m in user.messages if m.plain == text and m.message_id > first)
 
 
+@pytest.mark.xfail(
+    not HAS_LEASES,
+    strict=True,
+    raises=AssertionError,
+    reason=NEEDS_JOB_LEASES + "; the restarted one resumes it too and takes the other's copies"
+    " in flight for unknown outcomes",
+)
 async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
     two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
 ) -> None:
@@ -352,7 +367,7 @@ async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
         assert [u.id for u in users if copies(u, "Sent-once") != 1] == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEEDS_JOB_LEASES)
+@pytest.mark.xfail(not HAS_LEASES, strict=True, raises=AssertionError, reason=NEEDS_JOB_LEASES)
 async def test_a_broadcast_whose_sender_is_killed_is_finished_by_the_other_instance(
     two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
 ) -> None:

@@ -1311,10 +1311,6 @@ class FakeTelegram:
             self.webhook_routes.pop(url, None)
         self._webhook_signal.fire()
 
-    def delivering(self, update_id: int) -> str | None:
-        """The target a POST of this update is in flight to now, or None."""
-        return self._in_flight.get(update_id)
-
     def deliveries_of(self, update_id: int) -> list[Delivery]:
         """Every POST of this update so far (retries included), in order."""
         return [d for d in self.deliveries if d.update_id == update_id]
@@ -1349,6 +1345,10 @@ class FakeTelegram:
                 f"last attempts: {self.deliveries[-5:]}"
             ),
         )
+
+    def delivering(self, update_id: int) -> str | None:
+        """The target a POST of this update is in flight to now, or None."""
+        return self._in_flight.get(update_id)
 
     def _webhook_targets(self, hook: _Webhook) -> list[str]:
         return self.webhook_routes.get(hook.url) or [hook.url]
