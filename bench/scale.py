@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import os
 import random
@@ -45,6 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +54,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench._common import TOKEN, add_summary_arg, line, make_settings, percentile, write_summary
+from bench._common import add_summary_arg, line, make_settings, percentile, write_summary
 from bench.dispatch import Mix, build_mix
 from bench.polling import (
     CYCLE_FACTOR,
@@ -62,7 +64,8 @@ from bench.polling import (
     fmt,
 )
 from bot.app import build_app
-from tests.e2e.helpers import buy_to_confirm, start
+from tests.conftest import TOKEN  # the token the harness gives the instances
+from tests.e2e.helpers import buy_to_confirm
 from tests.e2e.multiproc import Cluster, SharedDatabase
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.fakes.telegram import FakeTelegram, FakeUser
@@ -132,6 +135,12 @@ def sqlite_database(path: Path) -> SharedDatabase:
     return SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
 
 
+async def start(user: FakeUser) -> None:
+    """/start and the main menu (patient: two bots and the fakes share 2 cores)."""
+    await user.send("/start")
+    await user.wait_for("👋 Hi", timeout=60)
+
+
 def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
     values: dict[str, Any] = {
         "LOG_LEVEL": "WARNING",
@@ -155,6 +164,7 @@ async def prepare_catalog(
     """Fill the database (catalog, users) once, in this process, and build the callback mix."""
     settings = make_settings(
         path,
+        bot_token=TOKEN,
         telegram_api_url=telegram.base_url,
         smspalm_api_key=palm.api_key,
         smspalm_base_url=palm.base_url,
@@ -175,6 +185,7 @@ async def prepare_catalog(
 async def offer(
     telegram: FakeTelegram,
     users: list[FakeUser],
+    turn: Iterator[int],
     mix: Mix,
     rng: random.Random,
     count: int,
@@ -188,7 +199,9 @@ async def offer(
     while pushed < count:
         room = min(backlog - telegram.pending_updates, count - pushed)
         for _ in range(room):
-            user = rng.choice(users)
+            # Users in turn: with more users than updates in flight, no update waits for the
+            # same user's previous one (aiogram's per-user event isolation, in Redis).
+            user = users[next(turn) % len(users)]
             base = user.last
             assert base is not None, f"{user} has no message to click on"
             await user.click_data(base, mix.pick(rng)[1])
@@ -219,15 +232,21 @@ async def capacity_with(
         for uid in range(FIRST_USER, FIRST_USER + args.users)
     ]
     backlog = args.backlog * args.connections * count
+    if len(users) < 2 * backlog:
+        raise SystemExit(f"--users must be at least {2 * backlog} (twice the backlog)")
+    turn = itertools.count()
     await cluster.start()
     try:
         for user in users:  # a screen each to click on (and the instances warmed up)
-            await start(user)
-        await offer(telegram, users, mix, rng, args.warmup, backlog)
+            await user.send("/start")
+        for user in users:
+            await user.wait_for("👋 Hi", timeout=300)
+        await telegram.wait_webhook_idle(timeout=300)
+        await offer(telegram, users, turn, mix, rng, args.warmup, backlog)
         rates, failures, meters = [], 0, []
         for _ in range(args.rounds):
             meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
-            seconds, failed = await offer(telegram, users, mix, rng, args.updates, backlog)
+            seconds, failed = await offer(telegram, users, turn, mix, rng, args.updates, backlog)
             meters.append(meter.stop())
             rates.append(args.updates / seconds)
             failures += failed
@@ -293,6 +312,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
         # and find them live in the database, as after a deploy.
         settings = make_settings(
             database.values["database_path"],
+            bot_token=TOKEN,
             telegram_api_url=telegram.base_url,
             smspalm_api_key=palm.api_key,
             smspalm_base_url=palm.base_url,
@@ -482,8 +502,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--updates", type=int, default=3000, help="measured per round")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--connections", type=int, default=8, help="per instance")
+    parser.add_argument("--users", type=int, default=400)
+    parser.add_argument(
+        "--connections", type=int, default=40, help="per instance (Telegram's default)"
+    )
     parser.add_argument("--backlog", type=int, default=2, help="pending per connection")
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=6000, help="upstream limit per 60 s")

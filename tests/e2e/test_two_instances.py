@@ -340,15 +340,16 @@ def copies(user: FakeUser, text: str, after: Message | None = None) -> int:
     not HAS_LEASES,
     strict=True,
     raises=AssertionError,
-    reason=NEEDS_JOB_LEASES + "; the restarted one resumes it too and takes the other's copies"
-    " in flight for unknown outcomes",
+    reason="needs job leases (h14l): a restarted instance resumes the broadcast its live "
+    "sender runs and takes the sender's copies in flight for unknown outcomes",
 )
 async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
     two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
 ) -> None:
     """The instance that did not start the broadcast is SIGKILLed and started again while
-    the broadcast runs: it must not start a second sender for it (nor take the copies in
-    flight for unknown outcomes)."""
+    the sender has copies in flight (the fake holds them): the restarted one must leave the
+    broadcast to its sender, neither starting a second sender nor taking those copies for
+    unknown outcomes."""
     users = telegram.make_users(59, first_id=7001)
     async with two(BROADCAST_RATE=10) as shop:
         await start(admin)
@@ -358,8 +359,11 @@ async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
         await users[5].wait_for("Sent-once", timeout=WAIT)
         [sender] = await eventually(lambda: shop.logged("Broadcast 1 started"))
         other = shop.bots.index(next(b for b in shop.bots if b is not sender))
+        telegram.hold("copyMessage")
+        await eventually(lambda: telegram.held, what="a copy in flight")
         await shop[other].kill()
-        await shop.restart(other)
+        await shop.restart(other)  # ready: its start-up (resuming broadcasts) is over
+        telegram.release("copyMessage")
         progress = await admin.wait_for(progress_says(confirm, "done"), timeout=60)
         assert "Sent: 60 · failed: 0 · blocked: 0 · left: 0 · total: 60" in progress.plain
         assert "unknown" not in progress.plain and "being sent" not in progress.plain
