@@ -352,5 +352,9 @@ async def cluster(
             yield made
             await made.check_ledger()
             await made.stop()
+        except BaseException:
+            for bot in made.bots:  # shown by pytest with the failure
+                print(f"---- {bot.name} (last lines) ----\n{bot.logs()[-4000:]}")
+            raise
         finally:
             await made.kill_all()
