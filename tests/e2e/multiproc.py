@@ -32,6 +32,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
+import bot as bot_package
 from bot.config import Settings
 from bot.factory.database import create_database, create_repositories
 from storage.db import Database
@@ -39,6 +40,7 @@ from tests.conftest import ADMIN_ID, TOKEN, free_port
 from tests.fakes.telegram import FakeTelegram
 from tests.redis_support import SharedRedis
 
+CHECKOUT = Path(bot_package.__file__).resolve().parent.parent
 PUBLIC_URL = "https://shop.example.com"  # what every instance gives setWebhook
 WEBHOOK_URL = f"{PUBLIC_URL}/telegram/webhook"
 SECRET = "multiproc-Webhook_secret-7"
@@ -218,6 +220,8 @@ class Cluster:
         self.secrets = [TOKEN.split(":", 1)[1], SECRET, *secrets]
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            # The instances run the code this test imported, whatever is installed.
+            "PYTHONPATH": str(CHECKOUT),
             "BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": telegram.base_url,
             "ADMIN_IDS": str(ADMIN_ID),
