@@ -16,10 +16,8 @@ What it measures
       up from the database), codes arrive upstream at random times within ``--window`` and
       the delay to the code message at the fake is recorded (``bench.polling``'s pieces).
       Also: HTTP 429s from the upstream (target 0) and codes sent twice (target 0).
-    * **Fail-over** (target: within one lease plus one poll interval): ``--failover-orders``
-      orders bought through the two instances; the one that took half of them is SIGKILLed,
-      codes arrive for its orders at once, and the time from the kill to the first (and the
-      last) of those codes reaching the fake is reported. Skipped with ``--no-failover``.
+    * The time from a SIGKILL to the first code the other instance sends is
+      ``bench.failover``'s (order leases).
 
 How
     Everything but the bots runs in this process: FakeTelegram (webhook delivery), FakeSMSPalm,
@@ -30,7 +28,7 @@ How
     default ``redis://127.0.0.1:6379/0``); the database is a SQLite file in a temporary
     directory.
 
-Run: ``python -m bench.scale [--updates 3000] [--rounds 3] [--orders 1000] [--no-failover]``
+Run: ``python -m bench.scale [--updates 3000] [--rounds 3] [--orders 1000] [--no-delivery]``
 """
 
 from __future__ import annotations
@@ -72,7 +70,6 @@ from bench.polling import (
 )
 from bot.app import build_app
 from tests.conftest import TOKEN  # the token the harness gives the instances
-from tests.e2e.helpers import buy_to_confirm
 from tests.e2e.multiproc import Cluster, SharedDatabase
 from tests.fakes.smspalm import SERVER_TWO, FakeSMSPalm
 from tests.fakes.telegram import FakeTelegram, FakeUser
@@ -141,12 +138,6 @@ async def drop_keys(redis: SharedRedis) -> None:
 
 def sqlite_database(path: Path) -> SharedDatabase:
     return SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
-
-
-async def start(user: FakeUser) -> None:
-    """/start and the main menu (patient: two bots and the fakes share 2 cores)."""
-    await user.send("/start")
-    await user.wait_for("👋 Hi", timeout=60)
 
 
 def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
@@ -407,87 +398,6 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
     }
 
 
-# -- fail-over --------------------------------------------------------------------------------
-
-
-async def failover_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path) -> dict[str, Any]:
-    telegram = FakeTelegram(token=TOKEN)
-    palm = FakeSMSPalm()
-    telegram.webhook_retry_delay, telegram.webhook_retry_max = 0.05, 0.5
-    await telegram.start()
-    await palm.start()
-    watcher = CodeWatcher(telegram)
-    database = sqlite_database(tmp / "failover" / "bot.db")
-    env = bot_env(
-        palm,
-        POLL_INTERVAL_SECONDS=args.interval,
-        ORDER_LEASE_SECONDS=args.lease,
-        THROTTLE_BURST=1_000_000,
-        ADMIN_IDS="1",
-    )
-    cluster = Cluster(telegram, redis, database, tmp / "failover", 2, env, [palm.api_key])
-    owner: dict[str, str] = {}  # activation -> the instance that bought it
-    first = last = math.nan
-    try:
-        await cluster.start()
-        try:
-            admin = telegram.user(1, first_name="Owner")
-            await start(admin)
-            for index in range(args.failover_orders):
-                user = telegram.user(FIRST_USER + index, first_name=f"Buyer {index}")
-                await start(user)
-                await admin.send(f"/addbalance {user.id} 10")
-                await admin.wait_for("Credited", timeout=60)
-                confirm = await buy_to_confirm(user)
-                await telegram.wait_webhook_idle(timeout=60)
-                before = len(telegram.deliveries)
-                known = set(palm.activations)
-                await user.click(confirm, "Pay")
-                await user.wait_for("Waiting for the SMS", timeout=60)
-                await telegram.wait_webhook_idle(timeout=60)
-                [pay] = [d for d in telegram.deliveries[before:] if d.ok]
-                [activation] = set(palm.activations) - known
-                owner[activation] = cluster.by_target(pay.target).name
-            victim = Counter(owner.values()).most_common(1)[0][0]
-            orphans = [a for a, name in owner.items() if name == victim]
-            await asyncio.sleep(3 * args.interval)  # every order polled a few times
-            dying = next(bot for bot in cluster.bots if bot.name == victim)
-            await dying.kill()
-            killed = time.monotonic()
-            for number, activation in enumerate(orphans):
-                code = f"{700_000 + number:06d}"
-                watcher.expected[code] = activation
-                palm.deliver_code(activation, code)
-            try:
-                await asyncio.wait_for(watcher.all_seen.wait(), args.failover_wait)
-            except TimeoutError:
-                pass
-            seen = [watcher.seen[a] - killed for a in orphans if a in watcher.seen]
-            if seen:
-                first, last = min(seen), max(seen) if len(seen) == len(orphans) else math.nan
-        finally:
-            await cluster.stop()
-    finally:
-        await palm.stop()
-        await telegram.stop()
-    target = args.lease + args.interval
-    ok = not math.isnan(last) and last <= target
-    print()
-    print("Fail-over: SIGKILL of one instance -> its orders' codes from the other")
-    print(line("orders / of the killed instance", f"{len(owner)} / {len(orphans)}"))
-    print(line("lease (ORDER_LEASE_SECONDS) + poll", f"{args.lease} + {args.interval:.1f} s"))
-    print(line("kill -> first code", f"{fmt(first)} s"))
-    print(
-        line(
-            "kill -> last code",
-            f"{fmt(last)} s" if not math.isnan(last) else f"> {args.failover_wait:.0f} s",
-            f"<= {target:.1f} s",
-            ok,
-        )
-    )
-    return {"failover_first_s": first, "failover_last_s": last, "failover_pass": ok}
-
-
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -501,8 +411,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures.update(await dispatch_part(args, redis, Path(tmp)))
             if not args.no_delivery:
                 figures.update(await delivery_part(args, redis, Path(tmp)))
-            if not args.no_failover:
-                figures.update(await failover_part(args, redis, Path(tmp)))
     finally:
         await drop_keys(redis)
     return figures
@@ -527,12 +435,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=20.0, help="codes arrive within, s")
     parser.add_argument("--settle", type=float, default=5.0, help="polling before codes, s")
     parser.add_argument("--grace", type=float, default=10.0, help="wait after the window, s")
-    parser.add_argument("--failover-orders", type=int, default=10)
-    parser.add_argument("--lease", type=int, default=5, help="ORDER_LEASE_SECONDS given")
-    parser.add_argument("--failover-wait", type=float, default=90.0)
     parser.add_argument("--no-dispatch", action="store_true")
     parser.add_argument("--no-delivery", action="store_true")
-    parser.add_argument("--no-failover", action="store_true")
     parser.add_argument("--seed", type=int, default=14)
     add_summary_arg(parser)
     return parser.parse_args(argv)
