@@ -177,11 +177,12 @@ async def test_stars_payment_whose_instance_dies_before_answering_is_credited_on
 
 
 def sends_with(telegram: FakeTelegram, user: FakeUser, needle: str) -> int:
-    """How many sendMessage calls to `user` carried `needle` (each attempt counts)."""
+    """How many messages `user` was sent (sendMessage answered ok) that carry `needle`."""
     return sum(
         1
         for call in telegram.calls_to("sendMessage")
-        if str(call.params.get("chat_id")) == str(user.id)
+        if call.ok
+        and str(call.params.get("chat_id")) == str(user.id)
         and needle in str(call.params.get("text", ""))
     )
 
