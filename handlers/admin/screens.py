@@ -13,7 +13,15 @@ from handlers.callbacks import AdminCb
 from handlers.orders.screens import status_label
 from handlers.ui import button, esc, pager
 from shop.i18n import _, __, format_date, ngettext
-from shop.models import AuditEntry, LedgerKind, Order, OrderCode, PromoCode, User
+from shop.models import (
+    AuditEntry,
+    LedgerKind,
+    Order,
+    OrderCode,
+    PromoCode,
+    RentalTotals,
+    User,
+)
 from shop.money import Currency
 from shop.services.markups import PricingView
 from shop.services.people import UserCard
@@ -33,6 +41,9 @@ LEDGER_KINDS = {
     LedgerKind.TOPUP_REFUND: __("top-up refund"),
     LedgerKind.PROMO: __("promo code"),
     LedgerKind.REFERRAL: __("referral bonus"),
+    LedgerKind.RENTAL: __("rental"),
+    LedgerKind.RENTAL_EXTEND: __("rental extension"),
+    LedgerKind.RENTAL_REFUND: __("rental refund"),
 }
 
 
@@ -180,6 +191,20 @@ def _sms_period(name: str, period: SmsPeriod, currency: Currency) -> str:
     )
 
 
+def rental_period(name: str, totals: RentalTotals, currency: Currency) -> str:
+    return _(
+        "<b>{name}</b>: {count} rentals ({live} live) · revenue {revenue} · cost {cost} · "
+        "margin {margin}"
+    ).format(
+        name=name,
+        count=totals.count,
+        live=totals.live,
+        revenue=currency.format(totals.revenue),
+        cost=currency.format(totals.cost),
+        margin=currency.format(totals.margin),
+    )
+
+
 def balance_line(account: AccountBalance, currency: Currency, threshold: int) -> str:
     if account.amount is None:
         return _("{title}: unavailable ({error})").format(
@@ -216,6 +241,13 @@ def stats(result: Stats, currency: Currency, titles: dict[str, str], low_balance
         lines.append(_sms_period(_("SMS today"), result.sms_today, currency))
     if result.sms_total is not None:
         lines.append(_sms_period(_("SMS total"), result.sms_total, currency))
+    if result.rentals is not None:
+        for name, totals in zip(
+            (_("Rentals today"), _("Rentals, 7 days"), _("Rentals total")),
+            result.rentals,
+            strict=True,
+        ):
+            lines.append(rental_period(name, totals, currency))
     if result.routes:
         lines.append("\n" + _("<b>Routes, 7 days</b> (orders with a code / with a number):"))
         for route in result.routes:
@@ -428,7 +460,12 @@ def _balance_check(change: BalanceChange, code: str) -> list[str]:
     return lines
 
 
-def reconciliation(results: list[Reconciliation], days: int, currency: Currency) -> str:
+def reconciliation(
+    results: list[Reconciliation],
+    days: int,
+    currency: Currency,
+    rentals: RentalTotals | None = None,
+) -> str:
     lines = [
         _("⚖️ <b>Reconciliation, last {days}</b>").format(
             days=ngettext("{n} day", "{n} days", days).format(n=days)
@@ -476,6 +513,8 @@ def reconciliation(results: list[Reconciliation], days: int, currency: Currency)
                     item.flagged,
                 ).format(n=item.flagged)
             )
+    if rentals is not None:
+        lines.extend(["", rental_period(_("SMSPool rentals"), rentals, currency)])
     if not results:
         lines.append(_("No provider is configured."))
     lines.extend(
