@@ -445,11 +445,12 @@ class RentalPoller:
     ) -> None:
         self.rentals = rentals
         self.rate = per_minute / 60.0 / 2.0  # rentals a second
-        self.tick = tick
+        self.tick = min(tick, rentals.poll_seconds)
         self.in_flight = in_flight
         self.burst = max(1.0, self.rate * 5.0)
         self._tokens = self.burst
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[int] = set()  # rentals being polled by this process
         self._loop_task: asyncio.Task[None] | None = None
         self.polls = 0  # done by this process (the bench reads it)
 
@@ -487,6 +488,9 @@ class RentalPoller:
         due = await self.rentals.claim_due(room)
         self._tokens -= len(due)
         for rental in due:
+            if rental.id in self._running:
+                continue  # its last poll is still running (a slow upstream): skip a turn
+            self._running.add(rental.id)
             task = asyncio.get_running_loop().create_task(self._poll(rental))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -500,4 +504,5 @@ class RentalPoller:
         except Exception:
             log.exception("Rental %s: poll failed", rental.id)
         finally:
+            self._running.discard(rental.id)
             self.polls += 1

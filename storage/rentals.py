@@ -365,6 +365,27 @@ class RentalRepo:
         )
         return [int(row["rental_id"]) for row in rows]
 
+    async def claim_message(self, message_id: int, now: int, lease: int) -> bool:
+        """Take the right to send one message for `lease` seconds; False if it was sent or
+        another sender holds it."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE rental_messages SET claimed_until = :until"
+                " WHERE id = :id AND forwarded_at IS NULL"
+                " AND (claimed_until IS NULL OR claimed_until < :now)",
+                {"until": now + lease, "id": message_id, "now": now},
+            )
+        return changed == 1
+
+    async def release_message(self, message_id: int) -> None:
+        """Give a claimed message back (its send failed: the next poll tries again)."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE rental_messages SET claimed_until = NULL"
+                " WHERE id = :id AND forwarded_at IS NULL",
+                {"id": message_id},
+            )
+
     async def mark_forwarded(self, message_id: int, now: int) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(

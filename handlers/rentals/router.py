@@ -109,9 +109,8 @@ def build_rentals_router() -> Router:
         service = _service(rentals)
         message = callback.message
         chat_id = message.chat.id if message is not None else None
-        await answer(callback, _("Renting the number…"))
         try:
-            rental = await service.rent(
+            rental_id = await service.charge(
                 user.id,
                 bool(callback_data.e),
                 callback_data.oid,
@@ -121,7 +120,10 @@ def build_rentals_router() -> Router:
                 callback_data.t,
                 chat_id,
             )
+            await answer(callback, _("Renting the number…"))
+            rental = await service.buy(rental_id)
         except RentalPriceChanged as changed:
+            await answer(callback)
             await show(
                 callback,
                 _("The price has changed. Please confirm the new price.")

@@ -75,6 +75,7 @@ REFUND_WINDOW_SECONDS = 12 * 3600  # the doc: "after 12 hours or after receiving
 REMIND_BEFORE_SECONDS = 86400  # the reminder: the day before the end
 OFFERS_TTL_SECONDS = 60.0  # retrieve_all is cached this long (a cache: may be dropped)
 ALERT_EVERY_SECONDS = 600
+FORWARD_LEASE = 30  # seconds a sender holds a message; after a crash it is sent again then
 SINGLE_SERVICE_FACTOR = Decimal("0.5")  # the doc: "get 50% off"
 SINGLE_SERVICE_COUNTRY = "united states"  # the doc: "Only works for US extendable rentals"
 
@@ -137,6 +138,8 @@ class RentalRepository(Protocol):
     async def unforwarded(self, rental_id: int) -> list[RentalMessage]: ...
     async def with_unforwarded(self) -> list[int]: ...
     async def mark_forwarded(self, message_id: int, now: int) -> None: ...
+    async def claim_message(self, message_id: int, now: int, lease: int) -> bool: ...
+    async def release_message(self, message_id: int) -> None: ...
     async def messages(
         self, rental_id: int, limit: int, offset: int = 0
     ) -> list[RentalMessage]: ...
@@ -374,10 +377,27 @@ class RentalService:
         token: str,
         chat_id: int | None = None,
     ) -> Rental:
-        """Charge once, buy once. Raises RentalPriceChanged (nothing charged) when the price
+        """Charge once, buy once: `charge`, then `buy`."""
+        rental_id = await self.charge(
+            user_id, extendable, offer_id, days, single_service, shown_price, token, chat_id
+        )
+        return await self.buy(rental_id)
+
+    async def charge(
+        self,
+        user_id: int,
+        extendable: bool,
+        offer_id: str,
+        days: int,
+        single_service: str | None,
+        shown_price: int,
+        token: str,
+        chat_id: int | None = None,
+    ) -> int:
+        """Charge the wallet and create the rental in `buying`, in one transaction; returns
+        its id (then `buy` it). Raises RentalPriceChanged (nothing charged) when the price
         rose above `shown_price`, AlreadyRenting for a second tap on the same Confirm,
-        InsufficientFunds, and RentalFailed (refunded) when SMSPool sold nothing or its
-        answer proved nothing."""
+        InsufficientFunds, NotFound / InvalidState for a choice not on sale."""
         offer = await self._raw_offer(extendable, offer_id)
         quote = await self.quote(extendable, offer_id, days, single_service)
         if quote.price > shown_price:
@@ -412,8 +432,17 @@ class RentalService:
                 rental_id=rental_id,
             ):
                 raise InsufficientFunds()
+        return rental_id
+
+    async def buy(self, rental_id: int) -> Rental:
+        """purchase/rental, once, for a rental `charge` left in `buying`. Raises RentalFailed
+        (refunded) when SMSPool sold nothing or its answer proved nothing."""
+        pending = await self.repo.get(rental_id)
+        if pending is None or pending.state is not RentalState.BUYING:
+            raise AlreadyRenting()
+        days, single_service, now = pending.days, pending.service_id, pending.created_at
         try:
-            bought = await self.client.purchase(offer.id, days, single_service)
+            bought = await self.client.purchase(pending.offer_id, days, single_service)
         except PurchaseOutcomeUnknown as exc:
             refunded = await self._fail(rental_id, exc, flag=True)
             await self._alert(
@@ -754,7 +783,7 @@ class RentalService:
     async def claim_due(self, limit: int) -> list[Rental]:
         """Live rentals due for a poll, each pushed one poll period ahead."""
         now = int(time.time())
-        return await self.repo.claim_due(now, limit, now + int(self.poll_seconds))
+        return await self.repo.claim_due(now, limit, now + max(1, int(self.poll_seconds)))
 
     async def poll(self, rental: Rental) -> int:
         """One poll (status, then messages): store and forward new messages, remind, end.
@@ -776,8 +805,7 @@ class RentalService:
             for m in polled.messages
         ]
         added = await self.repo.add_messages(rental.id, new, now)
-        if added:
-            await self.forward_pending(rental.id)
+        await self.forward_pending(rental.id)  # new ones, and any left by a crash
         expiry = int(polled.status.expiry.timestamp())
         if expiry != rental.expires_at:
             await self.repo.update(rental.id, expires_at=expiry)
@@ -812,7 +840,10 @@ class RentalService:
         if rental is None:
             return
         for message in await self.repo.unforwarded(rental_id):
+            if not await self.repo.claim_message(message.id, int(time.time()), FORWARD_LEASE):
+                return  # being sent by another poll (or instance): keep the order
             if not await self.notifier.rental_message(rental, message):
+                await self.repo.release_message(message.id)
                 return
             await self.repo.mark_forwarded(message.id, int(time.time()))
 

@@ -39,7 +39,9 @@ CREATE INDEX rentals_buying ON rentals(created_at) WHERE state = 'buying';
 
 -- Every SMS a rented number received, once: SMSPool's message IDs are positional, so the key
 -- is (timestamp, sender, text); `digest` is the SHA-256 of that triple (texts may be long).
--- `forwarded_at` is set after the chat message went out: a crash in between re-sends it once.
+-- A sender claims a message (`claimed_until`, a short lease) before sending it, so two polls
+-- or two instances never send it both; `forwarded_at` is set after the chat message went out.
+-- A crash in between leaves the lease to run out, and the message is sent again: once.
 CREATE TABLE rental_messages (
     id            INTEGER PRIMARY KEY,               -- identity
     rental_id     INTEGER NOT NULL REFERENCES rentals(id),
@@ -48,6 +50,7 @@ CREATE TABLE rental_messages (
     sender        TEXT,
     text          TEXT    NOT NULL,
     received_at   INTEGER NOT NULL,                  -- when we first saw it
+    claimed_until INTEGER,                           -- a sender's lease (Unix seconds)
     forwarded_at  INTEGER,
     UNIQUE (rental_id, digest)
 );
