@@ -155,3 +155,8 @@ class RentalCb(CallbackData, prefix="rl"):
 
 class RentalsCb(CallbackData, prefix="rls"):
     page: Page = 0
+
+
+class AdminRentalCb(CallbackData, prefix="arl"):
+    rid: UInt
+    act: str  # refund

@@ -9,7 +9,7 @@ from pathlib import Path
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import AdminCb
+from handlers.callbacks import AdminCb, AdminRentalCb
 from handlers.orders.screens import status_label
 from handlers.ui import button, esc, pager
 from shop.i18n import _, __, format_date, ngettext
@@ -19,6 +19,7 @@ from shop.models import (
     Order,
     OrderCode,
     PromoCode,
+    Rental,
     RentalTotals,
     User,
 )
@@ -188,6 +189,52 @@ def _sms_period(name: str, period: SmsPeriod, currency: Currency) -> str:
         revenue=currency.format(period.revenue),
         cost=currency.format(period.cost),
         margin=currency.format(period.margin),
+    )
+
+
+def rental_details(rental: Rental, currency: Currency, refundable: bool) -> str:
+    """An admin's view of one rental (/rental)."""
+    lines = [
+        _("🏠 <b>Rental #{id}</b>").format(id=rental.id),
+        _("User: <code>{user}</code>").format(user=rental.user_id),
+        _("SMSPool: rental {offer} · code <code>{code}</code> · {country}").format(
+            offer=esc(rental.offer_id),
+            code=esc(rental.rental_code or "—"),
+            country=esc(rental.country),
+        ),
+        _("Number: {phone}").format(phone=f"<code>{esc(rental.phone or '—')}</code>"),
+        _("State: {state} · {days} days · extendable: {ext}").format(
+            state=rental.state.value,
+            days=rental.days,
+            ext=_("yes") if rental.extendable else _("no"),
+        ),
+        _("Price {price} · paid net {paid} · cost {cost}").format(
+            price=currency.format(rental.price),
+            paid=currency.format(rental.paid),
+            cost=currency.format(rental.cost),
+        ),
+        _("Messages: {n}").format(n=rental.messages),
+    ]
+    if rental.expires_at is not None:
+        lines.append(_("Expires: {date} UTC").format(date=format_date(rental.expires_at)))
+    if rental.needs_attention:
+        lines.append(_("⚠️ Needs attention: {error}").format(error=esc(rental.error or "")))
+    if not refundable:
+        lines.append(_("Not refundable now (after 12 hours, after a message, or ended)."))
+    return "\n".join(lines)
+
+
+def rental_details_keyboard(rental_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("↩️ Refund this rental"), AdminRentalCb(rid=rental_id, act="refund"))]
+        ]
+    )
+
+
+def rental_refunded(rental_id: int, refunded: int, currency: Currency) -> str:
+    return _("Rental #{id} refunded: {amount} back to the customer.").format(
+        id=rental_id, amount=currency.format(refunded)
     )
 
 

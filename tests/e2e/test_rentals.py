@@ -348,3 +348,32 @@ async def test_forged_buttons_change_nothing(
     assert len(pool.rentals) == 1
     assert card.message_id
     await harness.check_ledger()
+
+
+async def test_admin_looks_up_refunds_and_counts_rentals(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    harness = await ready(harness_factory, pool, admin, alice)
+    await rent(alice)
+    await rent(alice, kind="Fixed period", country="Canada")
+    await admin.send("/stats")
+    stats = await admin.wait_for("Stats")
+    assert "Rentals total" in stats.plain and "2 rentals (2 live)" in stats.plain
+    await admin.send("/rental 1")
+    details = await admin.wait_for("Rental #1")
+    assert "United States" in details.plain
+    await admin.click(details, "Refund this rental")
+    await admin.wait_for("Rental #1 refunded")
+    assert await balance(harness, alice) == 10_000 - 1235  # Canada 9.50 USD x 1.30 left paid
+    await admin.send("/reconcile 1")
+    recon = await admin.wait_for("Reconciliation")
+    assert "SMSPool rentals" in recon.plain and "1 rentals (1 live)" not in recon.plain
+    assert harness.app is not None
+    entries = await harness.app.admin.audit.recent(5)
+    assert any(e.action == "rental_refund" for e in entries)
+    await admin.send("/rental 99")
+    await admin.wait_for("does not exist")
+    await harness.check_ledger()

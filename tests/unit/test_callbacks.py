@@ -7,6 +7,7 @@ from aiogram.filters.callback_data import CallbackData
 
 from handlers.callbacks import (
     AdminCb,
+    AdminRentalCb,
     BroadcastCb,
     CountryCb,
     LanguageCb,
@@ -56,6 +57,7 @@ SAMPLES: list[CallbackData] = [
     RentPayCb(e=1, oid="123456", d=30, p=99_999_999, t="0123abcd", s="123456"),
     RentalCb(rid=4_000_000_000, act="refundok", d=30, n=99_999, p=99_999_999),
     RentalsCb(page=2),
+    AdminRentalCb(rid=4_000_000_000, act="refund"),
 ]
 
 
