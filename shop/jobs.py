@@ -445,7 +445,7 @@ class RentalPoller:
     ) -> None:
         self.rentals = rentals
         self.rate = per_minute / 60.0 / 2.0  # rentals a second
-        self.tick = min(tick, rentals.poll_seconds)
+        self.tick = max(0.05, min(tick, rentals.poll_seconds / 60))  # 1 s at a 60 s period
         self.in_flight = in_flight
         self.burst = max(1.0, self.rate * 5.0)
         self._tokens = self.burst
