@@ -13,6 +13,7 @@ from handlers.ui import Screen, answer, back_to_menu, show
 from shop.i18n import _, i18n, language_name, locale_of
 from shop.models import User
 from shop.money import Currency
+from shop.services.rentals import RentalService
 from shop.services.users import UserService
 
 
@@ -38,12 +39,13 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
         if raw_state is not None:  # loaded by aiogram's FSM middleware already
             await state.clear()  # any half-typed input (an SMS) is abandoned
         await message.answer(
             screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            reply_markup=screens.main_menu_keyboard(sms_enabled),
+            reply_markup=screens.main_menu_keyboard(sms_enabled, rentals is not None),
         )
 
     @router.message(Command("help"))
@@ -83,6 +85,7 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
         if raw_state is not None:  # loaded by aiogram's FSM middleware already
             await state.clear()
@@ -90,7 +93,7 @@ def build_menu_router() -> Router:
         await show(
             callback,
             screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            screens.main_menu_keyboard(sms_enabled),
+            screens.main_menu_keyboard(sms_enabled, rentals is not None),
         )
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
