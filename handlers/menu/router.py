@@ -26,6 +26,23 @@ def _language_screen(user: User) -> Screen:
     )
 
 
+async def _main_menu(
+    user: User,
+    currency: Currency,
+    sandbox: bool,
+    sms_enabled: bool,
+    state: FSMContext,
+    raw_state: str | None,
+) -> Screen:
+    """The main menu; any half-typed input (an SMS) is abandoned."""
+    if raw_state is not None:  # loaded by aiogram's FSM middleware already
+        await state.clear()
+    return (
+        screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+        screens.main_menu_keyboard(sms_enabled),
+    )
+
+
 def build_menu_router() -> Router:
     router = Router(name="menu")
 
@@ -39,12 +56,8 @@ def build_menu_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()  # any half-typed input (an SMS) is abandoned
-        await message.answer(
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            reply_markup=screens.main_menu_keyboard(sms_enabled),
-        )
+        text, markup = await _main_menu(user, currency, sandbox, sms_enabled, state, raw_state)
+        await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
     async def help_command(message: Message, sms_enabled: bool) -> None:
@@ -84,14 +97,9 @@ def build_menu_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()
+        text, markup = await _main_menu(user, currency, sandbox, sms_enabled, state, raw_state)
         await answer(callback)
-        await show(
-            callback,
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            screens.main_menu_keyboard(sms_enabled),
-        )
+        await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
     async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
