@@ -27,7 +27,7 @@ from handlers.rentals.screens import (
     reminder_keyboard,
     reminder_text,
 )
-from handlers.sms.screens import sms_status_keyboard, sms_status_text
+from handlers.sms.screens import sms_status
 from handlers.ui import esc, place
 from shop.i18n import LazyText, _, i18n, locale_of
 from shop.models import (
@@ -123,8 +123,7 @@ class TelegramNotifier:
         if send.chat_id is None or send.message_id is None:
             return
         with i18n.use_locale(await self._locale(send.user_id)):
-            text = sms_status_text(send, messages, self.currency)
-            markup = sms_status_keyboard(send.id)
+            text, markup = sms_status(send, messages, self.currency)
         chat_id, message_id = send.chat_id, send.message_id
         await self._send(
             send.user_id,

@@ -27,6 +27,24 @@ def _language_screen(user: User) -> Screen:
     )
 
 
+async def _main_menu(
+    user: User,
+    currency: Currency,
+    sandbox: bool,
+    sms_enabled: bool,
+    rentals_enabled: bool,
+    state: FSMContext,
+    raw_state: str | None,
+) -> Screen:
+    """The main menu; any half-typed input (an SMS) is abandoned."""
+    if raw_state is not None:  # loaded by aiogram's FSM middleware already
+        await state.clear()
+    return (
+        screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+        screens.main_menu_keyboard(sms_enabled, rentals_enabled),
+    )
+
+
 def build_menu_router() -> Router:
     router = Router(name="menu")
 
@@ -41,12 +59,10 @@ def build_menu_router() -> Router:
         raw_state: str | None,
         rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()  # any half-typed input (an SMS) is abandoned
-        await message.answer(
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            reply_markup=screens.main_menu_keyboard(sms_enabled, rentals is not None),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
     async def help_command(message: Message, sms_enabled: bool) -> None:
@@ -87,14 +103,11 @@ def build_menu_router() -> Router:
         raw_state: str | None,
         rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()
-        await answer(callback)
-        await show(
-            callback,
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            screens.main_menu_keyboard(sms_enabled, rentals is not None),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await answer(callback)
+        await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
     async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
