@@ -377,3 +377,34 @@ async def test_admin_looks_up_refunds_and_counts_rentals(
     await admin.send("/rental 99")
     await admin.wait_for("does not exist")
     await harness.check_ledger()
+
+
+async def test_help_lists_the_rental_commands_when_rentals_are_sold(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    alice: FakeUser,
+    bob: FakeUser,
+) -> None:
+    harness = harness_factory(**rental_settings(pool))
+    await harness.start()
+    await alice.send("/help")
+    english = await alice.wait_for("How it works")
+    assert "/rent — rent a number for days" in english.plain
+    assert "/rentals — your rentals" in english.plain
+
+    await alice.send("/language")
+    screen = await alice.wait_for("The bot speaks English")
+    await alice.click(screen, "Русский")
+    await alice.wait_for(lambda m: "Язык бота: Русский" in m.plain)
+    await alice.send("/help")
+    russian = await alice.wait_for("Как это работает")
+    assert "/rent — аренда номера на несколько дней" in russian.plain
+    assert "/rentals — ваши аренды" in russian.plain
+    await harness.stop()
+
+    # Without SMSPool no rentals are sold: /help does not mention them.
+    plain = harness_factory()
+    await plain.start()
+    await bob.send("/help")
+    without = await bob.wait_for("How it works")
+    assert "/rent" not in without.plain
