@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from shop.errors import AppError, InsufficientFunds, InvalidState, NotFound, TryAgainLater
-from shop.i18n import LazyText, _, lazy
+from shop.i18n import LazyText, _, lazy, lazy_date
 from shop.models import (
     LedgerKind,
     Rental,
@@ -451,7 +451,7 @@ class RentalService:
                     "Rental #{rental_id}: purchase/rental on SMSPool did not get a clear answer. "
                     "The customer was refunded; check SMSPool for a rental bought at {time}.",
                     rental_id=rental_id,
-                    time=now,
+                    time=lazy_date(now),
                 ),
             )
             raise RentalFailed(exc, refunded) from None
@@ -477,7 +477,7 @@ class RentalService:
                     "at {time}.",
                     rental_id=rental_id,
                     error=type(exc).__name__,
-                    time=now,
+                    time=lazy_date(now),
                 ),
             )
             raise RentalFailed(PurchaseOutcomeUnknown(type(exc).__name__), refunded) from None

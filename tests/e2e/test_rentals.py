@@ -8,6 +8,7 @@ with each balance equal to its ledger (the harness checks it at teardown, and so
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -283,7 +284,10 @@ async def test_purchase_timing_out_is_refunded_flagged_and_alerted(
     await alice.click(confirm, "Confirm")
     failed = await alice.wait_for("could not be rented")
     assert "back on your balance" in failed.plain
-    await admin.wait_for("did not get a clear answer")
+    alert = await admin.wait_for("did not get a clear answer")
+    # A readable UTC date (as the admin screens show them), not Unix seconds.
+    assert re.search(r"bought at \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", alert.plain), alert.plain
+    assert not re.search(r"\d{9,}", alert.plain), alert.plain
     assert await balance(harness, alice) == 10_000
     assert harness.app is not None and harness.app.rentals is not None
     rental = await harness.app.rentals.get(1)
