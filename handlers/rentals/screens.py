@@ -499,3 +499,15 @@ def failed_text(rental: Rental, refunded: int, currency: Currency) -> str:
     return _("↩️ Rental #{id} could not be completed. {amount} is back on your balance.").format(
         id=rental.id, amount=currency.format(refunded)
     )
+
+
+def extension_failed_text(rental: Rental, days: int, refunded: int, currency: Currency) -> str:
+    return _(
+        "↩️ The extension of rental #{id} ({phone}) by {days} could not be completed. "
+        "{amount} is back on your balance."
+    ).format(
+        id=rental.id,
+        phone=esc(phone(rental.phone)),
+        days=days_text(days),
+        amount=currency.format(refunded),
+    )

@@ -201,6 +201,10 @@ class RentalNotifier(Protocol):
         """A purchase settled in the background (unknown outcome): tell the customer."""
         ...
 
+    async def rental_extension_failed(self, rental: Rental, days: int, refunded: int) -> None:
+        """An extension settled in the background (unknown outcome): tell the customer."""
+        ...
+
     async def alert_admins(self, text: str | LazyText) -> None: ...
 
 
@@ -662,15 +666,14 @@ class RentalService:
             if rental is not None:
                 await self.notifier.rental_failed(rental, refunded)
         for extension_id, rental_id in await self.repo.pending_extensions_before(cutoff):
-            await self._settle_extension(
-                extension_id, rental_id, "unknown", ExtendOutcomeUnknown("interrupted")
-            )
-            settled += 1
+            settled += await self._settle_interrupted_extension(extension_id, rental_id)
         return settled
 
     async def recover(self) -> None:
-        """At start: settle purchases cut off by the stop, forward what was stored but not
-        sent. Polling resumes by itself (the due times are in the database)."""
+        """At start: settle purchases and extensions cut off by the stop (every one still
+        `buying` or `pending`, as orders left `created` are: outcome unknown, refunded, flagged,
+        alerted, the customer told), forward what was stored but not sent. Polling resumes by
+        itself (the due times are in the database)."""
         await self.settle_stuck(int(time.time()) + 1)
         for rental_id in await self.repo.with_unforwarded():
             await self.forward_pending(rental_id)
@@ -759,16 +762,25 @@ class RentalService:
         return Extended(extended, days, price)
 
     async def _settle_extension(
-        self, extension_id: int, rental_id: int, to: str, exc: BaseException
-    ) -> None:
-        """A pending extension refused (or of unknown outcome): refund that extension."""
+        self,
+        extension_id: int,
+        rental_id: int,
+        to: str,
+        exc: BaseException,
+        alert: LazyText | None = None,
+    ) -> int:
+        """A pending extension refused (or of unknown outcome): refund that extension; an
+        unknown one is flagged and alerted (`alert`, else the unclear answer's). Returns what
+        was refunded (0 if it was settled before)."""
+        refunded = 0
         async with self.db.transaction() as tx:
             if not await self.repo.settle_extension(tx, extension_id, to, type(exc).__name__):
-                return
+                return 0
             rental = await self.repo.get_in(tx, rental_id)
             extension = await self.repo.extension_in(tx, extension_id)
             assert rental is not None and extension is not None
             if not await self.repo.extension_refunded(tx, extension_id):
+                refunded = extension.price
                 await self.ledger.apply(
                     tx,
                     rental.user_id,
@@ -783,12 +795,38 @@ class RentalService:
         if to == "unknown":
             await self._alert(
                 f"rental-extend-unknown:{extension_id}",
-                lazy(
+                alert
+                or lazy(
                     "Rental #{rental_id}: rental/extend on SMSPool did not get a clear answer. "
                     "The customer was refunded; check whether SMSPool extended the rental.",
                     rental_id=rental_id,
                 ),
             )
+        return refunded
+
+    async def _settle_interrupted_extension(self, extension_id: int, rental_id: int) -> bool:
+        """An extension left `pending` (a crash, a stuck request): its outcome is unknown, so
+        refund it, flag the rental, alert the owners and tell the customer, as interrupted
+        number purchases are. False if it was settled meanwhile."""
+        refunded = await self._settle_extension(
+            extension_id,
+            rental_id,
+            "unknown",
+            ExtendOutcomeUnknown("interrupted"),
+            lazy(
+                "Rental #{rental_id}: the bot stopped during rental/extend (or the request got "
+                "stuck). The customer was refunded; check whether SMSPool extended the rental.",
+                rental_id=rental_id,
+            ),
+        )
+        if not refunded:
+            return False
+        rental = await self.repo.get(rental_id)
+        async with self.db.transaction() as tx:
+            extension = await self.repo.extension_in(tx, extension_id)
+        if rental is not None and extension is not None:
+            await self.notifier.rental_extension_failed(rental, extension.days, refunded)
+        return True
 
     # -- refunding -------------------------------------------------------------------------------
 

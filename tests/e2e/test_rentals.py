@@ -518,3 +518,47 @@ async def test_one_service_only_on_us_extendable_rentals(
     assert not pool.rentals
     assert await balance(harness, alice) == 10_000
     await harness.check_ledger()
+
+
+async def test_a_crash_during_an_extension_is_settled_at_start(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    # The sweeper's grace is far away (a long HTTP timeout): only the recovery at start can
+    # settle the extension in time for this test.
+    harness = await ready(harness_factory, pool, admin, alice, http_timeout_seconds=30)
+    card = await rent(alice)
+    assert len(pool.rentals) == 1
+    await alice.click(card, "Extend")
+    periods = await alice.wait_for("By how many days?")
+    await alice.click(periods, "+14 days")
+    confirm = await alice.wait_for(lambda m: "Extend rental" in m.plain and "Price" in m.plain)
+    pool.delay_next("rental/extend", 2)  # SMSPool extends it after all: the outcome is unknown
+    await alice.click(confirm, "Confirm extension")
+    assert harness.app is not None and harness.app.rentals is not None
+    repo = harness.app.rentals.repo
+    rental = await only_rental(harness, alice)
+    for _ in range(100):
+        if [e.state for e in await repo.extensions(rental.id)] == ["pending"]:
+            break
+        await asyncio.sleep(0.05)
+    assert await balance(harness, alice) == 10_000 - US_7_DAYS - 3250  # charged, in flight
+
+    await harness.crash()
+    await harness.start()
+    told = await alice.wait_for("extension of rental")
+    assert "$32.50 is back on your balance" in told.plain
+    alert = await admin.wait_for(lambda m: "stopped during rental/extend" in m.plain)
+    assert f"Rental #{rental.id}" in alert.plain
+    assert await balance(harness, alice) == 10_000 - US_7_DAYS
+    assert harness.app is not None and harness.app.rentals is not None
+    settled = await harness.app.rentals.repo.extensions(rental.id)
+    assert [e.state for e in settled] == ["unknown"]
+    flagged = await harness.app.rentals.get(rental.id)
+    assert flagged is not None and flagged.needs_attention
+    history = await harness.app.wallet.ledger.history(alice.id, 10)
+    assert [e.kind for e in history].count(LedgerKind.RENTAL_REFUND) == 1
+    assert pool.count("rental/extend") == 1  # sent once, never retried
+    await harness.check_ledger()
