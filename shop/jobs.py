@@ -426,8 +426,9 @@ class RentalPoller:
     """Polls live rentals, each at least once every `RentalService.poll_seconds`.
 
     The schedule is the database's (`rentals.next_poll_at`): every `tick` seconds the poller
-    claims the rentals due, oldest due first (`claim_due` pushes each one period ahead in the
-    same statement, so a restart resumes where it stopped and a lease can wrap the claim), and
+    claims the rentals due, oldest due first (`claim_due` pushes each one period ahead by a
+    conditional UPDATE per rental, so a restart resumes where it stopped and two instances
+    never poll the same rental in one period), and
     polls them, at most `in_flight` at once. How many it claims is paced by a token bucket
     refilled at `per_minute / 2` rentals a minute (two requests a poll): rentals take no more
     than their share of the SMSPool budget and leave the rest to one-time orders, and 300

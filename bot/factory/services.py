@@ -221,6 +221,7 @@ def _create_rentals(
         notifier=notifier,
         poll_seconds=settings.rental_poll_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        catalog=repos.catalog,
     )
     share = settings.smspool_rate_limit * settings.rental_budget_share
     return rentals, RentalPoller(rentals, share)

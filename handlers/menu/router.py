@@ -65,8 +65,12 @@ def build_menu_router() -> Router:
         await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
-    async def help_command(message: Message, sms_enabled: bool) -> None:
-        await message.answer(screens.help_text(sms_enabled), reply_markup=back_to_menu())
+    async def help_command(
+        message: Message, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
+        await message.answer(
+            screens.help_text(sms_enabled, rentals is not None), reply_markup=back_to_menu()
+        )
 
     @router.message(Command("language"))
     async def language_command(message: Message, user: User) -> None:
@@ -110,9 +114,11 @@ def build_menu_router() -> Router:
         await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
-    async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
+    async def help_menu(
+        callback: CallbackQuery, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
         await answer(callback)
-        await show(callback, screens.help_text(sms_enabled), back_to_menu())
+        await show(callback, screens.help_text(sms_enabled, rentals is not None), back_to_menu())
 
     @router.callback_query(NoopCb.filter())
     async def noop(callback: CallbackQuery) -> None:
