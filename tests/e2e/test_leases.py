@@ -10,6 +10,7 @@ so the fake's record of each request (its Host header) says which instance sent 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -241,9 +242,7 @@ async def test_a_timeout_refund_happens_once_across_a_crash_and_a_restart(
         wallet = await app_b.users.get(user.id)
         assert wallet is not None and wallet.balance == 500  # funded $5, all back
         cancels = [
-            r
-            for r in palm.requests
-            if r.action == "setStatus" and r.params.get("status") == "8"
+            r for r in palm.requests if r.action == "setStatus" and r.params.get("status") == "8"
         ]
         activation = order.activation_id
         assert sum(r.params.get("id") == activation for r in cancels) == 1
@@ -283,7 +282,7 @@ async def test_a_singleton_job_runs_on_one_instance_and_moves_when_it_dies(
     )
     senders = [pair.sent_by(r) for r in refreshes()]
     # One at a time: the first holder's runs, then the other's, never interleaved.
-    changes = sum(1 for x, y in zip(senders, senders[1:], strict=False) if x != y)
+    changes = sum(1 for x, y in itertools.pairwise(senders) if x != y)
     assert changes == 1, senders
     now_held = await JobLeaseRepo(other.app.db).holder("catalog")
     assert now_held is not None and now_held[0] == other.app.instances.instance.id
@@ -297,7 +296,7 @@ async def test_a_graceful_stop_hands_orders_over_at_once(
     alice: FakeUser,
 ) -> None:
     pair = Pair(harness_factory, shared_redis, palm, order_lease_seconds=600)
-    app_a, app_b = await pair.start()
+    _, app_b = await pair.start()
     await start(alice)
     await fund(admin, alice, "5")
     order_id = await buy_on(pair, pair.a, alice)
