@@ -436,6 +436,11 @@ class OrderJobs:
                 self._deadlines.schedule(order_id, now)
         await self.orders.claim_free()
 
+    async def claim_free(self) -> None:
+        """Between renewals: take the orders nobody holds (a dead instance's, once its lease
+        ran out)."""
+        await self.orders.claim_free()
+
     async def release_leases(self) -> None:
         """A graceful stop: the other instances take over at their next round."""
         if self.leases is not None:

@@ -7,7 +7,7 @@ claiming at once never both get a row: SQLite runs one writer at a time, and on 
 skips a row the winner changed. (The PostgreSQL port adds `FOR UPDATE SKIP LOCKED` to the
 subqueries that pick the candidates, so concurrent claimers do not queue on each other.)
 
-A lease is free when it has no owner, when it ran out (`until < now`, epoch seconds), or when
+A lease is free when it has no owner, when it ran out (`until <= now`, epoch seconds), or when
 its owner has no fresh row in the instance registry (`instances.seen_at >= :fresh`): an
 instance that stopped, or was killed and whose row another instance's start removed, or that
 missed its heartbeats for the registry's TTL. That last rule lets a restarted bot take back
@@ -30,7 +30,7 @@ _WATCHED = "('number_issued', 'code_received')"
 def _free(table: str) -> str:
     """The condition for a lease on `table`'s row that nobody holds."""
     return (
-        f"({table}.lease_owner IS NULL OR {table}.lease_until < :now OR NOT EXISTS ("
+        f"({table}.lease_owner IS NULL OR {table}.lease_until <= :now OR NOT EXISTS ("
         f"SELECT 1 FROM instances i WHERE i.id = {table}.lease_owner AND i.seen_at >= :fresh))"
     )
 
@@ -122,7 +122,7 @@ class LeaseRepo:
         """Take the sending of an undelivered code; False if it was delivered, or another
         live instance is sending it now."""
         free = (
-            "(send_owner IS NULL OR send_until < :now OR NOT EXISTS (SELECT 1 FROM instances i "
+            "(send_owner IS NULL OR send_until <= :now OR NOT EXISTS (SELECT 1 FROM instances i "
             "WHERE i.id = order_codes.send_owner AND i.seen_at >= :fresh))"
         )
         async with self.db.transaction() as tx:

@@ -50,6 +50,11 @@ def schedule_jobs(app: Running) -> None:
     jobs.every("instance-heartbeat", HEARTBEAT_SECONDS, app.instances.beat)
     renew = settings.order_lease_seconds / 3
     jobs.every("order-leases", renew, jobs.keep_leases)
+    # Between renewals, at least once per poll interval: a dead instance's orders are polled
+    # again within one lease plus one poll interval of its last renewal.
+    claims = min(renew, settings.poll_interval_seconds)
+    if claims < renew:
+        jobs.every("order-claims", claims, jobs.claim_free)
     if app.sms is not None:
         jobs.every("sms-leases", renew, app.sms.keep_leases)
         jobs.every("sms-sweeper", SWEEP_SECONDS, app.sms.sweep, singleton=True)

@@ -57,10 +57,12 @@ class Leases:
 
     def _times(self, seconds: float | None = None) -> tuple[int, int, int]:
         """(now, fresh, until): the time, the oldest heartbeat of a live instance, and the end
-        of a lease taken now."""
+        of a lease taken now. Whole seconds: a lease ends at `until` rounded down, so it lasts
+        up to a second less than asked (never more: a dead instance's orders are free within
+        one lease of its last renewal)."""
         now = self.clock()
         held = self.seconds if seconds is None else seconds
-        return int(now), int(now) - self.instance_ttl, math.ceil(now + held)
+        return int(now), int(now) - self.instance_ttl, int(now + held)
 
     # -- orders -------------------------------------------------------------------------------
 
@@ -122,5 +124,6 @@ class Leases:
 
     async def acquire_job(self, name: str, seconds: int) -> bool:
         """Take or renew job `name` for `seconds`; False while another instance holds it."""
-        now, fresh, until = self._times(seconds)
+        now, fresh, _ = self._times(seconds)
+        until = math.ceil(self.clock() + seconds)  # a job lease errs on the long side
         return await self.jobs.acquire(name, self.owner, now, fresh, until)
