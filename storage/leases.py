@@ -69,6 +69,12 @@ class LeaseRepo:
         """Take up to `limit` watched orders whose lease is free: (id, status, deadline,
         route) of each, oldest first."""
         free = _free("orders")
+        times = {"now": now, "fresh": fresh}
+        # Most rounds find nothing: look first (a read), take the write lock only to claim.
+        if not await self.db.fetchone(
+            f"SELECT 1 FROM orders WHERE status IN {_WATCHED} AND {free} LIMIT 1", times
+        ):
+            return []
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 f"""
@@ -165,6 +171,12 @@ class LeaseRepo:
     ) -> list[tuple[int, str]]:
         """Take up to `limit` live SMS sends ('sending' or 'sent') nobody holds: (id, status)."""
         free = _free("sms_sends")
+        times = {"now": now, "fresh": fresh}
+        if not await self.db.fetchone(
+            f"SELECT 1 FROM sms_sends WHERE status IN ('sending', 'sent') AND {free} LIMIT 1",
+            times,
+        ):
+            return []
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 f"""
