@@ -21,10 +21,11 @@ import pytest
 from bot.app import App
 from shop.models import OrderStatus
 from storage.leases import JobLeaseRepo, LeaseRepo
-from tests.conftest import BotHarness, free_port, fund
+from tests.conftest import BotHarness, free_port, fund, sms_settings
 from tests.e2e.helpers import buy_to_confirm, start
 from tests.e2e.test_webhook_mode import SECRET
 from tests.fakes.smspalm import FakeSMSPalm, Request
+from tests.fakes.smspm import FakeSMSPM
 from tests.fakes.telegram import FakeTelegram, FakeUser
 from tests.redis_support import SharedRedis, shared_redis  # noqa: F401 - the fixture
 
@@ -49,21 +50,25 @@ class Pair:
         factory: Callable[..., BotHarness],
         redis: SharedRedis,
         palm: FakeSMSPalm,
+        smspm: FakeSMSPM | None = None,
         **overrides: Any,
     ) -> None:
         self.palm = palm
         made = []
         for host in ("127.0.0.1", "localhost"):
-            values: dict[str, Any] = {
-                "http_port": free_port(),
-                "webhook_base_url": PUBLIC,
-                "webhook_secret": SECRET,
-                "redis_url": redis.url,
-                "redis_prefix": redis.prefix,
-                "order_lease_seconds": LEASE,
-                "smspalm_base_url": palm.base_url.replace("127.0.0.1", host),
-                **overrides,
-            }
+            values: dict[str, Any] = {"order_lease_seconds": LEASE}
+            if smspm is not None:  # outbound SMS on, followed by polling (no reports)
+                values.update(sms_settings(smspm), public_base_url=None, smspm_poll_seconds=0.3)
+                values["smspm_base_url"] = smspm.base_url.replace("127.0.0.1", host)
+            values.update(overrides)
+            values.update(
+                http_port=free_port(),
+                webhook_base_url=PUBLIC,
+                webhook_secret=SECRET,
+                redis_url=redis.url,
+                redis_prefix=redis.prefix,
+                smspalm_base_url=palm.base_url.replace("127.0.0.1", host),
+            )
             made.append(factory(**values))
         self.a, self.b = made
         self.telegram = self.a.telegram
@@ -307,3 +312,57 @@ async def test_a_graceful_stop_hands_orders_over_at_once(
     (activation,) = palm.activations.values()
     palm.deliver_code(activation.id, "515151")
     await alice.wait_for("515151")
+
+
+async def test_a_crashed_instances_sms_send_is_followed_by_the_other(
+    shared_redis: SharedRedis,  # noqa: F811 - first: its keys are deleted after the bots stop
+    harness_factory: Callable[..., BotHarness],
+    palm: FakeSMSPalm,
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    pair = Pair(harness_factory, shared_redis, palm, smspm)
+    app_a, app_b = await pair.start()
+    await start(alice)
+    await fund(admin, alice, "1")
+    await alice.send("/sms")
+    await alice.wait_for("Send SMS")
+    await alice.send("+372 5678 9045")
+    await alice.wait_for("Now send the text")
+    await alice.send("Hello from two instances")
+    confirm = await alice.wait_for("Confirm your SMS")
+    await pair.telegram.wait_webhook_idle()
+    pair.telegram.steer_webhook(HOOK, url(pair.a))
+    await alice.click(confirm, "Send for $0.10")
+    status = await alice.wait_for("SMS #")
+    assert app_a.sms is not None
+    (send,) = await app_a.sms.recent(alice.id)
+    assert await sms_holder(app_a, send.id) == app_a.instances.instance.id
+
+    def details_from(host: str) -> int:
+        return sum(
+            1 for r in smspm.requests if r.path == "/smsdetails" and r.host.startswith(host)
+        )
+
+    await eventually(lambda: details_from("127.0.0.1") >= 1, what="A follows the send")
+    assert details_from("localhost") == 0
+    await pair.a.crash()
+    await keep_row_of(app_a, app_b)
+    (sms,) = smspm.messages.values()
+    smspm.set_status(sms.id, "delivered")
+    await alice.wait_for(
+        lambda m: m.message_id == status.message_id and "delivered" in m.plain,
+        timeout=LEASE + 10,
+    )
+    assert details_from("localhost") >= 1
+    assert await sms_holder(app_b, send.id) == app_b.instances.instance.id
+    assert await app_b.wallet.balance(alice.id) == 90  # charged once, nothing refunded
+
+
+async def sms_holder(app: App, send_id: int) -> str | None:
+    row = await app.db.fetchone(
+        "SELECT lease_owner FROM sms_sends WHERE id = :id", {"id": send_id}
+    )
+    assert row is not None
+    return row["lease_owner"]
