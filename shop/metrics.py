@@ -82,7 +82,8 @@ LEASES_LOST = Counter(
 )
 JOB_LEASES_TAKEN = Counter(
     "numbot_job_leases_taken_total",
-    "Singleton jobs this instance began to run after another instance had them, by job",
+    "Singleton jobs this instance took the lease of (at its start, or from an instance "
+    "that died or stopped), by job",
     ["job"],
 )
 
