@@ -131,6 +131,11 @@ class App:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
         await self.admin.backups.backup()
 
+    async def resume_broadcasts(self) -> None:
+        """Go on with a broadcast whose sender (another instance) died, if this one can take
+        its lease."""
+        await self.broadcasts.resume()
+
     async def purge_expired(self) -> None:
         """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""
         quotes = await self.orders.purge_quotes()
@@ -261,6 +266,8 @@ class App:
             if self.web is not None:
                 await self.web.stop()
         await self.broadcasts.close(graceful=graceful)  # before the bot session and database
+        if graceful:
+            await self._release_leases()  # nothing of this instance's runs any more
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -270,6 +277,14 @@ class App:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+
+    async def _release_leases(self) -> None:
+        """A graceful stop hands this instance's orders and jobs to the others at once (a
+        crash leaves them to run out)."""
+        try:
+            await self.jobs.release_leases()
+        except Exception:
+            log.exception("Leases not released; they run out by themselves")
 
 
 async def _leave(instances: InstanceRegistry) -> None:
@@ -305,7 +320,7 @@ async def build_app(settings: Settings) -> App:
     http = create_http_client(settings)
     providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
-    shop = create_services(settings, db, repos, providers, bot)
+    shop = create_services(settings, db, repos, providers, bot, instances.instance.id)
     readiness = Readiness()
     require_dependencies(readiness, db, redis)
     web = create_listener(

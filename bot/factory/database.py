@@ -11,6 +11,7 @@ from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
 from storage.kv import KeyValueRepo
+from storage.leases import JobLeaseRepo, LeaseRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
 from storage.rentals import RentalRepo
@@ -29,7 +30,9 @@ class Repositories:
     audit: AuditRepo
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
+    job_leases: JobLeaseRepo
     kv: KeyValueRepo
+    leases: LeaseRepo
     ledger: LedgerRepo
     orders: OrderRepo
     promos: PromoRepo
@@ -55,7 +58,9 @@ def create_repositories(db: Database) -> Repositories:
         audit=AuditRepo(db),
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),
+        job_leases=JobLeaseRepo(db),
         kv=KeyValueRepo(db),
+        leases=LeaseRepo(db),
         ledger=LedgerRepo(db),
         orders=OrderRepo(db),
         promos=PromoRepo(),

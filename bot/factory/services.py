@@ -23,6 +23,7 @@ from shop.services.backups import BackupService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.leases import Leases
 from shop.services.markups import MarkupService
 from shop.services.orders import OrderService, purchase_grace
 from shop.services.people import PeopleService
@@ -125,8 +126,14 @@ class Shop:
 
 
 def create_services(
-    settings: Settings, db: Database, repos: Repositories, providers: Providers, bot: Bot
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    bot: Bot,
+    instance_id: str,
 ) -> Shop:
+    """Every service; `instance_id` (this process's registry id) owns its leases."""
     currency = Currency.of(settings.currency)
     pricing = Pricing(currency, settings.markup_percent, repos.routing)
     catalog = CatalogService(
@@ -135,7 +142,8 @@ def create_services(
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
     notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
-    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
+    leases = Leases(instance_id, settings.order_lease_seconds, repos.leases, repos.job_leases)
+    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals, leases)
     orders = OrderService(
         db=db,
         quotes=repos.quotes,
@@ -151,6 +159,7 @@ def create_services(
         cancel_limit=settings.cancel_limit,
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        leases=leases,
     )
     jobs.bind(orders)
     topups = TopupService(
@@ -168,13 +177,13 @@ def create_services(
     promos = PromoService(db, repos.promos, repos.ledger, repos.audit, currency)
     self_check = SelfCheckService(repos.ledger, repos.self_check, repos.kv, notifier, currency)
     broadcasts = BroadcastService(
-        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate
+        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate, leases=leases
     )
     rentals, poller = _create_rentals(settings, db, repos, providers, currency, pricing, notifier)
     admin = _create_admin(
         settings, db, repos, providers, currency, pricing, orders, topups, self_check, rentals
     )
-    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier)
+    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier, leases)
     crypto = _create_crypto(settings, repos, providers, topups, users, notifier, currency)
     return Shop(
         currency,
@@ -273,6 +282,7 @@ def _create_sms(
     currency: Currency,
     jobs: OrderJobs,
     notifier: TelegramNotifier,
+    leases: Leases,
 ) -> SmsService | None:
     """Outbound SMS through SMSPM, offered when hash and token are set."""
     if providers.smspm is None:
@@ -293,6 +303,7 @@ def _create_sms(
         report_url=smspm_report_url(settings),
         jobs=sms_jobs,
         notifier=notifier,
+        leases=leases,
     )
     sms_jobs.bind(sms)
     return sms
