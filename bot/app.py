@@ -113,7 +113,7 @@ class App:
         if self.sms is not None:
             await self.sms.recover()
         if self.rentals is not None:
-            await self.rentals.recover()
+            await self.rentals.recover(alone=len(await self.instances.live()) <= 1)
         if self.rental_poller is not None:
             self.rental_poller.start()
         await self.broadcasts.resume()

@@ -669,12 +669,16 @@ class RentalService:
             settled += await self._settle_interrupted_extension(extension_id, rental_id)
         return settled
 
-    async def recover(self) -> None:
+    async def recover(self, *, alone: bool = True) -> None:
         """At start: settle purchases and extensions cut off by the stop (every one still
         `buying` or `pending`, as orders left `created` are: outcome unknown, refunded, flagged,
         alerted, the customer told), forward what was stored but not sent. Polling resumes by
-        itself (the due times are in the database)."""
-        await self.settle_stuck(int(time.time()) + 1)
+        itself (the due times are in the database).
+
+        With other instances alive (`alone` false) a `buying` row may be another instance's
+        purchase in flight, so only those past the purchase grace are settled (as the sweeper
+        does); the rest are left to their instance, or to the sweeper if it died."""
+        await self.settle_stuck(int(time.time()) + 1 if alone else None)
         for rental_id in await self.repo.with_unforwarded():
             await self.forward_pending(rental_id)
 

@@ -545,6 +545,9 @@ async def test_a_crash_during_an_extension_is_settled_at_start(
             break
         await asyncio.sleep(0.05)
     assert await balance(harness, alice) == 10_000 - US_7_DAYS - 3250  # charged, in flight
+    # Another instance starting now must not settle it: it may be this one's call in flight.
+    await harness.app.rentals.recover(alone=False)
+    assert [e.state for e in await repo.extensions(rental.id)] == ["pending"]
 
     await harness.crash()
     await harness.start()
