@@ -41,7 +41,7 @@ from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.outcomes import UpdateOutcomes
 from shop import metrics
-from shop.jobs import OrderJobs
+from shop.jobs import OrderJobs, RentalPoller
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.providers.budget import Budget
@@ -50,6 +50,7 @@ from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
 from shop.services.instances import InstanceRegistry
 from shop.services.orders import OrderService
+from shop.services.rentals import RentalService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
 from shop.services.topups import TopupService
@@ -93,6 +94,8 @@ class App:
     instances: InstanceRegistry  # this process's entry in the instance registry
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
+    rentals: RentalService | None = None  # SMSPool rentals, when SMSPool is configured
+    rental_poller: RentalPoller | None = None
     web: WebServer | None = None  # the HTTP listener; None with HTTP_PORT=0
     readiness: Readiness = field(default_factory=Readiness)
     webhook: TelegramWebhook | None = None  # webhook mode
@@ -109,15 +112,29 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
+        if self.rentals is not None:
+            await self.rentals.recover(alone=len(await self.instances.live()) <= 1)
+        if self.rental_poller is not None:
+            self.rental_poller.start()
         await self.broadcasts.resume()
         schedule_jobs(self)
-        await set_commands(self.bot, self.settings.admin_ids, sms_enabled=self.sms is not None)
+        await set_commands(
+            self.bot,
+            self.settings.admin_ids,
+            sms_enabled=self.sms is not None,
+            rentals_enabled=self.rentals is not None,
+        )
         if self.webhook is None:
             self.readiness.serving = True  # long polling starts right after this
 
     async def daily_backup(self) -> None:
         """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
         await self.admin.backups.backup()
+
+    async def resume_broadcasts(self) -> None:
+        """Go on with a broadcast whose sender (another instance) died, if this one can take
+        its lease."""
+        await self.broadcasts.resume()
 
     async def purge_expired(self) -> None:
         """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""
@@ -238,6 +255,8 @@ class App:
         for untrack in self._untrack:
             untrack()
         await self.jobs.aclose()
+        if self.rental_poller is not None:
+            await self.rental_poller.aclose()
         if graceful:
             if self.web is not None:
                 await self.web.stop()  # no new requests; webhook updates in flight finish
@@ -247,6 +266,8 @@ class App:
             if self.web is not None:
                 await self.web.stop()
         await self.broadcasts.close(graceful=graceful)  # before the bot session and database
+        if graceful:
+            await self._release_leases()  # nothing of this instance's runs any more
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -256,6 +277,14 @@ class App:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+
+    async def _release_leases(self) -> None:
+        """A graceful stop hands this instance's orders and jobs to the others at once (a
+        crash leaves them to run out)."""
+        try:
+            await self.jobs.release_leases()
+        except Exception:
+            log.exception("Leases not released; they run out by themselves")
 
 
 async def _leave(instances: InstanceRegistry) -> None:
@@ -291,7 +320,7 @@ async def build_app(settings: Settings) -> App:
     http = create_http_client(settings)
     providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
-    shop = create_services(settings, db, repos, providers, bot)
+    shop = create_services(settings, db, repos, providers, bot, instances.instance.id)
     readiness = Readiness()
     require_dependencies(readiness, db, redis)
     web = create_listener(
@@ -323,6 +352,8 @@ async def build_app(settings: Settings) -> App:
         instances=instances,
         sms=shop.sms,
         crypto=shop.crypto,
+        rentals=shop.rentals,
+        rental_poller=shop.rental_poller,
         web=web,
         readiness=readiness,
         webhook=webhook,

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     smspool_base_url: str = "https://api.smspool.net"
     smspool_rate: Decimal = Field(default=Decimal(1), gt=0)
     smspool_rate_limit: int = Field(default=120, gt=0)
+    # Rentals: each live rental is polled every RENTAL_POLL_SECONDS (status + messages: two
+    # requests), using at most RENTAL_BUDGET_SHARE of SMSPOOL_RATE_LIMIT.
+    rental_poll_seconds: float = Field(default=55.0, gt=0, le=60)
+    rental_budget_share: float = Field(default=0.75, gt=0, le=1)
 
     spotsms_api_key: SecretStr | None = None
     spotsms_base_url: str = "https://spotsms.com/api-data.php"
@@ -124,6 +128,15 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     redis_url: SecretStr | None = None
     redis_prefix: str = Field(default="numbot", min_length=1, max_length=64)
+    # Several instances: each live order is watched by the one instance holding its lease,
+    # renewed every third of this; when an instance dies, the others take its orders once
+    # the lease runs out. So this bounds how long an order goes unwatched (codes wait, a
+    # deadline passes) after a crash. 30 s: a lease survives two missed renewals (a stalled
+    # loop, a slow commit) before an order changes hands, a dead instance's orders resume
+    # well within any code's life and the order timeout, it ends with the dead instance's
+    # registry heartbeat (30 s), and renewing costs one UPDATE per instance every 10 s. An
+    # instance that stops cleanly, or restarts on the same machine, hands over at once.
+    order_lease_seconds: int = Field(default=30, ge=3, le=3600)
 
     # Protection.
     throttle_per_second: float = Field(default=2.0, gt=0)

@@ -9,6 +9,7 @@ Reads that an index answers at once (`lookup`) run on the event loop's own threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -94,7 +95,14 @@ class Database:
         """One write transaction (BEGIN IMMEDIATE); commits on success, rolls back on error."""
         assert self._writer is not None, "database is not connected"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # Cancelled while BEGIN was queued on the connection's thread: it still runs
+                # there, so end it before the lock goes, or the next BEGIN finds it open.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self._writer.execute("ROLLBACK")
+                raise
             try:
                 yield Tx(self._writer)
             except BaseException:

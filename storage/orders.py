@@ -264,6 +264,8 @@ class OrderRepo:
         if not to.is_live:
             assignments.append("finished_at = ?")
             values.append(now)
+            # Closing an order releases its lease (storage/leases.py).
+            assignments.append("lease_owner = NULL, lease_until = NULL")
         for name, value in fields.items():
             assignments.append(f"{name} = ?")
             values.append(value)

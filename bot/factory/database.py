@@ -11,8 +11,10 @@ from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
 from storage.kv import KeyValueRepo
+from storage.leases import JobLeaseRepo, LeaseRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
+from storage.rentals import RentalRepo
 from storage.routing import RoutingRepo
 from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
@@ -28,11 +30,14 @@ class Repositories:
     audit: AuditRepo
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
+    job_leases: JobLeaseRepo
     kv: KeyValueRepo
+    leases: LeaseRepo
     ledger: LedgerRepo
     orders: OrderRepo
     promos: PromoRepo
     quotes: QuoteRepo
+    rentals: RentalRepo
     routing: RoutingRepo
     self_check: SelfCheckRepo
     sms: SmsRepo
@@ -53,11 +58,14 @@ def create_repositories(db: Database) -> Repositories:
         audit=AuditRepo(db),
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),
+        job_leases=JobLeaseRepo(db),
         kv=KeyValueRepo(db),
+        leases=LeaseRepo(db),
         ledger=LedgerRepo(db),
         orders=OrderRepo(db),
         promos=PromoRepo(),
         quotes=QuoteRepo(db),
+        rentals=RentalRepo(db),
         routing=RoutingRepo(db),
         self_check=SelfCheckRepo(db),
         sms=SmsRepo(db),

@@ -16,19 +16,21 @@ from bot.factory.web import smspm_report_url
 from handlers.broadcast.sender import TelegramBroadcaster
 from handlers.notify import TelegramNotifier
 from handlers.topup.stars import TelegramStars
-from shop.jobs import OrderJobs, SmsJobs
+from shop.jobs import OrderJobs, RentalPoller, SmsJobs
 from shop.money import Currency
 from shop.services.audit import AuditService
 from shop.services.backups import BackupService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.leases import Leases
 from shop.services.markups import MarkupService
 from shop.services.orders import OrderService, purchase_grace
 from shop.services.people import PeopleService
 from shop.services.pricing import Pricing
 from shop.services.promos import PromoService
 from shop.services.reconcile import ReconcileService
+from shop.services.rentals import RentalService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
 from shop.services.stats import StatsService
@@ -62,6 +64,7 @@ class Services(TypedDict):
     crypto: CryptoTopups | None  # when CRYPTOPAY_TOKEN is set
     topups: TopupService
     promos: PromoService
+    rentals: RentalService | None  # SMSPool rentals, when SMSPOOL_API_KEY is set
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Shop:
     admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
+    rentals: RentalService | None = None
+    rental_poller: RentalPoller | None = None
 
     def handler_data(self, settings: Settings) -> Services:
         return Services(
@@ -116,12 +121,19 @@ class Shop:
             crypto=self.crypto,
             topups=self.topups,
             promos=self.promos,
+            rentals=self.rentals,
         )
 
 
 def create_services(
-    settings: Settings, db: Database, repos: Repositories, providers: Providers, bot: Bot
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    bot: Bot,
+    instance_id: str,
 ) -> Shop:
+    """Every service; `instance_id` (this process's registry id) owns its leases."""
     currency = Currency.of(settings.currency)
     pricing = Pricing(currency, settings.markup_percent, repos.routing)
     catalog = CatalogService(
@@ -130,7 +142,8 @@ def create_services(
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
     notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
-    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
+    leases = Leases(instance_id, settings.order_lease_seconds, repos.leases, repos.job_leases)
+    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals, leases)
     orders = OrderService(
         db=db,
         quotes=repos.quotes,
@@ -146,6 +159,7 @@ def create_services(
         cancel_limit=settings.cancel_limit,
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        leases=leases,
     )
     jobs.bind(orders)
     topups = TopupService(
@@ -163,12 +177,13 @@ def create_services(
     promos = PromoService(db, repos.promos, repos.ledger, repos.audit, currency)
     self_check = SelfCheckService(repos.ledger, repos.self_check, repos.kv, notifier, currency)
     broadcasts = BroadcastService(
-        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate
+        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate, leases=leases
     )
+    rentals, poller = _create_rentals(settings, db, repos, providers, currency, pricing, notifier)
     admin = _create_admin(
-        settings, db, repos, providers, currency, pricing, orders, topups, self_check
+        settings, db, repos, providers, currency, pricing, orders, topups, self_check, rentals
     )
-    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier)
+    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier, leases)
     crypto = _create_crypto(settings, repos, providers, topups, users, notifier, currency)
     return Shop(
         currency,
@@ -185,7 +200,40 @@ def create_services(
         admin,
         sms,
         crypto,
+        rentals,
+        poller,
     )
+
+
+def _create_rentals(
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    currency: Currency,
+    pricing: Pricing,
+    notifier: TelegramNotifier,
+) -> tuple[RentalService | None, RentalPoller | None]:
+    """SMSPool rentals and their poller, when SMSPool is configured."""
+    if providers.rentals is None:
+        return None, None
+    rentals = RentalService(
+        db=db,
+        repo=repos.rentals,
+        ledger=repos.ledger,
+        kv=repos.kv,
+        audit=repos.audit,
+        client=providers.rentals,
+        pricing=pricing,
+        currency=currency,
+        rate=settings.smspool_rate,
+        notifier=notifier,
+        poll_seconds=settings.rental_poll_seconds,
+        purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        catalog=repos.catalog,
+    )
+    share = settings.smspool_rate_limit * settings.rental_budget_share
+    return rentals, RentalPoller(rentals, share)
 
 
 def _create_admin(
@@ -198,13 +246,16 @@ def _create_admin(
     orders: OrderService,
     topups: TopupService,
     self_check: SelfCheckService,
+    rentals: RentalService | None = None,
 ) -> Admin:
     """The owner's services: figures, users and bans, markups, backups, reconciliation,
     audit log."""
     sms = repos.sms if settings.smspm_enabled else None
     routes = providers.routes
     return Admin(
-        stats=StatsService(repos.admin, repos.orders, routes, currency, settings, sms, self_check),
+        stats=StatsService(
+            repos.admin, repos.orders, routes, currency, settings, sms, self_check, rentals
+        ),
         people=PeopleService(
             db,
             repos.users,
@@ -218,7 +269,7 @@ def _create_admin(
         ),
         markups=MarkupService(pricing, repos.admin, repos.audit, topups, settings),
         backups=BackupService(repos.admin, repos.audit, settings),
-        reconciliation=ReconcileService(repos.admin, routes),
+        reconciliation=ReconcileService(repos.admin, routes, rentals),
         audit=AuditService(repos.audit, repos.admin),
     )
 
@@ -231,6 +282,7 @@ def _create_sms(
     currency: Currency,
     jobs: OrderJobs,
     notifier: TelegramNotifier,
+    leases: Leases,
 ) -> SmsService | None:
     """Outbound SMS through SMSPM, offered when hash and token are set."""
     if providers.smspm is None:
@@ -251,6 +303,7 @@ def _create_sms(
         report_url=smspm_report_url(settings),
         jobs=sms_jobs,
         notifier=notifier,
+        leases=leases,
     )
     sms_jobs.bind(sms)
     return sms
