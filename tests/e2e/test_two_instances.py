@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
 from bot.factory.database import create_repositories
 from tests.conftest import fund
 from tests.e2e.helpers import buy_to_confirm, start
@@ -29,12 +28,7 @@ from tests.redis_support import SharedRedis, shared_redis  # noqa: F401 - the fi
 
 WAIT = 30.0  # generous: two bot processes and the fakes share 2 busy cores
 POLL_SECONDS = 0.2
-LEASE_SECONDS = 3  # ORDER_LEASE_SECONDS for the instances (h14l: at least 3; unread on main)
-# Order and job leases (h14l): until they land the tests that need them are strict xfails;
-# once the setting exists they run as plain tests.
-HAS_LEASES = "order_lease_seconds" in Settings.model_fields
-NEEDS_ORDER_LEASES = "needs order leases (h14l): a dead instance's orders are not taken over"
-NEEDS_JOB_LEASES = "needs job leases (h14l): a dead instance's broadcast is not taken over"
+LEASE_SECONDS = 3  # ORDER_LEASE_SECONDS of the instances (the least it may be)
 
 
 @pytest.fixture(autouse=True)
@@ -200,7 +194,6 @@ async def buy_on(shop: Cluster, telegram: FakeTelegram, user: FakeUser) -> tuple
     return shop.by_target(pay.target).name, card
 
 
-@pytest.mark.xfail(not HAS_LEASES, strict=True, raises=AssertionError, reason=NEEDS_ORDER_LEASES)
 async def test_a_code_arriving_after_its_instance_is_killed_is_delivered_by_the_other(
     two: Callable[..., Any],
     telegram: FakeTelegram,
@@ -217,8 +210,8 @@ async def test_a_code_arriving_after_its_instance_is_killed_is_delivered_by_the_
         await dying.kill()
         [activation] = palm.activations
         palm.deliver_code(activation, "246810")
-        # Within one lease and one poll (plus room for a busy machine); on main only the
-        # other instance's sweeper (every 60 s) would find the order.
+        # Within one lease and one poll (plus room for a busy machine); without leases only
+        # the other instance's sweeper (every 60 s) would find the order.
         await alice.wait_for("246810", timeout=LEASE_SECONDS + POLL_SECONDS + 10)
         await shop.restart(shop.bots.index(dying))
         await asyncio.sleep(10 * POLL_SECONDS)  # the restarted instance polls its orders
@@ -264,10 +257,6 @@ async def test_a_timeout_refund_happens_exactly_once(
         for r in palm.requests
         if r.action == "setStatus" and r.params.get("status") == "8"
     )
-    if cancels != sorted(palm.activations) and not HAS_LEASES:
-        # Both instances watch both orders (the restart recovered every live one), so each
-        # expires them: the refund is once (the schema says so), the cancel upstream is not.
-        pytest.xfail(f"{NEEDS_ORDER_LEASES}: cancels sent upstream {cancels}")
     assert cancels == sorted(palm.activations)
 
 
@@ -331,13 +320,6 @@ def copies(user: FakeUser, text: str, after: Message | None = None) -> int:
     return sum(1 for m in user.messages if m.plain == text and m.message_id > first)
 
 
-@pytest.mark.xfail(
-    not HAS_LEASES,
-    strict=True,
-    raises=AssertionError,
-    reason="needs job leases (h14l): a restarted instance resumes the broadcast its live "
-    "sender runs and takes the sender's copies in flight for unknown outcomes",
-)
 async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
     two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
 ) -> None:
@@ -366,7 +348,6 @@ async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
         assert [u.id for u in users if copies(u, "Sent-once") != 1] == []
 
 
-@pytest.mark.xfail(not HAS_LEASES, strict=True, raises=AssertionError, reason=NEEDS_JOB_LEASES)
 async def test_a_broadcast_whose_sender_is_killed_is_finished_by_the_other_instance(
     two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
 ) -> None:
