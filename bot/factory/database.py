@@ -10,6 +10,7 @@ from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
+from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
@@ -28,6 +29,7 @@ class Repositories:
     audit: AuditRepo
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
+    finding: FindingRepo
     kv: KeyValueRepo
     ledger: LedgerRepo
     orders: OrderRepo
@@ -53,6 +55,7 @@ def create_repositories(db: Database) -> Repositories:
         audit=AuditRepo(db),
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),
+        finding=FindingRepo(db),
         kv=KeyValueRepo(db),
         ledger=LedgerRepo(db),
         orders=OrderRepo(db),

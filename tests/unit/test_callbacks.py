@@ -7,6 +7,7 @@ from aiogram.filters.callback_data import CallbackData
 
 from handlers.callbacks import (
     AdminCb,
+    AzCb,
     BroadcastCb,
     CountryCb,
     LanguageCb,
@@ -31,6 +32,8 @@ SAMPLES: list[CallbackData] = [
     ServicesCb(page=2, q="what"),
     ServicesCb(),
     ServiceCb(sid=12, page=1),
+    AzCb(),
+    AzCb(sid=10**9, page=99_999),
     CountryCb(sid=12, cc="US"),
     RouteCb(sid=12, cc="US", rt="smspalm1"),
     QuoteCb(qid=99),
