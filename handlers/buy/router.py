@@ -29,6 +29,7 @@ from shop.errors import BuyPaused
 from shop.i18n import _, i18n
 from shop.models import Country, Service, User
 from shop.money import Currency
+from shop.numbers import parse_uint
 from shop.services.catalog import CatalogService
 from shop.services.find import FindService, Found, FoundKind
 from shop.services.orders import (
@@ -43,24 +44,40 @@ AZ_SERVICES_PER_PAGE = 20  # 2 columns x 10 rows
 
 
 class BuyForm(StatesGroup):
-    """What typing does while a buy screen is shown (outside any other input, a typed line
-    is read as "service country")."""
+    """What typing does on a buy screen. On the services screen, as outside any input, a
+    typed text is a service or a whole line ("whatsapp usa"): no state, so that the screen
+    most taps land on costs no write."""
 
-    service = State()  # the services screen: a service's name, or a whole line
-    country = State()  # a service's countries (data: {"sid": id}): a country's name or code
+    # A service's countries (and its routes): a country's name or code. Kept as
+    # "BuyForm:country:<service id>", so that one write says both what typing does and for
+    # which service (a state and its data would be two writes on every tap of a service).
+    country = State()
 
 
-async def services_screen(catalog: CatalogService, find: FindService, note: str = "") -> Screen:
+_COUNTRIES_OF = f"{BuyForm.country.state}:"
+
+
+def _countries_of(service_id: int) -> str:
+    return f"{_COUNTRIES_OF}{service_id}"
+
+
+def _typing_a_country(message: Message, raw_state: str | None) -> bool | dict[str, Any]:
+    """Filter: a service's countries are on screen; hands its id on as `service_id`."""
+    if raw_state is None or not raw_state.startswith(_COUNTRIES_OF):
+        return False
+    service_id = parse_uint(raw_state[len(_COUNTRIES_OF) :])
+    return False if service_id is None else {"service_id": service_id}
+
+
+async def services_screen(catalog: CatalogService, find: FindService) -> Screen:
     """The services screen: popular first, then "All services A-Z" (kept between catalog
     changes, per language)."""
 
     async def build() -> Screen:
         popular = await find.popular_services()
         total = (await catalog.services(per_page=1)).total
-        return screens.services_text(total, note), screens.services_keyboard(popular, total)
+        return screens.services_text(total), screens.services_keyboard(popular, total)
 
-    if note:  # an answer to what was typed: not kept
-        return await build()
     return (await catalog.menu(("services", i18n.current_locale), build))[0]
 
 
@@ -178,14 +195,18 @@ def _build_pause_router() -> Router:
     return router
 
 
-async def _enter(
-    state: FSMContext, raw_state: str | None, form: State, service_id: int | None = None
-) -> None:
-    """Say what typing does on the screen just shown (written only when it changes)."""
-    if raw_state != form.state:
-        await state.set_state(form)
-    if service_id is not None and (await state.get_data()).get("sid") != service_id:
-        await state.set_data({"sid": service_id})
+async def _enter(state: FSMContext, raw_state: str | None, service_id: int | None = None) -> None:
+    """Say what typing does on the screen just shown: a service's countries (`service_id`),
+    or else services and whole lines (no state). Written only when it changes; another
+    form's input is abandoned with its data."""
+    wanted = None if service_id is None else _countries_of(service_id)
+    if raw_state == wanted:
+        return
+    if raw_state is not None and not raw_state.startswith(_COUNTRIES_OF):
+        await state.clear()
+        if wanted is None:
+            return
+    await state.set_state(wanted)
 
 
 def _build_flow_router() -> Router:
@@ -208,41 +229,37 @@ def _build_flow_router() -> Router:
         message: Message,
         result: Found,
         query: str,
-        on: State | None,
         catalog: CatalogService,
         find: FindService,
         currency: Currency,
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        """Answer what was typed on the screen `on` (None: outside any screen): one match
-        opens it, several are offered as buttons, none says so and keeps the screen."""
+        """Answer what was typed: one match opens it, several are offered as buttons, none
+        says so (a service's countries screen is shown again, with the note)."""
         match result:
             case Found(kind=FoundKind.PAIR, service=Service() as service, country=Country() as c):
                 text, markup = await routes_screen(catalog, service.id, c.code, currency)
-                await _enter(state, raw_state, BuyForm.country, service.id)
+                await _enter(state, raw_state, service.id)
             case Found(kind=FoundKind.SERVICE, service=Service() as service):
                 text, markup = await countries_screen(catalog, find, service.id, currency)
-                await _enter(state, raw_state, BuyForm.country, service.id)
+                await _enter(state, raw_state, service.id)
             case Found(kind=FoundKind.PAIRS, pairs=pairs):
                 text, markup = screens.pairs_text(query), screens.pairs_keyboard(pairs)
             case Found(kind=FoundKind.SERVICES, services=services):
                 text = screens.found_services_text(query)
                 markup = screens.found_services_keyboard(services)
-                await _enter(state, raw_state, BuyForm.service)
+                await _enter(state, raw_state)
             case Found(kind=FoundKind.COUNTRIES, service=Service() as service, countries=choices):
                 text = screens.found_countries_text(service, query)
                 markup = screens.found_countries_keyboard(service.id, choices, currency)
             case Found(kind=FoundKind.NOTHING, service=Service() as service):
                 note = screens.no_country_note(query)
                 text, markup = await countries_screen(catalog, find, service.id, currency, note)
-            case Found(kind=FoundKind.COUNTRY, country=Country() as country) if on is None:
+            case Found(kind=FoundKind.COUNTRY, country=Country() as country):
                 text, markup = screens.country_only_hint(country), screens.hint_keyboard()
-            case _ if on is None:
-                text, markup = screens.no_match_hint(query), screens.hint_keyboard()
             case _:
-                note = screens.no_service_note(query)
-                text, markup = await services_screen(catalog, find, note)
+                text, markup = screens.no_match_hint(query), screens.hint_keyboard()
         await message.answer(text, reply_markup=markup)
 
     @router.message(Command("buy"))
@@ -255,10 +272,10 @@ def _build_flow_router() -> Router:
         raw_state: str | None,
     ) -> None:
         text, markup = await first_screen(catalog, find, user)
-        await _enter(state, raw_state, BuyForm.service)
+        await _enter(state, raw_state)
         await message.answer(text, reply_markup=markup)
 
-    @router.message(StateFilter(None, BuyForm.service), F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
     async def typed_line(
         message: Message,
         catalog: CatalogService,
@@ -267,15 +284,15 @@ def _build_flow_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        """Outside any input, or on the services screen: "whatsapp usa", or a service."""
+        """Outside any input (the services screen too): "whatsapp usa", or a service."""
         query = short_query(message.text or "")
         result = await find.read_line(query, i18n.current_locale)
-        on = BuyForm.service if raw_state == BuyForm.service.state else None
-        await found(message, result, query, on, catalog, find, currency, state, raw_state)
+        await found(message, result, query, catalog, find, currency, state, raw_state)
 
-    @router.message(StateFilter(BuyForm.country), F.text, ~F.text.startswith("/"))
+    @router.message(_typing_a_country, F.text, ~F.text.startswith("/"))
     async def typed_country(
         message: Message,
+        service_id: int,
         catalog: CatalogService,
         find: FindService,
         currency: Currency,
@@ -284,14 +301,8 @@ def _build_flow_router() -> Router:
     ) -> None:
         """On a service's countries (or routes): a country of that service, or a line."""
         query = short_query(message.text or "")
-        service_id = (await state.get_data()).get("sid")
-        if isinstance(service_id, int):
-            result = await find.find_country(service_id, query, i18n.current_locale)
-        else:
-            result = await find.read_line(query, i18n.current_locale)
-        await found(
-            message, result, query, BuyForm.country, catalog, find, currency, state, raw_state
-        )
+        result = await find.find_country(service_id, query, i18n.current_locale)
+        await found(message, result, query, catalog, find, currency, state, raw_state)
 
     @router.callback_query(MenuCb.filter(F.to == "buy"))
     async def buy_menu(
@@ -304,7 +315,7 @@ def _build_flow_router() -> Router:
     ) -> None:
         await answer(callback)
         text, markup = await first_screen(catalog, find, user)
-        await _enter(state, raw_state, BuyForm.service)
+        await _enter(state, raw_state)
         await show(callback, text, markup)
 
     @router.callback_query(WatchCb.filter())
@@ -327,7 +338,7 @@ def _build_flow_router() -> Router:
     ) -> None:
         await answer(callback)
         screen = await services_screen(catalog, find)  # page, q: an older version's pager
-        await _enter(state, raw_state, BuyForm.service)
+        await _enter(state, raw_state)
         await show(callback, *screen)
 
     @router.callback_query(AzCb.filter(F.sid == 0))
@@ -340,7 +351,7 @@ def _build_flow_router() -> Router:
     ) -> None:
         await answer(callback)
         screen = await az_services_screen(catalog, callback_data.page)
-        await _enter(state, raw_state, BuyForm.service)
+        await _enter(state, raw_state)
         await show(callback, *screen)
 
     @router.callback_query(ServiceCb.filter())
@@ -356,7 +367,7 @@ def _build_flow_router() -> Router:
         sid = callback_data.sid
         screen = await countries_screen(catalog, find, sid, currency)  # page: an older pager
         await answer(callback)
-        await _enter(state, raw_state, BuyForm.country, sid)
+        await _enter(state, raw_state, sid)
         await show(callback, *screen)
 
     @router.callback_query(AzCb.filter())
@@ -371,7 +382,7 @@ def _build_flow_router() -> Router:
         sid = callback_data.sid
         screen = await az_countries_screen(catalog, sid, callback_data.page, currency)
         await answer(callback)
-        await _enter(state, raw_state, BuyForm.country, sid)
+        await _enter(state, raw_state, sid)
         await show(callback, *screen)
 
     @router.callback_query(CountryCb.filter())

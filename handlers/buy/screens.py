@@ -29,7 +29,7 @@ from shop.services.catalog import CountryChoice, Page, RouteChoice
 from shop.services.orders import NotBought, QuoteView
 
 
-def services_text(total: int, note: str = "") -> str:
+def services_text(total: int) -> str:
     """The services screen: popular first; what typing does."""
     if not total:
         return _("No services are available right now. Please try again later.")
@@ -38,7 +38,7 @@ def services_text(total: int, note: str = "") -> str:
         "Popular first. Type a name to search, or a service and a country to go straight "
         "to it: <i>whatsapp usa</i>."
     )
-    return (note + "\n\n" if note else "") + head + "\n" + hint
+    return head + "\n" + hint
 
 
 def az_services_text(page: Page[Service]) -> str:
@@ -51,10 +51,6 @@ def az_services_text(page: Page[Service]) -> str:
 
 def found_services_text(query: str) -> str:
     return _("🔎 Services matching “{query}”:").format(query=esc(query))
-
-
-def no_service_note(query: str) -> str:
-    return _("🔎 No service matches “{query}”.").format(query=esc(query))
 
 
 def no_match_hint(query: str) -> str:

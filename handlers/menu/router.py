@@ -26,6 +26,14 @@ def _language_screen(user: User) -> Screen:
     )
 
 
+async def _clear(state: FSMContext) -> None:
+    """`state.clear()` in one write where it can: the buy screens' states carry no data, and
+    the main menu is shown from them often."""
+    await state.set_state(None)
+    if await state.get_data():
+        await state.set_data({})
+
+
 def build_menu_router() -> Router:
     router = Router(name="menu")
 
@@ -85,7 +93,7 @@ def build_menu_router() -> Router:
         raw_state: str | None,
     ) -> None:
         if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()
+            await _clear(state)
         await answer(callback)
         await show(
             callback,

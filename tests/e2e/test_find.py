@@ -170,11 +170,11 @@ async def test_no_match_says_so_and_keeps_the_screen(big: BotHarness, alice: Fak
     assert "whatsapp usa" in hint.plain and hint.button_texts == ["📱 Buy a number"]
 
     await alice.send("/buy")
-    await alice.wait_for("Choose a service")
-    await alice.send("qwertyuiop")
-    kept = await alice.wait_for("No service matches “qwertyuiop”")
-    assert "Choose a service" in kept.plain and "WhatsApp" in kept.button_texts
-    await alice.click(kept, "WhatsApp")
+    services = await alice.wait_for("Choose a service")
+    await alice.send("qwertyuiop")  # the services screen stays as it was, above the answer
+    await alice.wait_for("No service matches “qwertyuiop”")
+    assert alice.get(services.message_id) is services and "WhatsApp" in services.button_texts
+    await alice.click(services, "WhatsApp")
     await alice.wait_for("Choose a country")
     await alice.send("atlantis")
     kept = await alice.wait_for("No country matches “atlantis”")
