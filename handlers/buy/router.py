@@ -21,7 +21,6 @@ from handlers.callbacks import (
     ServiceCb,
     ServicesCb,
     WatchCb,
-    short_query,
 )
 from handlers.orders.screens import order_card, order_keyboard
 from handlers.ui import Screen, answer, back_to_menu, esc, show
@@ -31,7 +30,7 @@ from shop.models import Country, Service, User
 from shop.money import Currency
 from shop.numbers import parse_uint
 from shop.services.catalog import CatalogService
-from shop.services.find import FindService, Found, FoundKind
+from shop.services.find import TYPED_MAX, FindService, Found, FoundKind
 from shop.services.orders import (
     AlreadyBuying,
     Bought,
@@ -59,6 +58,11 @@ _COUNTRIES_OF = f"{BuyForm.country.state}:"
 
 def _countries_of(service_id: int) -> str:
     return f"{_COUNTRIES_OF}{service_id}"
+
+
+def _typed(message: Message) -> str:
+    """What was typed, spaces collapsed, at most TYPED_MAX characters (echoed, escaped)."""
+    return " ".join((message.text or "").split())[:TYPED_MAX]
 
 
 def _typing_a_country(message: Message, raw_state: str | None) -> bool | dict[str, Any]:
@@ -285,7 +289,7 @@ def _build_flow_router() -> Router:
         raw_state: str | None,
     ) -> None:
         """Outside any input (the services screen too): "whatsapp usa", or a service."""
-        query = short_query(message.text or "")
+        query = _typed(message)
         result = await find.read_line(query, i18n.current_locale)
         await found(message, result, query, catalog, find, currency, state, raw_state)
 
@@ -300,7 +304,7 @@ def _build_flow_router() -> Router:
         raw_state: str | None,
     ) -> None:
         """On a service's countries (or routes): a country of that service, or a line."""
-        query = short_query(message.text or "")
+        query = _typed(message)
         result = await find.find_country(service_id, query, i18n.current_locale)
         await found(message, result, query, catalog, find, currency, state, raw_state)
 

@@ -142,6 +142,9 @@ async def test_russian_customer_types_vatsap_ssha(
     await ivan.send("ватсап сша")
     routes = await ivan.wait_for("Выберите маршрут")
     assert "WhatsApp" in routes.plain and "США" in routes.plain
+    await ivan.send("телеграм великобритания")  # longer than any callback data may be
+    routes = await ivan.wait_for("Выберите маршрут")
+    assert "Telegram" in routes.plain and "Великобритания" in routes.plain
     await ivan.send("/buy")
     services = await ivan.wait_for("Выберите сервис")
     assert "ватсап сша" in services.plain  # the prompt says what typing does
