@@ -39,6 +39,7 @@ def _entry(row: Row) -> LedgerEntry:
         topup_id=row["topup_id"],
         promo_code=row["promo_code"],
         sms_send_id=row["sms_send_id"],
+        rental_id=row["rental_id"],
     )
 
 
@@ -107,6 +108,8 @@ class LedgerRepo:
         sms_message_id: int | None = None,
         topup_id: int | None = None,
         promo_code: str | None = None,
+        rental_id: int | None = None,
+        rental_extension_id: int | None = None,
     ) -> bool:
         """Move `amount` (negative = debit) and write its ledger row.
 
@@ -122,22 +125,27 @@ class LedgerRepo:
         await tx.insert(
             """
             INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, sms_send_id,
-                                sms_message_id, topup_id, promo_code, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                sms_message_id, topup_id, promo_code, rental_id,
+                                rental_extension_id, created_at)
+            VALUES (:user_id, :amount, :kind, :reason, :order_id, :actor_id, :sms_send_id,
+                    :sms_message_id, :topup_id, :promo_code, :rental_id, :rental_extension_id,
+                    :created_at)
             """,
-            (
-                user_id,
-                amount,
-                kind.value,
-                reason,
-                order_id,
-                actor_id,
-                sms_send_id,
-                sms_message_id,
-                topup_id,
-                promo_code,
-                int(time.time()),
-            ),
+            {
+                "user_id": user_id,
+                "amount": amount,
+                "kind": kind.value,
+                "reason": reason,
+                "order_id": order_id,
+                "actor_id": actor_id,
+                "sms_send_id": sms_send_id,
+                "sms_message_id": sms_message_id,
+                "topup_id": topup_id,
+                "promo_code": promo_code,
+                "rental_id": rental_id,
+                "rental_extension_id": rental_extension_id,
+                "created_at": int(time.time()),
+            },
         )
         return True
 

@@ -17,10 +17,10 @@ from shop.services.reconcile import ReconcileService
 MAX_RECONCILE_DAYS = 366
 
 
-async def _recon_text(
-    reconciliation: ReconcileService, currency: Currency, days: int
-) -> str:
-    return screens.reconciliation(await reconciliation.reconcile(days), days, currency)
+async def _recon_text(reconciliation: ReconcileService, currency: Currency, days: int) -> str:
+    return screens.reconciliation(
+        await reconciliation.reconcile(days), days, currency, await reconciliation.rentals(days)
+    )
 
 
 def build_reconcile_router() -> Router:

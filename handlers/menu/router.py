@@ -13,6 +13,7 @@ from handlers.ui import Screen, answer, back_to_menu, show
 from shop.i18n import _, i18n, language_name, locale_of
 from shop.models import User
 from shop.money import Currency
+from shop.services.rentals import RentalService
 from shop.services.users import UserService
 
 
@@ -34,6 +35,24 @@ async def _clear(state: FSMContext) -> None:
         await state.set_data({})
 
 
+async def _main_menu(
+    user: User,
+    currency: Currency,
+    sandbox: bool,
+    sms_enabled: bool,
+    rentals_enabled: bool,
+    state: FSMContext,
+    raw_state: str | None,
+) -> Screen:
+    """The main menu; any half-typed input (an SMS) is abandoned."""
+    if raw_state is not None:  # loaded by aiogram's FSM middleware already
+        await _clear(state)
+    return (
+        screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+        screens.main_menu_keyboard(sms_enabled, rentals_enabled),
+    )
+
+
 def build_menu_router() -> Router:
     router = Router(name="menu")
 
@@ -46,17 +65,20 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()  # any half-typed input (an SMS) is abandoned
-        await message.answer(
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            reply_markup=screens.main_menu_keyboard(sms_enabled),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
-    async def help_command(message: Message, sms_enabled: bool) -> None:
-        await message.answer(screens.help_text(sms_enabled), reply_markup=back_to_menu())
+    async def help_command(
+        message: Message, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
+        await message.answer(
+            screens.help_text(sms_enabled, rentals is not None), reply_markup=back_to_menu()
+        )
 
     @router.message(Command("language"))
     async def language_command(message: Message, user: User) -> None:
@@ -91,20 +113,20 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await _clear(state)
-        await answer(callback)
-        await show(
-            callback,
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            screens.main_menu_keyboard(sms_enabled),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await answer(callback)
+        await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
-    async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
+    async def help_menu(
+        callback: CallbackQuery, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
         await answer(callback)
-        await show(callback, screens.help_text(sms_enabled), back_to_menu())
+        await show(callback, screens.help_text(sms_enabled, rentals is not None), back_to_menu())
 
     @router.callback_query(NoopCb.filter())
     async def noop(callback: CallbackQuery) -> None:
