@@ -51,6 +51,13 @@ class ServiceCb(CallbackData, prefix="s"):
     page: Page = 0
 
 
+class AzCb(CallbackData, prefix="az"):
+    """A page of everything A-Z: the services (sid 0), or one service's countries."""
+
+    sid: UInt = 0
+    page: Page = 0
+
+
 class CountryCb(CallbackData, prefix="c"):
     sid: UInt
     cc: str

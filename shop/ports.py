@@ -250,6 +250,16 @@ class CatalogRepository(Protocol):
     async def refreshed_times(self, routes: Sequence[str], service_id: int) -> dict[str, int]: ...
 
 
+class FindingRepository(Protocol):
+    """What finding a service or a country reads: the names to search and recent orders."""
+
+    async def searchable(self, routes: Sequence[str]) -> tuple[list[Service], list[Country]]: ...
+    async def services_bought(self, since: int, limit: int) -> list[tuple[int, int]]: ...
+    async def countries_bought(
+        self, service_id: int, since: int, limit: int
+    ) -> list[tuple[str, int]]: ...
+
+
 class RoutingRepository(Protocol):
     """Markup overrides, stock watches, route statistics and upstream push events."""
 

@@ -174,15 +174,14 @@ class CatalogRepo:
     async def services(
         self, routes: Sequence[str], query: str, limit: int, offset: int
     ) -> list[Service]:
-        """Services some route sells, most ordered first, then by name; `query` filters names."""
+        """Services some route sells, by name; `query` filters names."""
         rows = await self.db.fetchall(
             f"""
             SELECT s.id, s.slug, s.name FROM services s
             WHERE EXISTS (SELECT 1 FROM route_services rs
                           WHERE rs.service_id = s.id AND rs.route IN ({_in(routes)}))
               AND s.name LIKE ? ESCAPE '\\'
-            ORDER BY (SELECT COUNT(*) FROM orders o WHERE o.service_id = s.id) DESC,
-                     s.name COLLATE NOCASE
+            ORDER BY s.name COLLATE NOCASE
             LIMIT ? OFFSET ?
             """,
             (*routes, _like(query), limit, offset),

@@ -111,6 +111,16 @@ class Database:
             else:
                 await self._writer.execute("COMMIT")
 
+    async def write(self, sql: str, params: Params = ()) -> int:
+        """One statement that is its own transaction (an upsert that reads nothing first), in
+        one round trip to the writer's thread instead of BEGIN, the statement and COMMIT;
+        returns the affected row count. Anything that reads before it writes uses
+        `transaction()`."""
+        assert self._writer is not None, "database is not connected"
+        async with self._write_lock:
+            async with self._writer.execute(sql, params) as cur:
+                return cur.rowcount
+
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None

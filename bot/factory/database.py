@@ -10,6 +10,7 @@ from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database
+from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
 from storage.leases import JobLeaseRepo, LeaseRepo
 from storage.orders import OrderRepo, QuoteRepo
@@ -31,6 +32,7 @@ class Repositories:
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
     job_leases: JobLeaseRepo
+    finding: FindingRepo
     kv: KeyValueRepo
     leases: LeaseRepo
     ledger: LedgerRepo
@@ -59,6 +61,7 @@ def create_repositories(db: Database) -> Repositories:
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),
         job_leases=JobLeaseRepo(db),
+        finding=FindingRepo(db),
         kv=KeyValueRepo(db),
         leases=LeaseRepo(db),
         ledger=LedgerRepo(db),

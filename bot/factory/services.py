@@ -23,6 +23,7 @@ from shop.services.backups import BackupService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.find import FindService
 from shop.services.leases import Leases
 from shop.services.markups import MarkupService
 from shop.services.orders import OrderService, purchase_grace
@@ -51,6 +52,7 @@ class Services(TypedDict):
     users: UserService
     wallet: WalletService
     catalog: CatalogService
+    find: FindService
     orders: OrderService
     stats: StatsService
     people: PeopleService
@@ -97,6 +99,7 @@ class Shop:
     admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
+    find: FindService
     rentals: RentalService | None = None
     rental_poller: RentalPoller | None = None
 
@@ -108,6 +111,7 @@ class Shop:
             users=self.users,
             wallet=self.wallet,
             catalog=self.catalog,
+            find=self.find,
             orders=self.orders,
             stats=self.admin.stats,
             people=self.admin.people,
@@ -139,6 +143,7 @@ def create_services(
     catalog = CatalogService(
         repos.catalog, providers.routes, pricing, settings.catalog_refresh_seconds, repos.routing
     )
+    find = FindService(catalog, repos.finding)
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
     notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
@@ -200,6 +205,7 @@ def create_services(
         admin,
         sms,
         crypto,
+        find,
         rentals,
         poller,
     )

@@ -27,6 +27,14 @@ def _language_screen(user: User) -> Screen:
     )
 
 
+async def _clear(state: FSMContext) -> None:
+    """`state.clear()` in one write where it can: the buy screens' states carry no data, and
+    the main menu is shown from them often."""
+    await state.set_state(None)
+    if await state.get_data():
+        await state.set_data({})
+
+
 async def _main_menu(
     user: User,
     currency: Currency,
@@ -38,7 +46,7 @@ async def _main_menu(
 ) -> Screen:
     """The main menu; any half-typed input (an SMS) is abandoned."""
     if raw_state is not None:  # loaded by aiogram's FSM middleware already
-        await state.clear()
+        await _clear(state)
     return (
         screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
         screens.main_menu_keyboard(sms_enabled, rentals_enabled),

@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from handlers.callbacks import (
     AdminCb,
     AdminRentalCb,
+    AzCb,
     BroadcastCb,
     CountryCb,
     LanguageCb,
@@ -38,6 +39,8 @@ SAMPLES: list[CallbackData] = [
     ServicesCb(page=2, q="what"),
     ServicesCb(),
     ServiceCb(sid=12, page=1),
+    AzCb(),
+    AzCb(sid=10**9, page=99_999),
     CountryCb(sid=12, cc="US"),
     RouteCb(sid=12, cc="US", rt="smspalm1"),
     QuoteCb(qid=99),
