@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiogram import Bot, Dispatcher
@@ -21,7 +21,6 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
-from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.redis import create_shared_fsm, create_throttle_store
@@ -40,6 +39,9 @@ from handlers.throttling import build_throttle
 from shop.i18n import DEFAULT_LOCALE, N_, i18n
 from storage.db import Database
 from storage.fsm import SQLiteStorage
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # only with REDIS_URL: imported when configured
 
 log = logging.getLogger(__name__)
 
