@@ -25,6 +25,7 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.config import Settings
 from bot.factory.redis import create_shared_fsm, create_throttle_store
 from bot.factory.services import Services
+from handlers.buy.router import SCREEN_STATES
 from handlers.commands import (
     ADMIN_COMMANDS,
     BROADCAST_ADMIN_COMMANDS,
@@ -106,7 +107,10 @@ def create_dispatcher(
     """The Dispatcher with every router, the services in its workflow data (handlers and
     filters take them by parameter name), and the middleware that tracks updates in flight.
     With Redis (`REDIS_URL`), FSM and throttle live there, shared by every instance."""
-    storage, isolation = create_shared_fsm(settings) or (SQLiteStorage(db), None)
+    storage, isolation = create_shared_fsm(settings) or (
+        SQLiteStorage(db, in_memory=SCREEN_STATES),
+        None,
+    )
     dp = Dispatcher(storage=storage, events_isolation=isolation, **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)

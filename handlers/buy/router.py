@@ -55,6 +55,8 @@ class BuyForm(StatesGroup):
 
 
 _COUNTRIES_OF = f"{BuyForm.country.state}:"
+# States that only say which screen is shown: the SQLite FSM keeps them in memory.
+SCREEN_STATES = (_COUNTRIES_OF,)
 
 
 def _countries_of(service_id: int) -> str:
