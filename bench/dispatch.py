@@ -89,7 +89,7 @@ from bench._common import (
     write_summary,
 )
 from bot.app import App, build_app, settle_heap
-from bot.factory.telegram import json_dumps
+from bot.factory.telegram import json_dumps, use_session_middlewares
 from handlers.callbacks import CountryCb, MenuCb, OrdersCb, ServiceCb, ServicesCb
 from tests.fakes.smspalm import FakeSMSPalm
 
@@ -116,6 +116,7 @@ class LocalSession(BaseSession):
 
     def __init__(self) -> None:
         super().__init__(json_loads=orjson.loads, json_dumps=json_dumps)  # as create_session
+        use_session_middlewares(self)  # as create_session
         self.calls: Counter[str] = Counter()
         self.alerts: Counter[str] = Counter()
         self._message_ids = itertools.count(1_000_000)

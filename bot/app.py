@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -20,7 +21,6 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.database import create_database, create_repositories
@@ -60,6 +60,9 @@ from storage.db import Database
 from web.health import Readiness
 from web.server import WebServer
 from web.telegram import TelegramWebhook
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # only with REDIS_URL: imported when configured
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from aiogram import Router
 from handlers.admin.router import build_admin_router
 from handlers.buy.router import build_buy_router
 from handlers.errors import build_errors_router
+from handlers.filters import route_callbacks_by_prefix
 from handlers.menu.router import build_fallback_router, build_menu_router
 from handlers.orders.router import build_orders_router
 from handlers.referrals.router import build_referral_router
@@ -23,8 +24,9 @@ def build_routers(admin_ids: Iterable[int]) -> list[Router]:
 
     Order matters where filters overlap: the referral deep link before /start, admins' commands
     and input before everyone's, Buy (and its free-text search) after the features whose
-    forms take typed text, and the fallback last."""
-    return [
+    forms take typed text, and the fallback last. A callback skips every router that has no
+    handler for its `CallbackData` prefix (`route_callbacks_by_prefix`)."""
+    routers = [
         build_errors_router(),
         build_referral_router(),  # before the menu: links the inviter, then /start runs
         build_menu_router(),
@@ -38,3 +40,6 @@ def build_routers(admin_ids: Iterable[int]) -> list[Router]:
         build_buy_router(),
         build_fallback_router(),
     ]
+    for router in routers:
+        route_callbacks_by_prefix(router)
+    return routers

@@ -1,9 +1,17 @@
-"""aiogram FSM storage in SQLite, so half-typed input survives a restart (no process memory)."""
+"""aiogram FSM storage in SQLite, so half-typed input survives a restart (no process memory).
+
+Screen states (`in_memory` prefixes: which buy screen a user is on, so that typed text means a
+country there) are written on most menu taps; they live in this process only, in a bounded
+map, so a tap never queues behind the single SQLite writer. Losing one (a restart, the bound)
+only makes typed text a search from the services screen, and no money or form data lives in
+one. Forms (amounts, SMS recipients and text, broadcasts) stay in SQLite.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -26,22 +34,50 @@ def _key(key: StorageKey) -> str:
     )
 
 
+MAX_SCREEN_STATES = 10_000  # users remembered on a screen; the oldest are forgotten
+
+
 class SQLiteStorage(BaseStorage):
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, in_memory: Iterable[str] = (), max_screens: int = MAX_SCREEN_STATES
+    ) -> None:
         self.db = db
+        self._memory_prefixes = tuple(in_memory)
+        self._max_screens = max_screens
+        # Key -> a screen state. Invariant: the row of a key held here has no state.
+        self._screens: OrderedDict[str, str] = OrderedDict()
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        # One statement, one round trip: the buy screens write a state on many taps.
+        row_key = _key(key)
+        if value is not None and self._memory_prefixes and value.startswith(self._memory_prefixes):
+            if row_key not in self._screens and await self._stored_state(row_key) is not None:
+                await self._write_state(row_key, None)  # a form left for a screen
+            self._screens[row_key] = value
+            self._screens.move_to_end(row_key)
+            while len(self._screens) > self._max_screens:
+                self._screens.popitem(last=False)
+            return
+        if self._screens.pop(row_key, None) is not None and value is None:
+            return  # from a screen to nothing: the row has no state already
+        await self._write_state(row_key, value)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        row_key = _key(key)
+        screen = self._screens.get(row_key)
+        return screen if screen is not None else await self._stored_state(row_key)
+
+    async def _stored_state(self, row_key: str) -> str | None:
+        value = await self.db.lookup_val("SELECT state FROM fsm WHERE key = ?", (row_key,))
+        return None if value is None else str(value)
+
+    async def _write_state(self, row_key: str, value: str | None) -> None:
+        # One statement, one round trip.
         await self.db.write(
             "INSERT INTO fsm (key, state) VALUES (:key, :state) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-            {"key": _key(key), "state": value},
+            {"key": row_key, "state": value},
         )
-
-    async def get_state(self, key: StorageKey) -> str | None:
-        value = await self.db.lookup_val("SELECT state FROM fsm WHERE key = ?", (_key(key),))
-        return None if value is None else str(value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self.db.write(

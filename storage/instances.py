@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Any
 
 from shop.models import Instance
 from storage.db import Database, Tx
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # only with REDIS_URL: imported when configured
 
 _COLUMNS = "id, host, node, pid, shared, started_at, seen_at"
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from shop.services.instances import InstanceRegistry
 from storage.db import Database
 from storage.instances import InstanceRepo, RedisPresence
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # only with REDIS_URL: imported when configured
 
 
 async def join_registry(settings: Settings, db: Database, redis: Redis | None) -> InstanceRegistry:

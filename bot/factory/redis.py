@@ -1,21 +1,24 @@
 """Redis when `REDIS_URL` is set: the state several instances share (request budgets, the
 flood throttle, FSM, the instance registry's presence keys), each under `REDIS_PREFIX`.
 Without it, every part keeps its in-process or SQL implementation, exactly as one process
-has always run."""
+has always run.
+
+The Redis client (and everything built on it) is imported only when `REDIS_URL` is set: it
+weighs some 6 MB of memory, which a single process without Redis has no use for."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisStorage
-from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.providers import BudgetFactory, local_budget
-from handlers.throttle_redis import RedisThrottleStore
 from handlers.throttling import ThrottleStore
-from shop.providers.budget import Budget, RedisBudget, budget_key
+from shop.providers.budget import Budget, budget_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 FSM_TTL_SECONDS = 86400  # typed input left unfinished for a day is forgotten
 _TIMEOUTS: dict[str, Any] = {
@@ -29,6 +32,8 @@ def create_redis(settings: Settings) -> Redis | None:
     """A client pool; it connects on first use (closed with `aclose()` at shutdown)."""
     if settings.redis_url is None:
         return None
+    from redis.asyncio import Redis
+
     return Redis.from_url(settings.redis_url.get_secret_value(), **_TIMEOUTS)
 
 
@@ -38,6 +43,8 @@ def create_shared_fsm(settings: Settings) -> tuple[BaseStorage, BaseEventIsolati
     when it shuts down, while the app still uses the shared client."""
     if settings.redis_url is None:
         return None
+    from aiogram.fsm.storage.redis import RedisStorage
+
     storage = RedisStorage.from_url(
         settings.redis_url.get_secret_value(),
         connection_kwargs=_TIMEOUTS,
@@ -52,6 +59,8 @@ def create_throttle_store(settings: Settings, redis: Redis | None) -> ThrottleSt
     """The throttle's buckets in Redis; None: the in-process store."""
     if redis is None:
         return None
+    from handlers.throttle_redis import RedisThrottleStore
+
     return RedisThrottleStore(redis, settings.redis_prefix)
 
 
@@ -59,6 +68,8 @@ def budget_factory(settings: Settings, redis: Redis | None) -> BudgetFactory:
     """Request budgets: one schedule per upstream key in Redis, or in this process."""
     if redis is None:
         return local_budget
+    from shop.providers.budget_redis import RedisBudget
+
     shared: Redis = redis
 
     def shared_budget(upstream: str, per_minute: float, *credentials: str) -> Budget:

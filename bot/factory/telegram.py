@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
-from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.factory.redis import create_shared_fsm, create_throttle_store
 from bot.factory.services import Services
+from handlers.buy.router import SCREEN_STATES
 from handlers.commands import (
     ADMIN_COMMANDS,
     BROADCAST_ADMIN_COMMANDS,
@@ -34,6 +41,9 @@ from shop.i18n import DEFAULT_LOCALE, N_, i18n
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis  # only with REDIS_URL: imported when configured
+
 log = logging.getLogger(__name__)
 
 
@@ -41,14 +51,46 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+class KeepResponseTypes(BaseRequestMiddleware):
+    """Holds `Response[T]` for each Bot API method the bot has called, so it stays built.
+
+    aiogram's `check_response` parses every answer with `Response[method.__returning__]`.
+    pydantic caches a parametrized model only weakly: once the garbage collector has dropped
+    it, the next call builds its schema and validator again (milliseconds of CPU, about once
+    in 25 calls under load). A reference held here keeps pydantic's cache entry alive; the
+    parsing itself is aiogram's, unchanged."""
+
+    def __init__(self) -> None:
+        self._types: dict[type[TelegramMethod[Any]], type[Response[Any]]] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        kind = type(method)
+        if kind not in self._types:
+            self._types[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
+        return await make_request(bot, method)
+
+
+def use_session_middlewares(session: BaseSession) -> BaseSession:
+    """The request middlewares every session of the bot gets (the bench's too)."""
+    session.middleware(KeepResponseTypes())
+    return session
+
+
 def create_session(api_url: str) -> AiohttpSession:
     """aiogram's aiohttp session on `api_url`, reading and writing JSON with orjson (its
     documented `json_loads` / `json_dumps` arguments): every click costs an encoded keyboard
     and a decoded answer, and orjson does both several times faster than the standard
     library."""
-    return AiohttpSession(
+    session = AiohttpSession(
         api=TelegramAPIServer.from_base(api_url), json_loads=orjson.loads, json_dumps=json_dumps
     )
+    use_session_middlewares(session)
+    return session
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -65,7 +107,10 @@ def create_dispatcher(
     """The Dispatcher with every router, the services in its workflow data (handlers and
     filters take them by parameter name), and the middleware that tracks updates in flight.
     With Redis (`REDIS_URL`), FSM and throttle live there, shared by every instance."""
-    storage, isolation = create_shared_fsm(settings) or (SQLiteStorage(db), None)
+    storage, isolation = create_shared_fsm(settings) or (
+        SQLiteStorage(db, in_memory=SCREEN_STATES),
+        None,
+    )
     dp = Dispatcher(storage=storage, events_isolation=isolation, **services)
     in_flight = InFlight()
     dp.update.outer_middleware(in_flight)

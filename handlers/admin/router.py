@@ -21,11 +21,12 @@ from handlers.admin.reconcile import build_reconcile_router
 from handlers.admin.stats import build_stats_router
 from handlers.broadcast.router import build_broadcast_router
 from handlers.callbacks import AdminCb
+from handlers.filters import FromUsers
 from handlers.ui import answer, show
 
 
 def build_admin_router(admin_ids: Iterable[int]) -> Router:
-    admins = F.from_user.id.in_(frozenset(admin_ids))
+    admins = FromUsers(admin_ids)
     router = Router(name="admin")
     router.message.filter(admins)
     router.callback_query.filter(admins)

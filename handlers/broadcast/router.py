@@ -7,7 +7,7 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, MagicData, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -43,7 +43,7 @@ def build_broadcast_router() -> Router:
         await state.set_state(BroadcastForm.content)
         await message.answer(screens.prompt_text(), reply_markup=screens.prompt_keyboard())
 
-    @router.message(BroadcastForm.content, ~F.text.startswith("/"))
+    @router.message(StateFilter(BroadcastForm.content), MagicData(~F.event.text.startswith("/")))
     async def content(
         message: Message, state: FSMContext, bot: Bot, broadcasts: BroadcastService
     ) -> None:

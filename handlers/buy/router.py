@@ -22,6 +22,7 @@ from handlers.callbacks import (
     ServicesCb,
     WatchCb,
 )
+from handlers.filters import TypedText
 from handlers.orders.screens import order_card, order_keyboard
 from handlers.ui import Screen, answer, back_to_menu, esc, show
 from shop.errors import BuyPaused
@@ -54,6 +55,8 @@ class BuyForm(StatesGroup):
 
 
 _COUNTRIES_OF = f"{BuyForm.country.state}:"
+# States that only say which screen is shown: the SQLite FSM keeps them in memory.
+SCREEN_STATES = (_COUNTRIES_OF,)
 
 
 def _countries_of(service_id: int) -> str:
@@ -65,7 +68,7 @@ def _typed(message: Message) -> str:
     return " ".join((message.text or "").split())[:TYPED_MAX]
 
 
-def _typing_a_country(message: Message, raw_state: str | None) -> bool | dict[str, Any]:
+async def _typing_a_country(message: Message, raw_state: str | None) -> bool | dict[str, Any]:
     """Filter: a service's countries are on screen; hands its id on as `service_id`."""
     if raw_state is None or not raw_state.startswith(_COUNTRIES_OF):
         return False
@@ -279,7 +282,7 @@ def _build_flow_router() -> Router:
         await _enter(state, raw_state)
         await message.answer(text, reply_markup=markup)
 
-    @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(None), TypedText())
     async def typed_line(
         message: Message,
         catalog: CatalogService,
@@ -293,7 +296,7 @@ def _build_flow_router() -> Router:
         result = await find.read_line(query, i18n.current_locale)
         await found(message, result, query, catalog, find, currency, state, raw_state)
 
-    @router.message(_typing_a_country, F.text, ~F.text.startswith("/"))
+    @router.message(_typing_a_country, TypedText())
     async def typed_country(
         message: Message,
         service_id: int,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandStart, MagicData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -139,7 +139,7 @@ def build_fallback_router() -> Router:
     """Last in line: unknown commands, stale or forged buttons, messages we do not expect."""
     router = Router(name="fallback")
 
-    @router.message(F.text.startswith("/"))
+    @router.message(MagicData(F.event.text.startswith("/")))
     async def unknown_command(message: Message) -> None:
         await message.answer(_("Unknown command. Send /help to see what I can do."))
 

@@ -20,6 +20,7 @@ from handlers.callbacks import (
     RentPayCb,
     RentSvcCb,
 )
+from handlers.filters import TypedText
 from handlers.rentals import screens
 from handlers.ui import Screen, answer, back_to_menu, show
 from shop.errors import NotFound
@@ -153,7 +154,7 @@ def build_rentals_router() -> Router:
             screens.services_keyboard(choice, days, found, page, pages),
         )
 
-    @router.message(StateFilter(RentServiceSearch.name), F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(RentServiceSearch.name), TypedText())
     async def typed_service(
         message: Message, rentals: RentalService | None, state: FSMContext
     ) -> None:

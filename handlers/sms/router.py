@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from handlers.callbacks import MenuCb, SmsCb
+from handlers.filters import TypedText
 from handlers.sms import screens
 from handlers.ui import answer, back_to_menu, show
 from shop.i18n import _
@@ -51,7 +52,7 @@ def build_sms_router() -> Router:
         await begin(state)
         await show(callback, screens.sms_prompt_recipients(), screens.sms_cancel_keyboard())
 
-    @router.message(SmsForm.recipients, F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(SmsForm.recipients), TypedText())
     async def recipients(message: Message, state: FSMContext, sms: SmsService) -> None:
         parsed = parse_recipients(message.text or "", limit=MAX_RECIPIENTS)
         if parsed.invalid:
@@ -80,7 +81,7 @@ def build_sms_router() -> Router:
             reply_markup=screens.sms_cancel_keyboard(),
         )
 
-    @router.message(SmsForm.text, F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(SmsForm.text), TypedText())
     async def text(
         message: Message, state: FSMContext, user: User, sms: SmsService, currency: Currency
     ) -> None:
@@ -97,8 +98,7 @@ def build_sms_router() -> Router:
             ),
         )
 
-    @router.message(SmsForm.recipients)
-    @router.message(SmsForm.text)
+    @router.message(StateFilter(SmsForm.recipients, SmsForm.text))
     async def not_text(message: Message) -> None:
         await message.answer(
             _("Please send text, or tap Cancel."), reply_markup=screens.sms_cancel_keyboard()

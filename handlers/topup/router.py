@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, MagicData, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 
 from handlers.callbacks import TopupAmountCb, TopupPayCb, WalletCb
+from handlers.filters import TypedText
 from handlers.topup import screens
 from handlers.ui import answer, esc, show
 from shop.errors import AppError, InvalidInput
@@ -59,7 +60,7 @@ def build_topup_router() -> Router:
         limits = await topups.limits()
         await show(callback, screens.amount_prompt(limits, currency), screens.cancel_keyboard())
 
-    @router.message(StateFilter(TopupForm.amount), F.text, ~F.text.startswith("/"))
+    @router.message(StateFilter(TopupForm.amount), TypedText())
     async def typed_amount(
         message: Message,
         topups: TopupService,
@@ -157,7 +158,7 @@ def build_payment_router() -> Router:
             text = screens.checkout_error(error)
         await query.answer(ok=False, error_message=text)
 
-    @router.message(F.successful_payment)
+    @router.message(MagicData(F.event.successful_payment))
     async def successful_payment(
         message: Message, user: User, topups: TopupService, currency: Currency
     ) -> None:
@@ -174,7 +175,7 @@ def build_payment_router() -> Router:
             log.info("Stars payment %s credited before", result.charge.charge_id)
         await message.answer(screens.payment_text(result, currency))
 
-    @router.message(F.refunded_payment)
+    @router.message(MagicData(F.event.refunded_payment))
     async def refunded_payment(message: Message, topups: TopupService, currency: Currency) -> None:
         refund = message.refunded_payment
         assert refund is not None

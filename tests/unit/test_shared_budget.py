@@ -14,7 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shop.providers.base import Priority, UpstreamUnavailable
-from shop.providers.budget import RedisBudget, RequestBudget, budget_key
+from shop.providers.budget import RequestBudget, budget_key
+from shop.providers.budget_redis import RedisBudget
 from shop.providers.smspalm import SERVER_TWO, SMSPalmClient, SMSPalmRoute
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.redis_support import REDIS_URL, SharedRedis, shared_redis  # noqa: F401 - the fixture
