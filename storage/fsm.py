@@ -1,4 +1,5 @@
-"""aiogram FSM storage in SQLite, so half-typed input survives a restart (no process memory)."""
+"""aiogram FSM storage in the database (SQLite or PostgreSQL), so half-typed input survives a
+restart (no process memory)."""
 
 from __future__ import annotations
 
@@ -34,25 +35,29 @@ class SQLiteStorage(BaseStorage):
         value = state.state if isinstance(state, State) else state
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO fsm (key, state) VALUES (?, ?) "
+                "INSERT INTO fsm (key, state) VALUES (:key, :state) "
                 "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-                (_key(key), value),
+                {"key": _key(key), "state": value},
             )
 
     async def get_state(self, key: StorageKey) -> str | None:
-        value = await self.db.lookup_val("SELECT state FROM fsm WHERE key = ?", (_key(key),))
+        value = await self.db.lookup_val(
+            "SELECT state FROM fsm WHERE key = :key", {"key": _key(key)}
+        )
         return None if value is None else str(value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO fsm (key, data) VALUES (?, ?) "
+                "INSERT INTO fsm (key, data) VALUES (:key, :data) "
                 "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-                (_key(key), json.dumps(dict(data))),
+                {"key": _key(key), "data": json.dumps(dict(data))},
             )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        value = await self.db.lookup_val("SELECT data FROM fsm WHERE key = ?", (_key(key),))
+        value = await self.db.lookup_val(
+            "SELECT data FROM fsm WHERE key = :key", {"key": _key(key)}
+        )
         return {} if value is None else dict(json.loads(value))
 
     async def close(self) -> None:
