@@ -207,6 +207,10 @@ class AdminRepo:
 
     # -- backups ---------------------------------------------------------------------------------
 
+    @property
+    def can_back_up(self) -> bool:
+        return self.db.is_sqlite
+
     async def backup(self, target: Path) -> None:
         """A consistent copy of the database (see `Database.backup_to`)."""
         await self.db.backup_to(target)

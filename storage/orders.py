@@ -95,6 +95,8 @@ class QuoteRepo:
         (this one included) are deleted in the same transaction."""
         now = int(time.time())
         async with self.db.transaction() as tx:
+            if keep is not None:
+                await tx.lock_user(user_id)  # the cap: one user's quotes one at a time
             quote_id = await tx.insert(
                 """
                 INSERT INTO quotes (user_id, route, service_id, country, upstream_cost, price,

@@ -56,6 +56,9 @@ class PromoRepo:
 
     @staticmethod
     async def redeemed(tx: Tx, code: str, user_id: int) -> bool:
+        """Whether the user redeemed the code, read under the user's row lock (PostgreSQL),
+        so two redemptions at once take turns and the second sees the first."""
+        await tx.lock_user(user_id)
         row = await tx.fetchone(
             "SELECT 1 FROM promo_redemptions WHERE code = :code AND user_id = :user_id",
             {"code": code, "user_id": user_id},

@@ -75,6 +75,8 @@ class SmsRepo:
         now = int(time.time())
         total = sum(price for *_, price in recipients)
         async with self.db.transaction() as tx:
+            if keep is not None:
+                await tx.lock_user(user_id)  # the cap: one user's drafts one at a time
             send_id = await tx.insert(
                 """
                 INSERT INTO sms_sends (user_id, text, sender, encoding, segments, total_price,

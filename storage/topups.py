@@ -125,6 +125,11 @@ class TopupRepo:
         return None if row is None else _charge(row)
 
     @staticmethod
+    async def lock_payer(tx: Tx, user_id: int) -> None:
+        """Serialize this user's payment transactions (PostgreSQL: the user's row lock)."""
+        await tx.lock_user(user_id)
+
+    @staticmethod
     async def insert_charge(
         tx: Tx,
         charge_id: str,
@@ -220,6 +225,9 @@ class TopupRepo:
 
     @staticmethod
     async def count_unpaid(tx: Tx, user_id: int, method: str, now: int) -> int:
+        """The user's open invoices of `method`, counted under the user's row lock, so the
+        cap holds when two invoices are asked for at once (PostgreSQL)."""
+        await tx.lock_user(user_id)
         row = await tx.fetchone(
             "SELECT COUNT(*) FROM topups WHERE user_id = :user_id AND method = :method "
             "AND status = 'pending' AND expires_at > :now",
@@ -326,7 +334,12 @@ class TopupRepo:
 
     @staticmethod
     async def balance_in(tx: Tx, user_id: int) -> int:
-        row = await tx.fetchone("SELECT balance FROM users WHERE id = :id", {"id": user_id})
+        """The balance, its row locked until the transaction ends (PostgreSQL), so what is
+        debited from it next is what was read."""
+        row = await tx.fetchone(
+            "SELECT balance FROM users WHERE id = :id" + _FOR_UPDATE[tx.is_postgres],
+            {"id": user_id},
+        )
         return 0 if row is None else int(row["balance"])
 
     @staticmethod

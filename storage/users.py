@@ -169,8 +169,10 @@ class LedgerRepo:
         """Refund an order, or one SMS recipient, unless it was refunded before.
 
         Returns what was refunded (0 the second time). The schema's unique indexes allow one
-        refund per order and per SMS recipient; this checks first so callers need not catch.
+        refund per order and per SMS recipient; this checks first so callers need not catch,
+        under the user's row lock (PostgreSQL), so a refund racing this one is seen.
         """
+        await tx.lock_user(user_id)
         if order_id is not None:
             row = await tx.fetchone(
                 "SELECT 1 FROM ledger WHERE order_id = :id AND kind = 'refund'", {"id": order_id}

@@ -1,9 +1,12 @@
-"""The database every test runs on: SQLite (default), or PostgreSQL with
-NUMBOT_TEST_DATABASE=postgresql (then Redis too, with a key prefix per test).
+"""The databases every test that builds the bot runs on: SQLite (the embedded default), and
+PostgreSQL + Redis (`database_target` is parametrised over both; ids `[sqlite]`, `[postgresql]`).
 
-On PostgreSQL the migrated schema is built once per session as a template database
-(`t_numbot_tpl_<pid>`); each test gets `CREATE DATABASE t_numbot_<pid>_<n> TEMPLATE ...`, dropped
-after it. NUMBOT_TEST_PG_URL points at the server (default the local one: postgres@127.0.0.1).
+On PostgreSQL the migrated schema is built once per worker as a template database
+(`t_numbot_tpl_<worker>_<pid>`); each test gets `CREATE DATABASE ... TEMPLATE` of it, dropped
+after the test, and its own Redis key prefix. NUMBOT_TEST_PG_URL / NUMBOT_TEST_REDIS_URL point at
+the servers (default: postgres@127.0.0.1:5432, redis://127.0.0.1:6379/0); when they are not
+reachable the `[postgresql]` variants are skipped with one line saying so. `-k sqlite` or
+`-k postgresql` picks one.
 """
 
 from __future__ import annotations
@@ -18,21 +21,21 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
-from storage.db import Database
+from storage.db import Database, safe_url
 
 PG_URL = os.environ.get("NUMBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("NUMBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ENABLE = (
-    "set NUMBOT_TEST_DATABASE=postgresql (with PostgreSQL at NUMBOT_TEST_PG_URL and Redis at "
-    "NUMBOT_TEST_REDIS_URL) to run the suite on PostgreSQL + Redis"
-)
+KINDS = ("sqlite", "postgresql")
 _counter = itertools.count(1)
 
 
-def on_postgres() -> bool:
-    return os.environ.get("NUMBOT_TEST_DATABASE", "sqlite").lower() in ("postgresql", "postgres")
+def _tag() -> str:
+    """Unique to this process (and xdist worker), for database names."""
+    return f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def pg_url(database: str) -> str:
@@ -91,37 +94,67 @@ class DatabaseTarget:
         return values
 
 
+class _Template:
+    """The migrated template database, made on first use (once per xdist worker)."""
+
+    def __init__(self) -> None:
+        self.name = f"t_numbot_tpl_{_tag()}"
+        self.made = False
+        self.skip: str | None = None
+
+    async def get(self) -> str:
+        if self.skip is not None:
+            pytest.skip(self.skip)
+        if not self.made:
+            try:
+                await _reachable_redis()
+                await _make_template(self.name)
+            except (OSError, asyncpg.PostgresError, TimeoutError, RedisError) as exc:
+                self.skip = (
+                    f"PostgreSQL at {safe_url(PG_URL)} or Redis at {REDIS_URL} not reachable "
+                    f"({type(exc).__name__}); start them or set NUMBOT_TEST_PG_URL / "
+                    "NUMBOT_TEST_REDIS_URL"
+                )
+                pytest.skip(self.skip)
+            self.made = True
+        return self.name
+
+
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str | None]:
-    """The migrated template database's name (None on SQLite)."""
-    if not on_postgres():
-        yield None
-        return
-    name = f"t_numbot_tpl_{os.getpid()}"
-    try:
-        asyncio.run(_make_template(name))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__}): {ENABLE}")
-    yield name
-    asyncio.run(drop_database(name))
+def pg_template() -> Iterator[_Template]:
+    template = _Template()
+    yield template
+    if template.made:
+        asyncio.run(drop_database(template.name))
 
 
-@pytest.fixture
-async def database_target(pg_template: str | None) -> AsyncIterator[DatabaseTarget]:
-    if pg_template is None:
+@pytest.fixture(params=KINDS)
+async def database_target(
+    request: pytest.FixtureRequest, pg_template: _Template
+) -> AsyncIterator[DatabaseTarget]:
+    """Every test that builds the bot runs twice: on SQLite (the embedded default), and on
+    PostgreSQL + Redis (a fresh database from the template, a fresh Redis key prefix)."""
+    if request.param == "sqlite":
         yield DatabaseTarget(None)
         return
-    name = f"t_numbot_{os.getpid()}_{next(_counter)}"
-    await create_database(name, pg_template)
+    template = await pg_template.get()
+    name = f"t_numbot_{_tag()}_{next(_counter)}"
+    await create_database(name, template)
     prefix = f"numbot-test-{uuid.uuid4().hex}"
     yield DatabaseTarget(pg_url(name), REDIS_URL, prefix)
     await drop_database(name)
     await _clear_redis(prefix)
 
 
-async def _clear_redis(prefix: str) -> None:
-    from redis.asyncio import Redis
+async def _reachable_redis() -> None:
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
 
+
+async def _clear_redis(prefix: str) -> None:
     client = Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
