@@ -285,6 +285,21 @@ class Database:
                 lock.release()
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection that sees one consistent state for as long as it is open
+        (SQLite: a DEFERRED read transaction, no write lock; PostgreSQL: REPEATABLE READ)."""
+        assert self._reader is not None, "database is not connected"
+        async with self._reader.connect() as conn:
+            if self.is_sqlite:
+                await conn.exec_driver_sql("BEGIN")
+            else:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            try:
+                yield conn
+            finally:
+                await conn.rollback()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """One write transaction; commits on success, rolls back on error or cancellation."""
         async with self.connection() as conn:

@@ -35,6 +35,7 @@ from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
 
+
 def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
