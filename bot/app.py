@@ -41,7 +41,7 @@ from handlers.middlewares import InFlight
 from handlers.notify import TelegramNotifier
 from handlers.outcomes import UpdateOutcomes
 from shop import metrics
-from shop.jobs import OrderJobs
+from shop.jobs import OrderJobs, RentalPoller
 from shop.money import Currency
 from shop.providers.base import Route
 from shop.providers.budget import Budget
@@ -50,6 +50,7 @@ from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
 from shop.services.instances import InstanceRegistry
 from shop.services.orders import OrderService
+from shop.services.rentals import RentalService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
 from shop.services.topups import TopupService
@@ -93,6 +94,8 @@ class App:
     instances: InstanceRegistry  # this process's entry in the instance registry
     sms: SmsService | None = None
     crypto: CryptoTopups | None = None
+    rentals: RentalService | None = None  # SMSPool rentals, when SMSPool is configured
+    rental_poller: RentalPoller | None = None
     web: WebServer | None = None  # the HTTP listener; None with HTTP_PORT=0
     readiness: Readiness = field(default_factory=Readiness)
     webhook: TelegramWebhook | None = None  # webhook mode
@@ -109,9 +112,18 @@ class App:
         await self.orders.recover()
         if self.sms is not None:
             await self.sms.recover()
+        if self.rentals is not None:
+            await self.rentals.recover()
+        if self.rental_poller is not None:
+            self.rental_poller.start()
         await self.broadcasts.resume()
         schedule_jobs(self)
-        await set_commands(self.bot, self.settings.admin_ids, sms_enabled=self.sms is not None)
+        await set_commands(
+            self.bot,
+            self.settings.admin_ids,
+            sms_enabled=self.sms is not None,
+            rentals_enabled=self.rentals is not None,
+        )
         if self.webhook is None:
             self.readiness.serving = True  # long polling starts right after this
 
@@ -240,6 +252,8 @@ class App:
         for untrack in self._untrack:
             untrack()
         await self.jobs.aclose()
+        if self.rental_poller is not None:
+            await self.rental_poller.aclose()
         if graceful:
             if self.web is not None:
                 await self.web.stop()  # no new requests; webhook updates in flight finish
@@ -325,6 +339,8 @@ async def build_app(settings: Settings) -> App:
         instances=instances,
         sms=shop.sms,
         crypto=shop.crypto,
+        rentals=shop.rentals,
+        rental_poller=shop.rental_poller,
         web=web,
         readiness=readiness,
         webhook=webhook,

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     smspool_base_url: str = "https://api.smspool.net"
     smspool_rate: Decimal = Field(default=Decimal(1), gt=0)
     smspool_rate_limit: int = Field(default=120, gt=0)
+    # Rentals: each live rental is polled every RENTAL_POLL_SECONDS (status + messages: two
+    # requests), using at most RENTAL_BUDGET_SHARE of SMSPOOL_RATE_LIMIT.
+    rental_poll_seconds: float = Field(default=55.0, gt=0, le=60)
+    rental_budget_share: float = Field(default=0.75, gt=0, le=1)
 
     spotsms_api_key: SecretStr | None = None
     spotsms_base_url: str = "https://spotsms.com/api-data.php"

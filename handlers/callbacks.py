@@ -122,3 +122,41 @@ class AdminCb(CallbackData, prefix="adm"):
 class BroadcastCb(CallbackData, prefix="bc"):
     bid: UInt = 0  # 0: the prompt, before there is a draft
     act: str  # send | cancel (a draft or the prompt) | stop (a running broadcast)
+
+
+class RentKindCb(CallbackData, prefix="rk"):
+    e: UInt  # 1: extendable rentals, 0: fixed period
+    page: Page = 0
+
+
+class RentOfferCb(CallbackData, prefix="ro"):
+    e: UInt
+    oid: str  # SMSPool's rental id
+    d: UInt = 0  # 0: pick a period; else the confirm screen for `d` days
+    s: str = ""  # a single-service line: SMSPool's service id
+
+
+class RentPayCb(CallbackData, prefix="rp"):
+    e: UInt
+    oid: str
+    d: UInt
+    p: UInt  # the price shown (minor units): a higher price is never charged
+    t: str  # the confirm screen's token: one purchase per screen
+    s: str = ""
+
+
+class RentalCb(CallbackData, prefix="rl"):
+    rid: UInt
+    act: str  # show | msgs | ext | extok | refund | refundok
+    d: UInt = 0  # days (extend)
+    n: Page = 0  # the messages' page, or the extension's number (extok)
+    p: UInt = 0  # the extension price shown (extok)
+
+
+class RentalsCb(CallbackData, prefix="rls"):
+    page: Page = 0
+
+
+class AdminRentalCb(CallbackData, prefix="arl"):
+    rid: UInt
+    act: str  # refund

@@ -24,6 +24,13 @@ USER_COMMANDS = [
 ]
 
 
+# Added after /orders when rentals are sold (SMSPool configured).
+RENTAL_COMMANDS = [
+    BotCommand(command="rent", description=N_("Rent a number for days")),
+    BotCommand(command="rentals", description=N_("Your rentals")),
+]
+
+
 # Shown in the admins' / menu after USER_COMMANDS; marked, so translated like them.
 ADMIN_COMMANDS = {
     "admin": N_("the owner's panel"),
@@ -34,6 +41,7 @@ ADMIN_COMMANDS = {
     "ban": N_("<id or @username> [reason] — ban a user"),
     "unban": N_("<id or @username> — lift a ban"),
     "order": N_("<id> — order details"),
+    "rental": N_("<id> — rental details, with a refund button"),
     "refund": N_("<order_id> — refund an order without a code"),
     "providers": N_("upstream balances"),
     "reconcile": N_("[days] — upstream spend against revenue"),

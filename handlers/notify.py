@@ -20,7 +20,14 @@ from aiogram.exceptions import (
 
 from handlers.buy.screens import in_stock_keyboard
 from handlers.orders.screens import code_message, order_card, order_closed_text, order_keyboard
-from handlers.sms.screens import sms_status_keyboard, sms_status_text
+from handlers.rentals.screens import (
+    ended_text,
+    failed_text,
+    forwarded_message,
+    reminder_keyboard,
+    reminder_text,
+)
+from handlers.sms.screens import sms_status
 from handlers.ui import esc, place
 from shop.i18n import LazyText, _, i18n, locale_of
 from shop.models import (
@@ -29,6 +36,8 @@ from shop.models import (
     OrderCard,
     OrderCode,
     OrderStatus,
+    Rental,
+    RentalMessage,
     Service,
     SmsMessage,
     SmsSend,
@@ -114,8 +123,7 @@ class TelegramNotifier:
         if send.chat_id is None or send.message_id is None:
             return
         with i18n.use_locale(await self._locale(send.user_id)):
-            text = sms_status_text(send, messages, self.currency)
-            markup = sms_status_keyboard(send.id)
+            text, markup = sms_status(send, messages, self.currency)
         chat_id, message_id = send.chat_id, send.message_id
         await self._send(
             send.user_id,
@@ -169,6 +177,36 @@ class TelegramNotifier:
                 "returned to you."
             ).format(stars=stars)
         await self._send(user_id, lambda: self.bot.send_message(user_id, text))
+
+    # -- rentals -----------------------------------------------------------------------------
+
+    async def rental_message(self, rental: Rental, message: RentalMessage) -> bool:
+        """One forwarded SMS, its own chat message; False to try again later."""
+        with i18n.use_locale(await self._locale(rental.user_id)):
+            text = forwarded_message(rental, message)
+        chat = rental.chat_id or rental.user_id
+        return await self._send(rental.user_id, lambda: self.bot.send_message(chat, text))
+
+    async def rental_reminder(self, rental: Rental) -> None:
+        with i18n.use_locale(await self._locale(rental.user_id)):
+            text = reminder_text(rental)
+            markup = reminder_keyboard(rental)
+        chat = rental.chat_id or rental.user_id
+        await self._send(
+            rental.user_id, lambda: self.bot.send_message(chat, text, reply_markup=markup)
+        )
+
+    async def rental_ended(self, rental: Rental) -> None:
+        with i18n.use_locale(await self._locale(rental.user_id)):
+            text = ended_text(rental)
+        chat = rental.chat_id or rental.user_id
+        await self._send(rental.user_id, lambda: self.bot.send_message(chat, text))
+
+    async def rental_failed(self, rental: Rental, refunded: int) -> None:
+        with i18n.use_locale(await self._locale(rental.user_id)):
+            text = failed_text(rental, refunded, self.currency)
+        chat = rental.chat_id or rental.user_id
+        await self._send(rental.user_id, lambda: self.bot.send_message(chat, text))
 
     async def alert_admins(self, text: str | LazyText) -> None:
         """A plain-text alert to every admin, each in their own language (a `LazyText` is

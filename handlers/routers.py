@@ -12,6 +12,7 @@ from handlers.errors import build_errors_router
 from handlers.menu.router import build_fallback_router, build_menu_router
 from handlers.orders.router import build_orders_router
 from handlers.referrals.router import build_referral_router
+from handlers.rentals.router import build_rentals_router
 from handlers.sms.router import build_sms_router
 from handlers.topup.router import build_payment_router, build_topup_router
 from handlers.wallet.router import build_wallet_router
@@ -32,6 +33,7 @@ def build_routers(admin_ids: Iterable[int]) -> list[Router]:
         build_topup_router(),
         build_payment_router(),
         build_orders_router(),
+        build_rentals_router(),
         build_sms_router(),
         build_buy_router(),
         build_fallback_router(),

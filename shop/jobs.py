@@ -26,7 +26,9 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from shop import metrics
+from shop.models import Rental
 from shop.services.orders import OrderService
+from shop.services.rentals import RentalService
 from shop.services.sms import SmsService
 
 log = logging.getLogger(__name__)
@@ -418,3 +420,89 @@ class SmsJobs:
             await self.sms.render(send_id)
         except Exception:
             log.exception("Rendering SMS send %s failed", send_id)
+
+
+class RentalPoller:
+    """Polls live rentals, each at least once every `RentalService.poll_seconds`.
+
+    The schedule is the database's (`rentals.next_poll_at`): every `tick` seconds the poller
+    claims the rentals due, oldest due first (`claim_due` pushes each one period ahead in the
+    same statement, so a restart resumes where it stopped and a lease can wrap the claim), and
+    polls them, at most `in_flight` at once. How many it claims is paced by a token bucket
+    refilled at `per_minute / 2` rentals a minute (two requests a poll): rentals take no more
+    than their share of the SMSPool budget and leave the rest to one-time orders, and 300
+    rentals due at once (a start) are spread over the period instead of queueing ahead of
+    everyone in the request budget. When more rentals are live than the share polls in one
+    period, every rental is still polled in turn (oldest due first), just less often.
+    """
+
+    def __init__(
+        self,
+        rentals: RentalService,
+        per_minute: float,
+        tick: float = 1.0,
+        in_flight: int = 20,
+    ) -> None:
+        self.rentals = rentals
+        self.rate = per_minute / 60.0 / 2.0  # rentals a second
+        self.tick = max(0.05, min(tick, rentals.poll_seconds / 60))  # 1 s at a 60 s period
+        self.in_flight = in_flight
+        self.burst = max(1.0, self.rate * 5.0)
+        self._tokens = self.burst
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[int] = set()  # rentals being polled by this process
+        self._loop_task: asyncio.Task[None] | None = None
+        self.polls = 0  # done by this process (the bench reads it)
+
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def aclose(self) -> None:
+        """Stop claiming and cancel the polls running (their state is in the database)."""
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        self._loop_task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - last) * self.rate)
+            last = now
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Rental poller: claiming due rentals failed")
+            await asyncio.sleep(self.tick)
+
+    async def run_once(self) -> int:
+        """Claim what the bucket and the free slots allow and start those polls."""
+        room = min(int(self._tokens), self.in_flight - len(self._tasks))
+        if room <= 0:
+            return 0
+        due = await self.rentals.claim_due(room)
+        self._tokens -= len(due)
+        for rental in due:
+            if rental.id in self._running:
+                continue  # its last poll is still running (a slow upstream): skip a turn
+            self._running.add(rental.id)
+            task = asyncio.get_running_loop().create_task(self._poll(rental))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(due)
+
+    async def _poll(self, rental: Rental) -> None:
+        try:
+            await self.rentals.poll(rental)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Rental %s: poll failed", rental.id)
+        finally:
+            self._running.discard(rental.id)
+            self.polls += 1

@@ -38,6 +38,9 @@ class LedgerKind(enum.StrEnum):
     TOPUP_REFUND = "topup_refund"
     PROMO = "promo"
     REFERRAL = "referral"
+    RENTAL = "rental"
+    RENTAL_EXTEND = "rental_extend"
+    RENTAL_REFUND = "rental_refund"
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class LedgerEntry:
     topup_id: int | None = None
     promo_code: str | None = None
     sms_send_id: int | None = None
+    rental_id: int | None = None
 
 
 # -- Orders: how they end, and what the ledger holds for them ------------------------------------
@@ -454,3 +458,90 @@ class Instance:
     shared: bool  # runs with REDIS_URL (shares budgets, throttle, FSM through Redis)
     started_at: int
     seen_at: int  # the last heartbeat
+
+
+# -- Rentals: SMSPool numbers by the day ---------------------------------------------------------
+
+
+class RentalState(enum.StrEnum):
+    BUYING = "buying"  # charged, purchase/rental in flight
+    ACTIVE = "active"
+    EXTENDED = "extended"  # active, extended at least once
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+    @property
+    def is_live(self) -> bool:
+        return self in (RentalState.ACTIVE, RentalState.EXTENDED)
+
+
+@dataclass(frozen=True)
+class Rental:
+    id: int
+    user_id: int
+    offer_id: str  # SMSPool's rental id
+    rental_code: str | None  # SMSPool's rental_code once bought
+    phone: str | None
+    country: str  # SMSPool's country name
+    extendable: bool
+    service_id: str | None  # a single-service line (US, half price)
+    days: int  # extensions included
+    price: int  # charged for the purchase, shop minor units
+    upstream_cost: Decimal
+    cost: int  # upstream cost of the purchase, shop minor units
+    pricing: dict[int, Decimal]  # the offer's table at purchase: days -> USD
+    state: RentalState
+    expires_at: int | None
+    reminded_at: int | None
+    ended_notified: bool
+    needs_attention: bool
+    error: str | None
+    chat_id: int | None
+    message_id: int | None
+    created_at: int
+    updated_at: int
+    ended_at: int | None
+    paid: int = 0  # net paid for it so far (purchase + extensions - refunds), from the ledger
+    messages: int = 0  # messages received
+
+    @property
+    def refunded(self) -> bool:
+        return self.state is RentalState.REFUNDED
+
+
+@dataclass(frozen=True)
+class RentalMessage:
+    id: int
+    rental_id: int
+    sent_at: str  # SMSPool's timestamp, verbatim
+    sender: str | None
+    text: str
+    received_at: int
+    forwarded_at: int | None
+
+
+@dataclass(frozen=True)
+class RentalExtension:
+    id: int
+    rental_id: int
+    seq: int
+    days: int
+    price: int
+    state: str  # pending | done | refused | unknown
+    created_at: int
+
+
+@dataclass(frozen=True)
+class RentalTotals:
+    """Rentals for /stats and /reconcile: how many, what customers paid net, what SMSPool
+    was paid (purchases and extensions that went through, minus rentals refunded upstream)."""
+
+    count: int
+    live: int
+    revenue: int
+    cost: int
+
+    @property
+    def margin(self) -> int:
+        return self.revenue - self.cost

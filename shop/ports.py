@@ -120,6 +120,8 @@ class LedgerRepository(Protocol):
         sms_message_id: int | None = None,
         topup_id: int | None = None,
         promo_code: str | None = None,
+        rental_id: int | None = None,
+        rental_extension_id: int | None = None,
     ) -> bool: ...
     async def refund_once(
         self,

@@ -324,8 +324,100 @@ promo_redemptions = Table(
     PrimaryKeyConstraint("code", "user_id"),
 )
 
+# Rentals (issue 15, revision 0002): SMSPool numbers by the day, paid from the wallet. `buying`
+# from the charge until the purchase answers; `active`/`extended` are live; the rest final.
+rentals = Table(
+    "rentals",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("request_key", Text, nullable=False, unique=True),  # one confirm screen, one buy
+    Column("offer_id", Text, nullable=False),
+    Column("rental_code", Text, unique=True),
+    Column("phone", Text),
+    Column("country", Text, nullable=False),
+    Column("extendable", Integer, nullable=False),
+    Column("service_id", Text),
+    Column("days", Integer, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("upstream_cost", Text, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("pricing", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("reminded_at", BigInteger),
+    Column("ended_notified", Integer, nullable=False, server_default="0"),
+    Column("needs_attention", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("next_poll_at", BigInteger, nullable=False, server_default="0"),
+    Column("chat_id", BigInteger),
+    Column("message_id", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    CheckConstraint("extendable IN (0, 1)"),
+    CheckConstraint("days > 0"),
+    CheckConstraint("price > 0"),
+    CheckConstraint("state IN ('buying', 'active', 'extended', 'refunded', 'expired', 'failed')"),
+    CheckConstraint("ended_notified IN (0, 1)"),
+    CheckConstraint("needs_attention IN (0, 1)"),
+)
+Index("rentals_user", rentals.c.user_id, rentals.c.id)
+Index("rentals_due", rentals.c.next_poll_at, **_where("state IN ('active', 'extended')"))
+Index("rentals_buying", rentals.c.created_at, **_where("state = 'buying'"))
+
+# Every SMS a rented number received, once (a sender's lease in `claimed_until`).
+rental_messages = Table(
+    "rental_messages",
+    metadata,
+    _id(),
+    Column("rental_id", ID, ForeignKey("rentals.id"), nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("sent_at", Text, nullable=False),
+    Column("sender", Text),
+    Column("text", Text, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger),
+    Column("forwarded_at", BigInteger),
+    UniqueConstraint("rental_id", "digest"),
+)
+Index(
+    "rental_messages_unforwarded",
+    rental_messages.c.rental_id,
+    **_where("forwarded_at IS NULL"),
+)
+
+# Extensions: one pending per rental.
+rental_extensions = Table(
+    "rental_extensions",
+    metadata,
+    _id(),
+    Column("rental_id", ID, ForeignKey("rentals.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("upstream_cost", Text, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("seq > 0"),
+    CheckConstraint("days > 0"),
+    CheckConstraint("price > 0"),
+    CheckConstraint("state IN ('pending', 'done', 'refused', 'unknown')"),
+    UniqueConstraint("rental_id", "seq"),
+)
+Index(
+    "rental_extensions_one_pending",
+    rental_extensions.c.rental_id,
+    unique=True,
+    **_where("state = 'pending'"),
+)
+
 LEDGER_KINDS = (
-    "'credit', 'purchase', 'refund', 'adjustment', 'topup', 'topup_refund', 'promo', 'referral'"
+    "'credit', 'purchase', 'refund', 'adjustment', 'topup', 'topup_refund', 'promo', 'referral', "
+    "'rental', 'rental_extend', 'rental_refund'"
 )
 ledger = Table(
     "ledger",
@@ -340,6 +432,8 @@ ledger = Table(
     Column("sms_message_id", ID, ForeignKey("sms_messages.id")),
     Column("topup_id", ID, ForeignKey("topups.id")),
     Column("promo_code", Text),
+    Column("rental_id", ID, ForeignKey("rentals.id")),
+    Column("rental_extension_id", ID, ForeignKey("rental_extensions.id")),
     Column("actor_id", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     CheckConstraint("amount <> 0"),
@@ -356,6 +450,12 @@ ledger = Table(
     CheckConstraint("kind <> 'topup_refund' OR amount < 0"),
     CheckConstraint("kind <> 'referral' OR amount > 0"),
     CheckConstraint("kind <> 'promo' OR (promo_code IS NOT NULL AND amount > 0)"),
+    CheckConstraint(
+        "kind NOT IN ('rental', 'rental_extend', 'rental_refund') OR rental_id IS NOT NULL"
+    ),
+    CheckConstraint("kind <> 'rental' OR (amount < 0 AND rental_extension_id IS NULL)"),
+    CheckConstraint("kind <> 'rental_extend' OR (amount < 0 AND rental_extension_id IS NOT NULL)"),
+    CheckConstraint("kind <> 'rental_refund' OR amount > 0"),
 )
 for _name, _column, _kind in (
     ("ledger_one_purchase_per_order", ledger.c.order_id, "purchase"),
@@ -375,8 +475,32 @@ Index(
     unique=True,
     **_where("kind = 'promo'"),
 )
+# A rental is paid once, each extension charged once and refunded at most once, and the
+# rental as a whole refunded at most once (an extension's own refund names the extension).
+Index(
+    "ledger_one_payment_per_rental", ledger.c.rental_id, unique=True, **_where("kind = 'rental'")
+)
+Index(
+    "ledger_one_charge_per_rental_extension",
+    ledger.c.rental_extension_id,
+    unique=True,
+    **_where("kind = 'rental_extend'"),
+)
+Index(
+    "ledger_one_refund_per_rental_extension",
+    ledger.c.rental_extension_id,
+    unique=True,
+    **_where("kind = 'rental_refund'"),
+)
+Index(
+    "ledger_one_refund_per_rental",
+    ledger.c.rental_id,
+    unique=True,
+    **_where("kind = 'rental_refund' AND rental_extension_id IS NULL"),
+)
 Index("ledger_user", ledger.c.user_id, ledger.c.id)
 Index("ledger_created", ledger.c.created_at)
+Index("ledger_rental", ledger.c.rental_id, **_where("rental_id IS NOT NULL"))
 
 kv = Table(
     "kv",

@@ -38,6 +38,7 @@ def _entry(row: Row) -> LedgerEntry:
         topup_id=row["topup_id"],
         promo_code=row["promo_code"],
         sms_send_id=row["sms_send_id"],
+        rental_id=row["rental_id"],
     )
 
 
@@ -119,6 +120,8 @@ class LedgerRepo:
         sms_message_id: int | None = None,
         topup_id: int | None = None,
         promo_code: str | None = None,
+        rental_id: int | None = None,
+        rental_extension_id: int | None = None,
     ) -> bool:
         """Move `amount` (negative = debit) and write its ledger row.
 
@@ -135,9 +138,11 @@ class LedgerRepo:
         await tx.execute(
             """
             INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, sms_send_id,
-                                sms_message_id, topup_id, promo_code, created_at)
+                                sms_message_id, topup_id, promo_code, rental_id,
+                                rental_extension_id, created_at)
             VALUES (:user_id, :amount, :kind, :reason, :order_id, :actor_id, :sms_send_id,
-                    :sms_message_id, :topup_id, :promo_code, :now)
+                    :sms_message_id, :topup_id, :promo_code, :rental_id, :rental_extension_id,
+                    :created_at)
             """,
             {
                 "user_id": user_id,
@@ -150,7 +155,9 @@ class LedgerRepo:
                 "sms_message_id": sms_message_id,
                 "topup_id": topup_id,
                 "promo_code": promo_code,
-                "now": int(time.time()),
+                "rental_id": rental_id,
+                "rental_extension_id": rental_extension_id,
+                "created_at": int(time.time()),
             },
         )
         return True

@@ -14,6 +14,7 @@ from storage.db import Database, safe_url
 from storage.kv import KeyValueRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
+from storage.rentals import RentalRepo
 from storage.routing import RoutingRepo
 from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
@@ -36,6 +37,7 @@ class Repositories:
     orders: OrderRepo
     promos: PromoRepo
     quotes: QuoteRepo
+    rentals: RentalRepo
     routing: RoutingRepo
     self_check: SelfCheckRepo
     sms: SmsRepo
@@ -62,6 +64,7 @@ def create_repositories(db: Database) -> Repositories:
         orders=OrderRepo(db),
         promos=PromoRepo(),
         quotes=QuoteRepo(db),
+        rentals=RentalRepo(db),
         routing=RoutingRepo(db),
         self_check=SelfCheckRepo(db),
         sms=SmsRepo(db),

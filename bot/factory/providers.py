@@ -18,6 +18,7 @@ from shop.providers.sandbox import SandboxRoute
 from shop.providers.smspalm import SMSPalmClient, SMSPalmRoute
 from shop.providers.smspm import SMSPMClient
 from shop.providers.smspool import SMSPoolClient, SMSPoolRoute
+from shop.providers.smspool_rentals import SMSPoolRentals
 from shop.providers.spotsms import SpotSMSClient, SpotSMSRoute
 
 
@@ -39,6 +40,7 @@ class Providers:
     intervals: dict[str, float]  # per-route poll intervals where they differ
     smspm: SMSPMClient | None  # outbound SMS, when SMSPM's hash and token are set
     cryptopay: CryptoPayClient | None  # when CRYPTOPAY_TOKEN is set
+    rentals: SMSPoolRentals | None = None  # SMSPool rentals, when SMSPOOL_API_KEY is set
 
 
 def create_providers(
@@ -48,7 +50,12 @@ def create_providers(
     instances run: the documented limits are per key)."""
     routes, budgets, intervals = build_routes(settings, http, make_budget)
     smspm = create_smspm_client(settings, http, budgets, make_budget)
-    return Providers(routes, budgets, intervals, smspm, create_cryptopay_client(settings, http))
+    pool = routes.get("smspool")
+    # Rentals speak through the SMSPool route's client: one key, one request budget.
+    rentals = SMSPoolRentals(pool.client) if isinstance(pool, SMSPoolRoute) else None
+    return Providers(
+        routes, budgets, intervals, smspm, create_cryptopay_client(settings, http), rentals
+    )
 
 
 def build_routes(

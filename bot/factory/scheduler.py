@@ -11,6 +11,7 @@ from shop.services.backups import seconds_until_hour
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups
 from shop.services.instances import HEARTBEAT_SECONDS, InstanceRegistry
+from shop.services.rentals import RentalService
 from shop.services.sms import SmsService
 from shop.services.topups import TopupService
 
@@ -30,6 +31,7 @@ class Running(Protocol):
     sms: SmsService | None
     crypto: CryptoTopups | None
     instances: InstanceRegistry
+    rentals: RentalService | None
 
     async def check_watches(self) -> None: ...
     async def purge_expired(self) -> None: ...
@@ -45,6 +47,8 @@ def schedule_jobs(app: Running) -> None:
     if app.sms is not None:
         jobs.every("sms-sweeper", SWEEP_SECONDS, app.sms.sweep)
     jobs.every("sweeper", SWEEP_SECONDS, jobs.sweep)
+    if app.rentals is not None:
+        jobs.every("rental-sweeper", SWEEP_SECONDS, app.rentals.sweep)
     jobs.every("catalog", settings.catalog_refresh_seconds, app.catalog.refresh, first_in=0)
     jobs.every("stock-watches", settings.stock_check_seconds, app.check_watches)
     jobs.every("purge", PURGE_SECONDS, app.purge_expired)

@@ -16,7 +16,7 @@ from bot.factory.web import smspm_report_url
 from handlers.broadcast.sender import TelegramBroadcaster
 from handlers.notify import TelegramNotifier
 from handlers.topup.stars import TelegramStars
-from shop.jobs import OrderJobs, SmsJobs
+from shop.jobs import OrderJobs, RentalPoller, SmsJobs
 from shop.money import Currency
 from shop.services.audit import AuditService
 from shop.services.backups import BackupService
@@ -29,6 +29,7 @@ from shop.services.people import PeopleService
 from shop.services.pricing import Pricing
 from shop.services.promos import PromoService
 from shop.services.reconcile import ReconcileService
+from shop.services.rentals import RentalService
 from shop.services.selfcheck import SelfCheckService
 from shop.services.sms import SmsService
 from shop.services.stats import StatsService
@@ -62,6 +63,7 @@ class Services(TypedDict):
     crypto: CryptoTopups | None  # when CRYPTOPAY_TOKEN is set
     topups: TopupService
     promos: PromoService
+    rentals: RentalService | None  # SMSPool rentals, when SMSPOOL_API_KEY is set
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Shop:
     admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
+    rentals: RentalService | None = None
+    rental_poller: RentalPoller | None = None
 
     def handler_data(self, settings: Settings) -> Services:
         return Services(
@@ -116,6 +120,7 @@ class Shop:
             crypto=self.crypto,
             topups=self.topups,
             promos=self.promos,
+            rentals=self.rentals,
         )
 
 
@@ -165,8 +170,9 @@ def create_services(
     broadcasts = BroadcastService(
         repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate
     )
+    rentals, poller = _create_rentals(settings, db, repos, providers, currency, pricing, notifier)
     admin = _create_admin(
-        settings, db, repos, providers, currency, pricing, orders, topups, self_check
+        settings, db, repos, providers, currency, pricing, orders, topups, self_check, rentals
     )
     sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier)
     crypto = _create_crypto(settings, repos, providers, topups, users, notifier, currency)
@@ -185,7 +191,39 @@ def create_services(
         admin,
         sms,
         crypto,
+        rentals,
+        poller,
     )
+
+
+def _create_rentals(
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    currency: Currency,
+    pricing: Pricing,
+    notifier: TelegramNotifier,
+) -> tuple[RentalService | None, RentalPoller | None]:
+    """SMSPool rentals and their poller, when SMSPool is configured."""
+    if providers.rentals is None:
+        return None, None
+    rentals = RentalService(
+        db=db,
+        repo=repos.rentals,
+        ledger=repos.ledger,
+        kv=repos.kv,
+        audit=repos.audit,
+        client=providers.rentals,
+        pricing=pricing,
+        currency=currency,
+        rate=settings.smspool_rate,
+        notifier=notifier,
+        poll_seconds=settings.rental_poll_seconds,
+        purchase_grace=purchase_grace(settings.http_timeout_seconds),
+    )
+    share = settings.smspool_rate_limit * settings.rental_budget_share
+    return rentals, RentalPoller(rentals, share)
 
 
 def _create_admin(
@@ -198,13 +236,16 @@ def _create_admin(
     orders: OrderService,
     topups: TopupService,
     self_check: SelfCheckService,
+    rentals: RentalService | None = None,
 ) -> Admin:
     """The owner's services: figures, users and bans, markups, backups, reconciliation,
     audit log."""
     sms = repos.sms if settings.smspm_enabled else None
     routes = providers.routes
     return Admin(
-        stats=StatsService(repos.admin, repos.orders, routes, currency, settings, sms, self_check),
+        stats=StatsService(
+            repos.admin, repos.orders, routes, currency, settings, sms, self_check, rentals
+        ),
         people=PeopleService(
             db,
             repos.users,
@@ -218,7 +259,7 @@ def _create_admin(
         ),
         markups=MarkupService(pricing, repos.admin, repos.audit, topups, settings),
         backups=BackupService(repos.admin, repos.audit, settings),
-        reconciliation=ReconcileService(repos.admin, routes),
+        reconciliation=ReconcileService(repos.admin, routes, rentals),
         audit=AuditService(repos.audit, repos.admin),
     )
 

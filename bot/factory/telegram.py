@@ -22,6 +22,7 @@ from bot.factory.services import Services
 from handlers.commands import (
     ADMIN_COMMANDS,
     BROADCAST_ADMIN_COMMANDS,
+    RENTAL_COMMANDS,
     TOPUP_ADMIN_COMMANDS,
     USER_COMMANDS,
 )
@@ -86,9 +87,14 @@ def create_dispatcher(
     return dp, in_flight
 
 
-async def set_commands(bot: Bot, admin_ids: Iterable[int], sms_enabled: bool) -> None:
+async def set_commands(
+    bot: Bot, admin_ids: Iterable[int], sms_enabled: bool, rentals_enabled: bool = False
+) -> None:
     """The command menus: one for everyone, a longer one for each admin."""
     user_commands = list(USER_COMMANDS)
+    if rentals_enabled:
+        at = next(i for i, c in enumerate(user_commands) if c.command == "orders") + 1
+        user_commands[at:at] = RENTAL_COMMANDS
     if sms_enabled:
         user_commands.insert(2, BotCommand(command="sms", description=N_("Send an SMS")))
     await _set_commands(bot, user_commands, BotCommandScopeDefault())

@@ -20,7 +20,9 @@ MAX_RECONCILE_DAYS = 366
 async def _recon_text(
     reconciliation: ReconcileService, currency: Currency, days: int
 ) -> str:
-    return screens.reconciliation(await reconciliation.reconcile(days), days, currency)
+    return screens.reconciliation(
+        await reconciliation.reconcile(days), days, currency, await reconciliation.rentals(days)
+    )
 
 
 def build_reconcile_router() -> Router:

@@ -9,11 +9,20 @@ from pathlib import Path
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.callbacks import AdminCb
+from handlers.callbacks import AdminCb, AdminRentalCb
 from handlers.orders.screens import status_label
 from handlers.ui import button, esc, pager
 from shop.i18n import _, __, format_date, ngettext
-from shop.models import AuditEntry, LedgerKind, Order, OrderCode, PromoCode, User
+from shop.models import (
+    AuditEntry,
+    LedgerKind,
+    Order,
+    OrderCode,
+    PromoCode,
+    Rental,
+    RentalTotals,
+    User,
+)
 from shop.money import Currency
 from shop.services.markups import PricingView
 from shop.services.people import UserCard
@@ -33,6 +42,9 @@ LEDGER_KINDS = {
     LedgerKind.TOPUP_REFUND: __("top-up refund"),
     LedgerKind.PROMO: __("promo code"),
     LedgerKind.REFERRAL: __("referral bonus"),
+    LedgerKind.RENTAL: __("rental"),
+    LedgerKind.RENTAL_EXTEND: __("rental extension"),
+    LedgerKind.RENTAL_REFUND: __("rental refund"),
 }
 
 
@@ -180,6 +192,66 @@ def _sms_period(name: str, period: SmsPeriod, currency: Currency) -> str:
     )
 
 
+def rental_details(rental: Rental, currency: Currency, refundable: bool) -> str:
+    """An admin's view of one rental (/rental)."""
+    lines = [
+        _("🏠 <b>Rental #{id}</b>").format(id=rental.id),
+        _("User: <code>{user}</code>").format(user=rental.user_id),
+        _("SMSPool: rental {offer} · code <code>{code}</code> · {country}").format(
+            offer=esc(rental.offer_id),
+            code=esc(rental.rental_code or "—"),
+            country=esc(rental.country),
+        ),
+        _("Number: {phone}").format(phone=f"<code>{esc(rental.phone or '—')}</code>"),
+        _("State: {state} · {days} days · extendable: {ext}").format(
+            state=rental.state.value,
+            days=rental.days,
+            ext=_("yes") if rental.extendable else _("no"),
+        ),
+        _("Price {price} · paid net {paid} · cost {cost}").format(
+            price=currency.format(rental.price),
+            paid=currency.format(rental.paid),
+            cost=currency.format(rental.cost),
+        ),
+        _("Messages: {n}").format(n=rental.messages),
+    ]
+    if rental.expires_at is not None:
+        lines.append(_("Expires: {date} UTC").format(date=format_date(rental.expires_at)))
+    if rental.needs_attention:
+        lines.append(_("⚠️ Needs attention: {error}").format(error=esc(rental.error or "")))
+    if not refundable:
+        lines.append(_("Not refundable now (after 12 hours, after a message, or ended)."))
+    return "\n".join(lines)
+
+
+def rental_details_keyboard(rental_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("↩️ Refund this rental"), AdminRentalCb(rid=rental_id, act="refund"))]
+        ]
+    )
+
+
+def rental_refunded(rental_id: int, refunded: int, currency: Currency) -> str:
+    return _("Rental #{id} refunded: {amount} back to the customer.").format(
+        id=rental_id, amount=currency.format(refunded)
+    )
+
+
+def rental_period(name: str, totals: RentalTotals, currency: Currency) -> str:
+    return _(
+        "<b>{name}</b>: {count} rentals ({live} live) · revenue {revenue} · cost {cost} · "
+        "margin {margin}"
+    ).format(
+        name=name,
+        count=totals.count,
+        live=totals.live,
+        revenue=currency.format(totals.revenue),
+        cost=currency.format(totals.cost),
+        margin=currency.format(totals.margin),
+    )
+
+
 def balance_line(account: AccountBalance, currency: Currency, threshold: int) -> str:
     if account.amount is None:
         return _("{title}: unavailable ({error})").format(
@@ -216,6 +288,13 @@ def stats(result: Stats, currency: Currency, titles: dict[str, str], low_balance
         lines.append(_sms_period(_("SMS today"), result.sms_today, currency))
     if result.sms_total is not None:
         lines.append(_sms_period(_("SMS total"), result.sms_total, currency))
+    if result.rentals is not None:
+        for name, totals in zip(
+            (_("Rentals today"), _("Rentals, 7 days"), _("Rentals total")),
+            result.rentals,
+            strict=True,
+        ):
+            lines.append(rental_period(name, totals, currency))
     if result.routes:
         lines.append("\n" + _("<b>Routes, 7 days</b> (orders with a code / with a number):"))
         for route in result.routes:
@@ -428,7 +507,12 @@ def _balance_check(change: BalanceChange, code: str) -> list[str]:
     return lines
 
 
-def reconciliation(results: list[Reconciliation], days: int, currency: Currency) -> str:
+def reconciliation(
+    results: list[Reconciliation],
+    days: int,
+    currency: Currency,
+    rentals: RentalTotals | None = None,
+) -> str:
     lines = [
         _("⚖️ <b>Reconciliation, last {days}</b>").format(
             days=ngettext("{n} day", "{n} days", days).format(n=days)
@@ -476,6 +560,8 @@ def reconciliation(results: list[Reconciliation], days: int, currency: Currency)
                     item.flagged,
                 ).format(n=item.flagged)
             )
+    if rentals is not None:
+        lines.extend(["", rental_period(_("SMSPool rentals"), rentals, currency)])
     if not results:
         lines.append(_("No provider is configured."))
     lines.extend(

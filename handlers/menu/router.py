@@ -13,6 +13,7 @@ from handlers.ui import Screen, answer, back_to_menu, show
 from shop.i18n import _, i18n, language_name, locale_of
 from shop.models import User
 from shop.money import Currency
+from shop.services.rentals import RentalService
 from shop.services.users import UserService
 
 
@@ -23,6 +24,24 @@ def _language_screen(user: User) -> Screen:
     return (
         screens.language_text(current, names),
         screens.language_keyboard(locales, names, current),
+    )
+
+
+async def _main_menu(
+    user: User,
+    currency: Currency,
+    sandbox: bool,
+    sms_enabled: bool,
+    rentals_enabled: bool,
+    state: FSMContext,
+    raw_state: str | None,
+) -> Screen:
+    """The main menu; any half-typed input (an SMS) is abandoned."""
+    if raw_state is not None:  # loaded by aiogram's FSM middleware already
+        await state.clear()
+    return (
+        screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
+        screens.main_menu_keyboard(sms_enabled, rentals_enabled),
     )
 
 
@@ -38,13 +57,12 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()  # any half-typed input (an SMS) is abandoned
-        await message.answer(
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            reply_markup=screens.main_menu_keyboard(sms_enabled),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
     async def help_command(message: Message, sms_enabled: bool) -> None:
@@ -83,15 +101,13 @@ def build_menu_router() -> Router:
         sms_enabled: bool,
         state: FSMContext,
         raw_state: str | None,
+        rentals: RentalService | None,
     ) -> None:
-        if raw_state is not None:  # loaded by aiogram's FSM middleware already
-            await state.clear()
-        await answer(callback)
-        await show(
-            callback,
-            screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
-            screens.main_menu_keyboard(sms_enabled),
+        text, markup = await _main_menu(
+            user, currency, sandbox, sms_enabled, rentals is not None, state, raw_state
         )
+        await answer(callback)
+        await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
     async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:

@@ -68,21 +68,25 @@ def language_text(current: str, names: dict[str, str]) -> str:
     )
 
 
-_MAIN_MENUS: dict[tuple[str, bool], InlineKeyboardMarkup] = {}
+_MAIN_MENUS: dict[tuple[str, bool, bool], InlineKeyboardMarkup] = {}
 
 
-def main_menu_keyboard(sms_enabled: bool = False) -> InlineKeyboardMarkup:
+def main_menu_keyboard(
+    sms_enabled: bool = False, rentals_enabled: bool = False
+) -> InlineKeyboardMarkup:
     """The main menu; built once per language (markups are immutable, so one is shared)."""
-    key = (i18n.current_locale, sms_enabled)
+    key = (i18n.current_locale, sms_enabled, rentals_enabled)
     markup = _MAIN_MENUS.get(key)
     if markup is None:
-        markup = _MAIN_MENUS[key] = _main_menu(sms_enabled)
+        markup = _MAIN_MENUS[key] = _main_menu(sms_enabled, rentals_enabled)
     return markup
 
 
-def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
+def _main_menu(sms_enabled: bool, rentals_enabled: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.add(button(_("📱 Buy a number"), MenuCb(to="buy")))
+    if rentals_enabled:
+        builder.add(button(_("🏠 Rent a number"), MenuCb(to="rent")))
     if sms_enabled:
         builder.add(button(_("✉️ Send SMS"), MenuCb(to="sms")))
     builder.add(
@@ -91,7 +95,8 @@ def _main_menu(sms_enabled: bool) -> InlineKeyboardMarkup:
         button(_("❓ Help"), MenuCb(to="help")),
         button(_("🌐 Language"), MenuCb(to="language")),
     )
-    builder.adjust(*((2, 2, 2) if sms_enabled else (1, 2, 2)))
+    first = 1 + int(sms_enabled) + int(rentals_enabled)
+    builder.adjust(*((first if first < 3 else 3), 2, 2))
     return builder.as_markup()
 
 

@@ -124,11 +124,8 @@ def build_sms_router() -> Router:
         outcome = await sms.send(user.id, callback_data.sid, callback.from_user.id, message_id)
         match outcome:
             case SmsSent(view=view):
-                await show(
-                    callback,
-                    screens.sms_status_text(view.send, view.messages, currency),
-                    screens.sms_status_keyboard(view.send.id),
-                )
+                text, markup = screens.sms_status(view.send, view.messages, currency)
+                await show(callback, text, markup)
             case SmsNotSent():
                 await show(callback, screens.sms_not_sent(outcome, currency), back_to_menu())
             case SmsAlreadySending():
@@ -144,10 +141,7 @@ def build_sms_router() -> Router:
     ) -> None:
         view = await sms.view(user.id, callback_data.sid)
         await answer(callback)
-        await show(
-            callback,
-            screens.sms_status_text(view.send, view.messages, currency),
-            screens.sms_status_keyboard(view.send.id),
-        )
+        text, markup = screens.sms_status(view.send, view.messages, currency)
+        await show(callback, text, markup)
 
     return router

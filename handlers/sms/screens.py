@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiogram.types import InlineKeyboardMarkup
 
 from handlers.callbacks import MenuCb, OrdersCb, SmsCb, WalletCb
-from handlers.ui import button, esc
+from handlers.ui import Screen, button, esc
 from shop.i18n import N_, _, __, ngettext, user_text
 from shop.models import SmsMessage, SmsSend
 from shop.money import Currency
@@ -173,6 +173,11 @@ def sms_status_text(send: SmsSend, messages: list[SmsMessage], currency: Currenc
             _("The provider did not accept this SMS. The full price is back on your balance.")
         )
     return "\n".join(lines)
+
+
+def sms_status(send: SmsSend, messages: list[SmsMessage], currency: Currency) -> Screen:
+    """The status message of a send: one line per recipient, Refresh, My orders, Menu."""
+    return sms_status_text(send, messages, currency), sms_status_keyboard(send.id)
 
 
 def sms_line(send: SmsSend, currency: Currency) -> str:

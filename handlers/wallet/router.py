@@ -8,7 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from handlers.callbacks import MenuCb, WalletCb
-from handlers.ui import answer, show
+from handlers.ui import Screen, answer, show
 from handlers.wallet import screens
 from shop.errors import InvalidInput
 from shop.i18n import _
@@ -18,6 +18,21 @@ from shop.services.promos import PromoService
 from shop.services.wallet import WalletService
 
 RECENT = 5
+
+
+async def _balance(
+    user: User,
+    wallet: WalletService,
+    currency: Currency,
+    state: FSMContext,
+    raw_state: str | None,
+) -> Screen:
+    """The Balance screen. A half-typed top-up amount is dropped: "Cancel" on the
+    typed-amount prompt comes back here."""
+    if raw_state is not None and raw_state.startswith("TopupForm:"):
+        await state.clear()
+    recent = await wallet.history(user.id, RECENT)
+    return screens.balance_text(user.balance, currency, recent), screens.balance_keyboard()
 
 
 def build_wallet_router() -> Router:
@@ -32,13 +47,8 @@ def build_wallet_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        if raw_state is not None and raw_state.startswith("TopupForm:"):
-            await state.clear()
-        recent = await wallet.history(user.id, RECENT)
-        await message.answer(
-            screens.balance_text(user.balance, currency, recent),
-            reply_markup=screens.balance_keyboard(),
-        )
+        text, markup = await _balance(user, wallet, currency, state, raw_state)
+        await message.answer(text, reply_markup=markup)
 
     @router.callback_query(MenuCb.filter(F.to == "balance"))
     async def balance_menu(
@@ -49,15 +59,9 @@ def build_wallet_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        if raw_state is not None and raw_state.startswith("TopupForm:"):
-            await state.clear()  # "Cancel" on the typed-amount prompt comes back here
+        text, markup = await _balance(user, wallet, currency, state, raw_state)
         await answer(callback)
-        recent = await wallet.history(user.id, RECENT)
-        await show(
-            callback,
-            screens.balance_text(user.balance, currency, recent),
-            screens.balance_keyboard(),
-        )
+        await show(callback, text, markup)
 
     @router.message(Command("history"))
     async def history_command(

@@ -26,6 +26,9 @@ def kind_label(entry: LedgerEntry) -> str:
         LedgerKind.ADJUSTMENT: _("Adjustment"),
         LedgerKind.PROMO: _("Promo code"),
         LedgerKind.REFERRAL: _("Referral bonus"),
+        LedgerKind.RENTAL: _("Number rental"),
+        LedgerKind.RENTAL_EXTEND: _("Rental extended"),
+        LedgerKind.RENTAL_REFUND: _("Rental refunded"),
     }
     label = labels.get(entry.kind, entry.kind.value)
     if entry.kind is LedgerKind.PROMO and entry.promo_code:

@@ -686,6 +686,11 @@ class SMSPoolRoute:
         self._lifetime = DEFAULT_LIFETIME
 
     @property
+    def client(self) -> SMSPoolClient:
+        """The account's client (rentals share its key and request budget)."""
+        return self._client
+
+    @property
     def timestamp_offset(self) -> float | None:
         """How far SMSPool's `timestamp` runs ahead of UTC (seconds), once learned."""
         return self._timestamp_offset

@@ -9,10 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shop.models import ReconOrder, Snapshot
+from shop.models import ReconOrder, RentalTotals, Snapshot
 from shop.ports import ReconRepository
 from shop.providers.base import ProviderError, Route
-from shop.services.stats import DAY, account_title, accounts, upstream_balance
+from shop.services.stats import (
+    DAY,
+    RentalFigures,
+    account_title,
+    accounts,
+    upstream_balance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +89,22 @@ def _returned_upstream(order: ReconOrder) -> bool:
 
 
 class ReconcileService:
-    def __init__(self, repo: ReconRepository, routes: Mapping[str, Route]) -> None:
+    def __init__(
+        self,
+        repo: ReconRepository,
+        routes: Mapping[str, Route],
+        rentals: RentalFigures | None = None,
+    ) -> None:
         self._repo = repo
         self._routes = routes
+        self._rentals = rentals
+
+    async def rentals(self, days: int) -> RentalTotals | None:
+        """SMSPool rentals bought in the last `days` days: what customers paid net, what
+        SMSPool was paid, the margin; None when rentals are not sold."""
+        if self._rentals is None:
+            return None
+        return await self._rentals.totals(int(time.time()) - days * DAY)
 
     async def snapshot_balances(self) -> None:
         """The balance-snapshot job: each upstream account's balance, kept for /reconcile."""

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
-from shop.models import RouteSuccess, TopService, TopupTotals
+from shop.models import RentalTotals, RouteSuccess, TopService, TopupTotals
 from shop.money import Currency
 from shop.ports import OrderRepository, ShopSettings, SmsRepository, StatsRepository
 from shop.providers.base import ProviderError, Route
@@ -72,6 +73,12 @@ class Stats:
     topups: tuple[TopupTotals, TopupTotals, TopupTotals] | None = None
     balances: list[AccountBalance] = field(default_factory=list)
     self_check: SelfCheckStatus | None = None
+    # rentals bought today / in 7 days / in total; None while rentals are not sold
+    rentals: tuple[RentalTotals, RentalTotals, RentalTotals] | None = None
+
+
+class RentalFigures(Protocol):
+    async def totals(self, since: int = 0) -> RentalTotals: ...
 
 
 def start_of_today() -> int:
@@ -107,7 +114,9 @@ class StatsService:
         settings: ShopSettings,
         sms: SmsRepository | None,
         self_check: SelfCheckService,
+        rentals: RentalFigures | None = None,
     ) -> None:
+        self._rentals = rentals
         self._repo = repo
         self._orders = orders
         self.routes = routes
@@ -142,7 +151,15 @@ class StatsService:
         total_topups = await self._repo.topups(0)
         if total_topups.count:
             topups = (await self._repo.topups(today), await self._repo.topups(week), total_topups)
+        rentals = None
+        if self._rentals is not None:
+            rentals = (
+                await self._rentals.totals(today),
+                await self._rentals.totals(week),
+                await self._rentals.totals(0),
+            )
         return Stats(
+            rentals=rentals,
             users=counts.total,
             users_today=counts.new_since,
             today=await period(today),

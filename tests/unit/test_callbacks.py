@@ -7,6 +7,7 @@ from aiogram.filters.callback_data import CallbackData
 
 from handlers.callbacks import (
     AdminCb,
+    AdminRentalCb,
     BroadcastCb,
     CountryCb,
     LanguageCb,
@@ -15,6 +16,11 @@ from handlers.callbacks import (
     OrderCb,
     OrdersCb,
     QuoteCb,
+    RentalCb,
+    RentalsCb,
+    RentKindCb,
+    RentOfferCb,
+    RentPayCb,
     RouteCb,
     ServiceCb,
     ServicesCb,
@@ -45,6 +51,13 @@ SAMPLES: list[CallbackData] = [
     LanguageCb(locale="ru"),
     AdminCb(to="stats", n=7),
     BroadcastCb(bid=3, act="send"),
+    RentKindCb(e=1, page=3),
+    RentOfferCb(e=1, oid="123456", d=30, s="1012"),
+    # The longest: every field at a realistic maximum (a 6-digit offer, a 6-digit service).
+    RentPayCb(e=1, oid="123456", d=30, p=99_999_999, t="0123abcd", s="123456"),
+    RentalCb(rid=4_000_000_000, act="refundok", d=30, n=99_999, p=99_999_999),
+    RentalsCb(page=2),
+    AdminRentalCb(rid=4_000_000_000, act="refund"),
 ]
 
 
