@@ -113,7 +113,7 @@ class App:
         if self.sms is not None:
             await self.sms.recover()
         if self.rentals is not None:
-            await self.rentals.recover()
+            await self.rentals.recover(alone=len(await self.instances.live()) <= 1)
         if self.rental_poller is not None:
             self.rental_poller.start()
         await self.broadcasts.resume()
@@ -132,6 +132,11 @@ class App:
         PostgreSQL is backed up with pg_dump by the operator)."""
         if self.admin.backups.available:
             await self.admin.backups.backup()
+
+    async def resume_broadcasts(self) -> None:
+        """Go on with a broadcast whose sender (another instance) died, if this one can take
+        its lease."""
+        await self.broadcasts.resume()
 
     async def purge_expired(self) -> None:
         """Delete quotes and SMS drafts whose price expired unused (what every tap stores)."""
@@ -263,6 +268,8 @@ class App:
             if self.web is not None:
                 await self.web.stop()
         await self.broadcasts.close(graceful=graceful)  # before the bot session and database
+        if graceful:
+            await self._release_leases()  # nothing of this instance's runs any more
         await self.catalog.close()
         for budget in self.budgets:
             budget.close()
@@ -272,6 +279,14 @@ class App:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+
+    async def _release_leases(self) -> None:
+        """A graceful stop hands this instance's orders and jobs to the others at once (a
+        crash leaves them to run out)."""
+        try:
+            await self.jobs.release_leases()
+        except Exception:
+            log.exception("Leases not released; they run out by themselves")
 
 
 async def _leave(instances: InstanceRegistry) -> None:
@@ -307,7 +322,7 @@ async def build_app(settings: Settings) -> App:
     http = create_http_client(settings)
     providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)
-    shop = create_services(settings, db, repos, providers, bot)
+    shop = create_services(settings, db, repos, providers, bot, instances.instance.id)
     readiness = Readiness()
     require_dependencies(readiness, db, redis)
     web = create_listener(

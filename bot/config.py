@@ -131,6 +131,15 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     redis_url: SecretStr | None = None
     redis_prefix: str = Field(default="numbot", min_length=1, max_length=64)
+    # Several instances: each live order is watched by the one instance holding its lease,
+    # renewed every third of this; when an instance dies, the others take its orders once
+    # the lease runs out. So this bounds how long an order goes unwatched (codes wait, a
+    # deadline passes) after a crash. 30 s: a lease survives two missed renewals (a stalled
+    # loop, a slow commit) before an order changes hands, a dead instance's orders resume
+    # well within any code's life and the order timeout, it ends with the dead instance's
+    # registry heartbeat (30 s), and renewing costs one UPDATE per instance every 10 s. An
+    # instance that stops cleanly, or restarts on the same machine, hands over at once.
+    order_lease_seconds: int = Field(default=30, ge=3, le=3600)
 
     # Protection.
     throttle_per_second: float = Field(default=2.0, gt=0)

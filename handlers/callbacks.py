@@ -51,6 +51,13 @@ class ServiceCb(CallbackData, prefix="s"):
     page: Page = 0
 
 
+class AzCb(CallbackData, prefix="az"):
+    """A page of everything A-Z: the services (sid 0), or one service's countries."""
+
+    sid: UInt = 0
+    page: Page = 0
+
+
 class CountryCb(CallbackData, prefix="c"):
     sid: UInt
     cc: str
@@ -133,7 +140,7 @@ class RentOfferCb(CallbackData, prefix="ro"):
     e: UInt
     oid: str  # SMSPool's rental id
     d: UInt = 0  # 0: pick a period; else the confirm screen for `d` days
-    s: str = ""  # a single-service line: SMSPool's service id
+    s: UInt = 0  # a single-service line: the catalog's service id (0: any service)
 
 
 class RentPayCb(CallbackData, prefix="rp"):
@@ -142,7 +149,17 @@ class RentPayCb(CallbackData, prefix="rp"):
     d: UInt
     p: UInt  # the price shown (minor units): a higher price is never charged
     t: str  # the confirm screen's token: one purchase per screen
-    s: str = ""
+    s: UInt = 0  # the catalog's service id of a single-service line (0: any service)
+
+
+class RentSvcCb(CallbackData, prefix="rsv"):
+    """The single-service picker of a confirm screen (rental `oid`, `d` days)."""
+
+    e: UInt
+    oid: str
+    d: UInt
+    page: Page = 0
+    find: UInt = 0  # 1: ask for a typed service name
 
 
 class RentalCb(CallbackData, prefix="rl"):

@@ -22,6 +22,7 @@ from handlers.buy.screens import in_stock_keyboard
 from handlers.orders.screens import code_message, order_card, order_closed_text, order_keyboard
 from handlers.rentals.screens import (
     ended_text,
+    extension_failed_text,
     failed_text,
     forwarded_message,
     reminder_keyboard,
@@ -205,6 +206,12 @@ class TelegramNotifier:
     async def rental_failed(self, rental: Rental, refunded: int) -> None:
         with i18n.use_locale(await self._locale(rental.user_id)):
             text = failed_text(rental, refunded, self.currency)
+        chat = rental.chat_id or rental.user_id
+        await self._send(rental.user_id, lambda: self.bot.send_message(chat, text))
+
+    async def rental_extension_failed(self, rental: Rental, days: int, refunded: int) -> None:
+        with i18n.use_locale(await self._locale(rental.user_id)):
+            text = extension_failed_text(rental, days, refunded, self.currency)
         chat = rental.chat_id or rental.user_id
         await self._send(rental.user_id, lambda: self.bot.send_message(chat, text))
 

@@ -209,6 +209,36 @@ def lazy(msgid: str, /, **params: object) -> LazyText:
     return LazyText(msgid, params)
 
 
+class LazyDate(LazyText):
+    """A Unix time shown as `format_date(...) UTC` in the reader's language: a parameter of
+    a `lazy` alert, so each admin reads a date, not Unix seconds."""
+
+    __slots__ = ("timestamp",)
+
+    def __init__(self, timestamp: float) -> None:
+        super().__init__("", {})
+        self.timestamp = timestamp
+
+    def __str__(self) -> str:
+        return f"{format_date(self.timestamp)} UTC"
+
+    def __repr__(self) -> str:
+        return f"LazyDate({self.timestamp!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyDate):
+            return self.timestamp == other.timestamp
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.timestamp)
+
+
+def lazy_date(timestamp: float) -> LazyDate:
+    """A date (and time, UTC) for a `lazy` text, rendered in the language it is shown in."""
+    return LazyDate(timestamp)
+
+
 def user_text(error: BaseException) -> str:
     """An error's user message in the current language.
 

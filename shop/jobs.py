@@ -8,6 +8,13 @@ process memory and are rebuilt from it at start (`OrderService.recover()`), and 
 re-watches any live order that is missing. A poll is due again one poll interval after it
 *started*, so when the request budget is the bottleneck the next poll follows at once and the
 cycle is max(interval, budget wait). No order is polled (or expired) twice at the same time.
+
+With several instances on one database (issue 14) each watches only the orders it holds a
+lease on (`shop.services.leases`): those it bought, and those it claimed because nobody held
+them. `keep_leases` runs every third of ORDER_LEASE_SECONDS: it renews this instance's leases
+in one UPDATE, drops from the queues any order another instance took, and claims the free
+ones. Periodic jobs that must run once for the whole shop (`every(..., singleton=True)`) run
+only on the instance holding the job's lease in `job_leases`.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from shop import metrics
 from shop.models import Rental
-from shop.services.orders import OrderService
+from shop.services.leases import Leases, job_lease_seconds
+from shop.services.orders import WATCHED, OrderService
 from shop.services.rentals import RentalService
 from shop.services.sms import SmsService
 
@@ -106,6 +114,10 @@ class DueQueue:
     def has(self, order_id: int) -> bool:
         return order_id in self._due or order_id in self._running
 
+    def ids(self) -> set[int]:
+        """Every id scheduled or running."""
+        return set(self._due) | self._running
+
     def is_running(self, order_id: int) -> bool:
         return order_id in self._running
 
@@ -171,10 +183,14 @@ class OrderJobs:
     """Implements `shop.services.orders.Jobs`: due-queues for orders, APScheduler for the rest."""
 
     def __init__(
-        self, poll_interval: float, route_intervals: dict[str, float] | None = None
+        self,
+        poll_interval: float,
+        route_intervals: dict[str, float] | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self.route_intervals = route_intervals or {}
+        self.leases = leases  # None: the only process, no leases (unit tests of the queues)
         # misfire_grace_time=None: a late one-shot job still runs (the default 1 s drops it).
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -257,10 +273,15 @@ class OrderJobs:
         seconds: float,
         func: Callable[[], Awaitable[None]],
         first_in: float | None = None,
+        singleton: bool = False,
     ) -> None:
-        """A periodic job (catalog refresh, sweeper)."""
+        """A periodic job (catalog refresh, sweeper). Every instance schedules it; a
+        `singleton` one runs its body only on the instance holding the job's lease."""
+        body = self._guarded(job_id, func)
+        if singleton and self.leases is not None:
+            body = self._singleton(job_id, seconds, body, self.leases)
         self.scheduler.add_job(
-            self._tracked(self._guarded(job_id, func)),
+            self._tracked(body),
             "interval",
             seconds=seconds,
             id=job_id,
@@ -330,6 +351,45 @@ class OrderJobs:
             self._deadlines.schedule(order_id, time.time() + DEADLINE_RETRY_SECONDS)
 
     @staticmethod
+    def _singleton(
+        name: str, period: float, body: Callable[[], Awaitable[None]], leases: Leases
+    ) -> Callable[[], Awaitable[None]]:
+        """Run `body` only while this instance holds the lease on job `name`: taken (or renewed)
+        at each run for one period plus a margin, and renewed while the run lasts."""
+        hold = job_lease_seconds(period)
+        held = False  # this instance ran it last time (for the takeover counter)
+
+        async def renew_while_running() -> None:
+            while True:
+                await asyncio.sleep(hold / 3)
+                try:
+                    await leases.acquire_job(name, hold)
+                except Exception:
+                    log.exception("Renewing the lease of job %s failed", name)
+
+        async def run() -> None:
+            nonlocal held
+            try:
+                mine = await leases.acquire_job(name, hold)
+            except Exception:
+                log.exception("Job %s: its lease could not be read; skipped this time", name)
+                return
+            if not mine:
+                held = False
+                return
+            if not held:
+                metrics.job_lease_taken(name)
+                log.info("Job %s runs on this instance from now on", name)
+                held = True
+            renewer = asyncio.get_running_loop().create_task(renew_while_running())
+            try:
+                await body()
+            finally:
+                renewer.cancel()
+
+        return run
+
+    @staticmethod
     def _guarded(
         job_id: str, func: Callable[[], Awaitable[None]]
     ) -> Callable[[], Awaitable[None]]:
@@ -343,8 +403,53 @@ class OrderJobs:
 
     async def sweep(self) -> None:
         """Safety net: purchases stuck in `created` past their grace period are settled; every
-        live order is watched; overdue ones close; stray codes go out."""
+        live order is watched; overdue ones close; stray codes go out. With leases, it is a
+        singleton job, and watching (what this instance holds) is `keep_leases`' part."""
         await self.orders.settle_stuck_purchases()
+        if self.leases is None:
+            await self._rewatch_all()
+        await self.orders.sweep_codes()
+
+    def held_ids(self) -> set[int]:
+        """The orders this instance watches: polled, or with a deadline pending."""
+        return set(self._route_of) | self._deadlines.ids()
+
+    async def keep_leases(self) -> None:
+        """Every third of the lease: renew what this instance holds (one UPDATE), drop from
+        the queues what another instance took, watch any held order that is missing (the
+        sweeper's old safety net, for this instance's own), then claim what nobody holds."""
+        before = self.held_ids()  # all held before the renewal began: missing now = taken
+        held = await self.orders.renew_leases()
+        ids = {order_id for order_id, _, _, _ in held}
+        lost = sorted(i for i in before if i not in ids and i in self.held_ids())
+        for order_id in lost:
+            self.unwatch(order_id)
+        if lost:
+            metrics.leases_lost("order", len(lost))
+            log.info("Orders %s are no longer held by this instance; dropped", lost)
+        now = time.time()
+        for order_id, status, deadline, route in held:
+            if status not in WATCHED or deadline is None:
+                continue  # `created`: its purchase is running on this instance
+            if not self.is_watched(order_id):
+                log.info("Order %s is held here but was not watched; watching it", order_id)
+                self.watch(order_id, deadline, route)
+            elif deadline < now and not self._deadlines.has(order_id):
+                self._deadlines.schedule(order_id, now)
+        await self.orders.claim_free()
+
+    async def claim_free(self) -> None:
+        """Between renewals: take the orders nobody holds (a dead instance's, once its lease
+        ran out)."""
+        await self.orders.claim_free()
+
+    async def release_leases(self) -> None:
+        """A graceful stop: the other instances take over at their next round."""
+        if self.leases is not None:
+            released = await self.leases.release()
+            log.info("Released %s lease(s)", released)
+
+    async def _rewatch_all(self) -> None:
         now = time.time()
         async for order_id, _, deadline, route in self.orders.orders.live_brief():
             if deadline is None:
@@ -354,7 +459,6 @@ class OrderJobs:
                 self.watch(order_id, deadline, route)
             elif deadline < now and not self._deadlines.has(order_id):
                 self._deadlines.schedule(order_id, now)
-        await self.orders.sweep_codes()
 
 
 class SmsJobs:
@@ -388,6 +492,14 @@ class SmsJobs:
             id=f"sms:{send_id}",
             replace_existing=True,
         )
+
+    def watched_sms(self) -> set[int]:
+        """The sends this instance polls (a job each)."""
+        return {
+            int(job.id.split(":", 1)[1])
+            for job in self.scheduler.get_jobs()
+            if job.id.startswith("sms:")
+        }
 
     def unwatch_sms(self, send_id: int) -> None:
         try:
@@ -426,8 +538,9 @@ class RentalPoller:
     """Polls live rentals, each at least once every `RentalService.poll_seconds`.
 
     The schedule is the database's (`rentals.next_poll_at`): every `tick` seconds the poller
-    claims the rentals due, oldest due first (`claim_due` pushes each one period ahead in the
-    same statement, so a restart resumes where it stopped and a lease can wrap the claim), and
+    claims the rentals due, oldest due first (`claim_due` pushes each one period ahead by a
+    conditional UPDATE per rental, so a restart resumes where it stopped and two instances
+    never poll the same rental in one period), and
     polls them, at most `in_flight` at once. How many it claims is paced by a token bucket
     refilled at `per_minute / 2` rentals a minute (two requests a poll): rentals take no more
     than their share of the SMSPool budget and leave the rest to one-time orders, and 300

@@ -68,6 +68,36 @@ UPSTREAM_THROTTLED = Counter(
     "HTTP 429 (Too Many Requests) answers from upstream providers",
     ["provider"],
 )
+LEASES_CLAIMED = Counter(
+    "numbot_leases_claimed_total",
+    "Leases this instance took over because nobody held them (their instance died or "
+    "stopped), by kind (order, sms)",
+    ["kind"],
+)
+LEASES_LOST = Counter(
+    "numbot_leases_lost_total",
+    "Leases this instance held and found taken by another instance (or the order closed "
+    "elsewhere) at a renewal, by kind (order, sms)",
+    ["kind"],
+)
+JOB_LEASES_TAKEN = Counter(
+    "numbot_job_leases_taken_total",
+    "Singleton jobs this instance took the lease of (at its start, or from an instance "
+    "that died or stopped), by job",
+    ["job"],
+)
+
+
+def leases_claimed(kind: str, count: int) -> None:
+    LEASES_CLAIMED.labels(kind).inc(count)
+
+
+def leases_lost(kind: str, count: int) -> None:
+    LEASES_LOST.labels(kind).inc(count)
+
+
+def job_lease_taken(job: str) -> None:
+    JOB_LEASES_TAKEN.labels(job).inc()
 
 
 def update_handled(kind: str, outcome: str, seconds: float) -> None:
@@ -105,8 +135,9 @@ def upstream_request(provider: str, status: int | None, seconds: float) -> None:
 
 
 class LiveOrders(Collector):
-    """`numbot_live_orders{route}`: the live orders this instance watches, read at scrape time
-    from each running app's jobs (a gauge that is never out of step with them)."""
+    """`numbot_live_orders{route}`: the live orders this instance holds the lease on and
+    watches, read at scrape time from each running app's jobs (a gauge that is never out of
+    step with them)."""
 
     def __init__(self) -> None:
         self._sources: list[Callable[[], Mapping[str, int]]] = []
@@ -127,7 +158,7 @@ class LiveOrders(Collector):
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "numbot_live_orders",
-            "Live orders watched by this instance, by route",
+            "Live orders held (leased) and watched by this instance, by route",
             labels=["route"],
         )
         with self._lock:

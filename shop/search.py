@@ -287,9 +287,13 @@ class SearchIndex:
             left, right = _halves(words, cut)
             for service_text, country_text in ((left, right), (right, left)):
                 if service_text not in services:
-                    services[service_text] = self.services(service_text, _HALF_LIMIT)
+                    services[service_text] = _whole(
+                        service_text, self.services(service_text, _HALF_LIMIT)
+                    )
                 if country_text not in countries:
-                    countries[country_text] = self.countries(country_text, locale, _HALF_LIMIT)
+                    countries[country_text] = _whole(
+                        country_text, self.countries(country_text, locale, _HALF_LIMIT)
+                    )
                 found_services, found_countries = services[service_text], countries[country_text]
                 for service in found_services:
                     for country in found_countries:
@@ -298,6 +302,14 @@ class SearchIndex:
                 if picked_service is not None and picked_country is not None:
                     _keep_best(sure, _pair(picked_service, picked_country))
         return _best_first(sure), _best_first(candidates)
+
+
+def _whole(half: str, matches: tuple[M, ...]) -> tuple[M, ...]:
+    """A half of one letter stands for a whole name or code only: the "t" of "AT&T" is not
+    the start of "The States"."""
+    if len(half) > 1:
+        return matches
+    return tuple(match for match in matches if match.score >= EXACT)
 
 
 def _picked_score(matches: Sequence[M]) -> float:

@@ -208,7 +208,7 @@ class CatalogRepo:
     async def services(
         self, routes: Sequence[str], query: str, limit: int, offset: int
     ) -> list[Service]:
-        """Services some route sells, most ordered first, then by name; `query` filters names."""
+        """Services some route sells, by name; `query` filters names."""
         marks, params = _in(routes)
         rows = await self.db.fetchall(
             f"""
@@ -216,8 +216,7 @@ class CatalogRepo:
             WHERE EXISTS (SELECT 1 FROM route_services rs
                           WHERE rs.service_id = s.id AND rs.route IN ({marks}))
               AND lower(s.name) LIKE :query ESCAPE '\\'
-            ORDER BY (SELECT COUNT(*) FROM orders o WHERE o.service_id = s.id) DESC,
-                     lower(s.name), s.name
+            ORDER BY lower(s.name), s.name
             LIMIT :limit OFFSET :offset
             """,
             {**params, "query": _like(query), "limit": limit, "offset": offset},

@@ -305,6 +305,13 @@ class Database:
         async with self.connection() as conn:
             yield Tx(conn, self.dialect, self._guard)
 
+    async def write(self, sql: Statement, params: Params | None = None) -> int:
+        """One statement that is its own transaction (an upsert that reads nothing first);
+        returns the affected row count. Anything that reads before it writes uses
+        `transaction()`."""
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
     async def fetchall(self, sql: Statement, params: Params | None = None) -> list[Record]:
         """A read in autocommit: it sees everything committed before it starts."""
         assert self._reader is not None, "database is not connected"

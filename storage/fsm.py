@@ -1,5 +1,4 @@
-"""aiogram FSM storage in the database (SQLite or PostgreSQL), so half-typed input survives a
-restart (no process memory)."""
+"""aiogram FSM storage in SQLite, so half-typed input survives a restart (no process memory)."""
 
 from __future__ import annotations
 
@@ -33,12 +32,12 @@ class SQLiteStorage(BaseStorage):
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO fsm (key, state) VALUES (:key, :state) "
-                "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-                {"key": _key(key), "state": value},
-            )
+        # One statement, one round trip: the buy screens write a state on many taps.
+        await self.db.write(
+            "INSERT INTO fsm (key, state) VALUES (:key, :state) "
+            "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+            {"key": _key(key), "state": value},
+        )
 
     async def get_state(self, key: StorageKey) -> str | None:
         value = await self.db.lookup_val(
@@ -47,12 +46,11 @@ class SQLiteStorage(BaseStorage):
         return None if value is None else str(value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO fsm (key, data) VALUES (:key, :data) "
-                "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-                {"key": _key(key), "data": json.dumps(dict(data))},
-            )
+        await self.db.write(
+            "INSERT INTO fsm (key, data) VALUES (:key, :data) "
+            "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+            {"key": _key(key), "data": json.dumps(dict(data))},
+        )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         value = await self.db.lookup_val(

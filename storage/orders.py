@@ -281,6 +281,8 @@ class OrderRepo:
         params.update(to=to.value, now=now, id=order_id)
         if not to.is_live:
             assignments.append("finished_at = :now")
+            # Closing an order releases its lease (storage/leases.py).
+            assignments.append("lease_owner = NULL, lease_until = NULL")
         for name, value in fields.items():
             assignments.append(f"{name} = :f_{name}")
             params[f"f_{name}"] = value

@@ -257,29 +257,40 @@ class RentalRepo:
 
     async def claim_due(self, now: int, limit: int, next_at: int) -> list[Rental]:
         """Live rentals due for a poll (`next_poll_at` <= now), oldest due first, at most
-        `limit`; each is pushed to `next_at` in the same statement, so a rental is handed out
-        once per period however many pollers ask (a lease claim can wrap this later)."""
+        `limit`, each pushed to `next_at`. Each rental is claimed by its own conditional
+        UPDATE on the `next_poll_at` this caller read (a compare-and-set), so however many
+        pollers or instances ask, one of them gets a rental per period; the others' UPDATE
+        matches no row and they skip it."""
         if limit <= 0:
             return []
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(
-                """
-                UPDATE rentals SET next_poll_at = :next_at
-                WHERE id IN (
-                    SELECT id FROM rentals
-                    WHERE state IN ('active', 'extended') AND next_poll_at <= :now
-                    ORDER BY next_poll_at, id LIMIT :limit)
-                  AND next_poll_at <= :now
-                RETURNING id
-                """,
-                {"now": now, "limit": limit, "next_at": next_at},
-            )
-            ids = [int(row["id"]) for row in rows]
-            if not ids:
-                return []
-            names, params = _names("r", ids)
-            found = await tx.fetchall(_SELECT + f" WHERE r.id IN ({names})", params)
+        due = await self.db.fetchall(
+            "SELECT id, next_poll_at FROM rentals"
+            " WHERE state IN ('active', 'extended') AND next_poll_at <= :now"
+            " ORDER BY next_poll_at, id LIMIT :limit",
+            {"now": now, "limit": limit},
+        )
+        ids = [
+            int(row["id"])
+            for row in due
+            if await self.claim_poll(int(row["id"]), int(row["next_poll_at"]), next_at)
+        ]
+        if not ids:
+            return []
+        names, params = _names("r", ids)
+        found = await self.db.fetchall(_SELECT + f" WHERE r.id IN ({names})", params)
         return sorted((_rental(row) for row in found), key=lambda rental: rental.id)
+
+    async def claim_poll(self, rental_id: int, seen: int, next_at: int) -> bool:
+        """Move a live rental's `next_poll_at` from `seen` (as read) to `next_at`: True for
+        the one caller whose read was still current."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "UPDATE rentals SET next_poll_at = :next_at"
+                " WHERE id = :id AND next_poll_at = :seen AND state IN ('active', 'extended')"
+                " RETURNING id",
+                {"id": rental_id, "seen": seen, "next_at": next_at},
+            )
+        return row is not None
 
     async def live_count(self) -> int:
         return int(

@@ -187,6 +187,9 @@ orders = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger),
+    # Leases (revision 0003): the instance watching a live order, until when.
+    Column("lease_owner", Text),
+    Column("lease_until", BigInteger),
     CheckConstraint("price > 0"),
     CheckConstraint(f"status IN ({ORDER_STATUSES})"),
 )
@@ -199,6 +202,12 @@ Index(
 Index("orders_created", orders.c.created_at)
 Index("orders_route_activation", orders.c.route, orders.c.activation_id)
 Index("orders_service", orders.c.service_id)
+_LIVE = "status IN ('created', 'number_issued', 'code_received')"
+Index("orders_live_lease_until", orders.c.lease_until, **_where(_LIVE))
+Index("orders_live_lease_owner", orders.c.lease_owner, **_where(_LIVE))
+# Popular first (revision 0004): the counts of the last 30 days' orders read only these.
+Index("orders_bought_since", orders.c.created_at, orders.c.service_id)
+Index("orders_service_bought", orders.c.service_id, orders.c.created_at, orders.c.country)
 
 order_codes = Table(
     "order_codes",
@@ -209,6 +218,8 @@ order_codes = Table(
     Column("text", Text),
     Column("received_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger),
+    Column("send_owner", Text),  # sending it is claimed (revision 0003)
+    Column("send_until", BigInteger),
     UniqueConstraint("order_id", "code"),
 )
 Index("order_codes_undelivered", order_codes.c.order_id, **_where("delivered_at IS NULL"))
@@ -233,6 +244,8 @@ sms_sends = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger),
     Column("charged_at", BigInteger),
+    Column("lease_owner", Text),  # the instance following it (revision 0003)
+    Column("lease_until", BigInteger),
     CheckConstraint("segments > 0"),
     CheckConstraint("total_price > 0"),
     CheckConstraint("status IN ('draft', 'sending', 'sent', 'done', 'failed')"),
@@ -662,4 +675,13 @@ instances = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("seen_at", BigInteger, nullable=False),
     CheckConstraint("shared IN (0, 1)"),
+)
+
+# A singleton job runs only on the instance holding its row (revision 0003).
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("until", BigInteger, nullable=False),  # epoch seconds
 )

@@ -11,7 +11,9 @@ from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
 from storage.db import Database, safe_url
+from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
+from storage.leases import JobLeaseRepo, LeaseRepo
 from storage.orders import OrderRepo, QuoteRepo
 from storage.promos import PromoRepo
 from storage.rentals import RentalRepo
@@ -32,7 +34,10 @@ class Repositories:
     audit: AuditRepo
     broadcasts: BroadcastRepo
     catalog: CatalogRepo
+    job_leases: JobLeaseRepo
+    finding: FindingRepo
     kv: KeyValueRepo
+    leases: LeaseRepo
     ledger: LedgerRepo
     orders: OrderRepo
     promos: PromoRepo
@@ -59,7 +64,10 @@ def create_repositories(db: Database) -> Repositories:
         audit=AuditRepo(db),
         broadcasts=BroadcastRepo(db),
         catalog=CatalogRepo(db),
+        job_leases=JobLeaseRepo(db),
+        finding=FindingRepo(db),
         kv=KeyValueRepo(db),
+        leases=LeaseRepo(db),
         ledger=LedgerRepo(db),
         orders=OrderRepo(db),
         promos=PromoRepo(),

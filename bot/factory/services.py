@@ -23,6 +23,8 @@ from shop.services.backups import BackupService
 from shop.services.broadcast import BroadcastService
 from shop.services.catalog import CatalogService
 from shop.services.crypto import CryptoTopups, supported_fiat
+from shop.services.find import FindService
+from shop.services.leases import Leases
 from shop.services.markups import MarkupService
 from shop.services.orders import OrderService, purchase_grace
 from shop.services.people import PeopleService
@@ -50,6 +52,7 @@ class Services(TypedDict):
     users: UserService
     wallet: WalletService
     catalog: CatalogService
+    find: FindService
     orders: OrderService
     stats: StatsService
     people: PeopleService
@@ -96,6 +99,7 @@ class Shop:
     admin: Admin
     sms: SmsService | None
     crypto: CryptoTopups | None
+    find: FindService
     rentals: RentalService | None = None
     rental_poller: RentalPoller | None = None
 
@@ -107,6 +111,7 @@ class Shop:
             users=self.users,
             wallet=self.wallet,
             catalog=self.catalog,
+            find=self.find,
             orders=self.orders,
             stats=self.admin.stats,
             people=self.admin.people,
@@ -125,17 +130,25 @@ class Shop:
 
 
 def create_services(
-    settings: Settings, db: Database, repos: Repositories, providers: Providers, bot: Bot
+    settings: Settings,
+    db: Database,
+    repos: Repositories,
+    providers: Providers,
+    bot: Bot,
+    instance_id: str,
 ) -> Shop:
+    """Every service; `instance_id` (this process's registry id) owns its leases."""
     currency = Currency.of(settings.currency)
     pricing = Pricing(currency, settings.markup_percent, repos.routing)
     catalog = CatalogService(
         repos.catalog, providers.routes, pricing, settings.catalog_refresh_seconds, repos.routing
     )
+    find = FindService(catalog, repos.finding)
     users = UserService(repos.users)
     wallet = WalletService(db, repos.users, repos.ledger, currency)
     notifier = TelegramNotifier(bot, users, currency, settings.admin_ids)
-    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals)
+    leases = Leases(instance_id, settings.order_lease_seconds, repos.leases, repos.job_leases)
+    jobs = OrderJobs(settings.poll_interval_seconds, providers.intervals, leases)
     orders = OrderService(
         db=db,
         quotes=repos.quotes,
@@ -151,6 +164,7 @@ def create_services(
         cancel_limit=settings.cancel_limit,
         cancel_pause=settings.cancel_pause_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        leases=leases,
     )
     jobs.bind(orders)
     topups = TopupService(
@@ -168,13 +182,13 @@ def create_services(
     promos = PromoService(db, repos.promos, repos.ledger, repos.audit, currency)
     self_check = SelfCheckService(repos.ledger, repos.self_check, repos.kv, notifier, currency)
     broadcasts = BroadcastService(
-        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate
+        repos.broadcasts, TelegramBroadcaster(bot, users), settings.broadcast_rate, leases=leases
     )
     rentals, poller = _create_rentals(settings, db, repos, providers, currency, pricing, notifier)
     admin = _create_admin(
         settings, db, repos, providers, currency, pricing, orders, topups, self_check, rentals
     )
-    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier)
+    sms = _create_sms(settings, db, repos, providers, currency, jobs, notifier, leases)
     crypto = _create_crypto(settings, repos, providers, topups, users, notifier, currency)
     return Shop(
         currency,
@@ -191,6 +205,7 @@ def create_services(
         admin,
         sms,
         crypto,
+        find,
         rentals,
         poller,
     )
@@ -221,6 +236,7 @@ def _create_rentals(
         notifier=notifier,
         poll_seconds=settings.rental_poll_seconds,
         purchase_grace=purchase_grace(settings.http_timeout_seconds),
+        catalog=repos.catalog,
     )
     share = settings.smspool_rate_limit * settings.rental_budget_share
     return rentals, RentalPoller(rentals, share)
@@ -272,6 +288,7 @@ def _create_sms(
     currency: Currency,
     jobs: OrderJobs,
     notifier: TelegramNotifier,
+    leases: Leases,
 ) -> SmsService | None:
     """Outbound SMS through SMSPM, offered when hash and token are set."""
     if providers.smspm is None:
@@ -292,6 +309,7 @@ def _create_sms(
         report_url=smspm_report_url(settings),
         jobs=sms_jobs,
         notifier=notifier,
+        leases=leases,
     )
     sms_jobs.bind(sms)
     return sms

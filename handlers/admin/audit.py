@@ -31,9 +31,7 @@ def build_audit_router() -> Router:
         await show(callback, text, screens.audit_keyboard(page, pages))
 
     @router.message(Command("audit"))
-    async def audit_command(
-        message: Message, command: CommandObject, audit: AuditService
-    ) -> None:
+    async def audit_command(message: Message, command: CommandObject, audit: AuditService) -> None:
         usage = _("/audit [page]")
         (page_text,) = split_args(command, 0, 1, usage) or ["1"]
         page = whole_number(page_text, usage)

@@ -17,9 +17,7 @@ from shop.services.reconcile import ReconcileService
 MAX_RECONCILE_DAYS = 366
 
 
-async def _recon_text(
-    reconciliation: ReconcileService, currency: Currency, days: int
-) -> str:
+async def _recon_text(reconciliation: ReconcileService, currency: Currency, days: int) -> str:
     return screens.reconciliation(
         await reconciliation.reconcile(days), days, currency, await reconciliation.rentals(days)
     )

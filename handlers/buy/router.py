@@ -7,10 +7,13 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from handlers.buy import screens
 from handlers.callbacks import (
+    AzCb,
     CountryCb,
     MenuCb,
     QuoteCb,
@@ -18,15 +21,16 @@ from handlers.callbacks import (
     ServiceCb,
     ServicesCb,
     WatchCb,
-    short_query,
 )
 from handlers.orders.screens import order_card, order_keyboard
 from handlers.ui import Screen, answer, back_to_menu, esc, show
 from shop.errors import BuyPaused
 from shop.i18n import _, i18n
-from shop.models import User
+from shop.models import Country, Service, User
 from shop.money import Currency
+from shop.numbers import parse_uint
 from shop.services.catalog import CatalogService
+from shop.services.find import TYPED_MAX, FindService, Found, FoundKind
 from shop.services.orders import (
     AlreadyBuying,
     Bought,
@@ -35,34 +39,104 @@ from shop.services.orders import (
     Repriced,
 )
 
+AZ_SERVICES_PER_PAGE = 20  # 2 columns x 10 rows
 
-async def services_screen(catalog: CatalogService, query: str = "", page: int = 0) -> Screen:
-    """A page of services, rendered in the current language (kept between catalog changes)."""
+
+class BuyForm(StatesGroup):
+    """What typing does on a buy screen. On the services screen, as outside any input, a
+    typed text is a service or a whole line ("whatsapp usa"): no state, so that the screen
+    most taps land on costs no write."""
+
+    # A service's countries (and its routes): a country's name or code. Kept as
+    # "BuyForm:country:<service id>", so that one write says both what typing does and for
+    # which service (a state and its data would be two writes on every tap of a service).
+    country = State()
+
+
+_COUNTRIES_OF = f"{BuyForm.country.state}:"
+
+
+def _countries_of(service_id: int) -> str:
+    return f"{_COUNTRIES_OF}{service_id}"
+
+
+def _typed(message: Message) -> str:
+    """What was typed, spaces collapsed, at most TYPED_MAX characters (echoed, escaped)."""
+    return " ".join((message.text or "").split())[:TYPED_MAX]
+
+
+def _typing_a_country(message: Message, raw_state: str | None) -> bool | dict[str, Any]:
+    """Filter: a service's countries are on screen; hands its id on as `service_id`."""
+    if raw_state is None or not raw_state.startswith(_COUNTRIES_OF):
+        return False
+    service_id = parse_uint(raw_state[len(_COUNTRIES_OF) :])
+    return False if service_id is None else {"service_id": service_id}
+
+
+async def services_screen(catalog: CatalogService, find: FindService) -> Screen:
+    """The services screen: popular first, then "All services A-Z" (kept between catalog
+    changes, per language)."""
 
     async def build() -> Screen:
-        found = await catalog.services(query, page)
-        return screens.services_text(found, query), screens.services_keyboard(found, query)
+        popular = await find.popular_services()
+        total = (await catalog.services(per_page=1)).total
+        return screens.services_text(total), screens.services_keyboard(popular, total)
 
-    key = ("services", query, page, i18n.current_locale)
+    return (await catalog.menu(("services", i18n.current_locale), build))[0]
+
+
+async def az_services_screen(catalog: CatalogService, page: int) -> Screen:
+    async def build() -> Screen:
+        found = await catalog.services("", page, AZ_SERVICES_PER_PAGE)
+        return screens.az_services_text(found), screens.az_services_keyboard(found)
+
+    key = ("az-services", page, i18n.current_locale)
     return (await catalog.menu(key, build))[0]
 
 
 async def countries_screen(
+    catalog: CatalogService,
+    find: FindService,
+    service_id: int,
+    currency: Currency,
+    note: str = "",
+) -> Screen:
+    """A service's countries, popular first, with their "from" prices (kept between catalog
+    changes)."""
+
+    async def build() -> Screen:
+        service = await catalog.service(service_id)
+        popular, total = await find.popular_countries(service.id)
+        return (
+            screens.countries_text(service, total, note),
+            screens.countries_keyboard(service.id, popular, total, currency),
+        )
+
+    if note:
+        return await build()
+    key = ("countries", service_id, i18n.current_locale)
+    screen, cached = await catalog.menu(key, build)
+    if cached:  # a build reads the offers, which steers the refresh order by itself
+        await catalog.viewed(service_id)
+    return screen
+
+
+async def az_countries_screen(
     catalog: CatalogService, service_id: int, page: int, currency: Currency
 ) -> Screen:
-    """A service's countries with their "from" prices (kept between catalog changes)."""
+    """A page of a service's countries A-Z (sold-out ones last)."""
 
     async def build() -> Screen:
         service = await catalog.service(service_id)
         found = await catalog.countries(service.id, page)
         return (
-            screens.countries_text(service, found),
-            screens.countries_keyboard(service.id, found, currency),
+            screens.az_countries_text(service, found),
+            screens.az_countries_keyboard(service.id, found, currency),
         )
 
-    key = ("countries", service_id, page, i18n.current_locale)
+    key = ("az-countries", service_id, page, i18n.current_locale)
     screen, cached = await catalog.menu(key, build)
-    if cached:  # a build reads the offers, which steers the refresh order by itself
+    if cached:
         await catalog.viewed(service_id)
     return screen
 
@@ -125,35 +199,127 @@ def _build_pause_router() -> Router:
     return router
 
 
+async def _enter(state: FSMContext, raw_state: str | None, service_id: int | None = None) -> None:
+    """Say what typing does on the screen just shown: a service's countries (`service_id`),
+    or else services and whole lines (no state). Written only when it changes; another
+    form's input is abandoned with its data."""
+    wanted = None if service_id is None else _countries_of(service_id)
+    if raw_state == wanted:
+        return
+    if raw_state is not None and not raw_state.startswith(_COUNTRIES_OF):
+        await state.clear()
+        if wanted is None:
+            return
+    await state.set_state(wanted)
+
+
 def _build_flow_router() -> Router:
     router = Router(name="buy-flow")
 
-    async def first_screen(catalog: CatalogService, user: User) -> Screen:
-        """Services, with the user's recent picks and "Buy again" on top."""
+    async def first_screen(catalog: CatalogService, find: FindService, user: User) -> Screen:
+        """Services, with the user's recent picks and "Buy again" above the popular ones."""
         recents = await catalog.recent_picks(user.id)
         if not recents:
-            return await services_screen(catalog)
-        page = await catalog.services()
+            return await services_screen(catalog, find)
+        popular = await find.popular_services()
+        total = (await catalog.services(per_page=1)).total
         titles = {key: route.title for key, route in catalog.route_infos.items()}
         return (
-            screens.services_text(page, ""),
-            screens.services_keyboard(page, "", recents, titles),
+            screens.services_text(total),
+            screens.services_keyboard(popular, total, recents, titles),
         )
 
+    async def found(
+        message: Message,
+        result: Found,
+        query: str,
+        catalog: CatalogService,
+        find: FindService,
+        currency: Currency,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        """Answer what was typed: one match opens it, several are offered as buttons, none
+        says so (a service's countries screen is shown again, with the note)."""
+        match result:
+            case Found(kind=FoundKind.PAIR, service=Service() as service, country=Country() as c):
+                text, markup = await routes_screen(catalog, service.id, c.code, currency)
+                await _enter(state, raw_state, service.id)
+            case Found(kind=FoundKind.SERVICE, service=Service() as service):
+                text, markup = await countries_screen(catalog, find, service.id, currency)
+                await _enter(state, raw_state, service.id)
+            case Found(kind=FoundKind.PAIRS, pairs=pairs):
+                text, markup = screens.pairs_text(query), screens.pairs_keyboard(pairs)
+            case Found(kind=FoundKind.SERVICES, services=services):
+                text = screens.found_services_text(query)
+                markup = screens.found_services_keyboard(services)
+                await _enter(state, raw_state)
+            case Found(kind=FoundKind.COUNTRIES, service=Service() as service, countries=choices):
+                text = screens.found_countries_text(service, query)
+                markup = screens.found_countries_keyboard(service.id, choices, currency)
+            case Found(kind=FoundKind.NOTHING, service=Service() as service):
+                note = screens.no_country_note(query)
+                text, markup = await countries_screen(catalog, find, service.id, currency, note)
+            case Found(kind=FoundKind.COUNTRY, country=Country() as country):
+                text, markup = screens.country_only_hint(country), screens.hint_keyboard()
+            case _:
+                text, markup = screens.no_match_hint(query), screens.hint_keyboard()
+        await message.answer(text, reply_markup=markup)
+
     @router.message(Command("buy"))
-    async def buy_command(message: Message, catalog: CatalogService, user: User) -> None:
-        text, markup = await first_screen(catalog, user)
+    async def buy_command(
+        message: Message,
+        catalog: CatalogService,
+        find: FindService,
+        user: User,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        text, markup = await first_screen(catalog, find, user)
+        await _enter(state, raw_state)
         await message.answer(text, reply_markup=markup)
 
     @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
-    async def search(message: Message, catalog: CatalogService) -> None:
-        text, markup = await services_screen(catalog, short_query(message.text or ""))
-        await message.answer(text, reply_markup=markup)
+    async def typed_line(
+        message: Message,
+        catalog: CatalogService,
+        find: FindService,
+        currency: Currency,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        """Outside any input (the services screen too): "whatsapp usa", or a service."""
+        query = _typed(message)
+        result = await find.read_line(query, i18n.current_locale)
+        await found(message, result, query, catalog, find, currency, state, raw_state)
+
+    @router.message(_typing_a_country, F.text, ~F.text.startswith("/"))
+    async def typed_country(
+        message: Message,
+        service_id: int,
+        catalog: CatalogService,
+        find: FindService,
+        currency: Currency,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        """On a service's countries (or routes): a country of that service, or a line."""
+        query = _typed(message)
+        result = await find.find_country(service_id, query, i18n.current_locale)
+        await found(message, result, query, catalog, find, currency, state, raw_state)
 
     @router.callback_query(MenuCb.filter(F.to == "buy"))
-    async def buy_menu(callback: CallbackQuery, catalog: CatalogService, user: User) -> None:
+    async def buy_menu(
+        callback: CallbackQuery,
+        catalog: CatalogService,
+        find: FindService,
+        user: User,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
         await answer(callback)
-        text, markup = await first_screen(catalog, user)
+        text, markup = await first_screen(catalog, find, user)
+        await _enter(state, raw_state)
         await show(callback, text, markup)
 
     @router.callback_query(WatchCb.filter())
@@ -167,24 +333,61 @@ def _build_flow_router() -> Router:
 
     @router.callback_query(ServicesCb.filter())
     async def services_page(
-        callback: CallbackQuery, callback_data: ServicesCb, catalog: CatalogService
+        callback: CallbackQuery,
+        callback_data: ServicesCb,
+        catalog: CatalogService,
+        find: FindService,
+        state: FSMContext,
+        raw_state: str | None,
     ) -> None:
         await answer(callback)
-        text, markup = await services_screen(catalog, callback_data.q, callback_data.page)
-        await show(callback, text, markup)
+        screen = await services_screen(catalog, find)  # page, q: an older version's pager
+        await _enter(state, raw_state)
+        await show(callback, *screen)
+
+    @router.callback_query(AzCb.filter(F.sid == 0))
+    async def az_services(
+        callback: CallbackQuery,
+        callback_data: AzCb,
+        catalog: CatalogService,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        await answer(callback)
+        screen = await az_services_screen(catalog, callback_data.page)
+        await _enter(state, raw_state)
+        await show(callback, *screen)
 
     @router.callback_query(ServiceCb.filter())
     async def countries_page(
         callback: CallbackQuery,
         callback_data: ServiceCb,
         catalog: CatalogService,
+        find: FindService,
         currency: Currency,
+        state: FSMContext,
+        raw_state: str | None,
     ) -> None:
-        text, markup = await countries_screen(
-            catalog, callback_data.sid, callback_data.page, currency
-        )
+        sid = callback_data.sid
+        screen = await countries_screen(catalog, find, sid, currency)  # page: an older pager
         await answer(callback)
-        await show(callback, text, markup)
+        await _enter(state, raw_state, sid)
+        await show(callback, *screen)
+
+    @router.callback_query(AzCb.filter())
+    async def az_countries(
+        callback: CallbackQuery,
+        callback_data: AzCb,
+        catalog: CatalogService,
+        currency: Currency,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        sid = callback_data.sid
+        screen = await az_countries_screen(catalog, sid, callback_data.page, currency)
+        await answer(callback)
+        await _enter(state, raw_state, sid)
+        await show(callback, *screen)
 
     @router.callback_query(CountryCb.filter())
     async def routes_page(

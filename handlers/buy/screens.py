@@ -10,6 +10,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.callbacks import (
+    AzCb,
     CountryCb,
     MenuCb,
     NoopCb,
@@ -28,29 +29,80 @@ from shop.services.catalog import CountryChoice, Page, RouteChoice
 from shop.services.orders import NotBought, QuoteView
 
 
-def services_text(page: Page[Service], query: str) -> str:
-    if query and not page.total:
-        return _("🔎 No service matches “{query}”. Try a shorter name.").format(query=esc(query))
-    if not page.total:
+def services_text(total: int) -> str:
+    """The services screen: popular first; what typing does."""
+    if not total:
         return _("No services are available right now. Please try again later.")
-    if query:
-        head = _("🔎 Services matching “{query}” ({count})").format(
-            query=esc(query), count=page.total
-        )
-    else:
-        head = _("📱 <b>Choose a service</b> ({count})").format(count=page.total)
-    return head + "\n" + _("Type part of a name to search.")
+    head = _("📱 <b>Choose a service</b> ({count})").format(count=total)
+    hint = _(
+        "Popular first. Type a name to search, or a service and a country to go straight "
+        "to it: <i>whatsapp usa</i>."
+    )
+    return head + "\n" + hint
 
 
-def countries_text(service: Service, page: Page[CountryChoice]) -> str:
+def az_services_text(page: Page[Service]) -> str:
+    return (
+        _("🔤 <b>All services A-Z</b> ({count})").format(count=page.total)
+        + "\n"
+        + _("Type a name to search.")
+    )
+
+
+def found_services_text(query: str) -> str:
+    return _("🔎 Services matching “{query}”:").format(query=esc(query))
+
+
+def no_match_hint(query: str) -> str:
+    """Typed outside any screen, and nothing matched."""
+    return _(
+        "🔎 No service matches “{query}”. To buy, type a service and a country, e.g. "
+        "<i>whatsapp usa</i>, or send /buy."
+    ).format(query=esc(query))
+
+
+def country_only_hint(country: Country) -> str:
+    return _(
+        "🔎 Which service in {country}? Type it with the country, e.g. <i>whatsapp usa</i>."
+    ).format(country=place(country))
+
+
+def pairs_text(query: str) -> str:
+    return _("🔎 Which one do you mean by “{query}”?").format(query=esc(query))
+
+
+def countries_text(service: Service, total: int, note: str = "") -> str:
+    """A service's countries screen: popular first; what typing does."""
     head = f"<b>{esc(service.name)}</b>"
-    if not page.total:
+    if not total:
         return head + "\n" + _("No country offers this service right now.")
     return (
-        head
+        (note + "\n\n" if note else "")
+        + head
         + "\n"
-        + _("🌍 Choose a country ({count}). Prices are “from”.").format(count=page.total)
+        + _("🌍 Choose a country ({count}). Prices are “from”.").format(count=total)
+        + "\n"
+        + _("Popular first. Type a country's name or code to search: <i>usa</i>, <i>uk</i>.")
     )
+
+
+def az_countries_text(service: Service, page: Page[CountryChoice]) -> str:
+    return (
+        f"<b>{esc(service.name)}</b>\n"
+        + _("🔤 All countries A-Z ({count}). Prices are “from”.").format(count=page.total)
+        + "\n"
+        + _("Type a country's name or code to search.")
+    )
+
+
+def found_countries_text(service: Service, query: str) -> str:
+    return f"<b>{esc(service.name)}</b>\n" + _("🔎 Countries matching “{query}”:").format(
+        query=esc(query)
+    )
+
+
+def no_country_note(query: str) -> str:
+    return _("🔎 No country matches “{query}”.").format(query=esc(query))
 
 
 def routes_text(
@@ -114,13 +166,14 @@ def confirm_text(view: QuoteView, balance: int, currency: Currency) -> str:
 
 
 def services_keyboard(
-    page: Page[Service],
-    query: str,
+    popular: Sequence[Service],
+    total: int,
     recents: Sequence[tuple[Service, Country, str]] = (),
     route_titles: dict[str, str] | None = None,
 ) -> InlineKeyboardMarkup:
+    """Recent picks and "Buy again" on top, the popular services, then "All services A-Z"."""
     builder = InlineKeyboardBuilder()
-    if recents and not query and page.page == 0:
+    if recents:
         service, country, route = recents[0]
         title = (route_titles or {}).get(route)
         if title is not None:
@@ -140,31 +193,105 @@ def services_keyboard(
                     CountryCb(sid=service.id, cc=country.code),
                 )
             )
-    grid = InlineKeyboardBuilder()
-    for service in page.items:
-        grid.add(button(service.name, ServiceCb(sid=service.id)))
-    builder.attach(grid.adjust(2))
-    builder.row(*pager(page.page, page.pages, lambda p: ServicesCb(page=p, q=query)))
-    if query:
-        builder.row(button(_("✖ Clear search"), ServicesCb()))
+    builder.attach(_service_grid(popular))
+    if total > len(popular):
+        builder.row(button(_("🔤 All services A-Z ({count})").format(count=total), AzCb()))
     builder.row(button(_("◀ Menu"), MenuCb(to="main")))
     return builder.as_markup()
 
 
+def az_services_keyboard(page: Page[Service]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.attach(_service_grid(page.items))
+    builder.row(*pager(page.page, page.pages, lambda p: AzCb(page=p)))
+    builder.row(button(_("◀ Popular"), ServicesCb()), button(_("◀ Menu"), MenuCb(to="main")))
+    return builder.as_markup()
+
+
+def found_services_keyboard(services: Sequence[Service]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.attach(_service_grid(services))
+    builder.row(button(_("◀ Services"), ServicesCb()))
+    return builder.as_markup()
+
+
+def _service_grid(services: Sequence[Service]) -> InlineKeyboardBuilder:
+    grid = InlineKeyboardBuilder()
+    for service in services:
+        grid.add(button(service.name, ServiceCb(sid=service.id)))
+    grid.adjust(2)
+    return grid
+
+
+def pairs_keyboard(pairs: Sequence[tuple[Service, Country]]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for service, country in pairs:
+        name = country_name(country.code, country.name)
+        builder.row(
+            button(
+                f"{service.name} · {country.flag} {name}",
+                CountryCb(sid=service.id, cc=country.code),
+            )
+        )
+    builder.row(button(_("◀ Services"), ServicesCb()))
+    return builder.as_markup()
+
+
+def hint_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("📱 Buy a number"), MenuCb(to="buy"))]])
+
+
 def countries_keyboard(
+    service_id: int, choices: Sequence[CountryChoice], total: int, currency: Currency
+) -> InlineKeyboardMarkup:
+    """The popular countries of a service, then "All countries A-Z"."""
+    builder = InlineKeyboardBuilder()
+    _country_rows(builder, service_id, choices, currency)
+    if total > len(choices):
+        builder.row(
+            button(
+                _("🔤 All countries A-Z ({count})").format(count=total),
+                AzCb(sid=service_id),
+            )
+        )
+    builder.row(button(_("◀ Services"), ServicesCb()))
+    return builder.as_markup()
+
+
+def az_countries_keyboard(
     service_id: int, page: Page[CountryChoice], currency: Currency
 ) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    for choice in page.items:
+    _country_rows(builder, service_id, page.items, currency)
+    builder.row(*pager(page.page, page.pages, lambda p: AzCb(sid=service_id, page=p)))
+    builder.row(
+        button(_("◀ Popular"), ServiceCb(sid=service_id)), button(_("◀ Services"), ServicesCb())
+    )
+    return builder.as_markup()
+
+
+def found_countries_keyboard(
+    service_id: int, choices: Sequence[CountryChoice], currency: Currency
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _country_rows(builder, service_id, choices, currency)
+    builder.row(button(_("◀ Countries"), ServiceCb(sid=service_id)))
+    return builder.as_markup()
+
+
+def _country_rows(
+    builder: InlineKeyboardBuilder,
+    service_id: int,
+    choices: Sequence[CountryChoice],
+    currency: Currency,
+) -> None:
+    for choice in choices:
         builder.row(
             button(
                 country_button(choice, currency),
                 CountryCb(sid=service_id, cc=choice.country.code),
             )
         )
-    builder.row(*pager(page.page, page.pages, lambda p: ServiceCb(sid=service_id, page=p)))
-    builder.row(button(_("◀ Services"), ServicesCb()))
-    return builder.as_markup()
 
 
 def routes_keyboard(

@@ -27,6 +27,14 @@ def _language_screen(user: User) -> Screen:
     )
 
 
+async def _clear(state: FSMContext) -> None:
+    """`state.clear()` in one write where it can: the buy screens' states carry no data, and
+    the main menu is shown from them often."""
+    await state.set_state(None)
+    if await state.get_data():
+        await state.set_data({})
+
+
 async def _main_menu(
     user: User,
     currency: Currency,
@@ -38,7 +46,7 @@ async def _main_menu(
 ) -> Screen:
     """The main menu; any half-typed input (an SMS) is abandoned."""
     if raw_state is not None:  # loaded by aiogram's FSM middleware already
-        await state.clear()
+        await _clear(state)
     return (
         screens.main_menu_text(user.first_name, user.balance, currency, sandbox),
         screens.main_menu_keyboard(sms_enabled, rentals_enabled),
@@ -65,8 +73,12 @@ def build_menu_router() -> Router:
         await message.answer(text, reply_markup=markup)
 
     @router.message(Command("help"))
-    async def help_command(message: Message, sms_enabled: bool) -> None:
-        await message.answer(screens.help_text(sms_enabled), reply_markup=back_to_menu())
+    async def help_command(
+        message: Message, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
+        await message.answer(
+            screens.help_text(sms_enabled, rentals is not None), reply_markup=back_to_menu()
+        )
 
     @router.message(Command("language"))
     async def language_command(message: Message, user: User) -> None:
@@ -110,9 +122,11 @@ def build_menu_router() -> Router:
         await show(callback, text, markup)
 
     @router.callback_query(MenuCb.filter(F.to == "help"))
-    async def help_menu(callback: CallbackQuery, sms_enabled: bool) -> None:
+    async def help_menu(
+        callback: CallbackQuery, sms_enabled: bool, rentals: RentalService | None
+    ) -> None:
         await answer(callback)
-        await show(callback, screens.help_text(sms_enabled), back_to_menu())
+        await show(callback, screens.help_text(sms_enabled, rentals is not None), back_to_menu())
 
     @router.callback_query(NoopCb.filter())
     async def noop(callback: CallbackQuery) -> None:

@@ -13,12 +13,14 @@ from shop.i18n import _, i18n
 from shop.money import Currency
 
 
-def help_text(sms_enabled: bool = False) -> str:
+def help_text(sms_enabled: bool = False, rentals_enabled: bool = False) -> str:
+    rentals = [_("/rent — rent a number for days"), _("/rentals — your rentals")]
     commands = [
         _("/buy — buy a number"),
         *([_("/sms — send an SMS")] if sms_enabled else []),
         _("/balance — your balance"),
         _("/orders — your orders"),
+        *(rentals if rentals_enabled else []),
         _("/language — change the language"),
         _("/help — this help"),
     ]

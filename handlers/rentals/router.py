@@ -1,13 +1,25 @@
 """/rent and the "Rent a number" menu, /rentals ("My rentals"), a rental's card and its
-buttons (Messages, Extend, Refund). Thin: each handler calls one service method and renders."""
+buttons (Messages, Extend, Refund), and the single-service picker of the confirm screen (a
+paged list, most popular first, or a typed name: the only FSM state here). Thin: each handler
+calls one service method and renders."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
-from handlers.callbacks import MenuCb, RentalCb, RentalsCb, RentKindCb, RentOfferCb, RentPayCb
+from handlers.callbacks import (
+    MenuCb,
+    RentalCb,
+    RentalsCb,
+    RentKindCb,
+    RentOfferCb,
+    RentPayCb,
+    RentSvcCb,
+)
 from handlers.rentals import screens
 from handlers.ui import Screen, answer, back_to_menu, show
 from shop.errors import NotFound
@@ -15,6 +27,16 @@ from shop.i18n import _, user_text
 from shop.models import Rental, User
 from shop.money import Currency
 from shop.services.rentals import RentalFailed, RentalPriceChanged, RentalService
+
+
+class RentServiceSearch(StatesGroup):
+    """Typing a service's name for a single-service line; the data names the rental offer
+    (`e`, `oid`, `d`), never a price."""
+
+    name = State()
+
+
+SEARCH_MAX_CHARS = 64
 
 
 def _service(rentals: RentalService | None) -> RentalService:
@@ -89,13 +111,67 @@ def build_rentals_router() -> Router:
             )
             return
         quote = await service.quote(
-            extendable, callback_data.oid, callback_data.d, callback_data.s or None
+            extendable, callback_data.oid, callback_data.d, callback_data.s
         )
         await answer(callback)
         await show(
             callback,
             screens.confirm_text(quote, user.balance, currency),
             screens.confirm_keyboard(quote),
+        )
+
+    @router.callback_query(RentSvcCb.filter())
+    async def pick_service(
+        callback: CallbackQuery,
+        callback_data: RentSvcCb,
+        rentals: RentalService | None,
+        state: FSMContext,
+        raw_state: str | None,
+    ) -> None:
+        service = _service(rentals)
+        extendable, days = bool(callback_data.e), callback_data.d
+        choice = await service.single_service_offer(extendable, callback_data.oid, days)
+        if callback_data.find:
+            await state.set_state(RentServiceSearch.name)
+            await state.set_data({"e": callback_data.e, "oid": callback_data.oid, "d": days})
+            await answer(callback)
+            await show(
+                callback,
+                screens.service_search_prompt(choice, days),
+                screens.service_search_cancel(choice, days),
+            )
+            return
+        if raw_state is not None:
+            await state.clear()  # back from a search
+        found, page, pages = await service.single_services(
+            callback_data.page, screens.SERVICES_PER_PAGE
+        )
+        await answer(callback)
+        await show(
+            callback,
+            screens.services_text(choice, days, page, pages),
+            screens.services_keyboard(choice, days, found, page, pages),
+        )
+
+    @router.message(StateFilter(RentServiceSearch.name), F.text, ~F.text.startswith("/"))
+    async def typed_service(
+        message: Message, rentals: RentalService | None, state: FSMContext
+    ) -> None:
+        service = _service(rentals)
+        data = await state.get_data()
+        extendable, offer_id, days = (
+            bool(data.get("e")),
+            str(data.get("oid")),
+            int(data.get("d") or 0),
+        )
+        choice = await service.single_service_offer(extendable, offer_id, days)
+        query = " ".join((message.text or "").split())[:SEARCH_MAX_CHARS]
+        found = await service.find_single_services(query)
+        if found:
+            await state.clear()
+        await message.answer(
+            screens.service_results_text(query, found),
+            reply_markup=screens.service_results_keyboard(choice, days, found),
         )
 
     @router.callback_query(RentPayCb.filter())
@@ -115,7 +191,7 @@ def build_rentals_router() -> Router:
                 bool(callback_data.e),
                 callback_data.oid,
                 callback_data.d,
-                callback_data.s or None,
+                callback_data.s,
                 callback_data.p,
                 callback_data.t,
                 chat_id,

@@ -18,14 +18,16 @@ from handlers.callbacks import (
     RentKindCb,
     RentOfferCb,
     RentPayCb,
+    RentSvcCb,
 )
 from handlers.ui import button, esc, pager
 from shop.i18n import _, __, format_date, ngettext
-from shop.models import Rental, RentalMessage, RentalState
+from shop.models import Rental, RentalMessage, RentalState, Service
 from shop.money import Currency
 from shop.services.rentals import RentalChoice, RentQuote
 
 COUNTRIES_PER_PAGE = 8
+SERVICES_PER_PAGE = 8
 RENTALS_PER_PAGE = 5
 MESSAGES_PER_PAGE = 5
 
@@ -153,8 +155,12 @@ def confirm_text(quote: RentQuote, balance: int, currency: Currency) -> str:
         _("Period: {days}").format(days=days_text(quote.days)),
         _("Kind: {kind}").format(kind=kind_name(choice.extendable)),
     ]
-    if quote.single_service:
-        lines.append(_("One service only (half price)"))
+    if quote.service is not None:
+        lines.append(
+            _("One service only: {service} (half price)").format(service=esc(quote.service.name))
+        )
+    elif choice.single_service_allowed:
+        lines.append(_("Any service. Codes from one service only? Half price."))
     lines += [
         _("Price: <b>{price}</b>").format(price=currency.format(quote.price)),
         _("Your balance: {balance}").format(balance=currency.format(balance)),
@@ -179,11 +185,100 @@ def confirm_keyboard(quote: RentQuote) -> InlineKeyboardMarkup:
                 d=quote.days,
                 p=quote.price,
                 t=quote.token,
-                s=quote.single_service or "",
+                s=quote.service.id if quote.service is not None else 0,
             ),
         )
     )
+    if choice.single_service_allowed:
+        picker = RentSvcCb(e=int(choice.extendable), oid=choice.offer_id, d=quote.days)
+        if quote.service is None:
+            builder.row(button(_("🎯 One service (discount)"), picker))
+        else:
+            any_service = RentOfferCb(e=int(choice.extendable), oid=choice.offer_id, d=quote.days)
+            builder.row(
+                button(_("🌐 Any service"), any_service),
+                button(_("🎯 Another service"), picker),
+            )
     builder.row(button(_("◀ Back"), RentOfferCb(e=int(choice.extendable), oid=choice.offer_id)))
+    return builder.as_markup()
+
+
+def services_text(choice: RentalChoice, days: int, page: int, pages: int) -> str:
+    return "\n".join(
+        [
+            _("🎯 <b>One service</b> · {country}, {days}").format(
+                country=esc(choice.country), days=days_text(days)
+            ),
+            _(
+                "The number then receives codes from that service only, at half price. Most "
+                "popular first (page {page}/{pages}), or search by name:"
+            ).format(page=page + 1, pages=pages),
+        ]
+    )
+
+
+def _service_buttons(
+    builder: InlineKeyboardBuilder, choice: RentalChoice, days: int, services: Sequence[Service]
+) -> None:
+    for service in services:
+        builder.add(
+            button(
+                service.name,
+                RentOfferCb(e=int(choice.extendable), oid=choice.offer_id, d=days, s=service.id),
+            )
+        )
+    builder.adjust(2)
+
+
+def services_keyboard(
+    choice: RentalChoice, days: int, services: Sequence[Service], page: int, pages: int
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _service_buttons(builder, choice, days, services)
+    here = RentSvcCb(e=int(choice.extendable), oid=choice.offer_id, d=days)
+    builder.row(*pager(page, pages, lambda p: here.model_copy(update={"page": p})))
+    builder.row(button(_("🔎 Search by name"), here.model_copy(update={"find": 1})))
+    builder.row(
+        button(
+            _("◀ Any service"), RentOfferCb(e=int(choice.extendable), oid=choice.offer_id, d=days)
+        )
+    )
+    return builder.as_markup()
+
+
+def service_search_prompt(choice: RentalChoice, days: int) -> str:
+    return "\n".join(
+        [
+            _("🎯 <b>One service</b> · {country}, {days}").format(
+                country=esc(choice.country), days=days_text(days)
+            ),
+            _("Type the service's name, for example <i>WhatsApp</i>:"),
+        ]
+    )
+
+
+def service_search_cancel(choice: RentalChoice, days: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.row(
+        button(_("◀ Back"), RentSvcCb(e=int(choice.extendable), oid=choice.offer_id, d=days))
+    )
+    return builder.as_markup()
+
+
+def service_results_text(query: str, found: Sequence[Service]) -> str:
+    if not found:
+        return _("Nothing matches “{query}”. Type another name.").format(query=esc(query))
+    return _("🎯 Services matching “{query}”:").format(query=esc(query))
+
+
+def service_results_keyboard(
+    choice: RentalChoice, days: int, found: Sequence[Service]
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _service_buttons(builder, choice, days, found)
+    builder.row(
+        button(_("◀ Back"), RentSvcCb(e=int(choice.extendable), oid=choice.offer_id, d=days))
+    )
     return builder.as_markup()
 
 
@@ -403,4 +498,16 @@ def ended_text(rental: Rental) -> str:
 def failed_text(rental: Rental, refunded: int, currency: Currency) -> str:
     return _("↩️ Rental #{id} could not be completed. {amount} is back on your balance.").format(
         id=rental.id, amount=currency.format(refunded)
+    )
+
+
+def extension_failed_text(rental: Rental, days: int, refunded: int, currency: Currency) -> str:
+    return _(
+        "↩️ The extension of rental #{id} ({phone}) by {days} could not be completed. "
+        "{amount} is back on your balance."
+    ).format(
+        id=rental.id,
+        phone=esc(phone(rental.phone)),
+        days=days_text(days),
+        amount=currency.format(refunded),
     )

@@ -56,7 +56,13 @@ Values
 * Expiries are Unix seconds (UTC), as strings or numbers. purchase/rental's `days` falls back
   to the days asked for; `phonenumber` is digits only; an answer with a rental code and a number
   but no readable `expiry` is still a purchase (expiry None: ask retrieve_status).
-* `service_id` is sent only when given (the doc: 50% off, US extendable rentals only).
+* `service_id` is sent only when given (the doc: 50% off, US extendable rentals only). It is
+  SMSPool's service ID (service/retrieve_all's `ID`). The doc gives the discount as "50% off"
+  and says nothing of how the price is reported: retrieve_all's `pricing` is taken to be the
+  full price whatever the line, a single-service line to cost exactly half of it (no rounding
+  of our own upstream), and purchase/rental to report no price (its success carries none).
+  An extension of a single-service line is taken to cost half of the same `pricing` too
+  (rental/extend takes no `service_id`; the line keeps the one it was bought with).
 * rental/extend's answer has no new expiry: ask retrieve_status.
 * retrieve_status: `activeFor` has no documented unit; it is exposed raw as `active_for` (we take
   it for seconds). `available` 1 means the number can receive now (the doc: it must be 1 before

@@ -6,6 +6,10 @@ claimed as 'sending' in one commit right before they go out (the same commit set
 outcomes that came back since the previous one), so after a crash only the copies in flight
 are uncertain, a restart sends everyone never tried, and nobody gets it twice. Telegram stays
 behind the `BroadcastSender` protocol (`handlers/broadcast.py` implements it).
+
+With several instances, a running broadcast is sent by the one instance holding its lease
+(`broadcast:{id}` in `job_leases`, renewed while it runs): every instance calls `resume()`
+periodically, and only one whose lease it can take picks up a broadcast whose sender died.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from shop.errors import AppError, InvalidState, NotFound
 from shop.i18n import _
 from shop.models import Broadcast, BroadcastStatus, Counts, DeliveryStatus, Outcome
 from shop.ports import BroadcastRepository
+from shop.services.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +130,10 @@ class BroadcastService:
         sender: BroadcastSender,
         rate: float,
         progress_seconds: float = PROGRESS_SECONDS,
+        leases: Leases | None = None,
     ) -> None:
         self.repo = repo
+        self.leases = leases  # None: the only process sends every broadcast
         self.sender = sender
         self.rate = rate
         self.progress_seconds = progress_seconds
@@ -178,6 +185,7 @@ class BroadcastService:
         if started is None:
             raise InvalidState(_("This broadcast was already started or cancelled."))
         log.info("Broadcast %s started by %s: %s recipients", started.id, admin_id, started.total)
+        await self._hold(started.id)  # new: nobody else holds it
         self._launch(started)
         return started
 
@@ -206,8 +214,10 @@ class BroadcastService:
         never tried is still pending and gets it."""
         resumed = []
         for broadcast in await self.repo.running():
-            if broadcast.id in self._runs:
+            if broadcast.id in self._runs or self._closed:
                 continue
+            if not await self._hold(broadcast.id):
+                continue  # another instance is sending it
             interrupted = await self.repo.settle_interrupted(broadcast.id)
             log.info(
                 "Resuming broadcast %s (%s deliveries with an unknown outcome)",
@@ -233,6 +243,11 @@ class BroadcastService:
             task.cancel()  # a no-op for those that ended
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if graceful and self.leases is not None:
+            try:  # stopped cleanly: another instance may resume them at once
+                await self.leases.jobs.release(self.leases.owner)
+            except Exception:
+                log.exception("Broadcast leases not released; they run out by themselves")
 
     async def wait(self, broadcast_id: int) -> None:
         """Until the runner of this broadcast (if any) has ended; for tests and benchmarks."""
@@ -249,7 +264,31 @@ class BroadcastService:
         run.task = asyncio.create_task(self._run(run), name=f"broadcast-{broadcast.id}")
         run.task.add_done_callback(lambda _task: self._runs.pop(broadcast.id, None))
 
+    async def _hold(self, broadcast_id: int) -> bool:
+        """Take or renew this instance's lease on sending the broadcast."""
+        if self.leases is None:
+            return True
+        return await self.leases.acquire_job(f"broadcast:{broadcast_id}", self.leases.seconds)
+
+    async def _keep_holding(self, run: _Run) -> None:
+        """Renew the lease while the broadcast runs; if another instance took it (this one
+        stalled past the lease), stop here: what is in flight is settled, the rest is theirs."""
+        assert self.leases is not None
+        while not run.stopping:
+            await asyncio.sleep(self.leases.renew_every)
+            try:
+                held = await self._hold(run.broadcast.id)
+            except Exception:
+                log.exception("Renewing the lease of broadcast %s failed", run.broadcast.id)
+                continue
+            if not held:
+                log.warning("Broadcast %s is sent by another instance now", run.broadcast.id)
+                run.stop(cancelled=False)
+
     async def _run(self, run: _Run) -> None:
+        keeper = None
+        if self.leases is not None:
+            keeper = asyncio.get_running_loop().create_task(self._keep_holding(run))
         try:
             await self._send_all(run)
         except asyncio.CancelledError:
@@ -257,6 +296,9 @@ class BroadcastService:
         except Exception:
             # Left 'running' in the database: the next start resumes it.
             log.exception("Broadcast %s stopped by an error", run.broadcast.id)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
 
     async def _send_all(self, run: _Run) -> None:
         loop = asyncio.get_running_loop()

@@ -181,13 +181,17 @@ class CatalogService:
 
     # -- menus -----------------------------------------------------------------------------
 
-    async def services(self, query: str = "", page: int = 0) -> Page[Service]:
-        """One page of services any healthy route sells, optionally filtered by name."""
+    async def services(
+        self, query: str = "", page: int = 0, per_page: int | None = None
+    ) -> Page[Service]:
+        """One page of the services any healthy route sells, A-Z, optionally filtered by
+        name; `per_page` defaults to the catalog's page size."""
+        size = per_page or self.per_page
         routes = await self.live_routes()
         total = await self.repo.count_services(routes, query)
-        pages = _pages(total, self.per_page)
+        pages = _pages(total, size)
         page = min(max(page, 0), pages - 1)
-        items = await self.repo.services(routes, query, self.per_page, page * self.per_page)
+        items = await self.repo.services(routes, query, size, page * size)
         return Page(items, page, pages, total)
 
     async def service(self, service_id: int) -> Service:
@@ -210,7 +214,16 @@ class CatalogService:
         return await self.repo.country(code)
 
     async def countries(self, service_id: int, page: int = 0) -> Page[CountryChoice]:
-        """Countries for a service: in stock first, then by name, with the lowest price."""
+        """A page of a service's countries: in stock first, then by name."""
+        choices = await self.country_choices(service_id)
+        pages = _pages(len(choices), self.per_page)
+        page = min(max(page, 0), pages - 1)
+        start = page * self.per_page
+        return Page(choices[start : start + self.per_page], page, pages, len(choices))
+
+    async def country_choices(self, service_id: int) -> list[CountryChoice]:
+        """Every country selling a service, with its lowest price and its stock over the
+        healthy routes: in stock first, then by name."""
         routes = await self.live_routes()
         await self._ensure_offers(routes, service_id)
         offers = await self.repo.offers_for_service(routes, service_id)
@@ -230,10 +243,7 @@ class CatalogService:
             if code in countries
         ]
         choices.sort(key=lambda c: (c.stock == 0, c.country.name.lower()))
-        pages = _pages(len(choices), self.per_page)
-        page = min(max(page, 0), pages - 1)
-        start = page * self.per_page
-        return Page(choices[start : start + self.per_page], page, pages, len(choices))
+        return choices
 
     async def route_choices(self, service_id: int, country: str) -> list[RouteChoice]:
         """Every healthy route selling this service here, cheapest first (sold out last).
@@ -241,6 +251,7 @@ class CatalogService:
         A route whose bulk list may leave pairs out (`PairPricing`) and has no bulk offer for
         this pair is asked for this one pair (see `_look_up_pair`)."""
         routes = await self.live_routes()
+        await self._ensure_offers(routes, service_id)  # typed in one line: maybe never shown
         offers = await self.repo.offers(routes, service_id, country)
         if await self._look_up_pair(routes, offers, service_id, country):
             offers = await self.repo.offers(routes, service_id, country)

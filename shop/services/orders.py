@@ -56,6 +56,7 @@ from shop.providers.base import (
     UpstreamNoBalance,
 )
 from shop.services.catalog import CatalogService
+from shop.services.leases import CLAIM_BATCH, Leases
 from shop.services.notify import Notifier
 from shop.services.pricing import Pricing
 
@@ -188,6 +189,7 @@ class OrderService:
         cancel_limit: int = 0,
         cancel_pause: int = 3600,
         purchase_grace: int = 90,
+        leases: Leases | None = None,
     ) -> None:
         self.db = db
         self.quotes = quotes
@@ -203,6 +205,8 @@ class OrderService:
         self.cancel_limit = cancel_limit  # 0: no limit
         self.cancel_pause = cancel_pause
         self.purchase_grace = purchase_grace
+        # This instance's order leases (None: the only process, watching every live order).
+        self.leases = leases
 
     def route(self, key: str) -> Route:
         route = self.catalog.routes.get(key)
@@ -358,6 +362,8 @@ class OrderService:
             order_id = await self.orders.create(
                 tx, quote, self.pricing.cost(route, current.cost), chat_id, message_id, now
             )
+            if self.leases is not None:
+                await self.leases.hold(tx, order_id)
             if not await self.ledger.apply(
                 tx, user_id, -quote.price, LedgerKind.PURCHASE, "number purchase", order_id
             ):
@@ -631,13 +637,21 @@ class OrderService:
         await self.deliver_pending(order_id)
 
     async def deliver_pending(self, order_id: int) -> None:
-        """Send every stored, undelivered code of an order, then refresh its card."""
+        """Send every stored, undelivered code of an order, then refresh its card. With
+        leases, each code's sending is claimed first, so of two instances that meet the same
+        stored code (the holder and the sweeper, or a restart) only one sends it."""
         order = await self.orders.get(order_id)
         if order is None:
             return
         for code in await self.orders.codes(order_id):
-            if code.delivered_at is None and await self.notifier.code_received(order, code):
+            if code.delivered_at is not None:
+                continue
+            if self.leases is not None and not await self.leases.claim_code(code.id):
+                continue  # delivered meanwhile, or being sent by another instance
+            if await self.notifier.code_received(order, code):
                 await self.orders.mark_delivered(code.id)
+            elif self.leases is not None:
+                await self.leases.unclaim_code(code.id)  # the sweeper tries again
         await self.notifier.order_changed(await self.card(order))
 
     async def _upstream_gone(self, order_id: int) -> None:
@@ -950,21 +964,72 @@ class OrderService:
     # -- restart ---------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild jobs from the database after a start; settle what happened while down:
-        purchases cut off by the stop, and live orders of routes no longer configured."""
+        """After a start: settle purchases cut off by a stop or a crash, take the live orders
+        nobody holds (`claim_free`: all of them for the only instance; never those of another
+        live instance), and send codes stored but not sent."""
+        if self.leases is None:
+            await self._recover_all()
+            return
+        for order_id, route in await self.leases.interrupted():
+            await self._settle_interrupted(order_id, self._interrupted_alert(order_id, route))
+        await self.claim_free()
+        await self.sweep_codes()
+
+    @staticmethod
+    def _interrupted_alert(order_id: int, route: str) -> LazyText:
+        return lazy(
+            "Order #{order_id}: the bot stopped during the purchase on {route}. "
+            "The customer was refunded; check upstream for ref={order_id}.",
+            order_id=order_id,
+            route=route,
+        )
+
+    async def claim_free(self) -> int:
+        """Take the live orders no live instance holds (their instance died or stopped, or
+        they predate leases) and watch them: polls resume, overdue ones expire, codes stored
+        and not sent go out. Orders of routes no longer configured are settled instead.
+        Returns how many were taken."""
+        assert self.leases is not None
+        taken: list[int] = []
+        orphans: dict[str, list[Order]] = {}
+        while True:
+            batch = await self.leases.claim(CLAIM_BATCH)
+            for order_id, _status, deadline, route in batch:
+                taken.append(order_id)
+                if route not in self.catalog.routes:
+                    order = await self.orders.get(order_id)
+                    if order is not None and await self._settle_orphan(order):
+                        orphans.setdefault(route, []).append(order)
+                    continue
+                self.jobs.watch(order_id, deadline or int(time.time()), route)
+            if len(batch) < CLAIM_BATCH:
+                break
+        for route, settled in orphans.items():
+            await self._alert_orphans(route, settled)
+        if taken:
+            log.info("Took over %s live order(s) nobody held", len(taken))
+            ours = set(taken)
+            pending = {c.order_id for c in await self.orders.undelivered_codes()} & ours
+            for order_id in sorted(pending):
+                await self.deliver_pending(order_id)
+        return len(taken)
+
+    async def renew_leases(self) -> list[tuple[int, OrderStatus, int | None, str]]:
+        """Extend this instance's order leases: (id, status, deadline, route) of each live
+        order it still holds."""
+        assert self.leases is not None
+        return [
+            (order_id, OrderStatus(status), deadline, route)
+            for order_id, status, deadline, route in await self.leases.renew()
+        ]
+
+    async def _recover_all(self) -> None:
+        """`recover` without leases: every live order is this process's."""
         orphans: dict[str, list[Order]] = {}
         async for order_id, status, deadline, route in self.orders.live_brief():
             if status is OrderStatus.CREATED:
                 # We crashed between charging and learning the purchase's outcome.
-                await self._settle_interrupted(
-                    order_id,
-                    lazy(
-                        "Order #{order_id}: the bot stopped during the purchase on {route}. "
-                        "The customer was refunded; check upstream for ref={order_id}.",
-                        order_id=order_id,
-                        route=route,
-                    ),
-                )
+                await self._settle_interrupted(order_id, self._interrupted_alert(order_id, route))
                 continue
             if route not in self.catalog.routes:
                 order = await self.orders.get(order_id)

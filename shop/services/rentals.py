@@ -23,6 +23,12 @@ a last message once it has ended.
 Prices: `pricing[days]` USD x SMSPOOL_RATE x (1 + markup), rounded up to the minor unit; the
 markup is the one `/setmarkup` sets for SMSPool (provider `smspool`), else the global one. A
 single-service line (US extendable rentals, `service_id`) costs half, as the doc says.
+
+One service: the confirm screen of a US extendable rental offers "One service (discount)". The
+services offered are the catalog's for the SMSPool route (their route codes are SMSPool's
+service IDs, from service/retrieve_all), most ordered first, or found by a typed name
+(`shop.search`); handlers carry the catalog's service id and the service resolves it to the
+SMSPool ID sent as `service_id` (and stored on the rental).
 """
 
 from __future__ import annotations
@@ -31,13 +37,13 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from shop.errors import AppError, InsufficientFunds, InvalidState, NotFound, TryAgainLater
-from shop.i18n import LazyText, _, lazy
+from shop.i18n import LazyText, _, lazy, lazy_date
 from shop.models import (
     LedgerKind,
     Rental,
@@ -45,6 +51,7 @@ from shop.models import (
     RentalMessage,
     RentalState,
     RentalTotals,
+    Service,
 )
 from shop.money import Currency
 from shop.ports import AuditRepository, Database, KeyValueRepository, LedgerRepository, Tx
@@ -66,6 +73,7 @@ from shop.providers.smspool_rentals import (
     RentalPoll,
     RentalPurchase,
 )
+from shop.search import SearchIndex
 from shop.services.pricing import Pricing
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,8 @@ ALERT_EVERY_SECONDS = 600
 FORWARD_LEASE = 30  # seconds a sender holds a message; after a crash it is sent again then
 SINGLE_SERVICE_FACTOR = Decimal("0.5")  # the doc: "get 50% off"
 SINGLE_SERVICE_COUNTRY = "united states"  # the doc: "Only works for US extendable rentals"
+SINGLE_SERVICE_ROUTE = "smspool"  # the catalog route whose service codes are SMSPool's IDs
+SERVICES_TTL_SECONDS = 300.0  # the search index of those services (a cache: may be dropped)
 
 
 class RentalsClient(Protocol):
@@ -167,6 +177,17 @@ class RentalRepository(Protocol):
     async def totals(self, since: int = 0) -> RentalTotals: ...
 
 
+class RentalServiceCatalog(Protocol):
+    """The catalog's services (`storage.catalog.CatalogRepo`), for the single-service choice."""
+
+    async def count_services(self, routes: Sequence[str], query: str = "") -> int: ...
+    async def services(
+        self, routes: Sequence[str], query: str, limit: int, offset: int
+    ) -> list[Service]: ...
+    async def service(self, service_id: int) -> Service | None: ...
+    async def upstream_service(self, route: str, service_id: int) -> str | None: ...
+
+
 class RentalNotifier(Protocol):
     """How the service tells people about rentals (`handlers.notify.TelegramNotifier`)."""
 
@@ -178,6 +199,10 @@ class RentalNotifier(Protocol):
     async def rental_ended(self, rental: Rental) -> None: ...
     async def rental_failed(self, rental: Rental, refunded: int) -> None:
         """A purchase settled in the background (unknown outcome): tell the customer."""
+        ...
+
+    async def rental_extension_failed(self, rental: Rental, days: int, refunded: int) -> None:
+        """An extension settled in the background (unknown outcome): tell the customer."""
         ...
 
     async def alert_admins(self, text: str | LazyText) -> None: ...
@@ -209,7 +234,8 @@ class RentQuote:
 
     choice: RentalChoice
     days: int
-    single_service: str | None  # SMSPool service id, for a single-service line
+    service: Service | None  # a single-service line: the catalog's service...
+    service_code: str | None  # ...and its SMSPool service ID (`service_id`)
     price: int
     token: str
 
@@ -277,6 +303,7 @@ class RentalService:
         notifier: RentalNotifier,
         poll_seconds: float = 60.0,
         purchase_grace: int = 90,
+        catalog: RentalServiceCatalog | None = None,
     ) -> None:
         self.db = db
         self.repo = repo
@@ -290,7 +317,9 @@ class RentalService:
         self.notifier = notifier
         self.poll_seconds = poll_seconds
         self.purchase_grace = purchase_grace
+        self.catalog = catalog
         self._offers: dict[bool, tuple[float, list[RentalOffer]]] = {}
+        self._index: tuple[float, SearchIndex] | None = None
 
     # -- catalogue -------------------------------------------------------------------------------
 
@@ -350,19 +379,77 @@ class RentalService:
         raise NotFound(_("This rental is not offered any more."))
 
     async def quote(
-        self, extendable: bool, offer_id: str, days: int, single_service: str | None = None
+        self, extendable: bool, offer_id: str, days: int, service_id: int = 0
     ) -> RentQuote:
-        """The confirm screen's figures; raises NotFound / InvalidState for a bad choice."""
+        """The confirm screen's figures; `service_id` (the catalog's; 0: any service) asks
+        for a single-service line. Raises NotFound / InvalidState for a bad choice."""
         offer = await self._raw_offer(extendable, offer_id)
         if days not in offer.pricing:
             raise InvalidState(_("This rental period is not available. Please pick another one."))
         choice = await self.choice(extendable, offer_id)
-        if single_service is not None and not choice.single_service_allowed:
+        service, code = None, None
+        if service_id:
+            if not choice.single_service_allowed:
+                raise InvalidState(
+                    _("A single-service line is offered only on US extendable rentals.")
+                )
+            service, code = await self.single_service(service_id)
+        price = self._retail(offer.pricing[days], await self._markup(), service is not None)
+        return RentQuote(choice, days, service, code, price, secrets.token_hex(4))
+
+    # -- one service (US extendable rentals) -----------------------------------------------------
+
+    def _services_catalog(self) -> RentalServiceCatalog:
+        if self.catalog is None:
+            raise NotFound(_("Single-service rentals are not available right now."))
+        return self.catalog
+
+    async def single_service_offer(
+        self, extendable: bool, offer_id: str, days: int
+    ) -> RentalChoice:
+        """The rental a single-service line is being picked for; InvalidState unless it is a
+        US extendable rental on sale for `days`."""
+        quote = await self.quote(extendable, offer_id, days)
+        if not quote.choice.single_service_allowed:
             raise InvalidState(
                 _("A single-service line is offered only on US extendable rentals.")
             )
-        price = self._retail(offer.pricing[days], await self._markup(), single_service is not None)
-        return RentQuote(choice, days, single_service, price, secrets.token_hex(4))
+        self._services_catalog()
+        return quote.choice
+
+    async def single_service(self, service_id: int) -> tuple[Service, str]:
+        """A catalog service SMSPool sells, and its SMSPool service ID; NotFound otherwise."""
+        catalog = self._services_catalog()
+        service = await catalog.service(service_id)
+        code = await catalog.upstream_service(SINGLE_SERVICE_ROUTE, service_id)
+        if service is None or code is None:
+            raise NotFound(_("This service cannot be picked for a rental."))
+        return service, code
+
+    async def single_services(self, page: int, per_page: int) -> tuple[list[Service], int, int]:
+        """(services, page, pages) a single-service line may name, most ordered first, then
+        by name; `page` is clamped."""
+        catalog = self._services_catalog()
+        routes = [SINGLE_SERVICE_ROUTE]
+        total = await catalog.count_services(routes)
+        pages = max(1, -(-total // per_page))
+        page = min(max(page, 0), pages - 1)
+        return await catalog.services(routes, "", per_page, page * per_page), page, pages
+
+    async def find_single_services(self, query: str, limit: int = 8) -> list[Service]:
+        """The services a typed name may mean, best first (typos and aliases forgiven)."""
+        catalog = self._services_catalog()
+        cached = self._index
+        if cached is None or time.monotonic() - cached[0] >= SERVICES_TTL_SECONDS:
+            routes = [SINGLE_SERVICE_ROUTE]
+            everything = await catalog.services(
+                routes, "", await catalog.count_services(routes), 0
+            )
+            cached = (time.monotonic(), SearchIndex(((s.id, s.name) for s in everything), ()))
+            self._index = cached
+        found = cached[1].services(query, limit)
+        services = [await catalog.service(match.id) for match in found]
+        return [service for service in services if service is not None]
 
     # -- buying ----------------------------------------------------------------------------------
 
@@ -372,14 +459,14 @@ class RentalService:
         extendable: bool,
         offer_id: str,
         days: int,
-        single_service: str | None,
+        service_id: int,
         shown_price: int,
         token: str,
         chat_id: int | None = None,
     ) -> Rental:
         """Charge once, buy once: `charge`, then `buy`."""
         rental_id = await self.charge(
-            user_id, extendable, offer_id, days, single_service, shown_price, token, chat_id
+            user_id, extendable, offer_id, days, service_id, shown_price, token, chat_id
         )
         return await self.buy(rental_id)
 
@@ -389,7 +476,7 @@ class RentalService:
         extendable: bool,
         offer_id: str,
         days: int,
-        single_service: str | None,
+        service_id: int,
         shown_price: int,
         token: str,
         chat_id: int | None = None,
@@ -399,10 +486,10 @@ class RentalService:
         rose above `shown_price`, AlreadyRenting for a second tap on the same Confirm,
         InsufficientFunds, NotFound / InvalidState for a choice not on sale."""
         offer = await self._raw_offer(extendable, offer_id)
-        quote = await self.quote(extendable, offer_id, days, single_service)
+        quote = await self.quote(extendable, offer_id, days, service_id)
         if quote.price > shown_price:
             raise RentalPriceChanged(quote)
-        usd, cost = self._cost(offer.pricing[days], single_service is not None)
+        usd, cost = self._cost(offer.pricing[days], quote.service_code is not None)
         now = int(time.time())
         async with self.db.transaction() as tx:
             rental_id = await self.repo.create(
@@ -412,7 +499,7 @@ class RentalService:
                 offer_id=offer.id,
                 country=offer.country,
                 extendable=offer.extendable,
-                service_id=single_service,
+                service_id=quote.service_code,
                 days=days,
                 price=quote.price,
                 upstream_cost=usd,
@@ -451,7 +538,7 @@ class RentalService:
                     "Rental #{rental_id}: purchase/rental on SMSPool did not get a clear answer. "
                     "The customer was refunded; check SMSPool for a rental bought at {time}.",
                     rental_id=rental_id,
-                    time=now,
+                    time=lazy_date(now),
                 ),
             )
             raise RentalFailed(exc, refunded) from None
@@ -477,7 +564,7 @@ class RentalService:
                     "at {time}.",
                     rental_id=rental_id,
                     error=type(exc).__name__,
-                    time=now,
+                    time=lazy_date(now),
                 ),
             )
             raise RentalFailed(PurchaseOutcomeUnknown(type(exc).__name__), refunded) from None
@@ -579,16 +666,19 @@ class RentalService:
             if rental is not None:
                 await self.notifier.rental_failed(rental, refunded)
         for extension_id, rental_id in await self.repo.pending_extensions_before(cutoff):
-            await self._settle_extension(
-                extension_id, rental_id, "unknown", ExtendOutcomeUnknown("interrupted")
-            )
-            settled += 1
+            settled += await self._settle_interrupted_extension(extension_id, rental_id)
         return settled
 
-    async def recover(self) -> None:
-        """At start: settle purchases cut off by the stop, forward what was stored but not
-        sent. Polling resumes by itself (the due times are in the database)."""
-        await self.settle_stuck(int(time.time()) + 1)
+    async def recover(self, *, alone: bool = True) -> None:
+        """At start: settle purchases and extensions cut off by the stop (every one still
+        `buying` or `pending`, as orders left `created` are: outcome unknown, refunded, flagged,
+        alerted, the customer told), forward what was stored but not sent. Polling resumes by
+        itself (the due times are in the database).
+
+        With other instances alive (`alone` false) a `buying` row may be another instance's
+        purchase in flight, so only those past the purchase grace are settled (as the sweeper
+        does); the rest are left to their instance, or to the sweeper if it died."""
+        await self.settle_stuck(int(time.time()) + 1 if alone else None)
         for rental_id in await self.repo.with_unforwarded():
             await self.forward_pending(rental_id)
 
@@ -676,16 +766,25 @@ class RentalService:
         return Extended(extended, days, price)
 
     async def _settle_extension(
-        self, extension_id: int, rental_id: int, to: str, exc: BaseException
-    ) -> None:
-        """A pending extension refused (or of unknown outcome): refund that extension."""
+        self,
+        extension_id: int,
+        rental_id: int,
+        to: str,
+        exc: BaseException,
+        alert: LazyText | None = None,
+    ) -> int:
+        """A pending extension refused (or of unknown outcome): refund that extension; an
+        unknown one is flagged and alerted (`alert`, else the unclear answer's). Returns what
+        was refunded (0 if it was settled before)."""
+        refunded = 0
         async with self.db.transaction() as tx:
             if not await self.repo.settle_extension(tx, extension_id, to, type(exc).__name__):
-                return
+                return 0
             rental = await self.repo.get_in(tx, rental_id)
             extension = await self.repo.extension_in(tx, extension_id)
             assert rental is not None and extension is not None
             if not await self.repo.extension_refunded(tx, extension_id):
+                refunded = extension.price
                 await self.ledger.apply(
                     tx,
                     rental.user_id,
@@ -700,12 +799,38 @@ class RentalService:
         if to == "unknown":
             await self._alert(
                 f"rental-extend-unknown:{extension_id}",
-                lazy(
+                alert
+                or lazy(
                     "Rental #{rental_id}: rental/extend on SMSPool did not get a clear answer. "
                     "The customer was refunded; check whether SMSPool extended the rental.",
                     rental_id=rental_id,
                 ),
             )
+        return refunded
+
+    async def _settle_interrupted_extension(self, extension_id: int, rental_id: int) -> bool:
+        """An extension left `pending` (a crash, a stuck request): its outcome is unknown, so
+        refund it, flag the rental, alert the owners and tell the customer, as interrupted
+        number purchases are. False if it was settled meanwhile."""
+        refunded = await self._settle_extension(
+            extension_id,
+            rental_id,
+            "unknown",
+            ExtendOutcomeUnknown("interrupted"),
+            lazy(
+                "Rental #{rental_id}: the bot stopped during rental/extend (or the request got "
+                "stuck). The customer was refunded; check whether SMSPool extended the rental.",
+                rental_id=rental_id,
+            ),
+        )
+        if not refunded:
+            return False
+        rental = await self.repo.get(rental_id)
+        async with self.db.transaction() as tx:
+            extension = await self.repo.extension_in(tx, extension_id)
+        if rental is not None and extension is not None:
+            await self.notifier.rental_extension_failed(rental, extension.days, refunded)
+        return True
 
     # -- refunding -------------------------------------------------------------------------------
 

@@ -6,7 +6,11 @@ step other than an answer (an SMSPM error, no answer, an answer we cannot read, 
 own) settles the send at once; a send left in `sending` anyway (its task died, its process
 died) is settled by `sweep()` once `sending_grace` has passed, or by `recover()` at start.
 Settling refunds every recipient SMSPM did not prove it accepted. Delivery reports come from a
-URL anyone may post to: a final status counts only once `/smsdetails` confirms it."""
+URL anyone may post to: a final status counts only once `/smsdetails` confirms it.
+
+With several instances, a send in flight or being followed is held by one instance's lease
+(`shop.services.leases`), like a live order: only the holder polls it, and a send whose
+instance died is claimed by another (settled at once if it was cut off while `sending`)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from shop import metrics
 from shop.countries import resolve
 from shop.errors import (
     AppError,
@@ -38,6 +43,7 @@ from shop.providers.smspm import (
     SMSPMClient,
     SmsStatus,
 )
+from shop.services.leases import CLAIM_BATCH, Leases
 from shop.smstext import SegmentInfo, segments
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,8 @@ class SmsJobs(Protocol):
     def render_sms(self, send_id: int) -> None: ...
 
     def unwatch_sms(self, send_id: int) -> None: ...
+
+    def watched_sms(self) -> set[int]: ...
 
 
 class SmsNotifier(Protocol):
@@ -144,8 +152,10 @@ class SmsService:
         jobs: SmsJobs,
         notifier: SmsNotifier,
         sending_grace: float = SENDING_GRACE,
+        leases: Leases | None = None,
     ) -> None:
         self.db = db
+        self.leases = leases  # None: the only process follows every send
         self.repo = repo
         self.ledger = ledger
         self.kv = kv
@@ -254,6 +264,8 @@ class SmsService:
                 tx, send_id, user_id, now, now + self.deadline_seconds, chat_id, message_id
             ):
                 raise InvalidState(_("This SMS is already being sent."))
+            if self.leases is not None:
+                await self.leases.hold_sms(tx, send_id)
             if not await self.ledger.apply(
                 tx,
                 user_id,
@@ -512,12 +524,47 @@ class SmsService:
             await self.notifier.sms_changed(send, await self.repo.messages(send_id))
 
     async def recover(self) -> None:
-        """After a start: follow sends in flight; refund a send cut off mid-request."""
+        """After a start: follow sends in flight; refund a send cut off mid-request. With
+        leases, only the sends no live instance holds (`claim_free`)."""
+        if self.leases is not None:
+            await self.claim_free()
+            return
         for send in await self.repo.live_sends():
             if send.status == "sending":
                 await self._settle_stuck(send.id, at_start=True)
             else:
                 self.jobs.watch_sms(send.id, 0.0)
+
+    async def claim_free(self) -> int:
+        """Take the live sends nobody holds (their instance died or stopped): follow those
+        sent; settle those cut off while `sending` (nobody is sending them any more)."""
+        assert self.leases is not None
+        taken = 0
+        while True:
+            batch = await self.leases.claim_sms(CLAIM_BATCH)
+            for send_id, status in batch:
+                if status == "sending":
+                    await self._settle_stuck(send_id, at_start=True)
+                else:
+                    self.jobs.watch_sms(send_id, 0.0)
+            taken += len(batch)
+            if len(batch) < CLAIM_BATCH:
+                return taken
+
+    async def keep_leases(self) -> None:
+        """Per instance, every third of the lease: renew the sends this instance holds, stop
+        following those another instance took, claim those nobody holds."""
+        if self.leases is None:
+            return
+        before = self.jobs.watched_sms()
+        held = await self.leases.renew_sms()
+        lost = sorted(i for i in before if i not in held)
+        for send_id in lost:
+            self.jobs.unwatch_sms(send_id)
+        if lost:
+            metrics.leases_lost("sms", len(lost))
+            log.info("SMS sends %s are no longer held by this instance; dropped", lost)
+        await self.claim_free()
 
     async def sweep(self) -> None:
         """The scheduled safety net: settle every send still `sending` past the grace period

@@ -353,6 +353,9 @@ async def test_a_removed_providers_order_met_at_runtime_is_settled(
     await fund(admin, alice, "1")
 
     await _taken_for_gone(app)
+    # The other process stays up (holding its orders' leases) while the customer and the
+    # owner meet them here: a clean stop would hand the orders over at once, and this
+    # process would settle them by itself first.
     other = await build_app(full.settings)
     try:
         await other.catalog.refresh()
@@ -362,30 +365,33 @@ async def test_a_removed_providers_order_met_at_runtime_is_settled(
         for _ in range(2):
             view = await other.orders.quote(alice.id, "smspalm2", whatsapp.id, "US")
             bought.append(await other.orders.confirm(alice.id, view.quote.id))
+        first, second = bought
+        assert await app.wallet.balance(alice.id) == 100 - 2 * PRICE
+
+        # The customer's Cancel on an order this process cannot reach upstream.
+        await alice.send("/orders")
+        listing = await alice.wait_for(lambda m: f"#{first.id}" in m.plain)
+        await alice.click(listing, f"#{first.id}")
+        card = await alice.wait_for(
+            lambda m: f"Order #{first.id}" in m.plain and "Cancel" in str(m.button_texts)
+        )
+        answer = await alice.wait_answer(await alice.click(card, "Cancel"))
+        assert "money is back" in (answer.text or "")
+        alert = await admin.wait_for(_about(first.id))
+        assert str(first.activation_id) in alert.plain
+
+        # The owner's /refund on the other one.
+        await admin.send(f"/refund {second.id}")
+        reply = await admin.wait_for(
+            lambda m: f"#{second.id}" in m.plain and "Refunded" in m.plain
+        )
+        assert "$0.33" in reply.plain
+        for order_id in (first.id, second.id):
+            order = await _order(app, order_id)
+            assert order.status is OrderStatus.CANCELLED
+            assert order.refunded and order.needs_attention
+            assert await _refunds(app, order_id) == 1
+        assert await app.wallet.balance(alice.id) == 100
+        await harness_check(app)
     finally:
         await other.close()
-    first, second = bought
-    assert await app.wallet.balance(alice.id) == 100 - 2 * PRICE
-
-    # The customer's Cancel on an order this process cannot reach upstream.
-    await alice.send("/orders")
-    listing = await alice.wait_for(lambda m: f"#{first.id}" in m.plain)
-    await alice.click(listing, f"#{first.id}")
-    card = await alice.wait_for(
-        lambda m: f"Order #{first.id}" in m.plain and "Cancel" in str(m.button_texts)
-    )
-    answer = await alice.wait_answer(await alice.click(card, "Cancel"))
-    assert "money is back" in (answer.text or "")
-    alert = await admin.wait_for(_about(first.id))
-    assert str(first.activation_id) in alert.plain
-
-    # The owner's /refund on the other one.
-    await admin.send(f"/refund {second.id}")
-    reply = await admin.wait_for(lambda m: f"#{second.id}" in m.plain and "Refunded" in m.plain)
-    assert "$0.33" in reply.plain
-    for order_id in (first.id, second.id):
-        order = await _order(app, order_id)
-        assert order.status is OrderStatus.CANCELLED and order.refunded and order.needs_attention
-        assert await _refunds(app, order_id) == 1
-    assert await app.wallet.balance(alice.id) == 100
-    await harness_check(app)

@@ -8,6 +8,7 @@ with each balance equal to its ledger (the harness checks it at teardown, and so
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -283,7 +284,10 @@ async def test_purchase_timing_out_is_refunded_flagged_and_alerted(
     await alice.click(confirm, "Confirm")
     failed = await alice.wait_for("could not be rented")
     assert "back on your balance" in failed.plain
-    await admin.wait_for("did not get a clear answer")
+    alert = await admin.wait_for("did not get a clear answer")
+    # A readable UTC date (as the admin screens show them), not Unix seconds.
+    assert re.search(r"bought at \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", alert.plain), alert.plain
+    assert not re.search(r"\d{9,}", alert.plain), alert.plain
     assert await balance(harness, alice) == 10_000
     assert harness.app is not None and harness.app.rentals is not None
     rental = await harness.app.rentals.get(1)
@@ -334,12 +338,12 @@ async def test_forged_buttons_change_nothing(
         query = await bob.click_data(menu, f"rl:{rental.id}:{act}:7:1:100")
         assert "not found" in ((await bob.wait_answer(query)).text or "").lower()
     # A lower price than the real one is never charged: the new price is shown instead.
-    query = await bob.click_data(menu, "rp:1:0:7:1:abcd1234:")
+    query = await bob.click_data(menu, "rp:1:0:7:1:abcd1234:0")
     await bob.wait_for("The price has changed")
     # A period the rental does not sell, and an offer that does not exist.
-    query = await bob.click_data(menu, "rp:1:0:9:99999:abcd1234:")
+    query = await bob.click_data(menu, "rp:1:0:9:99999:abcd1234:0")
     assert "period is not available" in ((await bob.wait_answer(query)).text or "")
-    query = await bob.click_data(menu, "rp:1:77:7:99999:abcd1234:")
+    query = await bob.click_data(menu, "rp:1:77:7:99999:abcd1234:0")
     assert "not offered" in ((await bob.wait_answer(query)).text or "")
     # Garbage that does not unpack.
     query = await bob.click_data(menu, "rl:-1:show:0:0:0")
@@ -376,4 +380,186 @@ async def test_admin_looks_up_refunds_and_counts_rentals(
     assert any(e.action == "rental_refund" for e in entries)
     await admin.send("/rental 99")
     await admin.wait_for("does not exist")
+    await harness.check_ledger()
+
+
+async def test_help_lists_the_rental_commands_when_rentals_are_sold(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    alice: FakeUser,
+    bob: FakeUser,
+) -> None:
+    harness = harness_factory(**rental_settings(pool))
+    await harness.start()
+    await alice.send("/help")
+    english = await alice.wait_for("How it works")
+    assert "/rent — rent a number for days" in english.plain
+    assert "/rentals — your rentals" in english.plain
+
+    await alice.send("/language")
+    screen = await alice.wait_for("The bot speaks English")
+    await alice.click(screen, "Русский")
+    await alice.wait_for(lambda m: "Язык бота: Русский" in m.plain)
+    await alice.send("/help")
+    russian = await alice.wait_for("Как это работает")
+    assert "/rent — аренда номера на несколько дней" in russian.plain
+    assert "/rentals — ваши аренды" in russian.plain
+    await harness.stop()
+
+    # Without SMSPool no rentals are sold: /help does not mention them.
+    plain = harness_factory()
+    await plain.start()
+    await bob.send("/help")
+    without = await bob.wait_for("How it works")
+    assert "/rent" not in without.plain
+
+
+US_7_DAYS_ONE_SERVICE = 1170  # 18 USD x 50% x rate 1 x 1.30 markup, in cents
+
+
+def one_service_confirm(message: Message) -> bool:
+    return "Confirm your rental" in message.plain and "One service only:" in message.plain
+
+
+async def test_one_service_from_the_list_at_the_discount(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    harness = await ready(harness_factory, pool, admin, alice)
+    confirm = await rent_to_confirm(alice)
+    assert "$23.40" in confirm.plain and "Any service" in confirm.plain
+    await alice.click(confirm, "One service (discount)")
+    picker = await alice.wait_for(lambda m: "One service" in m.plain and "popular" in m.plain)
+    # SMSPool's services (service/retrieve_all), through the catalog: none ordered yet, so
+    # by name.
+    assert picker.button_texts[:4] == ["Google", "Instagram", "Telegram", "WhatsApp"]
+    await alice.click(picker, "WhatsApp")
+    single = await alice.wait_for(one_service_confirm)
+    assert "One service only: WhatsApp (half price)" in single.plain
+    assert "$11.70" in single.plain
+
+    # Back to any service: the full price again; then pick it once more and rent.
+    await alice.click(single, "Any service")
+    full = await alice.wait_for(
+        lambda m: (
+            "Confirm your rental" in m.plain and "$23.40" in m.plain and "only:" not in m.plain
+        )
+    )
+    await alice.click(full, "One service (discount)")
+    picker = await alice.wait_for(lambda m: "One service" in m.plain and "popular" in m.plain)
+    await alice.click(picker, "WhatsApp")
+    single = await alice.wait_for(one_service_confirm)
+    await alice.click(single, "Confirm")
+    await alice.wait_for("Rented!")
+    (code,) = pool.rentals
+    assert pool.rentals[code].service_id == "1012"  # SMSPool's WhatsApp ID was sent
+    sent = [r for r in pool.requests if r.path == "purchase/rental"]
+    assert sent[-1].params.get("service_id") == "1012"
+    assert await balance(harness, alice) == 10_000 - US_7_DAYS_ONE_SERVICE
+    rental = await only_rental(harness, alice)
+    assert rental.service_id == "1012" and rental.price == US_7_DAYS_ONE_SERVICE
+    await harness.check_ledger()
+
+
+async def test_one_service_found_by_a_typed_name(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    harness = await ready(harness_factory, pool, admin, alice)
+    confirm = await rent_to_confirm(alice, days="14 days")
+    await alice.click(confirm, "One service (discount)")
+    picker = await alice.wait_for(lambda m: "One service" in m.plain and "popular" in m.plain)
+    await alice.click(picker, "Search by name")
+    await alice.wait_for("Type the service's name")
+    await alice.send("<b>nothing</b>")
+    none = await alice.wait_for("Nothing matches")
+    assert "<b>nothing</b>" in none.plain  # escaped, shown as typed
+    await alice.send("telegrm")  # a typo
+    found = await alice.wait_for("Services matching")
+    assert "Telegram" in found.button_texts
+    await alice.click(found, "Telegram")
+    single = await alice.wait_for(one_service_confirm)
+    assert "One service only: Telegram" in single.plain and "$16.25" in single.plain  # 25/2x1.3
+    await alice.click(single, "Confirm")
+    await alice.wait_for("Rented!")
+    (code,) = pool.rentals
+    assert pool.rentals[code].service_id == "1011"
+    assert await balance(harness, alice) == 10_000 - 1625
+    # The search ended with the pick: typed text is a number search again (one match opens).
+    await alice.send("whatsapp")
+    await alice.wait_for(lambda m: "WhatsApp" in m.plain and "Choose a country" in m.plain)
+    await harness.check_ledger()
+
+
+async def test_one_service_only_on_us_extendable_rentals(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    harness = await ready(harness_factory, pool, admin, alice)
+    fixed = await rent_to_confirm(alice, kind="Fixed period")
+    assert not any("One service" in text for text in fixed.button_texts)
+    uk = await rent_to_confirm(alice, country="United Kingdom")
+    assert not any("One service" in text for text in uk.button_texts)
+    # Forged: a single service on the UK rental, an unknown service, the picker for the UK.
+    query = await alice.click_data(uk, "ro:1:1:7:1")
+    assert "only on US extendable" in ((await alice.wait_answer(query)).text or "")
+    query = await alice.click_data(uk, "rp:1:0:7:99999:abcd1234:424242")
+    assert "cannot be picked" in ((await alice.wait_answer(query)).text or "")
+    query = await alice.click_data(uk, "rsv:1:1:7:0:0")
+    assert "only on US extendable" in ((await alice.wait_answer(query)).text or "")
+    assert not pool.rentals
+    assert await balance(harness, alice) == 10_000
+    await harness.check_ledger()
+
+
+async def test_a_crash_during_an_extension_is_settled_at_start(
+    harness_factory: Callable[..., BotHarness],
+    pool: FakeSMSPool,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    # The sweeper's grace is far away (a long HTTP timeout): only the recovery at start can
+    # settle the extension in time for this test.
+    harness = await ready(harness_factory, pool, admin, alice, http_timeout_seconds=30)
+    card = await rent(alice)
+    assert len(pool.rentals) == 1
+    await alice.click(card, "Extend")
+    periods = await alice.wait_for("By how many days?")
+    await alice.click(periods, "+14 days")
+    confirm = await alice.wait_for(lambda m: "Extend rental" in m.plain and "Price" in m.plain)
+    pool.delay_next("rental/extend", 2)  # SMSPool extends it after all: the outcome is unknown
+    await alice.click(confirm, "Confirm extension")
+    assert harness.app is not None and harness.app.rentals is not None
+    repo = harness.app.rentals.repo
+    rental = await only_rental(harness, alice)
+    for _ in range(100):
+        if [e.state for e in await repo.extensions(rental.id)] == ["pending"]:
+            break
+        await asyncio.sleep(0.05)
+    assert await balance(harness, alice) == 10_000 - US_7_DAYS - 3250  # charged, in flight
+    # Another instance starting now must not settle it: it may be this one's call in flight.
+    await harness.app.rentals.recover(alone=False)
+    assert [e.state for e in await repo.extensions(rental.id)] == ["pending"]
+
+    await harness.crash()
+    await harness.start()
+    told = await alice.wait_for("extension of rental")
+    assert "$32.50 is back on your balance" in told.plain
+    alert = await admin.wait_for(lambda m: "stopped during rental/extend" in m.plain)
+    assert f"Rental #{rental.id}" in alert.plain
+    assert await balance(harness, alice) == 10_000 - US_7_DAYS
+    assert harness.app is not None and harness.app.rentals is not None
+    settled = await harness.app.rentals.repo.extensions(rental.id)
+    assert [e.state for e in settled] == ["unknown"]
+    flagged = await harness.app.rentals.get(rental.id)
+    assert flagged is not None and flagged.needs_attention
+    history = await harness.app.wallet.ledger.history(alice.id, 10)
+    assert [e.kind for e in history].count(LedgerKind.RENTAL_REFUND) == 1
+    assert pool.count("rental/extend") == 1  # sent once, never retried
     await harness.check_ledger()

@@ -1,37 +1,209 @@
-"""A realistic catalog for the search tests and bench: 193 services as upstreams name them
+"""A realistic catalog for the search tests and benches: 193 services as upstreams name them
 and 145 countries as the catalog stores them (ISO 3166 alpha-2 code and pycountry's common
-name, as `shop.countries.resolve` gives), plus two upstream names with no ISO code."""
+name, as `shop.countries.resolve` gives), plus two upstream names with no ISO code.
+`load_into_palm` makes FakeSMSPalm sell all of it. The order is roughly how popular each is."""
 
 from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
 
 SERVICES: tuple[tuple[int, str], ...] = tuple(
     enumerate(
         (
-            "WhatsApp", "Telegram", "Google", "Facebook", "Instagram", "TikTok", "Discord",
-            "Microsoft", "Amazon", "Apple", "VK", "OK", "Yandex", "Avito", "Uber", "Twitter",
-            "Tinder", "Viber", "WeChat", "Snapchat", "Netflix", "PayPal", "OpenAI", "YouTube",
-            "LinkedIn", "Yahoo", "AOL", "Line", "KakaoTalk", "Signal", "Skype", "Steam", "Twitch",
-            "Reddit", "Pinterest", "Quora", "Tumblr", "Spotify", "Airbnb", "Booking", "Lyft",
-            "Bolt", "Grab", "Gojek", "DiDi", "Careem", "Glovo", "Deliveroo", "Uber Eats",
-            "Foodpanda", "Wolt", "DoorDash", "Instacart", "Shopee", "Lazada", "Tokopedia",
-            "Bukalapak", "AliExpress", "Alibaba", "Taobao", "JD.com", "Temu", "Shein", "eBay",
-            "Etsy", "Wish", "Walmart", "Mercado Libre", "OLX", "Allegro", "Wildberries", "Ozon",
-            "Lamoda", "Yandex Go", "Sber", "Tinkoff", "Qiwi", "YooMoney", "WebMoney", "Payoneer",
-            "Paytm", "Skrill", "Neteller", "Revolut", "Wise", "Monzo", "Cash App", "Venmo",
-            "Coinbase", "Binance", "Bybit", "OKX", "KuCoin", "Kraken", "Bitget", "Huobi",
-            "Gate.io", "Crypto.com", "Blockchain", "Bumble", "Hinge", "Badoo", "Mamba", "OkCupid",
-            "Plenty of Fish", "Grindr", "Happn", "Match", "Tantan", "Momo", "Weibo", "QQ",
-            "Baidu", "Douyin", "Kuaishou", "Bilibili", "Zalo", "Truecaller", "Imo", "Epic Games",
-            "Blizzard", "Riot Games", "EA", "Nintendo", "PlayStation", "Roblox", "Garena", "PUBG",
-            "Supercell", "Proton Mail", "Mail.ru", "Rambler", "GMX", "Zoho", "Dropbox", "Adobe",
-            "Canva", "Zoom", "Slack", "Notion", "GitHub", "Claude", "DeepSeek", "Perplexity",
-            "Character.AI", "Midjourney", "Cloudflare", "DigitalOcean", "Vultr", "Hetzner",
-            "Fiverr", "Upwork", "Freelancer", "Indeed", "HeadHunter", "Craigslist", "Nextdoor",
-            "Meetup", "Kick", "OnlyFans", "Patreon", "Ticketmaster", "inDrive", "BlaBlaCar",
-            "Yango", "Ola", "Rapido", "Zomato", "Swiggy", "PhonePe", "Flipkart", "Myntra",
-            "Meesho", "Dream11", "Bet365", "Betfair", "1xBet", "Parimatch", "Fonbet",
-            "PokerStars", "Stake", "Coupang", "Naver", "Rakuten", "Mercari", "Zara", "IKEA",
-            "McDonald's", "KFC", "Burger King", "Domino's", "Samokat", "Sportmaster",
+            "WhatsApp",
+            "Telegram",
+            "Google",
+            "Facebook",
+            "Instagram",
+            "TikTok",
+            "Discord",
+            "Microsoft",
+            "Amazon",
+            "Apple",
+            "VK",
+            "OK",
+            "Yandex",
+            "Avito",
+            "Uber",
+            "Twitter",
+            "Tinder",
+            "Viber",
+            "WeChat",
+            "Snapchat",
+            "Netflix",
+            "PayPal",
+            "OpenAI",
+            "YouTube",
+            "LinkedIn",
+            "Yahoo",
+            "AOL",
+            "Line",
+            "KakaoTalk",
+            "Signal",
+            "Skype",
+            "Steam",
+            "Twitch",
+            "Reddit",
+            "Pinterest",
+            "Quora",
+            "Tumblr",
+            "Spotify",
+            "Airbnb",
+            "Booking",
+            "Lyft",
+            "Bolt",
+            "Grab",
+            "Gojek",
+            "DiDi",
+            "Careem",
+            "Glovo",
+            "Deliveroo",
+            "Uber Eats",
+            "Foodpanda",
+            "Wolt",
+            "DoorDash",
+            "Instacart",
+            "Shopee",
+            "Lazada",
+            "Tokopedia",
+            "Bukalapak",
+            "AliExpress",
+            "Alibaba",
+            "Taobao",
+            "JD.com",
+            "Temu",
+            "Shein",
+            "eBay",
+            "Etsy",
+            "Wish",
+            "Walmart",
+            "Mercado Libre",
+            "OLX",
+            "Allegro",
+            "Wildberries",
+            "Ozon",
+            "Lamoda",
+            "Yandex Go",
+            "Sber",
+            "Tinkoff",
+            "Qiwi",
+            "YooMoney",
+            "WebMoney",
+            "Payoneer",
+            "Paytm",
+            "Skrill",
+            "Neteller",
+            "Revolut",
+            "Wise",
+            "Monzo",
+            "Cash App",
+            "Venmo",
+            "Coinbase",
+            "Binance",
+            "Bybit",
+            "OKX",
+            "KuCoin",
+            "Kraken",
+            "Bitget",
+            "Huobi",
+            "Gate.io",
+            "Crypto.com",
+            "Blockchain",
+            "Bumble",
+            "Hinge",
+            "Badoo",
+            "Mamba",
+            "OkCupid",
+            "Plenty of Fish",
+            "Grindr",
+            "Happn",
+            "Match",
+            "Tantan",
+            "Momo",
+            "Weibo",
+            "QQ",
+            "Baidu",
+            "Douyin",
+            "Kuaishou",
+            "Bilibili",
+            "Zalo",
+            "Truecaller",
+            "Imo",
+            "Epic Games",
+            "Blizzard",
+            "Riot Games",
+            "EA",
+            "Nintendo",
+            "PlayStation",
+            "Roblox",
+            "Garena",
+            "PUBG",
+            "Supercell",
+            "Proton Mail",
+            "Mail.ru",
+            "Rambler",
+            "GMX",
+            "Zoho",
+            "Dropbox",
+            "Adobe",
+            "Canva",
+            "Zoom",
+            "Slack",
+            "Notion",
+            "GitHub",
+            "Claude",
+            "DeepSeek",
+            "Perplexity",
+            "Character.AI",
+            "Midjourney",
+            "Cloudflare",
+            "DigitalOcean",
+            "Vultr",
+            "Hetzner",
+            "Fiverr",
+            "Upwork",
+            "Freelancer",
+            "Indeed",
+            "HeadHunter",
+            "Craigslist",
+            "Nextdoor",
+            "Meetup",
+            "Kick",
+            "OnlyFans",
+            "Patreon",
+            "Ticketmaster",
+            "inDrive",
+            "BlaBlaCar",
+            "Yango",
+            "Ola",
+            "Rapido",
+            "Zomato",
+            "Swiggy",
+            "PhonePe",
+            "Flipkart",
+            "Myntra",
+            "Meesho",
+            "Dream11",
+            "Bet365",
+            "Betfair",
+            "1xBet",
+            "Parimatch",
+            "Fonbet",
+            "PokerStars",
+            "Stake",
+            "Coupang",
+            "Naver",
+            "Rakuten",
+            "Mercari",
+            "Zara",
+            "IKEA",
+            "McDonald's",
+            "KFC",
+            "Burger King",
+            "Domino's",
+            "Samokat",
+            "Sportmaster",
         ),
         start=1,
     )
@@ -186,3 +358,50 @@ COUNTRIES: tuple[tuple[str, str], ...] = (
     ("x-abkhazia", "Abkhazia"),
     ("x-northern-cyprus", "Northern Cyprus"),
 )
+
+
+def palm_code(service_id: int) -> str:
+    """The upstream code of a catalog service on FakeSMSPalm (WhatsApp keeps its own "wa")."""
+    return "wa" if service_id == 1 else f"s{service_id}"
+
+
+def palm_country_id(index: int) -> int:
+    """The FakeSMSPalm id of the `index`-th catalog country (the United States keeps 187)."""
+    return 187 if index == 0 else 1000 + index
+
+
+def sold_out(service_id: int, index: int) -> bool:
+    """Pairs with no stock: one in eleven, never WhatsApp in the United States."""
+    return (service_id * 7 + index) % 11 == 0 and (service_id, index) != (1, 0)
+
+
+def stock(service_id: int, index: int) -> int:
+    """More numbers in the countries listed first, give or take a little per service."""
+    return 20 + 6 * (len(COUNTRIES) - index) + (service_id * 31 + index * 17) % 5
+
+
+def load_into_palm(palm: Any) -> None:
+    """Make a FakeSMSPalm's Server 2 sell this whole catalog (every service in every country,
+    cost and stock fixed by position, some pairs sold out) and Server 1 sell nothing, so a
+    test or a bench sees the 193 x 147 catalog of a real shop."""
+    palm.services["serverone"], palm.countries["serverone"] = [], []
+    palm.prices["serverone"] = {}
+    palm.services["servertwo"] = [
+        {"code": palm_code(service_id), "name": name} for service_id, name in SERVICES
+    ]
+    palm.countries["servertwo"] = [
+        {"id": palm_country_id(index), "eng": name} for index, (_, name) in enumerate(COUNTRIES)
+    ]
+    palm.iso = {
+        code: palm_country_id(index)
+        for index, (code, _) in enumerate(COUNTRIES)
+        if not code.startswith("x-")
+    }
+    palm.prices["servertwo"] = {
+        (palm_country_id(index), palm_code(service_id)): [
+            Decimal(50 + (service_id * 13 + index * 7) % 400),
+            0 if sold_out(service_id, index) else stock(service_id, index),
+        ]
+        for service_id, _ in SERVICES
+        for index in range(len(COUNTRIES))
+    }

@@ -236,6 +236,7 @@ class Request:
     method: str = "GET"
     http_status: int | None = None
     body: str | None = None
+    host: str = ""  # the Host header: tells apart clients given different base URLs
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,7 @@ class FakeSMSPalm(FakeServer):
             params={k: v for k, v in params.items() if k != "api_key"},
             at=time.monotonic(),
             method=request.method,
+            host=request.host,
         )
         self.requests.append(record)
         key = params.get("api_key", "")

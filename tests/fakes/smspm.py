@@ -130,6 +130,7 @@ class Request:
     at: float
     http_status: int | None = None
     body: str | None = None
+    host: str = ""  # the Host header: tells apart clients given different base URLs
 
 
 @dataclass
@@ -306,6 +307,7 @@ class FakeSMSPM(FakeServer):
             method=request.method,
             params={k: v for k, v in params.items() if k != "token"},
             at=time.monotonic(),
+            host=request.host,
         )
         self.requests.append(record)
         reply = await self._scripted(path, lambda: self._process(path, params, malformed))

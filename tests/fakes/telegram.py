@@ -1304,6 +1304,11 @@ class FakeTelegram:
             self.webhook_routes.pop(url, None)
         self._webhook_signal.fire()
 
+    def steer_webhook(self, url: str, target: str) -> None:
+        """The next update for the webhook ``url`` goes to ``target`` (one of its routed
+        targets, if free), as a proxy with sticky routing would send one request."""
+        self._next_target = self.webhook_routes[url].index(target)
+
     def deliveries_of(self, update_id: int) -> list[Delivery]:
         """Every POST of this update so far (retries included), in order."""
         return [d for d in self.deliveries if d.update_id == update_id]

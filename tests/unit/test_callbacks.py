@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from handlers.callbacks import (
     AdminCb,
     AdminRentalCb,
+    AzCb,
     BroadcastCb,
     CountryCb,
     LanguageCb,
@@ -21,6 +22,7 @@ from handlers.callbacks import (
     RentKindCb,
     RentOfferCb,
     RentPayCb,
+    RentSvcCb,
     RouteCb,
     ServiceCb,
     ServicesCb,
@@ -37,6 +39,8 @@ SAMPLES: list[CallbackData] = [
     ServicesCb(page=2, q="what"),
     ServicesCb(),
     ServiceCb(sid=12, page=1),
+    AzCb(),
+    AzCb(sid=10**9, page=99_999),
     CountryCb(sid=12, cc="US"),
     RouteCb(sid=12, cc="US", rt="smspalm1"),
     QuoteCb(qid=99),
@@ -52,9 +56,10 @@ SAMPLES: list[CallbackData] = [
     AdminCb(to="stats", n=7),
     BroadcastCb(bid=3, act="send"),
     RentKindCb(e=1, page=3),
-    RentOfferCb(e=1, oid="123456", d=30, s="1012"),
-    # The longest: every field at a realistic maximum (a 6-digit offer, a 6-digit service).
-    RentPayCb(e=1, oid="123456", d=30, p=99_999_999, t="0123abcd", s="123456"),
+    RentOfferCb(e=1, oid="123456", d=30, s=4_000_000_000),
+    # The longest: every field at a realistic maximum (a 6-digit offer, a catalog service id).
+    RentPayCb(e=1, oid="123456", d=30, p=99_999_999, t="0123abcd", s=4_000_000_000),
+    RentSvcCb(e=1, oid="123456", d=30, page=99_999, find=1),
     RentalCb(rid=4_000_000_000, act="refundok", d=30, n=99_999, p=99_999_999),
     RentalsCb(page=2),
     AdminRentalCb(rid=4_000_000_000, act="refund"),

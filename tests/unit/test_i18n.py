@@ -22,6 +22,7 @@ from shop.i18n import (
     i18n,
     language_name,
     lazy,
+    lazy_date,
     locale_of,
     missing_translations,
     ngettext,
@@ -131,3 +132,14 @@ def test_help_renders_in_each_language(locale: str) -> None:
     with i18n.use_locale(locale):
         text = help_text(sms_enabled=True)
     assert "/language" in text and tags_balanced(text)
+
+
+def test_lazy_date_is_a_utc_date_in_the_readers_language() -> None:
+    """Alerts built by jobs carry a time that each admin reads as a date, not Unix seconds."""
+    alert = lazy(
+        "Rental #{rental_id} bought at {time}.", rental_id=3, time=lazy_date(1_741_180_000)
+    )
+    assert str(alert) == "Rental #3 bought at 5 Mar 2025, 13:06 UTC."
+    with i18n.use_locale("ru"):
+        assert "мар" in str(lazy_date(1_741_180_000))
+        assert str(lazy_date(1_741_180_000)).endswith("UTC")
