@@ -60,16 +60,19 @@ Webhook delivery
       a backoff (:attr:`FakeTelegram.webhook_retry_delay` doubling up to
       :attr:`FakeTelegram.webhook_retry_max`), and later updates wait behind it; the error is
       reported by ``getWebhookInfo`` (``last_error_date``, ``last_error_message``).
-    * One request at a time per target. :meth:`FakeTelegram.route_webhook` puts several
-      targets behind the one webhook URL, as a reverse proxy in front of several instances
-      would: each update (each retry too) goes to the next free target, round-robin, so up to
-      one update per target is in flight. Every attempt is recorded in
-      :attr:`FakeTelegram.deliveries`.
+    * One request at a time per target (:attr:`FakeTelegram.webhook_connections` allows
+      more, as Telegram's ``max_connections`` does: benchmarks use it).
+      :meth:`FakeTelegram.route_webhook` puts several targets behind the one webhook URL, as a
+      reverse proxy in front of several instances would: each update (each retry too) goes to
+      the next free target, round-robin, so up to ``webhook_connections`` updates per target
+      are in flight (:meth:`FakeTelegram.delivering` tells where one is). Every attempt is
+      recorded in :attr:`FakeTelegram.deliveries`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import itertools
@@ -367,6 +370,7 @@ class PaymentResult:
     error_message: str | None = None
     charge_id: str | None = None
     message: Message | None = None
+    update_id: int | None = None  # the update that carried the successful_payment
 
 
 @dataclass(eq=False)
@@ -890,8 +894,10 @@ class FakeUser:
         charge = self._fake.new_charge(self.id, checkout.invoice)
         message = self._new_message(text="", plain="", from_bot=False, kind="successful_payment")
         message.media = {"successful_payment": _payment_json(charge)}
-        self._fake.push_update({"message": self._fake.message_json(message)})
-        return PaymentResult(ok=True, charge_id=charge.charge_id, message=message)
+        update_id = self._fake.push_update({"message": self._fake.message_json(message)})
+        return PaymentResult(
+            ok=True, charge_id=charge.charge_id, message=message, update_id=update_id
+        )
 
     def _refunded(self, charge: Charge) -> Message:
         """The ``refunded_payment`` service message Telegram sends when a payment comes back."""
@@ -1123,6 +1129,7 @@ class FakeTelegram:
         self.webhook_retry_delay = 0.05
         self.webhook_retry_max = 1.0
         self.webhook_timeout = 30.0
+        self.webhook_connections = 1  # deliveries in flight per target
         self._webhook_signal = _Signal()
         self._webhook_task: asyncio.Task[None] | None = None
         self._webhook_posts: set[asyncio.Task[None]] = set()
@@ -1344,6 +1351,10 @@ class FakeTelegram:
             ),
         )
 
+    def delivering(self, update_id: int) -> str | None:
+        """The target a POST of this update is in flight to now, or None."""
+        return self._in_flight.get(update_id)
+
     def _webhook_targets(self, hook: _Webhook) -> list[str]:
         return self.webhook_routes.get(hook.url) or [hook.url]
 
@@ -1362,10 +1373,10 @@ class FakeTelegram:
         if wait > 0:
             return wait
         targets = self._webhook_targets(hook)
-        busy = set(self._in_flight.values())
+        busy = collections.Counter(self._in_flight.values())
         for step in range(len(targets)):
             target = targets[(self._next_target + step) % len(targets)]
-            if target not in busy:
+            if busy[target] < self.webhook_connections:
                 self._next_target = (self._next_target + step + 1) % len(targets)
                 return update, target
         return None

@@ -1,0 +1,455 @@
+"""Scale-out: one and two `python -m bot` processes in webhook mode on one database and Redis.
+
+What it measures
+    * **Dispatch capacity, one vs two instances** (target: two >= 1.6 x one). The fake Bot API
+      delivers buy-flow callbacks by webhook, round-robin over the instances, with
+      ``--connections`` deliveries in flight per instance (Telegram's ``max_connections``);
+      the offered load is the same for both runs: a backlog of pending updates kept at
+      ``--backlog`` per connection, refilled as fast as they are answered. The figure is the
+      number of updates answered 200 per second over ``--updates`` updates after a warm-up,
+      the median of ``--rounds`` rounds. The callbacks are the mix of ``bench.dispatch``
+      (services, countries, routes, Buy, main menu, My orders: the database's read path), each
+      answered and its screen edited at the fake over real HTTP.
+    * **Code delivery with ``--orders`` live orders over two instances** (target: p95 <= the
+      bound of ``bench.polling``, 1.2 x max(N / (R / 60), poll interval)): the orders are
+      bought beforehand, then two instances start and poll them (each picks the live orders
+      up from the database), codes arrive upstream at random times within ``--window`` and
+      the delay to the code message at the fake is recorded (``bench.polling``'s pieces).
+      Also: HTTP 429s from the upstream (target 0) and codes sent twice (target 0).
+    * The time from a SIGKILL to the first code the other instance sends is
+      ``bench.failover``'s (order leases).
+
+How
+    Everything but the bots runs in this process: FakeTelegram (webhook delivery), FakeSMSPalm,
+    the harness of ``tests/e2e/multiproc.py`` that starts, kills and stops the instances. The
+    CPU each instance and this process used during the measured span is printed: on this
+    2-core machine the load generator takes a share too, and the ratio means something only
+    while it is not the bottleneck (its CPU well under one core). Needs Redis (``REDIS_URL``,
+    default ``redis://127.0.0.1:6379/0``); the database is a SQLite file in a temporary
+    directory.
+
+Run: ``python -m bench.scale [--updates 3000] [--rounds 3] [--orders 1000] [--no-delivery]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import math
+import os
+import random
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench._common import (
+    add_summary_arg,
+    install_log_counter,
+    line,
+    make_settings,
+    percentile,
+    write_summary,
+)
+from bench.dispatch import Mix, build_mix
+from bench.polling import (
+    CYCLE_FACTOR,
+    CodeWatcher,
+    create_orders,
+    first_code_polls,
+    fmt,
+)
+from bot.app import build_app
+from tests.conftest import TOKEN  # the token the harness gives the instances
+from tests.e2e.multiproc import Cluster, SharedDatabase
+from tests.fakes.smspalm import SERVER_TWO, FakeSMSPalm
+from tests.fakes.telegram import FakeTelegram, FakeUser
+from tests.redis_support import SharedRedis
+
+TARGET_RATIO = 1.6
+SIX_DIGITS = re.compile(r"(?<!\d)\d{6}(?!\d)")  # the codes the bench delivers
+US = 187  # FakeSMSPalm's country id of the orders bench.polling buys (WhatsApp, US)
+FIRST_USER = 300_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by the instances and by this process between `start` and `stop`."""
+
+    pids: list[int]
+    wall: float = 0.0
+    used: list[float] = field(default_factory=list)
+    here: float = 0.0
+
+    def start(self) -> CpuMeter:
+        self._wall = time.monotonic()
+        self._used = [cpu_seconds(pid) for pid in self.pids]
+        self._here = time.process_time()
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.wall = time.monotonic() - self._wall
+        self.used = [cpu_seconds(p) - u for p, u in zip(self.pids, self._used, strict=True)]
+        self.here = time.process_time() - self._here
+        return self
+
+    def text(self) -> str:
+        shares = ", ".join(f"{u / self.wall:.0%}" for u in self.used)
+        return f"bots {shares}; load generator {self.here / self.wall:.0%} (of one core)"
+
+
+async def make_redis(url: str) -> SharedRedis:
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        raise SystemExit(
+            f"Redis at {url} is not reachable ({type(exc).__name__}): several instances need "
+            "it; set REDIS_URL"
+        ) from exc
+    return SharedRedis(url, f"numbot-bench-{uuid.uuid4().hex}", client)
+
+
+async def drop_keys(redis: SharedRedis) -> None:
+    keys = [key async for key in redis.client.scan_iter(match=f"{redis.prefix}:*")]
+    if keys:
+        await redis.client.delete(*keys)
+    await redis.client.aclose()
+
+
+def sqlite_database(path: Path) -> SharedDatabase:
+    return SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
+
+
+def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "LOG_LEVEL": "WARNING",
+        "SMSPALM_API_KEY": palm.api_key,
+        "SMSPALM_BASE_URL": palm.base_url,
+        "SMSPALM_RATE": "0.001",
+        "SMSPALM_RATE_LIMIT": 6000,
+        "MARKUP_PERCENT": 30,
+        "HTTP_TIMEOUT_SECONDS": 10,
+        **overrides,
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+# -- dispatch capacity ------------------------------------------------------------------------
+
+
+async def prepare_catalog(
+    path: Path, telegram: FakeTelegram, palm: FakeSMSPalm, redis: SharedRedis, users: int
+) -> Mix:
+    """Fill the database (catalog, users) once, in this process, and build the callback mix."""
+    settings = make_settings(
+        path,
+        bot_token=TOKEN,
+        telegram_api_url=telegram.base_url,
+        smspalm_api_key=palm.api_key,
+        smspalm_base_url=palm.base_url,
+        redis_url=redis.url,
+        redis_prefix=redis.prefix,
+    )
+    app = await build_app(settings)
+    try:
+        await app.catalog.refresh()
+        mix = await build_mix(app)
+        for user_id in range(FIRST_USER, FIRST_USER + users):
+            await app.users.seen(user_id, f"user{user_id}", f"User {user_id}", "en")
+    finally:
+        await app.close()
+    return mix
+
+
+async def offer(
+    telegram: FakeTelegram,
+    users: list[FakeUser],
+    turn: Iterator[int],
+    mix: Mix,
+    rng: random.Random,
+    count: int,
+    backlog: int,
+) -> tuple[float, int]:
+    """Push `count` callbacks, keeping `backlog` pending; (seconds until all were answered
+    200, deliveries that were not)."""
+    delivered = len(telegram.deliveries)
+    began = time.monotonic()
+    pushed = 0
+    while pushed < count:
+        room = min(backlog - telegram.pending_updates, count - pushed)
+        for _ in range(room):
+            # Users in turn: with more users than updates in flight, no update waits for the
+            # same user's previous one (aiogram's per-user event isolation, in Redis).
+            user = users[next(turn) % len(users)]
+            base = user.last
+            assert base is not None, f"{user} has no message to click on"
+            await user.click_data(base, mix.pick(rng)[1])
+        pushed += max(room, 0)
+        await asyncio.sleep(0.002)
+    await telegram.wait_webhook_idle(timeout=600)
+    seconds = time.monotonic() - began
+    failed = sum(1 for d in telegram.deliveries[delivered:] if not d.ok)
+    return seconds, failed
+
+
+async def capacity_with(
+    count: int,
+    args: argparse.Namespace,
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    redis: SharedRedis,
+    database: SharedDatabase,
+    mix: Mix,
+    workdir: Path,
+) -> dict[str, Any]:
+    env = bot_env(palm, THROTTLE_BURST=1_000_000, CATALOG_REFRESH_SECONDS=3600)
+    cluster = Cluster(telegram, redis, database, workdir / f"x{count}", count, env, [palm.api_key])
+    telegram.webhook_connections = args.connections
+    rng = random.Random(args.seed)
+    users = [
+        telegram.user(uid, first_name=f"User {uid}")
+        for uid in range(FIRST_USER, FIRST_USER + args.users)
+    ]
+    backlog = args.backlog * args.connections * count
+    if len(users) < 2 * backlog:
+        raise SystemExit(f"--users must be at least {2 * backlog} (twice the backlog)")
+    turn = itertools.count()
+    await cluster.start()
+    try:
+        for user in users:  # a screen each to click on (and the instances warmed up)
+            await user.send("/start")
+        for user in users:
+            await user.wait_for("👋 Hi", timeout=300)
+        await telegram.wait_webhook_idle(timeout=300)
+        await offer(telegram, users, turn, mix, rng, args.warmup, backlog)
+        rates, failures, meters = [], 0, []
+        for _ in range(args.rounds):
+            meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
+            seconds, failed = await offer(telegram, users, turn, mix, rng, args.updates, backlog)
+            meters.append(meter.stop())
+            rates.append(args.updates / seconds)
+            failures += failed
+    finally:
+        await cluster.stop()
+    return {"rates": rates, "rate": statistics.median(rates), "failed": failures, "cpu": meters}
+
+
+async def dispatch_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path) -> dict[str, Any]:
+    telegram = FakeTelegram(token=TOKEN)
+    palm = FakeSMSPalm()
+    telegram.webhook_retry_delay, telegram.webhook_retry_max = 0.05, 0.5
+    await telegram.start()
+    await palm.start()
+    try:
+        database = sqlite_database(tmp / "dispatch" / "bot.db")
+        mix = await prepare_catalog(
+            database.values["database_path"], telegram, palm, redis, args.users
+        )
+        one = await capacity_with(1, args, telegram, palm, redis, database, mix, tmp)
+        two = await capacity_with(2, args, telegram, palm, redis, database, mix, tmp)
+    finally:
+        await palm.stop()
+        await telegram.stop()
+    ratio = two["rate"] / one["rate"]
+    print("Dispatch capacity in webhook mode (fake Bot API -> N x python -m bot)")
+    print(line("updates per round / rounds", f"{args.updates} / {args.rounds}"))
+    print(line("deliveries in flight per instance", f"{args.connections}"))
+    for name, result in (("one instance", one), ("two instances", two)):
+        rounds = ", ".join(f"{r:.0f}" for r in result["rates"])
+        print(line(f"{name}, median", f"{result['rate']:.0f} upd/s") + f"   rounds: {rounds}")
+        for meter in result["cpu"]:
+            print(f"      CPU: {meter.text()}")
+        if result["failed"]:
+            print(f"      deliveries answered non-2xx (retried): {result['failed']}")
+    ok = ratio >= TARGET_RATIO
+    print(line("two / one", f"{ratio:.2f} x", f">= {TARGET_RATIO} x", ok))
+    return {
+        "one_upd_s": one["rate"],
+        "two_upd_s": two["rate"],
+        "ratio": ratio,
+        "ratio_pass": ok,
+    }
+
+
+# -- code delivery over two instances ---------------------------------------------------------
+
+
+async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    telegram = FakeTelegram(token=TOKEN)
+    palm = FakeSMSPalm(rate_limit=args.rate, window_seconds=60.0)
+    palm.balance = Decimal("10000000")
+    palm.prices[SERVER_TWO][(US, "wa")][1] = args.orders + 100  # numbers in stock upstream
+    telegram.webhook_retry_delay, telegram.webhook_retry_max = 0.05, 0.5
+    await telegram.start()
+    await palm.start()
+    watcher = CodeWatcher(telegram)
+    database = sqlite_database(tmp / "delivery" / "bot.db")
+    env = bot_env(palm, SMSPALM_RATE_LIMIT=args.rate, POLL_INTERVAL_SECONDS=args.interval)
+    cluster = Cluster(telegram, redis, database, tmp / "delivery", 2, env, [palm.api_key])
+    try:
+        # The orders are bought in this process (no bot running), then both instances start
+        # and find them live in the database, as after a deploy.
+        settings = make_settings(
+            database.values["database_path"],
+            bot_token=TOKEN,
+            telegram_api_url=telegram.base_url,
+            smspalm_api_key=palm.api_key,
+            smspalm_base_url=palm.base_url,
+            smspalm_rate_limit=args.rate,
+            redis_url=redis.url,
+            redis_prefix=redis.prefix,
+        )
+        app = await build_app(settings)
+        try:
+            await app.catalog.refresh()
+            setup = await create_orders(app, telegram, palm, args.orders)
+        finally:
+            await app.close()
+        activations = setup.activations
+        await cluster.start()
+        try:
+            await asyncio.sleep(args.settle)
+            meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
+            codes = rng.sample(range(100_000, 1_000_000), len(activations))
+            loop = asyncio.get_running_loop()
+            for activation, code in zip(activations, codes, strict=True):
+                watcher.expected[f"{code:06d}"] = activation
+                loop.call_later(
+                    rng.uniform(0, args.window), palm.deliver_code, activation, f"{code:06d}"
+                )
+            began = time.monotonic()
+            try:
+                await asyncio.wait_for(watcher.all_seen.wait(), args.window + args.grace)
+            except TimeoutError:
+                pass
+            ended = time.monotonic()
+            await asyncio.sleep(2 * args.interval)  # a second message for a code would come now
+            meter.stop()
+        finally:
+            await cluster.stop()
+    finally:
+        await palm.stop()
+        await telegram.stop()
+
+    delivered_at = palm.code_delivered_at
+    delays = [watcher.seen[a] - delivered_at[a] for a in activations if a in watcher.seen]
+    missing = len(activations) - len(delays)
+    sent = Counter(
+        code
+        for call in telegram.calls_to("sendMessage")
+        if call.ok  # messages the customer got (a refused attempt is no message)
+        for code in set(SIX_DIGITS.findall(str(call.params.get("text", ""))))
+        if code in watcher.expected
+    )
+    twice = sum(1 for n in sent.values() if n > 1)
+    polled = first_code_polls(palm.requests)
+    waits = [polled[a] - delivered_at[a] for a in activations if a in polled]
+    allowed_cycle = max(args.orders / (args.rate / 60), args.interval)
+    target = CYCLE_FACTOR * allowed_cycle
+    p50, p95, worst = (percentile(delays, p) for p in (50, 95, 100))
+    complete = not missing and len(activations) == args.orders
+    ok = complete and p95 <= target and palm.rejected_429 == 0 and twice == 0
+    statuses = sum(1 for r in palm.requests if r.action == "getStatus" and began <= r.at <= ended)
+    print()
+    print("Code delivery with live orders over two instances")
+    bought = f"{len(activations)} of {args.orders}"
+    print(line("live orders N / upstream limit R", f"{bought} / {args.rate}/min"))
+    if setup.failures:
+        print(f"      purchases that failed: {dict(setup.failures)}")
+    print(line("poll interval", f"{args.interval:.1f} s"))
+    print(line("HTTP 429 from upstream", f"{palm.rejected_429}", "0", palm.rejected_429 == 0))
+    print(line("codes delivered / reached Telegram", f"{len(activations)} / {len(delays)}"))
+    print(line("codes sent twice", f"{twice}", "0", twice == 0))
+    print(line("poll cycle the budget allows", f"{allowed_cycle:.2f} s"))
+    print(line("delay p50", f"{fmt(p50)} s"))
+    print(line("delay p95", f"{fmt(p95)} s", f"<= {target:.2f} s", complete and p95 <= target))
+    print(line("delay max", f"{fmt(worst)} s"))
+    waited = f"{fmt(percentile(waits, 50))} / {fmt(percentile(waits, 95))} s"
+    print(line("  code upstream -> polled p50 / p95", waited))
+    print(line("getStatus during the window", f"{statuses}") + f"   ({ended - began:.1f} s)")
+    print(f"      CPU: {meter.text()}")
+    return {
+        "delivery_p95_s": p95,
+        "delivery_target_s": target,
+        "delivery_429": palm.rejected_429,
+        "delivery_twice": twice,
+        "delivery_missing": missing,
+        "delivery_pass": ok,
+    }
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    install_log_counter()  # this process's warnings are not the figures
+    redis = await make_redis(args.redis_url)
+    figures: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="numbot-scale-") as tmp:
+            if not args.no_dispatch:
+                figures.update(await dispatch_part(args, redis, Path(tmp)))
+            if not args.no_delivery:
+                figures.update(await delivery_part(args, redis, Path(tmp)))
+    finally:
+        await drop_keys(redis)
+    return figures
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument("--updates", type=int, default=3000, help="measured per round")
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=400)
+    parser.add_argument(
+        "--connections", type=int, default=40, help="per instance (Telegram's default)"
+    )
+    parser.add_argument("--backlog", type=int, default=2, help="pending per connection")
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=6000, help="upstream limit per 60 s")
+    parser.add_argument("--interval", type=float, default=1.0, help="poll interval, s")
+    parser.add_argument("--window", type=float, default=20.0, help="codes arrive within, s")
+    parser.add_argument("--settle", type=float, default=5.0, help="polling before codes, s")
+    parser.add_argument("--grace", type=float, default=10.0, help="wait after the window, s")
+    parser.add_argument("--no-dispatch", action="store_true")
+    parser.add_argument("--no-delivery", action="store_true")
+    parser.add_argument("--seed", type=int, default=14)
+    add_summary_arg(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    write_summary(args.summary_json, asyncio.run(bench(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,394 @@
+"""Two `python -m bot` processes in webhook mode on one database and one Redis, behind the fake
+Bot API playing Telegram and a round-robin proxy (tests/e2e/multiproc.py): the money rules and
+"each job done once" hold across instances, and when one instance is SIGKILLed the other carries
+on. Every test ends with each balance equal to its ledger, read from the shared database.
+
+SQLite (WAL) by default; `NUMBOT_TEST_DATABASE=postgresql` runs the same tests on a fresh
+PostgreSQL database each. Skipped without Redis (several instances need it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.factory.database import create_repositories
+from tests.conftest import fund
+from tests.e2e.helpers import buy_to_confirm, start
+from tests.e2e.multiproc import Cluster, cluster
+from tests.e2e.test_topups import invoice_for
+from tests.fakes.smspalm import FakeSMSPalm
+from tests.fakes.telegram import FakeTelegram, FakeUser, Message
+from tests.redis_support import SharedRedis, shared_redis  # noqa: F401 - the fixture
+
+WAIT = 30.0  # generous: two bot processes and the fakes share 2 busy cores
+POLL_SECONDS = 0.2
+LEASE_SECONDS = 3  # ORDER_LEASE_SECONDS of the instances (the least it may be)
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(telegram: FakeTelegram) -> None:
+    telegram.webhook_retry_delay = 0.05
+    telegram.webhook_retry_max = 0.5
+
+
+def palm_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "SMSPALM_API_KEY": palm.api_key,
+        "SMSPALM_BASE_URL": palm.base_url,
+        "SMSPALM_RATE": "0.001",
+        "SMSPALM_RATE_LIMIT": 6000,
+        "MARKUP_PERCENT": 30,
+        "POLL_INTERVAL_SECONDS": POLL_SECONDS,
+        "ORDER_TIMEOUT_SECONDS": 600,
+        "ORDER_LEASE_SECONDS": LEASE_SECONDS,
+        **overrides,
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+@pytest.fixture
+def two(
+    shared_redis: SharedRedis,  # noqa: F811 - first: its keys are deleted after the bots stop
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """`async with two(**env) as shop:` two instances with these extra settings."""
+
+    def make(**env: Any) -> Any:
+        return cluster(
+            telegram,
+            shared_redis,
+            tmp_path,
+            env=palm_env(palm, **env),
+            secrets=[palm.api_key],
+        )
+
+    return make
+
+
+async def eventually(
+    check: Callable[[], Any | Awaitable[Any]],
+    seconds: float = WAIT,
+    what: str = "condition",
+) -> Any:
+    """Until `check()` is truthy (polled; returns early on success)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {seconds}s")
+        await asyncio.sleep(0.05)
+
+
+async def scalar(shop: Cluster, sql: str, **params: Any) -> Any:
+    async with shop.db() as db:
+        return await db.fetchval(sql, params)
+
+
+# -- money across instances -------------------------------------------------------------------
+
+
+async def test_double_pay_split_across_instances_charges_once(
+    two: Callable[..., Any],
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    async with two() as shop:
+        await start(admin)
+        await start(alice)
+        await fund(admin, alice, "10")
+        confirm = await buy_to_confirm(alice)
+        await telegram.wait_webhook_idle(timeout=WAIT)
+        before = len(telegram.deliveries)
+        palm.delay_next("getNumber", 1.0)  # the first purchase is still running at the second
+        await alice.click(confirm, "Pay")
+        await alice.click(confirm, "Pay")
+        await alice.wait_for("Waiting for the SMS", timeout=WAIT)
+        await telegram.wait_webhook_idle(timeout=WAIT)
+        pays = [d for d in telegram.deliveries[before:] if d.ok]
+        assert len(pays) == 2
+        assert {shop.by_target(d.target).name for d in pays} == {"bot0", "bot1"}
+        assert palm.count("getNumber") == 1
+        assert len(palm.activations) == 1
+        orders = await scalar(shop, "SELECT COUNT(*) FROM orders WHERE user_id = :u", u=alice.id)
+        assert orders == 1
+        charges = await scalar(
+            shop, "SELECT COUNT(*) FROM ledger WHERE user_id = :u AND amount < 0", u=alice.id
+        )
+        assert charges == 1
+
+
+async def test_stars_payment_whose_instance_dies_before_answering_is_credited_once(
+    two: Callable[..., Any], telegram: FakeTelegram, alice: FakeUser
+) -> None:
+    """The instance that takes the successful_payment credits it, then is SIGKILLed while its
+    reply is on the way (the fake holds that sendMessage): Telegram never got a 200, so it
+    delivers the update again, to the other instance once the dead one's claim lapses. The
+    payment is credited exactly once."""
+    async with two() as shop:
+        await start(alice)
+        invoice = await invoice_for(alice, "$5.00")
+        checkout = await alice.checkout(invoice, timeout=WAIT)
+        assert checkout.ok, checkout.error_message
+        telegram.hold("sendMessage")
+        charge = alice.complete(checkout)
+        assert charge.update_id is not None and charge.charge_id is not None
+        await eventually(lambda: telegram.held, what="the reply held")
+        target = telegram.delivering(charge.update_id)
+        assert target is not None  # handled, not answered yet
+        topups = "SELECT COUNT(*) FROM ledger WHERE user_id = :u AND kind = 'topup'"
+        assert await scalar(shop, topups, u=alice.id) == 1  # credited before the kill
+        dying = shop.by_target(target)
+        await dying.kill()
+        telegram.release("sendMessage")
+        # Retried; the dead instance's claim in Redis lapses within ~30 s, then the other
+        # instance handles it again.
+        handled = await telegram.wait_delivered(charge.update_id, timeout=90)
+        assert handled.target != target
+        assert any(not d.ok for d in telegram.deliveries_of(charge.update_id))
+        assert await scalar(shop, topups, u=alice.id) == 1
+        assert await scalar(shop, "SELECT balance FROM users WHERE id = :u", u=alice.id) == 500
+        status = await scalar(
+            shop, "SELECT status FROM star_charges WHERE charge_id = :c", c=charge.charge_id
+        )
+        assert status == "credited"
+
+
+# -- orders across instances ------------------------------------------------------------------
+
+
+def sends_with(telegram: FakeTelegram, user: FakeUser, needle: str) -> int:
+    """How many messages `user` was sent (sendMessage answered ok) that carry `needle`."""
+    return sum(
+        1
+        for call in telegram.calls_to("sendMessage")
+        if call.ok
+        and str(call.params.get("chat_id")) == str(user.id)
+        and needle in str(call.params.get("text", ""))
+    )
+
+
+async def buy_on(shop: Cluster, telegram: FakeTelegram, user: FakeUser) -> tuple[str, Any]:
+    """`user` buys a number; returns the instance that handled the Pay click and the order
+    card."""
+    confirm = await buy_to_confirm(user)
+    await telegram.wait_webhook_idle(timeout=WAIT)  # the screen came before the 200
+    before = len(telegram.deliveries)
+    await user.click(confirm, "Pay")
+    card = await user.wait_for("Waiting for the SMS", timeout=WAIT)
+    await telegram.wait_webhook_idle(timeout=WAIT)
+    [pay] = [d for d in telegram.deliveries[before:] if d.ok]
+    return shop.by_target(pay.target).name, card
+
+
+async def test_a_code_arriving_after_its_instance_is_killed_is_delivered_by_the_other(
+    two: Callable[..., Any],
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    async with two() as shop:
+        await start(admin)
+        await start(alice)
+        await fund(admin, alice, "10")
+        name, _card = await buy_on(shop, telegram, alice)
+        dying = next(bot for bot in shop.bots if bot.name == name)
+        await dying.kill()
+        [activation] = palm.activations
+        palm.deliver_code(activation, "246810")
+        # Within one lease and one poll (plus room for a busy machine); without leases only
+        # the other instance's sweeper (every 60 s) would find the order.
+        await alice.wait_for("246810", timeout=LEASE_SECONDS + POLL_SECONDS + 10)
+        await shop.restart(shop.bots.index(dying))
+        await asyncio.sleep(10 * POLL_SECONDS)  # the restarted instance polls its orders
+        assert sends_with(telegram, alice, "246810") == 1  # no second code message
+
+
+async def test_a_timeout_refund_happens_exactly_once(
+    two: Callable[..., Any],
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+    alice: FakeUser,
+    bob: FakeUser,
+) -> None:
+    """Two orders, one bought through each instance (as the round-robin falls); one instance
+    is SIGKILLed and started again before the deadline, so both instances know both orders
+    when they expire. Each is cancelled upstream, refunded and announced once."""
+    async with two(ORDER_TIMEOUT_SECONDS=8) as shop:
+        for user in (admin, alice, bob):
+            await start(user)
+        await fund(admin, alice, "10")
+        await fund(admin, bob, "10")
+        await buy_on(shop, telegram, alice)
+        await buy_on(shop, telegram, bob)
+        await shop[1].kill()
+        await shop.restart(1)
+        for user in (alice, bob):
+            await user.wait_for("is back on your balance", timeout=WAIT)
+        await asyncio.sleep(2)  # room for a second refund, were there one
+        for user in (alice, bob):
+            assert sends_with(telegram, user, "is back on your balance") == 1
+            refunds = await scalar(
+                shop,
+                "SELECT COUNT(*) FROM ledger WHERE user_id = :u AND kind = 'refund'",
+                u=user.id,
+            )
+            assert refunds == 1
+            assert await scalar(shop, "SELECT balance FROM users WHERE id = :u", u=user.id) == 1000
+        assert all(a.status == "cancelled" for a in palm.activations.values())
+    # After the instances stopped (and the ledger was checked): one cancel upstream each.
+    cancels = sorted(
+        r.params["id"]
+        for r in palm.requests
+        if r.action == "setStatus" and r.params.get("status") == "8"
+    )
+    assert cancels == sorted(palm.activations)
+
+
+# -- shared limits and singleton jobs ---------------------------------------------------------
+
+
+async def test_the_upstream_rate_limit_holds_across_both_instances(
+    two: Callable[..., Any],
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    admin: FakeUser,
+) -> None:
+    """SMSPalm's limit is per API key: both instances together stay under it while their
+    live orders ask for far more (ten orders polled every 0.2 s: 50 requests/s against 5)."""
+    limit = 300  # per 60 s
+    palm.rate_limit, palm.window_seconds = limit, 60.0
+    users = telegram.make_users(10, first_id=5001)
+    async with two(SMSPALM_RATE_LIMIT=limit) as shop:
+        await start(admin)
+        for user in users:
+            await start(user)
+            await fund(admin, user, "10")
+        for user in users:
+            await buy_on(shop, telegram, user)
+        began = time.monotonic()
+        await asyncio.sleep(8)  # full load: every live order polled as often as allowed
+        assert palm.rejected_429 == 0
+        in_window = [r for r in palm.requests if r.at >= time.monotonic() - 60]
+        assert len(in_window) <= limit
+        polls = [r for r in palm.requests if r.action == "getStatus" and r.at >= began]
+        assert len(polls) >= 8  # the budget was used, not idle
+
+
+async def register(shop: Cluster, users: list[FakeUser]) -> None:
+    """Users who started the bot, written as the instances' middleware writes them
+    (a /start each through the webhooks would make the test slow without proving more)."""
+    async with shop.db() as db:
+        repo = create_repositories(db).users
+        for user in users:
+            await repo.upsert(user.id, user.username, user.first_name, "en")
+
+
+async def compose_broadcast(admin: FakeUser, text: str) -> Message:
+    """/broadcast, then the content; returns the confirm screen."""
+    await admin.send("/broadcast")
+    await admin.wait_for("Send me the message", timeout=WAIT)
+    await admin.send(text)
+    return await admin.wait_for("This is how it will look", timeout=WAIT)
+
+
+def progress_says(confirm: Message, word: str) -> Callable[[Message], bool]:
+    def check(m: Message) -> bool:
+        return m.message_id == confirm.message_id and word in m.plain
+
+    check.__name__ = f"progress says {word!r}"
+    return check
+
+
+def copies(user: FakeUser, text: str, after: Message | None = None) -> int:
+    first = after.message_id if after is not None else 0
+    return sum(1 for m in user.messages if m.plain == text and m.message_id > first)
+
+
+async def test_a_broadcast_is_sent_once_while_the_other_instance_restarts(
+    two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
+) -> None:
+    """The instance that did not start the broadcast is SIGKILLed and started again while
+    the sender has copies in flight (the fake holds them): the restarted one must leave the
+    broadcast to its sender, neither starting a second sender nor taking those copies for
+    unknown outcomes."""
+    users = telegram.make_users(59, first_id=7001)
+    async with two(BROADCAST_RATE=10) as shop:
+        await start(admin)
+        await register(shop, users)
+        confirm = await compose_broadcast(admin, "Sent-once")
+        await admin.click(confirm, "Send to 60")
+        await users[5].wait_for("Sent-once", timeout=WAIT)
+        [sender] = await eventually(lambda: shop.logged("Broadcast 1 started"))
+        other = shop.bots.index(next(b for b in shop.bots if b is not sender))
+        telegram.hold("copyMessage")
+        await eventually(lambda: telegram.held, what="a copy in flight")
+        await shop[other].kill()
+        await shop.restart(other)  # ready: its start-up (resuming broadcasts) is over
+        telegram.release("copyMessage")
+        progress = await admin.wait_for(progress_says(confirm, "done"), timeout=60)
+        assert "Sent: 60 · failed: 0 · blocked: 0 · left: 0 · total: 60" in progress.plain
+        assert "unknown" not in progress.plain and "being sent" not in progress.plain
+        assert copies(admin, "Sent-once", after=confirm) == 1
+        assert [u.id for u in users if copies(u, "Sent-once") != 1] == []
+
+
+async def test_a_broadcast_whose_sender_is_killed_is_finished_by_the_other_instance(
+    two: Callable[..., Any], telegram: FakeTelegram, admin: FakeUser
+) -> None:
+    users = telegram.make_users(59, first_id=8001)
+    async with two(BROADCAST_RATE=10) as shop:
+        await start(admin)
+        await register(shop, users)
+        confirm = await compose_broadcast(admin, "Carried-on")
+        await admin.click(confirm, "Send to 60")
+        await users[5].wait_for("Carried-on", timeout=WAIT)
+        [sender] = await eventually(lambda: shop.logged("Broadcast 1 started"))
+        await sender.kill()
+        # The other instance takes the broadcast over within a lease and sends the rest;
+        # copies that were in flight at the kill are never sent again.
+        progress = await admin.wait_for(progress_says(confirm, "done"), timeout=WAIT)
+        assert "left: 0 · total: 60" in progress.plain
+        assert [u.id for u in users if copies(u, "Carried-on") > 1] == []
+        assert sum(copies(u, "Carried-on") for u in users) >= len(users) - 10
+
+
+# -- starting together ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    condition=os.environ.get("NUMBOT_TEST_DATABASE", "sqlite") == "sqlite",
+    strict=False,
+    reason="two instances migrating one fresh SQLite file at once: 'database is locked' "
+    "(storage/db.py migrate; PostgreSQL + Alembic by h14s)",
+)
+async def test_two_instances_started_at_once_on_a_fresh_database(
+    shared_redis: SharedRedis,  # noqa: F811
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    tmp_path: Path,
+    alice: FakeUser,
+) -> None:
+    async with cluster(telegram, shared_redis, tmp_path, env=palm_env(palm), at_once=True) as shop:
+        for user in telegram.make_users(4, first_id=9001):
+            await start(user)
+        await start(alice)
+        assert {shop.by_target(d.target).name for d in telegram.deliveries if d.ok} == {
+            "bot0",
+            "bot1",
+        }
