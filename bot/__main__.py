@@ -1,7 +1,13 @@
-"""`python -m bot`: run the bot (long polling, or webhook mode when `WEBHOOK_BASE_URL` is set)."""
+"""`python -m bot`: run the bot (long polling, or webhook mode when `WEBHOOK_BASE_URL` is set).
+
+`python -m bot migrate` applies the database migrations and exits;
+`python -m bot copy-db --from sqlite:///data/bot.db --to postgresql://...` moves a shop's data
+into an empty database (see storage/copy.py).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -59,5 +65,59 @@ async def main() -> None:
         await app.close()
 
 
+def _database_setting() -> str:
+    """DATABASE_URL, else sqlite:/// + DATABASE_PATH, from the environment or `.env` (these
+    commands need no BOT_TOKEN)."""
+    values = {k.upper(): v for k, v in dotenv_values(".env").items() if v}
+    values.update({k.upper(): v for k, v in os.environ.items() if v})
+    if "DATABASE_URL" in values:
+        return values["DATABASE_URL"]
+    return f"sqlite:///{values.get('DATABASE_PATH', 'data/bot.db')}"
+
+
+async def migrate(url: str) -> None:
+    from storage.db import Database, safe_url
+
+    db = Database(url)
+    await db.connect()  # applies what is missing (one instance at a time on PostgreSQL)
+    await db.close()
+    print(f"Migrated {safe_url(url)}")
+
+
+async def copy_db(source: str, target: str) -> int:
+    from storage.copy import CopyRefused, copy_database
+
+    try:
+        report = await copy_database(source, target)
+    except CopyRefused as exc:
+        print(f"Nothing copied: {exc}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line)
+    if not report.ok:
+        print("The copy does not match its source: do not switch to it.", file=sys.stderr)
+        return 1
+    print("Copied. Point DATABASE_URL at the target and start the bot.")
+    return 0
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    up = commands.add_parser("migrate", help="apply the database migrations and exit")
+    up.add_argument("--url", help="the database (default: DATABASE_URL / DATABASE_PATH)")
+    copy = commands.add_parser("copy-db", help="copy every table into an empty database")
+    copy.add_argument("--from", dest="source", help="default: DATABASE_URL / DATABASE_PATH")
+    copy.add_argument("--to", dest="target", required=True, help="e.g. postgresql://...")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate":
+        asyncio.run(migrate(args.url or _database_setting()))
+    elif args.command == "copy-db":
+        sys.exit(asyncio.run(copy_db(args.source or _database_setting(), args.target)))
+    else:
+        asyncio.run(main())
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    cli(sys.argv[1:])

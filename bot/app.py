@@ -131,8 +131,10 @@ class App:
             self.readiness.serving = True  # long polling starts right after this
 
     async def daily_backup(self) -> None:
-        """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP."""
-        await self.admin.backups.backup()
+        """The scheduled backup: a copy in BACKUP_DIR, keeping the newest BACKUP_KEEP (SQLite;
+        PostgreSQL is backed up with pg_dump by the operator)."""
+        if self.admin.backups.available:
+            await self.admin.backups.backup()
 
     async def resume_broadcasts(self) -> None:
         """Go on with a broadcast whose sender (another instance) died, if this one can take

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
     database_path: Path = Path("data/bot.db")
+    # sqlite:///path or postgresql://user:pass@host:5432/db; wins over DATABASE_PATH.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=1000)  # PostgreSQL connections
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     currency: str = "USD"
     markup_percent: Decimal = Decimal(30)
@@ -243,6 +246,20 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return raw
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url_shape(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        scheme = urlsplit(raw).scheme if isinstance(raw, str) else ""
+        if scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                "DATABASE_URL must look like sqlite:///data/bot.db or "
+                "postgresql://user:password@host:5432/db"
+            )
+        return raw
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _redis_url_shape(cls, value: object) -> object:
@@ -305,6 +322,14 @@ class Settings(BaseSettings):
         return self.webhook_base_url is not None
 
     @property
+    def database(self) -> str:
+        """The database URL: DATABASE_URL, else `sqlite:///` + DATABASE_PATH. Contains the
+        password: log it only through `storage.db.safe_url`."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.database_path}"
+
+    @property
     def token(self) -> str:
         return self.bot_token.get_secret_value()
 
@@ -328,6 +353,8 @@ class Settings(BaseSettings):
                 values.append(secret.get_secret_value())
         if self.redis_url is not None:
             values.append(urlsplit(self.redis_url.get_secret_value()).password or "")
+        if self.database_url is not None:
+            values.append(urlsplit(self.database_url.get_secret_value()).password or "")
         return [v for v in values if v]
 
 

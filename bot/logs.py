@@ -29,6 +29,9 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     # httpx logs every request URL at INFO, and SMSPalm puts the API key in the query.
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosqlite logs two DEBUG lines per database call, Alembic its plugins at every start.
+    for noisy in ("aiosqlite", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     # aiogram logs a line per update at INFO ("Update id=… is handled. Duration …"): at a
     # busy shop's rate that buries everything else, and it costs every click a formatted,
     # redacted, written line. It is shown at DEBUG.

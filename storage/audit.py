@@ -17,10 +17,16 @@ class AuditRepo:
         tx: Tx, actor_id: int, action: str, target: object = "", detail: str = ""
     ) -> None:
         """Record an action in the caller's transaction: it lands with the change or not at all."""
-        await tx.insert(
+        await tx.execute(
             "INSERT INTO audit_log (actor_id, action, target, detail, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (actor_id, action, str(target), detail, int(time.time())),
+            "VALUES (:actor_id, :action, :target, :detail, :now)",
+            {
+                "actor_id": actor_id,
+                "action": action,
+                "target": str(target),
+                "detail": detail,
+                "now": int(time.time()),
+            },
         )
 
     async def record(
@@ -32,7 +38,8 @@ class AuditRepo:
 
     async def recent(self, limit: int = 20, offset: int = 0) -> list[AuditEntry]:
         rows = await self.db.fetchall(
-            "SELECT * FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+            "SELECT * FROM audit_log ORDER BY id DESC LIMIT :limit OFFSET :offset",
+            {"limit": limit, "offset": offset},
         )
         return [
             AuditEntry(

@@ -14,13 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from aiosqlite import Row
-
 from shop.models import Broadcast, BroadcastStatus, Counts, DeliveryStatus, Outcome
 from storage.audit import AuditRepo
 from storage.db import Database, Tx
+from storage.db import Record as Row
 
 UNKNOWN = "outcome unknown (interrupted)"
+BROADCAST_START_LOCK = 0x6E756D63  # advisory lock key: one broadcast start at a time
+_FOR_UPDATE = {False: "", True: " FOR UPDATE"}
 
 
 def _broadcast(row: Row) -> Broadcast:
@@ -47,7 +48,9 @@ class BroadcastRepo:
         self.db = db
 
     async def get(self, broadcast_id: int) -> Broadcast | None:
-        row = await self.db.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        row = await self.db.fetchone(
+            "SELECT * FROM broadcasts WHERE id = :id", {"id": broadcast_id}
+        )
         return None if row is None else _broadcast(row)
 
     async def running(self) -> list[Broadcast]:
@@ -64,15 +67,21 @@ class BroadcastRepo:
         self, admin_id: int, from_chat_id: int, message_id: int, progress_chat: int
     ) -> Broadcast:
         async with self.db.transaction() as tx:
-            broadcast_id = await tx.insert(
+            row = await tx.fetchone(
                 """
                 INSERT INTO broadcasts (admin_id, from_chat_id, message_id, progress_chat,
                                         created_at)
-                VALUES (?, ?, ?, ?, ?)
+                VALUES (:admin_id, :from_chat_id, :message_id, :progress_chat, :now)
+                RETURNING *
                 """,
-                (admin_id, from_chat_id, message_id, progress_chat, int(time.time())),
+                {
+                    "admin_id": admin_id,
+                    "from_chat_id": from_chat_id,
+                    "message_id": message_id,
+                    "progress_chat": progress_chat,
+                    "now": int(time.time()),
+                },
             )
-            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
         assert row is not None
         return _broadcast(row)
 
@@ -86,33 +95,47 @@ class BroadcastRepo:
         """
         now = int(time.time())
         async with self.db.transaction() as tx:
+            # One broadcast runs at a time: starts take turns (PostgreSQL; SQLite's writer
+            # serializes them anyway), so two admins cannot both find none running.
+            await tx.lock_key(BROADCAST_START_LOCK)
             busy = await tx.fetchone(
-                "SELECT * FROM broadcasts WHERE status = 'running' AND id <> ? LIMIT 1",
-                (broadcast_id,),
+                "SELECT * FROM broadcasts WHERE status = 'running' AND id <> :id LIMIT 1",
+                {"id": broadcast_id},
             )
             if busy is not None:
                 return None, _broadcast(busy)
             changed = await tx.execute(
                 """
-                UPDATE broadcasts SET status = 'running', started_at = ?, progress_msg = ?
-                WHERE id = ? AND admin_id = ? AND status = 'draft'
+                UPDATE broadcasts SET status = 'running', started_at = :now,
+                       progress_msg = :progress_msg
+                WHERE id = :id AND admin_id = :admin_id AND status = 'draft'
                 """,
-                (now, progress_msg, broadcast_id, admin_id),
+                {
+                    "now": now,
+                    "progress_msg": progress_msg,
+                    "id": broadcast_id,
+                    "admin_id": admin_id,
+                },
             )
             if changed != 1:
                 return None, None
             total = await tx.execute(
                 f"""
                 INSERT INTO broadcast_deliveries (broadcast_id, user_id, status, updated_at)
-                SELECT ?, id, 'pending', ? {_RECIPIENTS}
+                SELECT CAST(:id AS BIGINT), id, 'pending', CAST(:now AS BIGINT) {_RECIPIENTS}
                 """,
-                (broadcast_id, now),
+                {"id": broadcast_id, "now": now},
             )
-            await tx.execute("UPDATE broadcasts SET total = ? WHERE id = ?", (total, broadcast_id))
+            await tx.execute(
+                "UPDATE broadcasts SET total = :total WHERE id = :id",
+                {"total": total, "id": broadcast_id},
+            )
             await AuditRepo.write(
                 tx, admin_id, "broadcast_start", broadcast_id, f"{total} recipients"
             )
-            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+            row = await tx.fetchone(
+                "SELECT * FROM broadcasts WHERE id = :id", {"id": broadcast_id}
+            )
         assert row is not None
         return _broadcast(row), None
 
@@ -120,21 +143,24 @@ class BroadcastRepo:
         """Draft or running -> cancelled, audited; None when it was neither."""
         async with self.db.transaction() as tx:
             before = await tx.fetchone(
-                "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)
+                "SELECT status FROM broadcasts WHERE id = :id" + _FOR_UPDATE[tx.is_postgres],
+                {"id": broadcast_id},
             )
             changed = await tx.execute(
                 """
-                UPDATE broadcasts SET status = 'cancelled', finished_at = ?
-                WHERE id = ? AND status IN ('draft', 'running')
+                UPDATE broadcasts SET status = 'cancelled', finished_at = :now
+                WHERE id = :id AND status IN ('draft', 'running')
                 """,
-                (int(time.time()), broadcast_id),
+                {"now": int(time.time()), "id": broadcast_id},
             )
             if changed != 1 or before is None:
                 return None
             await AuditRepo.write(
                 tx, admin_id, "broadcast_cancel", broadcast_id, f"was {before['status']}"
             )
-            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+            row = await tx.fetchone(
+                "SELECT * FROM broadcasts WHERE id = :id", {"id": broadcast_id}
+            )
         assert row is not None
         return _broadcast(row)
 
@@ -144,10 +170,10 @@ class BroadcastRepo:
         async with self.db.transaction() as tx:
             return await tx.execute(
                 """
-                UPDATE broadcast_deliveries SET status = 'sent', error = ?, updated_at = ?
-                WHERE broadcast_id = ? AND status = 'sending'
+                UPDATE broadcast_deliveries SET status = 'sent', error = :error, updated_at = :now
+                WHERE broadcast_id = :id AND status = 'sending'
                 """,
-                (UNKNOWN, int(time.time()), broadcast_id),
+                {"error": UNKNOWN, "now": int(time.time()), "id": broadcast_id},
             )
 
     async def pending(self, broadcast_id: int, limit: int) -> list[int]:
@@ -156,11 +182,11 @@ class BroadcastRepo:
         rows = await self.db.fetchall(
             """
             SELECT user_id FROM broadcast_deliveries
-            WHERE broadcast_id = ? AND status = 'pending' ORDER BY user_id LIMIT ?
+            WHERE broadcast_id = :id AND status = 'pending' ORDER BY user_id LIMIT :limit
             """,
-            (broadcast_id, limit),
+            {"id": broadcast_id, "limit": limit},
         )
-        return [int(r[0]) for r in rows]
+        return [int(r["user_id"]) for r in rows]
 
     async def claim(
         self,
@@ -177,23 +203,24 @@ class BroadcastRepo:
             await self._settle(tx, broadcast_id, settled)
             await self._release(tx, broadcast_id, release)
             status = await tx.fetchone(
-                "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)
+                "SELECT status FROM broadcasts WHERE id = :id", {"id": broadcast_id}
             )
             if status is None or status["status"] != BroadcastStatus.RUNNING:
                 return None
             wanted = list(dict.fromkeys(user_ids))
             if not wanted:
                 return []
-            marks = ",".join("?" * len(wanted))
+            params: dict[str, object] = {f"u{i}": user_id for i, user_id in enumerate(wanted)}
+            marks = ", ".join(f":{key}" for key in params)
             rows = await tx.fetchall(
                 f"""
-                UPDATE broadcast_deliveries SET status = 'sending', updated_at = ?
-                WHERE broadcast_id = ? AND status = 'pending' AND user_id IN ({marks})
+                UPDATE broadcast_deliveries SET status = 'sending', updated_at = :now
+                WHERE broadcast_id = :id AND status = 'pending' AND user_id IN ({marks})
                 RETURNING user_id
                 """,
-                (int(time.time()), broadcast_id, *wanted),
+                {**params, "now": int(time.time()), "id": broadcast_id},
             )
-        claimed = {int(r[0]) for r in rows}
+        claimed = {int(r["user_id"]) for r in rows}
         return [user_id for user_id in wanted if user_id in claimed]
 
     async def settle(
@@ -211,24 +238,26 @@ class BroadcastRepo:
             await self._settle(tx, broadcast_id, settled)
             await tx.execute(
                 """
-                UPDATE broadcasts SET status = 'done', finished_at = ?
-                WHERE id = ? AND status = 'running' AND NOT EXISTS (
+                UPDATE broadcasts SET status = 'done', finished_at = :now
+                WHERE id = :id AND status = 'running' AND NOT EXISTS (
                     SELECT 1 FROM broadcast_deliveries
-                    WHERE broadcast_id = ? AND status IN ('pending', 'sending'))
+                    WHERE broadcast_id = :id AND status IN ('pending', 'sending'))
                 """,
-                (int(time.time()), broadcast_id, broadcast_id),
+                {"now": int(time.time()), "id": broadcast_id},
             )
-            row = await tx.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+            row = await tx.fetchone(
+                "SELECT * FROM broadcasts WHERE id = :id", {"id": broadcast_id}
+            )
         return None if row is None else _broadcast(row)
 
     @staticmethod
     async def _release(tx: Tx, broadcast_id: int, release: Iterable[int]) -> None:
-        rows = [(broadcast_id, user_id) for user_id in release]
+        rows = [{"id": broadcast_id, "user_id": user_id} for user_id in release]
         if rows:
             await tx.executemany(
                 """
                 UPDATE broadcast_deliveries SET status = 'pending'
-                WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
+                WHERE broadcast_id = :id AND user_id = :user_id AND status = 'sending'
                 """,
                 rows,
             )
@@ -240,23 +269,34 @@ class BroadcastRepo:
         now = int(time.time())
         await tx.executemany(
             """
-            UPDATE broadcast_deliveries SET status = ?, error = ?, updated_at = ?
-            WHERE broadcast_id = ? AND user_id = ? AND status = 'sending'
+            UPDATE broadcast_deliveries SET status = :status, error = :error, updated_at = :now
+            WHERE broadcast_id = :id AND user_id = :user_id AND status = 'sending'
             """,
-            [(o.status.value, o.error, now, broadcast_id, o.user_id) for o in settled],
+            [
+                {
+                    "status": o.status.value,
+                    "error": o.error,
+                    "now": now,
+                    "id": broadcast_id,
+                    "user_id": o.user_id,
+                }
+                for o in settled
+            ],
         )
-        blocked = [(o.user_id,) for o in settled if o.status == DeliveryStatus.BLOCKED]
+        blocked = [{"id": o.user_id} for o in settled if o.status == DeliveryStatus.BLOCKED]
         if blocked:
             # The user blocked the bot: skipped by later broadcasts until they write again.
-            await tx.executemany("UPDATE users SET is_active = 0 WHERE id = ?", blocked)
+            await tx.executemany("UPDATE users SET is_active = 0 WHERE id = :id", blocked)
 
     async def counts(self, broadcast_id: int) -> Counts:
         rows = await self.db.fetchall(
             """
-            SELECT status, error IS NOT NULL AS has_error, COUNT(*) AS n
-            FROM broadcast_deliveries WHERE broadcast_id = ? GROUP BY status, has_error
+            SELECT status, CASE WHEN error IS NULL THEN 0 ELSE 1 END AS has_error,
+                   COUNT(*) AS n
+            FROM broadcast_deliveries WHERE broadcast_id = :id
+            GROUP BY status, CASE WHEN error IS NULL THEN 0 ELSE 1 END
             """,
-            (broadcast_id,),
+            {"id": broadcast_id},
         )
         by: dict[str, int] = {}
         unknown = total = 0
@@ -277,7 +317,7 @@ class BroadcastRepo:
     async def deliveries(self, broadcast_id: int) -> dict[int, tuple[str, str | None]]:
         """user id -> (status, error), for tests and reports."""
         rows = await self.db.fetchall(
-            "SELECT user_id, status, error FROM broadcast_deliveries WHERE broadcast_id = ?",
-            (broadcast_id,),
+            "SELECT user_id, status, error FROM broadcast_deliveries WHERE broadcast_id = :id",
+            {"id": broadcast_id},
         )
         return {r["user_id"]: (r["status"], r["error"]) for r in rows}

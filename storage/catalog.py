@@ -6,10 +6,9 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 
-from aiosqlite import Row
-
 from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, Service
 from storage.db import Database
+from storage.db import Record as Row
 
 
 def _offer(row: Row) -> Offer:
@@ -24,8 +23,10 @@ def _offer(row: Row) -> Offer:
     )
 
 
-def _in(values: Sequence[object]) -> str:
-    return ",".join("?" for _ in values) or "NULL"
+def _in(values: Sequence[object], name: str = "r") -> tuple[str, dict[str, object]]:
+    """`:r0, :r1, ...` for an IN list (NULL when empty), and their parameters."""
+    params = {f"{name}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{key}" for key in params) or "NULL", params
 
 
 class CatalogRepo:
@@ -38,25 +39,31 @@ class CatalogRepo:
         """Record what a route sells and where; canonical rows are created on first sight."""
         async with self.db.transaction() as tx:
             await tx.executemany(
-                "INSERT INTO services (slug, name) VALUES (?, ?) ON CONFLICT (slug) DO NOTHING",
-                [(s.slug, s.name) for s in services],
+                "INSERT INTO services (slug, name) VALUES (:slug, :name) "
+                "ON CONFLICT (slug) DO NOTHING",
+                [{"slug": s.slug, "name": s.name} for s in services],
             )
-            await tx.execute("DELETE FROM route_services WHERE route = ?", (route,))
+            await tx.execute("DELETE FROM route_services WHERE route = :route", {"route": route})
             await tx.executemany(
                 "INSERT INTO route_services (route, code, service_id) "
-                "SELECT ?, ?, id FROM services WHERE slug = ?",
-                [(route, s.code, s.slug) for s in services],
+                "SELECT CAST(:route AS TEXT), CAST(:code AS TEXT), id FROM services "
+                "WHERE slug = :slug ON CONFLICT (route, code) DO NOTHING",
+                [{"route": route, "code": s.code, "slug": s.slug} for s in services],
             )
             await tx.executemany(
-                "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?) "
+                "INSERT INTO countries (code, name, flag) VALUES (:code, :name, :flag) "
                 "ON CONFLICT (code) DO NOTHING",
-                [(c.code, c.name, c.flag) for c in countries],
+                [{"code": c.code, "name": c.name, "flag": c.flag} for c in countries],
             )
-            await tx.execute("DELETE FROM route_countries WHERE route = ?", (route,))
+            await tx.execute("DELETE FROM route_countries WHERE route = :route", {"route": route})
             await tx.executemany(
-                "INSERT OR REPLACE INTO route_countries (route, upstream_id, country) "
-                "VALUES (?, ?, ?)",
-                [(route, c.upstream_id, c.code) for c in countries],
+                "INSERT INTO route_countries (route, upstream_id, country) "
+                "VALUES (:route, :upstream_id, :country) "
+                "ON CONFLICT (route, upstream_id) DO UPDATE SET country = excluded.country",
+                [
+                    {"route": route, "upstream_id": c.upstream_id, "country": c.code}
+                    for c in countries
+                ],
             )
 
     async def save_offers(
@@ -73,32 +80,48 @@ class CatalogRepo:
         keep_since = now + 1 if keep_looked_up_since is None else keep_looked_up_since
         async with self.db.transaction() as tx:
             await tx.execute(
-                "DELETE FROM offers WHERE route = ? AND service_id = ? "
-                "AND (looked_up = 0 OR updated_at < ?)",
-                (route, service_id, keep_since),
+                "DELETE FROM offers WHERE route = :route AND service_id = :service_id "
+                "AND (looked_up = 0 OR updated_at < :keep_since)",
+                {"route": route, "service_id": service_id, "keep_since": keep_since},
             )
+            # A bulk row replaces a looked-up one of the same pair (INSERT OR REPLACE did).
             await tx.executemany(
-                "INSERT OR REPLACE INTO offers (route, service_id, country, cost, stock, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(route, service_id, o.country, str(o.cost), o.stock, now) for o in offers],
+                "INSERT INTO offers (route, service_id, country, cost, stock, updated_at) "
+                "VALUES (:route, :service_id, :country, :cost, :stock, :now) "
+                "ON CONFLICT (service_id, country, route) DO UPDATE SET "
+                "cost = excluded.cost, stock = excluded.stock, updated_at = excluded.updated_at, "
+                "looked_up = 0",
+                [
+                    {
+                        "route": route,
+                        "service_id": service_id,
+                        "country": o.country,
+                        "cost": str(o.cost),
+                        "stock": o.stock,
+                        "now": now,
+                    }
+                    for o in offers
+                ],
             )
             await tx.execute(
-                "INSERT INTO offer_refresh (route, service_id, refreshed_at) VALUES (?, ?, ?) "
+                "INSERT INTO offer_refresh (route, service_id, refreshed_at) "
+                "VALUES (:route, :service_id, :now) "
                 "ON CONFLICT (route, service_id) "
                 "DO UPDATE SET refreshed_at = excluded.refreshed_at",
-                (route, service_id, now),
+                {"route": route, "service_id": service_id, "now": now},
             )
 
     async def pair_checks(
         self, routes: Sequence[str], service_id: int, country: str
     ) -> dict[str, int]:
         """When each route was last asked for this one pair (absent: never)."""
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
-            f"SELECT route, checked_at FROM offer_checks WHERE service_id = ? AND country = ? "
-            f"AND route IN ({_in(routes)})",
-            (service_id, country, *routes),
+            "SELECT route, checked_at FROM offer_checks WHERE service_id = :service_id "
+            f"AND country = :country AND route IN ({marks})",
+            {**params, "service_id": service_id, "country": country},
         )
-        return {r[0]: int(r[1]) for r in rows}
+        return {r["route"]: int(r["checked_at"]) for r in rows}
 
     async def save_pair_offer(
         self, route: str, service_id: int, country: str, offer: OfferRow | None
@@ -110,24 +133,32 @@ class CatalogRepo:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO offer_checks (route, service_id, country, checked_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (route, service_id, country) "
+                "VALUES (:route, :service_id, :country, :now) "
+                "ON CONFLICT (route, service_id, country) "
                 "DO UPDATE SET checked_at = excluded.checked_at",
-                (route, service_id, country, now),
+                {"route": route, "service_id": service_id, "country": country, "now": now},
             )
             if offer is None:
                 changed = await tx.execute(
-                    "DELETE FROM offers WHERE route = ? AND service_id = ? AND country = ? "
-                    "AND looked_up = 1",
-                    (route, service_id, country),
+                    "DELETE FROM offers WHERE route = :route AND service_id = :service_id "
+                    "AND country = :country AND looked_up = 1",
+                    {"route": route, "service_id": service_id, "country": country},
                 )
             else:
                 changed = await tx.execute(
                     "INSERT INTO offers (route, service_id, country, cost, stock, updated_at, "
-                    "looked_up) VALUES (?, ?, ?, ?, ?, ?, 1) "
+                    "looked_up) VALUES (:route, :service_id, :country, :cost, :stock, :now, 1) "
                     "ON CONFLICT (service_id, country, route) DO UPDATE SET "
                     "cost = excluded.cost, stock = excluded.stock, "
                     "updated_at = excluded.updated_at WHERE offers.looked_up = 1",
-                    (route, service_id, offer.country, str(offer.cost), offer.stock, now),
+                    {
+                        "route": route,
+                        "service_id": service_id,
+                        "country": offer.country,
+                        "cost": str(offer.cost),
+                        "stock": offer.stock,
+                        "now": now,
+                    },
                 )
         return changed > 0
 
@@ -136,38 +167,41 @@ class CatalogRepo:
         async with self.db.transaction() as tx:
             await tx.executemany(
                 "INSERT INTO offer_refresh (route, service_id, refreshed_at, last_viewed) "
-                "VALUES (?, ?, 0, ?) ON CONFLICT (route, service_id) "
+                "VALUES (:route, :service_id, 0, :now) ON CONFLICT (route, service_id) "
                 "DO UPDATE SET last_viewed = excluded.last_viewed",
-                [(route, service_id, now) for route in routes],
+                [{"route": route, "service_id": service_id, "now": now} for route in routes],
             )
 
     async def set_route_status(self, route: str, ok: bool, error: str | None = None) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO routes (route, ok, checked_at, error) VALUES (?, ?, ?, ?) "
+                "INSERT INTO routes (route, ok, checked_at, error) "
+                "VALUES (:route, :ok, :now, :error) "
                 "ON CONFLICT (route) DO UPDATE SET ok = excluded.ok, "
                 "checked_at = excluded.checked_at, error = excluded.error",
-                (route, int(ok), int(time.time()), error),
+                {"route": route, "ok": int(ok), "now": int(time.time()), "error": error},
             )
 
     async def healthy_routes(self, routes: Sequence[str]) -> list[str]:
         """The given routes minus those marked down (a route never checked counts as up)."""
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
-            f"SELECT route FROM routes WHERE ok = 0 AND route IN ({_in(routes)})", list(routes)
+            f"SELECT route FROM routes WHERE ok = 0 AND route IN ({marks})", params
         )
-        down = {r[0] for r in rows}
+        down = {r["route"] for r in rows}
         return [r for r in routes if r not in down]
 
     async def count_services(self, routes: Sequence[str], query: str = "") -> int:
+        marks, params = _in(routes)
         return int(
             await self.db.fetchval(
                 f"""
                 SELECT COUNT(*) FROM services s
                 WHERE EXISTS (SELECT 1 FROM route_services rs
-                              WHERE rs.service_id = s.id AND rs.route IN ({_in(routes)}))
-                  AND s.name LIKE ? ESCAPE '\\'
+                              WHERE rs.service_id = s.id AND rs.route IN ({marks}))
+                  AND lower(s.name) LIKE :query ESCAPE '\\'
                 """,
-                (*routes, _like(query)),
+                {**params, "query": _like(query)},
             )
         )
 
@@ -175,25 +209,26 @@ class CatalogRepo:
         self, routes: Sequence[str], query: str, limit: int, offset: int
     ) -> list[Service]:
         """Services some route sells, by name; `query` filters names."""
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
             f"""
             SELECT s.id, s.slug, s.name FROM services s
             WHERE EXISTS (SELECT 1 FROM route_services rs
-                          WHERE rs.service_id = s.id AND rs.route IN ({_in(routes)}))
-              AND s.name LIKE ? ESCAPE '\\'
-            ORDER BY s.name COLLATE NOCASE
-            LIMIT ? OFFSET ?
+                          WHERE rs.service_id = s.id AND rs.route IN ({marks}))
+              AND lower(s.name) LIKE :query ESCAPE '\\'
+            ORDER BY lower(s.name), s.name
+            LIMIT :limit OFFSET :offset
             """,
-            (*routes, _like(query), limit, offset),
+            {**params, "query": _like(query), "limit": limit, "offset": offset},
         )
         return [Service(r["id"], r["slug"], r["name"]) for r in rows]
 
     async def service(self, service_id: int) -> Service | None:
-        row = await self.db.fetchone("SELECT * FROM services WHERE id = ?", (service_id,))
+        row = await self.db.fetchone("SELECT * FROM services WHERE id = :id", {"id": service_id})
         return None if row is None else Service(row["id"], row["slug"], row["name"])
 
     async def service_by_slug(self, slug: str) -> Service | None:
-        row = await self.db.fetchone("SELECT * FROM services WHERE slug = ?", (slug,))
+        row = await self.db.fetchone("SELECT * FROM services WHERE slug = :slug", {"slug": slug})
         return None if row is None else Service(row["id"], row["slug"], row["name"])
 
     async def unmapped_countries(self) -> list[Country]:
@@ -209,74 +244,80 @@ class CatalogRepo:
         refresh fetches them again under the current keys.
         """
         async with self.db.transaction() as tx:
+            keys = {"old": old, "new": new.code}
             await tx.execute(
-                "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?) "
+                "INSERT INTO countries (code, name, flag) VALUES (:code, :name, :flag) "
                 "ON CONFLICT (code) DO NOTHING",
-                (new.code, new.name, new.flag),
+                {"code": new.code, "name": new.name, "flag": new.flag},
             )
             await tx.execute(
                 "UPDATE offer_refresh SET refreshed_at = 0 WHERE EXISTS (SELECT 1 FROM offers o "
                 "WHERE o.route = offer_refresh.route AND o.service_id = offer_refresh.service_id "
-                "AND o.country = ?)",
-                (old,),
+                "AND o.country = :old)",
+                keys,
             )
-            await tx.execute("DELETE FROM offers WHERE country = ?", (old,))
-            await tx.execute("DELETE FROM offer_checks WHERE country = ?", (old,))
-            await tx.execute("DELETE FROM route_countries WHERE country = ?", (old,))
-            await tx.execute("UPDATE orders SET country = ? WHERE country = ?", (new.code, old))
-            await tx.execute("UPDATE quotes SET country = ? WHERE country = ?", (new.code, old))
+            await tx.execute("DELETE FROM offers WHERE country = :old", keys)
+            await tx.execute("DELETE FROM offer_checks WHERE country = :old", keys)
+            await tx.execute("DELETE FROM route_countries WHERE country = :old", keys)
+            await tx.execute("UPDATE orders SET country = :new WHERE country = :old", keys)
+            await tx.execute("UPDATE quotes SET country = :new WHERE country = :old", keys)
+            # A watch moves unless the user watches the new key already (then it just goes).
             await tx.execute(
-                "UPDATE OR IGNORE stock_watches SET country = ? WHERE country = ?",
-                (new.code, old),
+                "INSERT INTO stock_watches (user_id, service_id, country, created_at) "
+                "SELECT user_id, service_id, CAST(:new AS TEXT), created_at FROM stock_watches "
+                "WHERE country = :old ON CONFLICT (user_id, service_id, country) DO NOTHING",
+                keys,
             )
-            await tx.execute("DELETE FROM stock_watches WHERE country = ?", (old,))
-            await tx.execute("DELETE FROM countries WHERE code = ?", (old,))
+            await tx.execute("DELETE FROM stock_watches WHERE country = :old", keys)
+            await tx.execute("DELETE FROM countries WHERE code = :old", keys)
 
     async def country(self, code: str) -> Country | None:
-        row = await self.db.fetchone("SELECT * FROM countries WHERE code = ?", (code,))
+        row = await self.db.fetchone("SELECT * FROM countries WHERE code = :code", {"code": code})
         return None if row is None else Country(row["code"], row["name"], row["flag"])
 
     async def countries(self, codes: Sequence[str]) -> dict[str, Country]:
-        rows = await self.db.fetchall(
-            f"SELECT * FROM countries WHERE code IN ({_in(codes)})", list(codes)
-        )
+        marks, params = _in(codes)
+        rows = await self.db.fetchall(f"SELECT * FROM countries WHERE code IN ({marks})", params)
         return {r["code"]: Country(r["code"], r["name"], r["flag"]) for r in rows}
 
     async def offers_for_service(self, routes: Sequence[str], service_id: int) -> list[Offer]:
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
-            f"SELECT * FROM offers WHERE service_id = ? AND route IN ({_in(routes)})",
-            (service_id, *routes),
+            f"SELECT * FROM offers WHERE service_id = :service_id AND route IN ({marks})",
+            {**params, "service_id": service_id},
         )
         return [_offer(r) for r in rows]
 
     async def offers(self, routes: Sequence[str], service_id: int, country: str) -> list[Offer]:
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
-            f"SELECT * FROM offers WHERE service_id = ? AND country = ? "
-            f"AND route IN ({_in(routes)})",
-            (service_id, country, *routes),
+            "SELECT * FROM offers WHERE service_id = :service_id AND country = :country "
+            f"AND route IN ({marks})",
+            {**params, "service_id": service_id, "country": country},
         )
         return [_offer(r) for r in rows]
 
     async def upstream_service(self, route: str, service_id: int) -> str | None:
         value = await self.db.fetchval(
-            "SELECT code FROM route_services WHERE route = ? AND service_id = ?",
-            (route, service_id),
+            "SELECT code FROM route_services WHERE route = :route AND service_id = :service_id",
+            {"route": route, "service_id": service_id},
         )
         return None if value is None else str(value)
 
     async def upstream_country(self, route: str, country: str) -> str | None:
         value = await self.db.fetchval(
-            "SELECT upstream_id FROM route_countries WHERE route = ? AND country = ?",
-            (route, country),
+            "SELECT upstream_id FROM route_countries WHERE route = :route AND country = :country",
+            {"route": route, "country": country},
         )
         return None if value is None else str(value)
 
     async def route_countries(self, route: str) -> dict[str, str]:
         """Upstream country id -> canonical country code."""
         rows = await self.db.fetchall(
-            "SELECT upstream_id, country FROM route_countries WHERE route = ?", (route,)
+            "SELECT upstream_id, country FROM route_countries WHERE route = :route",
+            {"route": route},
         )
-        return {r[0]: r[1] for r in rows}
+        return {r["upstream_id"]: r["country"] for r in rows}
 
     async def refresh_candidates(self, route: str, older_than: int, limit: int) -> list[int]:
         """Services of a route whose offers are older than `older_than`, viewed ones first."""
@@ -284,26 +325,27 @@ class CatalogRepo:
             """
             SELECT rs.service_id FROM route_services rs
             LEFT JOIN offer_refresh r ON r.route = rs.route AND r.service_id = rs.service_id
-            WHERE rs.route = ? AND COALESCE(r.refreshed_at, 0) < ?
+            WHERE rs.route = :route AND COALESCE(r.refreshed_at, 0) < :older_than
             ORDER BY COALESCE(r.last_viewed, 0) DESC,
                      (SELECT COUNT(*) FROM orders o WHERE o.service_id = rs.service_id) DESC,
-                     COALESCE(r.refreshed_at, 0)
-            LIMIT ?
+                     COALESCE(r.refreshed_at, 0), rs.service_id
+            LIMIT :limit
             """,
-            (route, older_than, limit),
+            {"route": route, "older_than": older_than, "limit": limit},
         )
-        return [r[0] for r in rows]
+        return [int(r["service_id"]) for r in rows]
 
     async def refreshed_times(self, routes: Sequence[str], service_id: int) -> dict[str, int]:
         """When each route's offers for a service were last fetched (absent: never)."""
+        marks, params = _in(routes)
         rows = await self.db.fetchall(
-            f"SELECT route, refreshed_at FROM offer_refresh WHERE service_id = ? "
-            f"AND route IN ({_in(routes)})",
-            (service_id, *routes),
+            "SELECT route, refreshed_at FROM offer_refresh WHERE service_id = :service_id "
+            f"AND route IN ({marks})",
+            {**params, "service_id": service_id},
         )
-        return {r[0]: int(r[1]) for r in rows}
+        return {r["route"]: int(r["refreshed_at"]) for r in rows}
 
 
 def _like(query: str) -> str:
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{escaped.lower()}%"

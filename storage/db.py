@@ -1,198 +1,447 @@
-"""SQLite access: one writer connection behind a lock, one reader connection, WAL.
+"""The database: SQLAlchemy 2 (async Core) on SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
-Every read-then-write runs inside `transaction()`, which opens `BEGIN IMMEDIATE` so the write
-lock is taken up front (a DEFERRED read-then-write fails with SQLITE_BUSY, ignoring busy_timeout).
+`DATABASE_URL` picks the dialect; the repositories are the same on both. Statements are
+`text()` with named parameters (`:name`, dict params) or Core constructs; rows come back as
+`Record`s, read by column name (`row["col"]`; an index works too).
 
-Reads that an index answers at once (`lookup`) run on the event loop's own thread instead.
+SQLite: one writer connection behind an asyncio lock, whose transactions open with
+`BEGIN IMMEDIATE` (SQLAlchemy's documented recipe: the driver's own transaction handling off,
+BEGIN emitted from the `begin` event), so a read-then-write holds the write lock from its first
+read; WAL, busy_timeout and foreign keys on every connection; a small pool of reader
+connections in autocommit for plain reads. No SQLite call runs on the event loop's thread.
+
+PostgreSQL: an asyncpg pool of `DATABASE_POOL_SIZE`, READ COMMITTED. Write transactions are NOT
+serialized there: a read-then-write that must not race takes a row lock (`lock_user`) or is one
+conditional statement (see docs/storage.md, "Concurrency").
+
+A transaction whose task is cancelled at any await (begin, a statement, commit) ends rolled
+back, and its connection goes back to the pool clean (or is discarded): the cleanup is
+shielded from the cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+import re
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
-from importlib import resources
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy import URL, event, make_url, text
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import TextClause
 
 log = logging.getLogger(__name__)
 
-Params = Sequence[Any] | dict[str, Any]
+Params = Sequence[Any] | Mapping[str, Any]
+T = TypeVar("T")
+Statement = str | Any  # SQL text, or a Core construct (select(), insert(), ...)
+
+# Held (pg_advisory_xact_lock) while migrations run, so instances starting together take
+# turns: the first applies them, the others then find them applied.
+MIGRATION_LOCK = 0x6E756D62  # "numb"
+
+
+class BackupUnsupported(RuntimeError):
+    """This database is not backed up by the bot (PostgreSQL: the operator runs pg_dump)."""
+
+
+def async_url(url: str | URL) -> URL:
+    """`sqlite:///p` -> `sqlite+aiosqlite:///p`, `postgresql://` -> `postgresql+asyncpg://`."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked, for logs and messages."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+class Record:
+    """One row: by column name (`row["id"]`) or position (`row[0]`)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: tuple[Any, ...], index: Mapping[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: str | int) -> Any:
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __repr__(self) -> str:
+        return f"Record({dict(zip(self._index, self._values, strict=False))!r})"
+
+
+def _records(result: CursorResult[Any]) -> list[Record]:
+    if not result.returns_rows:
+        return []
+    index = {name: i for i, name in enumerate(result.keys())}
+    return [Record(tuple(row), index) for row in result.all()]
+
+
+_QMARK = re.compile(r"'(?:[^']|'')*'|\?")
+
+
+@lru_cache(maxsize=1024)
+def _named(sql: str) -> tuple[str, int]:
+    """`?` placeholders (outside string literals) -> `:p0, :p1, ...` (older call sites)."""
+    count = 0
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group(0) != "?":
+            return match.group(0)
+        count += 1
+        return f":p{count - 1}"
+
+    return _QMARK.sub(sub, sql), count
+
+
+def _statement(sql: Statement, params: Params | None) -> tuple[Any, dict[str, Any]]:
+    """The statement to execute and its parameters as a dict."""
+    if not isinstance(sql, str):
+        return sql, dict(params or {})
+    if params is None or isinstance(params, Mapping):
+        return _text(sql), dict(params or {})
+    converted, count = _named(sql)
+    values = list(params)
+    if count != len(values):
+        raise ValueError(f"{count} placeholders, {len(values)} parameters")
+    return _text(converted), {f"p{i}": v for i, v in enumerate(values)}
+
+
+@lru_cache(maxsize=2048)
+def _text(sql: str) -> TextClause:
+    return text(sql)
+
+
+async def _complete(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if our task is cancelled meanwhile, then raise the
+    cancellation. A statement already handed to the driver runs on regardless (aiosqlite's
+    thread, the server), so waiting for it costs nothing, and the connection is never left
+    mid-statement: the caller's cleanup then finds it in a known state and rolls back."""
+    task = asyncio.ensure_future(work)
+    interrupted = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+    return result
+
+
+async def _direct(work: Awaitable[T]) -> T:
+    """PostgreSQL: a cancelled statement is cancelled on the server too (asyncpg), and a
+    connection interrupted that way is discarded by the pool; a task waiting on a lock stops
+    waiting."""
+    return await work
+
+
+async def _settle(work: Awaitable[Any]) -> None:
+    """Run cleanup to its end even if our task is cancelled meanwhile (then re-raise)."""
+    task = asyncio.ensure_future(work)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                interrupted = True
+        except Exception:
+            pass  # the task is done: its exception is read below
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("Database cleanup failed: %r", task.exception())
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 class Database:
-    """Owns the SQLite connections. Repositories receive it; nothing else touches SQL."""
+    """Owns the engines. Repositories receive it; nothing else touches SQL."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._inline: sqlite3.Connection | None = None
-        self._write_lock = asyncio.Lock()
+    def __init__(self, url: str | URL | Path, pool_size: int = 10) -> None:
+        if isinstance(url, Path):
+            url = f"sqlite:///{url}"
+        self.url = async_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.path: Path | None = (
+            Path(self.url.database or "") if self.dialect == "sqlite" else None
+        )
+        self.pool_size = pool_size
+        self._engine: AsyncEngine | None = None  # writes (SQLite: the one writer)
+        self._reader: AsyncEngine | None = None  # reads (PostgreSQL: the same pool)
+        self._write_lock: asyncio.Lock | None = None
+        # SQLite: a statement runs to its end on aiosqlite's thread whatever happens to our
+        # task, so a cancelled task waits for it and then rolls back (`_complete`).
+        self._guard = _complete if self.dialect == "sqlite" else _direct
 
-    async def connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._open()
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self.migrate()
-        self._reader = await self._open()
-        # busy_timeout=0: the loop never waits on a lock; `lookup` falls back to the reader.
-        self._inline = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._inline.row_factory = sqlite3.Row
-        self._inline.execute("PRAGMA busy_timeout=0")
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
 
-    async def _open(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in (
-            "PRAGMA busy_timeout=5000",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-        ):
-            await conn.execute(pragma)
-        return conn
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "database is not connected"
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"Database({safe_url(self.url)})"
+
+    async def connect(self, migrate: bool = True) -> None:
+        if self.is_sqlite:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = create_async_engine(self.url, pool_size=1, max_overflow=0)
+            self._reader = create_async_engine(self.url, pool_size=4, max_overflow=0)
+            _sqlite_events(self._engine, writer=True)
+            _sqlite_events(self._reader, writer=False)
+            self._write_lock = asyncio.Lock()
+        else:
+            self._engine = create_async_engine(
+                self.url,
+                pool_size=self.pool_size,
+                max_overflow=0,
+                pool_pre_ping=True,
+                isolation_level="READ COMMITTED",
+            )
+            self._reader = self._engine
+        if migrate:
+            await self.migrate()
 
     async def close(self) -> None:
-        if self._inline is not None:
-            self._inline.close()
-            self._inline = None
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+        for engine in {id(e): e for e in (self._reader, self._engine) if e is not None}.values():
+            await engine.dispose()
+        self._engine = self._reader = None
 
     async def migrate(self) -> None:
-        """Apply `storage/migrations/NNN_*.sql` newer than `PRAGMA user_version`."""
-        assert self._writer is not None
-        async with self._writer.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        files = sorted(
-            (
-                f
-                for f in resources.files("storage.migrations").iterdir()
-                if f.name.endswith(".sql")
-            ),
-            key=lambda f: f.name,
-        )
-        for file in files:
-            version = int(file.name.split("_", 1)[0])
-            if version <= current:
-                continue
-            log.info("Applying migration %s", file.name)
-            script = file.read_text(encoding="utf-8")
-            await self._writer.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
-            )
+        """Bring the schema to the newest Alembic revision (see `storage.migrate`)."""
+        from storage.migrate import upgrade
+
+        await upgrade(self)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A write connection with a transaction open (SQLite: the writer, BEGIN IMMEDIATE,
+        under the write lock), committed when the block ends, rolled back when it raises or
+        its task is cancelled."""
+        engine = self.engine
+        lock = self._write_lock
+        if lock is not None:
+            await lock.acquire()
+        try:
+            checkout = asyncio.ensure_future(engine.connect())
+            try:
+                conn = await self._guard(checkout)
+            except asyncio.CancelledError:
+                if checkout.done() and not checkout.cancelled() and not checkout.exception():
+                    await _settle(checkout.result().close())
+                raise
+            try:
+                await self._guard(conn.begin())
+                yield conn
+                await self._guard(conn.commit())
+            except BaseException:
+                await _settle(_discard(conn))
+                raise
+            else:
+                await _settle(conn.close())
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection that sees one consistent state for as long as it is open
+        (SQLite: a DEFERRED read transaction, no write lock; PostgreSQL: REPEATABLE READ)."""
+        assert self._reader is not None, "database is not connected"
+        async with self._reader.connect() as conn:
+            if self.is_sqlite:
+                await conn.exec_driver_sql("BEGIN")
+            else:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            try:
+                yield conn
+            finally:
+                await conn.rollback()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """One write transaction (BEGIN IMMEDIATE); commits on success, rolls back on error."""
-        assert self._writer is not None, "database is not connected"
-        async with self._write_lock:
-            try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                # Cancelled while BEGIN was queued on the connection's thread: it still runs
-                # there, so end it before the lock goes, or the next BEGIN finds it open.
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await self._writer.execute("ROLLBACK")
-                raise
-            try:
-                yield Tx(self._writer)
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            else:
-                await self._writer.execute("COMMIT")
+        """One write transaction; commits on success, rolls back on error or cancellation."""
+        async with self.connection() as conn:
+            yield Tx(conn, self.dialect, self._guard)
 
-    async def write(self, sql: str, params: Params = ()) -> int:
-        """One statement that is its own transaction (an upsert that reads nothing first), in
-        one round trip to the writer's thread instead of BEGIN, the statement and COMMIT;
+    async def write(self, sql: Statement, params: Params | None = None) -> int:
+        """One statement that is its own transaction (an upsert that reads nothing first);
         returns the affected row count. Anything that reads before it writes uses
         `transaction()`."""
-        assert self._writer is not None, "database is not connected"
-        async with self._write_lock:
-            async with self._writer.execute(sql, params) as cur:
-                return cur.rowcount
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    async def fetchall(self, sql: Statement, params: Params | None = None) -> list[Record]:
+        """A read in autocommit: it sees everything committed before it starts."""
+        assert self._reader is not None, "database is not connected"
+        statement, values = _statement(sql, params)
+        return await self._guard(self._read(self._reader, statement, values))
+
+    @staticmethod
+    async def _read(engine: AsyncEngine, statement: Any, values: dict[str, Any]) -> list[Record]:
+        async with engine.connect() as conn:
+            rows = _records(await conn.execute(statement, values))
+            await conn.rollback()
+        return rows
+
+    async def fetchone(self, sql: Statement, params: Params | None = None) -> Record | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        """One round trip to the SQLite thread, so no other read can interleave with this
-        statement and keep an old snapshot open (reads must see what was just committed)."""
-        assert self._reader is not None, "database is not connected"
-        return list(await self._reader.execute_fetchall(sql, params))
-
-    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+    async def fetchval(self, sql: Statement, params: Params | None = None) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    async def lookup(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        """A read that an index answers in microseconds (a row by its key, a short page of one
-        user's rows), run on the event loop's thread: the hop to the reader's thread and back
-        costs several times the query itself, and most updates make two or three such reads.
-
-        Never for a scan: this blocks the loop while it runs. In WAL mode a reader does not
-        wait for writers; the rare lock it can meet (recovery after a crash) sends the read to
-        the reader thread instead of blocking the loop."""
-        conn = self._inline
-        assert conn is not None, "database is not connected"
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            return await self.fetchall(sql, params)
-
-    async def lookup_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self.lookup(sql, params)
-        return rows[0] if rows else None
-
-    async def lookup_val(self, sql: str, params: Params = ()) -> Any:
-        row = await self.lookup_one(sql, params)
-        return None if row is None else row[0]
+    # Reads an index answers at once. Once run on the loop's thread (blocking SQLite); now
+    # plain reads like the others (issue 13: no blocking call on the event loop).
+    lookup = fetchall
+    lookup_one = fetchone
+    lookup_val = fetchval
 
     async def backup_to(self, target: Path) -> None:
         """A consistent copy (SQLite online backup) through a connection of its own, which sees
-        only committed data. Not through the writer: it may be inside another coroutine's
-        transaction, and a backup from a connection with an open write transaction never
-        finishes (it would hold the writer thread, so that transaction could not commit)."""
+        only committed data: never the writer, which may be inside another transaction.
+
+        PostgreSQL: raises BackupUnsupported (backups are the operator's pg_dump)."""
+        if not self.is_sqlite or self.path is None:
+            raise BackupUnsupported("PostgreSQL is backed up with pg_dump by the operator")
         async with aiosqlite.connect(self.path) as source, aiosqlite.connect(target) as dest:
             await source.execute("PRAGMA busy_timeout=5000")
             await source.backup(dest)  # all pages in one step: one read snapshot
 
 
+async def _discard(conn: AsyncConnection) -> None:
+    """Roll back and return the connection; one that cannot roll back is thrown away."""
+    try:
+        if not conn.invalidated:
+            await conn.rollback()
+    except Exception:
+        await conn.invalidate()
+    finally:
+        await conn.close()
+
+
+def _sqlite_events(engine: AsyncEngine, writer: bool) -> None:
+    """Per-connection pragmas; the writer's transactions begin IMMEDIATE (the documented
+    recipe for pysqlite/aiosqlite: the driver's implicit BEGIN off, ours from `begin`)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+        ):
+            cursor.execute(pragma)
+        if writer:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    if writer:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Tx:
     """The connection of one open write transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        dialect: str,
+        guard: Callable[[Awaitable[Any]], Awaitable[Any]] = _direct,
+    ) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self._guard = guard
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def _run(self, sql: Statement, params: Params | None) -> CursorResult[Any]:
+        statement, values = _statement(sql, params)
+        result: CursorResult[Any] = await self._guard(self.conn.execute(statement, values))
+        return result
+
+    async def execute(self, sql: Statement, params: Params | None = None) -> int:
         """Run a statement; returns the affected row count."""
-        async with self._conn.execute(sql, params) as cur:
-            return cur.rowcount
+        result = await self._run(sql, params)
+        return int(result.rowcount)
 
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run an INSERT; returns the new rowid."""
-        async with self._conn.execute(sql, params) as cur:
-            return int(cur.lastrowid or 0)
+    async def insert(self, sql: Statement, params: Params | None = None) -> int:
+        """Run an `INSERT ... RETURNING id` (added when the SQL has none); returns the new id
+        (no `lastrowid`: PostgreSQL has none)."""
+        if isinstance(sql, str) and "RETURNING" not in sql.upper():
+            sql = sql.rstrip().rstrip(";") + " RETURNING id"
+        result = await self._run(sql, params)
+        return int(result.scalar_one())
 
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+    async def executemany(self, sql: Statement, rows: Iterable[Params]) -> None:
+        batch = [_statement(sql, row) for row in rows]
+        if batch:
+            await self._guard(self.conn.execute(batch[0][0], [values for _, values in batch]))
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+    async def fetchone(self, sql: Statement, params: Params | None = None) -> Record | None:
+        rows = _records(await self._run(sql, params))
+        return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+    async def fetchall(self, sql: Statement, params: Params | None = None) -> list[Record]:
+        return _records(await self._run(sql, params))
+
+    async def lock_user(self, user_id: int) -> None:
+        """Serialize this transaction with every other one that locks the same user (a
+        per-user mutex: `SELECT ... FOR UPDATE` of the user's row). SQLite's writer already
+        runs one transaction at a time."""
+        if self.is_postgres:
+            await self._run("SELECT id FROM users WHERE id = :id FOR UPDATE", {"id": user_id})
+
+    async def lock_key(self, key: int) -> None:
+        """A transaction-scoped advisory lock on PostgreSQL (released at commit/rollback)."""
+        if self.is_postgres:
+            await self._run("SELECT pg_advisory_xact_lock(:k)", {"k": key})

@@ -68,7 +68,9 @@ class SQLiteStorage(BaseStorage):
         return screen if screen is not None else await self._stored_state(row_key)
 
     async def _stored_state(self, row_key: str) -> str | None:
-        value = await self.db.lookup_val("SELECT state FROM fsm WHERE key = ?", (row_key,))
+        value = await self.db.lookup_val(
+            "SELECT state FROM fsm WHERE key = :key", {"key": row_key}
+        )
         return None if value is None else str(value)
 
     async def _write_state(self, row_key: str, value: str | None) -> None:
@@ -87,7 +89,9 @@ class SQLiteStorage(BaseStorage):
         )
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        value = await self.db.lookup_val("SELECT data FROM fsm WHERE key = ?", (_key(key),))
+        value = await self.db.lookup_val(
+            "SELECT data FROM fsm WHERE key = :key", {"key": _key(key)}
+        )
         return {} if value is None else dict(json.loads(value))
 
     async def close(self) -> None:

@@ -35,44 +35,49 @@ class InstanceRepo:
     @staticmethod
     async def others(tx: Tx, instance_id: str) -> list[Instance]:
         # Two instances starting together must not both find the registry empty: SQLite's
-        # BEGIN IMMEDIATE (one writer) serializes their transactions. On PostgreSQL (READ
-        # COMMITTED) this read needs a lock first: LOCK TABLE instances IN EXCLUSIVE MODE.
+        # BEGIN IMMEDIATE (one writer) serializes their transactions; on PostgreSQL (READ
+        # COMMITTED) the table lock does, held until this transaction ends.
+        if tx.is_postgres:
+            await tx.execute("LOCK TABLE instances IN EXCLUSIVE MODE")
         rows = await tx.fetchall(
-            f"SELECT {_COLUMNS} FROM instances WHERE id <> ? ORDER BY started_at, id",
-            (instance_id,),
+            f"SELECT {_COLUMNS} FROM instances WHERE id <> :id ORDER BY started_at, id",
+            {"id": instance_id},
         )
         return [_instance(row) for row in rows]
 
     @staticmethod
     async def add(tx: Tx, instance: Instance) -> None:
         await tx.execute(
-            f"INSERT INTO instances ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO instances ({_COLUMNS}) "
+            "VALUES (:id, :host, :node, :pid, :shared, :started_at, :seen_at) "
             "ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-            (
-                instance.id,
-                instance.host,
-                instance.node,
-                instance.pid,
-                int(instance.shared),
-                instance.started_at,
-                instance.seen_at,
-            ),
+            {
+                "id": instance.id,
+                "host": instance.host,
+                "node": instance.node,
+                "pid": instance.pid,
+                "shared": int(instance.shared),
+                "started_at": instance.started_at,
+                "seen_at": instance.seen_at,
+            },
         )
 
     @staticmethod
     async def remove(tx: Tx, instance_ids: Sequence[str]) -> None:
-        await tx.executemany("DELETE FROM instances WHERE id = ?", [(i,) for i in instance_ids])
+        await tx.executemany(
+            "DELETE FROM instances WHERE id = :id", [{"id": i} for i in instance_ids]
+        )
 
     async def seen(self, instance_id: str, at: int) -> bool:
         async with self.db.transaction() as tx:
             changed = await tx.execute(
-                "UPDATE instances SET seen_at = ? WHERE id = ?", (at, instance_id)
+                "UPDATE instances SET seen_at = :at WHERE id = :id", {"at": at, "id": instance_id}
             )
         return changed == 1
 
     async def get(self, instance_id: str) -> Instance | None:
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM instances WHERE id = ?", (instance_id,)
+            f"SELECT {_COLUMNS} FROM instances WHERE id = :id", {"id": instance_id}
         )
         return None if row is None else _instance(row)
 

@@ -4,8 +4,9 @@ and runs which singleton job (issue 14).
 Every claim is one conditional UPDATE (or an upsert with a condition), so two instances
 claiming at once never both get a row: SQLite runs one writer at a time, and on PostgreSQL
 (READ COMMITTED) an UPDATE re-checks its WHERE on the row it locks, so the loser's UPDATE
-skips a row the winner changed. (The PostgreSQL port adds `FOR UPDATE SKIP LOCKED` to the
-subqueries that pick the candidates, so concurrent claimers do not queue on each other.)
+skips a row the winner changed. On PostgreSQL the candidates are picked once, in a CTE,
+`FOR UPDATE SKIP LOCKED`, so concurrent claimers do not queue on each other (and the LIMIT
+holds: PostgreSQL may run an IN subquery again per row).
 
 A lease is free when it has no owner, when it ran out (`until <= now`, epoch seconds), or when
 its owner has no fresh row in the instance registry (`instances.seen_at >= :fresh`): an
@@ -25,6 +26,12 @@ from storage.db import Database, Tx
 # buying), `number_issued` and `code_received` (watched: polled and expired).
 _LIVE = "('created', 'number_issued', 'code_received')"
 _WATCHED = "('number_issued', 'code_received')"
+
+
+def _skip_locked(tx: Tx, table: str) -> str:
+    """PostgreSQL: candidates another claimer is updating right now are skipped, not waited
+    for (SQLite has one writer: nothing to skip)."""
+    return f" FOR UPDATE OF {table} SKIP LOCKED" if tx.is_postgres else ""
 
 
 def _free(table: str) -> str:
@@ -78,11 +85,12 @@ class LeaseRepo:
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 f"""
-                UPDATE orders SET lease_owner = :owner, lease_until = :until
-                WHERE id IN (
+                WITH picked AS (
                     SELECT orders.id FROM orders
                     WHERE orders.status IN {_WATCHED} AND {free}
-                    ORDER BY orders.id LIMIT :limit)
+                    ORDER BY orders.id LIMIT :limit{_skip_locked(tx, "orders")})
+                UPDATE orders SET lease_owner = :owner, lease_until = :until
+                WHERE id IN (SELECT id FROM picked)
                   AND status IN {_WATCHED} AND {free}
                 RETURNING id, status, deadline, route
                 """,
@@ -180,11 +188,12 @@ class LeaseRepo:
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 f"""
-                UPDATE sms_sends SET lease_owner = :owner, lease_until = :until
-                WHERE id IN (
+                WITH picked AS (
                     SELECT sms_sends.id FROM sms_sends
                     WHERE sms_sends.status IN ('sending', 'sent') AND {free}
-                    ORDER BY sms_sends.id LIMIT :limit)
+                    ORDER BY sms_sends.id LIMIT :limit{_skip_locked(tx, "sms_sends")})
+                UPDATE sms_sends SET lease_owner = :owner, lease_until = :until
+                WHERE id IN (SELECT id FROM picked)
                   AND status IN ('sending', 'sent') AND {free}
                 RETURNING id, status
                 """,

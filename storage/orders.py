@@ -6,10 +6,9 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
-from aiosqlite import Row
-
 from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatus, Quote
 from storage.db import Database, Tx
+from storage.db import Record as Row
 
 _ORDER_SELECT = """
 SELECT o.*, s.name AS service_name,
@@ -71,8 +70,10 @@ def _code(row: Row) -> OrderCode:
     )
 
 
-def _placeholders(values: Iterable[object]) -> str:
-    return ",".join("?" for _ in values)
+def _in(name: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
+    """`:name0, :name1, ...` for an IN list, and their parameters."""
+    params = {f"{name}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{key}" for key in params) or "NULL", params
 
 
 class QuoteRepo:
@@ -94,24 +95,37 @@ class QuoteRepo:
         (this one included) are deleted in the same transaction."""
         now = int(time.time())
         async with self.db.transaction() as tx:
+            if keep is not None:
+                await tx.lock_user(user_id)  # the cap: one user's quotes one at a time
             quote_id = await tx.insert(
                 """
                 INSERT INTO quotes (user_id, route, service_id, country, upstream_cost, price,
                                     created_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (:user_id, :route, :service_id, :country, :upstream_cost, :price,
+                        :now, :expires_at)
+                RETURNING id
                 """,
-                (user_id, route, service_id, country, str(upstream_cost), price, now, now + ttl),
+                {
+                    "user_id": user_id,
+                    "route": route,
+                    "service_id": service_id,
+                    "country": country,
+                    "upstream_cost": str(upstream_cost),
+                    "price": price,
+                    "now": now,
+                    "expires_at": now + ttl,
+                },
             )
             if keep is not None:
                 await tx.execute(
                     """
                     DELETE FROM quotes
-                    WHERE user_id = ? AND consumed_at IS NULL AND id NOT IN (
-                        SELECT id FROM quotes WHERE user_id = ? AND consumed_at IS NULL
-                        ORDER BY id DESC LIMIT ?)
+                    WHERE user_id = :user_id AND consumed_at IS NULL AND id NOT IN (
+                        SELECT id FROM quotes WHERE user_id = :user_id AND consumed_at IS NULL
+                        ORDER BY id DESC LIMIT :keep)
                       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.quote_id = quotes.id)
                     """,
-                    (user_id, user_id, keep),
+                    {"user_id": user_id, "keep": keep},
                 )
         return Quote(
             quote_id,
@@ -127,7 +141,7 @@ class QuoteRepo:
         )
 
     async def get(self, quote_id: int) -> Quote | None:
-        row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
+        row = await self.db.fetchone("SELECT * FROM quotes WHERE id = :id", {"id": quote_id})
         return None if row is None else _quote(row)
 
     async def purge_expired(self, now: int, batch: int = 1000) -> int:
@@ -140,11 +154,11 @@ class QuoteRepo:
                     """
                     DELETE FROM quotes WHERE id IN (
                         SELECT q.id FROM quotes q
-                        WHERE q.consumed_at IS NULL AND q.expires_at <= ?
+                        WHERE q.consumed_at IS NULL AND q.expires_at <= :now
                           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.quote_id = q.id)
-                        LIMIT ?)
+                        LIMIT :batch)
                     """,
-                    (now, batch),
+                    {"now": now, "batch": batch},
                 )
             purged += deleted
             if deleted < batch:
@@ -155,10 +169,10 @@ class QuoteRepo:
         """Mark the quote used; False if it is not this user's, was used, or has expired."""
         changed = await tx.execute(
             """
-            UPDATE quotes SET consumed_at = ?
-            WHERE id = ? AND user_id = ? AND consumed_at IS NULL AND expires_at > ?
+            UPDATE quotes SET consumed_at = :now
+            WHERE id = :id AND user_id = :user_id AND consumed_at IS NULL AND expires_at > :now
             """,
-            (now, quote_id, user_id, now),
+            {"now": now, "id": quote_id, "user_id": user_id},
         )
         return changed == 1
 
@@ -176,50 +190,53 @@ class OrderRepo:
             INSERT INTO orders (user_id, quote_id, route, service_id, country, price,
                                 upstream_cost, cost, status, chat_id, message_id, created_at,
                                 updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?, ?)
+            VALUES (:user_id, :quote_id, :route, :service_id, :country, :price,
+                    :upstream_cost, :cost, 'created', :chat_id, :message_id, :now, :now)
+            RETURNING id
             """,
-            (
-                quote.user_id,
-                quote.id,
-                quote.route,
-                quote.service_id,
-                quote.country,
-                quote.price,
-                str(quote.upstream_cost),
-                cost,
-                chat_id,
-                message_id,
-                now,
-                now,
-            ),
+            {
+                "user_id": quote.user_id,
+                "quote_id": quote.id,
+                "route": quote.route,
+                "service_id": quote.service_id,
+                "country": quote.country,
+                "price": quote.price,
+                "upstream_cost": str(quote.upstream_cost),
+                "cost": cost,
+                "chat_id": chat_id,
+                "message_id": message_id,
+                "now": now,
+            },
         )
 
     async def get(self, order_id: int) -> Order | None:
-        row = await self.db.fetchone(_ORDER_SELECT + " WHERE o.id = ?", (order_id,))
+        row = await self.db.fetchone(_ORDER_SELECT + " WHERE o.id = :id", {"id": order_id})
         return None if row is None else _order(row)
 
     @staticmethod
     async def get_in(tx: Tx, order_id: int) -> Order | None:
-        row = await tx.fetchone(_ORDER_SELECT + " WHERE o.id = ?", (order_id,))
+        row = await tx.fetchone(_ORDER_SELECT + " WHERE o.id = :id", {"id": order_id})
         return None if row is None else _order(row)
 
     async def for_user(self, user_id: int, limit: int, offset: int = 0) -> list[Order]:
         rows = await self.db.lookup(
-            _ORDER_SELECT + " WHERE o.user_id = ? ORDER BY o.id DESC LIMIT ? OFFSET ?",
-            (user_id, limit, offset),
+            _ORDER_SELECT
+            + " WHERE o.user_id = :user_id ORDER BY o.id DESC LIMIT :limit OFFSET :offset",
+            {"user_id": user_id, "limit": limit, "offset": offset},
         )
         return [_order(r) for r in rows]
 
     async def count_for_user(self, user_id: int) -> int:
         return int(
-            await self.db.lookup_val("SELECT COUNT(*) FROM orders WHERE user_id = ?", (user_id,))
+            await self.db.lookup_val(
+                "SELECT COUNT(*) FROM orders WHERE user_id = :id", {"id": user_id}
+            )
         )
 
     async def live(self) -> list[Order]:
-        statuses = sorted(LIVE_STATUSES)
+        marks, params = _in("s", sorted(LIVE_STATUSES))
         rows = await self.db.fetchall(
-            _ORDER_SELECT + f" WHERE o.status IN ({_placeholders(statuses)}) ORDER BY o.id",
-            statuses,
+            _ORDER_SELECT + f" WHERE o.status IN ({marks}) ORDER BY o.id", params
         )
         return [_order(r) for r in rows]
 
@@ -228,25 +245,26 @@ class OrderRepo:
     ) -> AsyncIterator[tuple[int, OrderStatus, int | None, str]]:
         """(id, status, deadline, route) of every live order, read a page at a time: what the
         scheduler needs, without holding 10,000 `Order`s (several MB) in memory at once."""
-        statuses = sorted(LIVE_STATUSES)
+        marks, params = _in("s", sorted(LIVE_STATUSES))
         sql = (
             "SELECT id, status, deadline, route FROM orders"
-            f" WHERE status IN ({_placeholders(statuses)}) AND id > ? ORDER BY id LIMIT ?"
+            f" WHERE status IN ({marks}) AND id > :after ORDER BY id LIMIT :page"
         )
         after = 0
-        while rows := await self.db.fetchall(sql, [*statuses, after, page]):
+        while rows := await self.db.fetchall(sql, {**params, "after": after, "page": page}):
             for row in rows:
-                yield row[0], OrderStatus(row[1]), row[2], row[3]
-            after = rows[-1][0]
+                yield row["id"], OrderStatus(row["status"]), row["deadline"], row["route"]
+            after = rows[-1]["id"]
 
     async def created_before(self, before: int) -> list[tuple[int, str]]:
         """(id, route) of orders still `created` (charged, purchase outcome not recorded) that
         were created before `before`."""
         rows = await self.db.fetchall(
-            "SELECT id, route FROM orders WHERE status = 'created' AND created_at < ? ORDER BY id",
-            (before,),
+            "SELECT id, route FROM orders WHERE status = 'created' AND created_at < :before"
+            " ORDER BY id",
+            {"before": before},
         )
-        return [(int(r[0]), str(r[1])) for r in rows]
+        return [(int(r["id"]), str(r["route"])) for r in rows]
 
     @staticmethod
     async def transition(
@@ -257,56 +275,54 @@ class OrderRepo:
         **fields: object,
     ) -> bool:
         """Move the order to `to` if it is in one of `from_statuses`; set `fields` too."""
-        sources = [s.value for s in from_statuses]
+        marks, params = _in("from", [s.value for s in from_statuses])
         now = int(time.time())
-        assignments = ["status = ?", "updated_at = ?"]
-        values: list[object] = [to.value, now]
+        assignments = ["status = :to", "updated_at = :now"]
+        params.update(to=to.value, now=now, id=order_id)
         if not to.is_live:
-            assignments.append("finished_at = ?")
-            values.append(now)
+            assignments.append("finished_at = :now")
             # Closing an order releases its lease (storage/leases.py).
             assignments.append("lease_owner = NULL, lease_until = NULL")
         for name, value in fields.items():
-            assignments.append(f"{name} = ?")
-            values.append(value)
+            assignments.append(f"{name} = :f_{name}")
+            params[f"f_{name}"] = value
         changed = await tx.execute(
-            f"UPDATE orders SET {', '.join(assignments)} "
-            f"WHERE id = ? AND status IN ({_placeholders(sources)})",
-            (*values, order_id, *sources),
+            f"UPDATE orders SET {', '.join(assignments)} WHERE id = :id AND status IN ({marks})",
+            params,
         )
         return changed == 1
 
     async def update(self, order_id: int, **fields: object) -> None:
         """Set bookkeeping fields that are not part of the state machine."""
-        names = ", ".join(f"{name} = ?" for name in fields)
+        names = ", ".join(f"{name} = :f_{name}" for name in fields)
+        params = {f"f_{name}": value for name, value in fields.items()}
         async with self.db.transaction() as tx:
             await tx.execute(
-                f"UPDATE orders SET {names} WHERE id = ?", (*fields.values(), order_id)
+                f"UPDATE orders SET {names} WHERE id = :id", {**params, "id": order_id}
             )
 
     @staticmethod
     async def add_code(tx: Tx, order_id: int, code: str, text: str | None, now: int) -> bool:
         """Store a received code; False if this order already has it."""
         changed = await tx.execute(
-            "INSERT OR IGNORE INTO order_codes (order_id, code, text, received_at) "
-            "VALUES (?, ?, ?, ?)",
-            (order_id, code, text, now),
+            "INSERT INTO order_codes (order_id, code, text, received_at) "
+            "VALUES (:order_id, :code, :text, :now) ON CONFLICT (order_id, code) DO NOTHING",
+            {"order_id": order_id, "code": code, "text": text, "now": now},
         )
         return changed == 1
 
     async def codes(self, order_id: int) -> list[OrderCode]:
         rows = await self.db.fetchall(
-            "SELECT * FROM order_codes WHERE order_id = ? ORDER BY id", (order_id,)
+            "SELECT * FROM order_codes WHERE order_id = :id ORDER BY id", {"id": order_id}
         )
         return [_code(r) for r in rows]
 
     async def codes_for(self, order_ids: list[int]) -> dict[int, list[OrderCode]]:
         if not order_ids:
             return {}
+        marks, params = _in("o", order_ids)
         rows = await self.db.fetchall(
-            f"SELECT * FROM order_codes WHERE order_id IN ({_placeholders(order_ids)}) "
-            "ORDER BY id",
-            order_ids,
+            f"SELECT * FROM order_codes WHERE order_id IN ({marks}) ORDER BY id", params
         )
         result: dict[int, list[OrderCode]] = {}
         for row in rows:
@@ -322,8 +338,9 @@ class OrderRepo:
     async def mark_delivered(self, code_id: int) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "UPDATE order_codes SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                (int(time.time()), code_id),
+                "UPDATE order_codes SET delivered_at = :now"
+                " WHERE id = :id AND delivered_at IS NULL",
+                {"now": int(time.time()), "id": code_id},
             )
 
     async def stats(self, since: int) -> tuple[int, int, int]:
@@ -335,11 +352,11 @@ class OrderRepo:
             """
             SELECT COUNT(*), COALESCE(SUM(o.price), 0), COALESCE(SUM(o.cost), 0)
             FROM orders o
-            WHERE o.created_at >= ?
+            WHERE o.created_at >= :since
               AND EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'purchase')
               AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'refund')
             """,
-            (since,),
+            {"since": since},
         )
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
@@ -349,14 +366,17 @@ class OrderRepo:
         rows = await self.db.lookup(
             """
             SELECT finished_at FROM orders
-            WHERE user_id = ? AND status = 'cancelled' AND error = ? AND finished_at >= ?
-            ORDER BY finished_at DESC LIMIT ?
+            WHERE user_id = :user_id AND status = 'cancelled' AND error = :error
+              AND finished_at >= :since
+            ORDER BY finished_at DESC LIMIT :limit
             """,
-            (user_id, USER_CANCEL, since, limit),
+            {"user_id": user_id, "error": USER_CANCEL, "since": since, "limit": limit},
         )
         return [int(r["finished_at"]) for r in rows]
 
     async def count_since(self, since: int) -> int:
         return int(
-            await self.db.fetchval("SELECT COUNT(*) FROM orders WHERE created_at >= ?", (since,))
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM orders WHERE created_at >= :since", {"since": since}
+            )
         )

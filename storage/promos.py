@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from aiosqlite import Row
-
 from shop.models import PromoCode
+from storage.db import Record as Row
 from storage.db import Tx
 
 
@@ -27,7 +26,10 @@ class PromoRepo:
 
     @staticmethod
     async def get(tx: Tx, code: str) -> PromoCode | None:
-        row = await tx.fetchone("SELECT * FROM promo_codes WHERE code = ?", (code,))
+        # Codes are case-insensitive (unique by lower(code)).
+        row = await tx.fetchone(
+            "SELECT * FROM promo_codes WHERE lower(code) = lower(:code)", {"code": code}
+        )
         return None if row is None else _promo(row)
 
     @staticmethod
@@ -38,16 +40,28 @@ class PromoRepo:
         changed = await tx.execute(
             """
             INSERT INTO promo_codes (code, amount, max_uses, expires_at, created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING
+            VALUES (:code, :amount, :max_uses, :expires_at, :created_by, :now)
+            ON CONFLICT DO NOTHING
             """,
-            (code, amount, max_uses, expires_at, created_by, int(time.time())),
+            {
+                "code": code,
+                "amount": amount,
+                "max_uses": max_uses,
+                "expires_at": expires_at,
+                "created_by": created_by,
+                "now": int(time.time()),
+            },
         )
         return changed == 1
 
     @staticmethod
     async def redeemed(tx: Tx, code: str, user_id: int) -> bool:
+        """Whether the user redeemed the code, read under the user's row lock (PostgreSQL),
+        so two redemptions at once take turns and the second sees the first."""
+        await tx.lock_user(user_id)
         row = await tx.fetchone(
-            "SELECT 1 FROM promo_redemptions WHERE code = ? AND user_id = ?", (code, user_id)
+            "SELECT 1 FROM promo_redemptions WHERE code = :code AND user_id = :user_id",
+            {"code": code, "user_id": user_id},
         )
         return row is not None
 
@@ -55,13 +69,17 @@ class PromoRepo:
     async def take_use(tx: Tx, code: str) -> bool:
         """One use of the code, unless every use is taken (conditional, so never over)."""
         changed = await tx.execute(
-            "UPDATE promo_codes SET used = used + 1 WHERE code = ? AND used < max_uses", (code,)
+            "UPDATE promo_codes SET used = used + 1 WHERE code = :code AND used < max_uses",
+            {"code": code},
         )
         return changed == 1
 
     @staticmethod
-    async def record(tx: Tx, code: str, user_id: int) -> None:
-        await tx.insert(
-            "INSERT INTO promo_redemptions (code, user_id, created_at) VALUES (?, ?, ?)",
-            (code, user_id, int(time.time())),
+    async def record(tx: Tx, code: str, user_id: int) -> bool:
+        """The user's redemption, once: False if it was recorded before (a race lost)."""
+        changed = await tx.execute(
+            "INSERT INTO promo_redemptions (code, user_id, created_at) "
+            "VALUES (:code, :user_id, :now) ON CONFLICT (code, user_id) DO NOTHING",
+            {"code": code, "user_id": user_id, "now": int(time.time())},
         )
+        return changed == 1

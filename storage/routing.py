@@ -15,15 +15,21 @@ class RoutingRepo:
 
     async def markups(self) -> dict[tuple[str, int], Decimal]:
         rows = await self.db.fetchall("SELECT provider, service_id, percent FROM markups")
-        return {(r[0], r[1]): Decimal(r[2]) for r in rows}
+        return {(r["provider"], int(r["service_id"])): Decimal(r["percent"]) for r in rows}
 
     async def set_markup(self, provider: str, service_id: int, percent: Decimal) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO markups (provider, service_id, percent, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (provider, service_id) DO UPDATE SET "
+                "VALUES (:provider, :service_id, :percent, :now) "
+                "ON CONFLICT (provider, service_id) DO UPDATE SET "
                 "percent = excluded.percent, updated_at = excluded.updated_at",
-                (provider, service_id, str(percent), int(time.time())),
+                {
+                    "provider": provider,
+                    "service_id": service_id,
+                    "percent": str(percent),
+                    "now": int(time.time()),
+                },
             )
 
     async def route_stats(self) -> dict[str, RouteStats]:
@@ -31,7 +37,8 @@ class RoutingRepo:
         rows = await self.db.fetchall(
             """
             SELECT o.route, COUNT(*),
-                   SUM(EXISTS (SELECT 1 FROM order_codes c WHERE c.order_id = o.id))
+                   SUM(CASE WHEN EXISTS (SELECT 1 FROM order_codes c WHERE c.order_id = o.id)
+                       THEN 1 ELSE 0 END)
             FROM orders o
             WHERE o.activation_id IS NOT NULL AND o.status <> 'number_issued'
             GROUP BY o.route
@@ -43,40 +50,49 @@ class RoutingRepo:
         """The user's latest distinct (service, country, route) choices, newest first."""
         rows = await self.db.lookup(
             """
-            SELECT service_id, country, route, MAX(id) AS last FROM orders
-            WHERE user_id = ? GROUP BY service_id, country ORDER BY last DESC LIMIT ?
+            SELECT o.service_id, o.country, o.route FROM orders o
+            WHERE o.id IN (SELECT MAX(id) FROM orders WHERE user_id = :user_id
+                           GROUP BY service_id, country)
+            ORDER BY o.id DESC LIMIT :limit
             """,
-            (user_id, limit),
+            {"user_id": user_id, "limit": limit},
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(int(r["service_id"]), r["country"], r["route"]) for r in rows]
 
     async def watch(self, user_id: int, service_id: int, country: str, most: int) -> bool:
         """Add the watch unless the user has `most` already; True when it is in place (added
         now or before)."""
+        keys = {"user_id": user_id, "service_id": service_id, "country": country}
         async with self.db.transaction() as tx:
+            await tx.lock_user(user_id)  # the count below is the user's cap
             await tx.execute(
-                "INSERT OR IGNORE INTO stock_watches (user_id, service_id, country, created_at) "
-                "SELECT ?, ?, ?, ? "
-                "WHERE (SELECT COUNT(*) FROM stock_watches WHERE user_id = ?) < ?",
-                (user_id, service_id, country, int(time.time()), user_id, most),
+                "INSERT INTO stock_watches (user_id, service_id, country, created_at) "
+                "SELECT CAST(:user_id AS BIGINT), CAST(:service_id AS BIGINT), "
+                "CAST(:country AS TEXT), CAST(:now AS BIGINT) "
+                "WHERE (SELECT COUNT(*) FROM stock_watches WHERE user_id = :user_id) < :most "
+                "ON CONFLICT (user_id, service_id, country) DO NOTHING",
+                {**keys, "now": int(time.time()), "most": most},
             )
             row = await tx.fetchone(
-                "SELECT 1 FROM stock_watches WHERE user_id = ? AND service_id = ? AND country = ?",
-                (user_id, service_id, country),
+                "SELECT 1 FROM stock_watches WHERE user_id = :user_id "
+                "AND service_id = :service_id AND country = :country",
+                keys,
             )
         return row is not None
 
     async def watches(self) -> list[tuple[int, int, str]]:
         rows = await self.db.fetchall(
-            "SELECT user_id, service_id, country FROM stock_watches ORDER BY created_at"
+            "SELECT user_id, service_id, country FROM stock_watches "
+            "ORDER BY created_at, user_id, service_id, country"
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(int(r["user_id"]), int(r["service_id"]), r["country"]) for r in rows]
 
     async def drop_watch(self, user_id: int, service_id: int, country: str) -> bool:
         async with self.db.transaction() as tx:
             changed = await tx.execute(
-                "DELETE FROM stock_watches WHERE user_id = ? AND service_id = ? AND country = ?",
-                (user_id, service_id, country),
+                "DELETE FROM stock_watches WHERE user_id = :user_id "
+                "AND service_id = :service_id AND country = :country",
+                {"user_id": user_id, "service_id": service_id, "country": country},
             )
         return changed == 1
 
@@ -84,14 +100,21 @@ class RoutingRepo:
         """Store an upstream push once; False when it was seen before."""
         async with self.db.transaction() as tx:
             changed = await tx.execute(
-                "INSERT OR IGNORE INTO upstream_events (route, event_key, activation_id, "
-                "received_at) VALUES (?, ?, ?, ?)",
-                (route, event_key, activation_id, int(time.time())),
+                "INSERT INTO upstream_events (route, event_key, activation_id, received_at) "
+                "VALUES (:route, :event_key, :activation_id, :now) "
+                "ON CONFLICT (route, event_key) DO NOTHING",
+                {
+                    "route": route,
+                    "event_key": event_key,
+                    "activation_id": activation_id,
+                    "now": int(time.time()),
+                },
             )
         return changed == 1
 
     async def order_by_activation(self, route: str, activation_id: str) -> int | None:
         value = await self.db.fetchval(
-            "SELECT id FROM orders WHERE route = ? AND activation_id = ?", (route, activation_id)
+            "SELECT id FROM orders WHERE route = :route AND activation_id = :activation_id",
+            {"route": route, "activation_id": activation_id},
         )
         return None if value is None else int(value)

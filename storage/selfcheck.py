@@ -29,7 +29,7 @@ WHERE p.id IS NULL OR p.amount <> -o.price OR p.user_id <> o.user_id
            OR o.status NOT IN ('failed', 'expired', 'cancelled')
            OR EXISTS (SELECT 1 FROM order_codes c WHERE c.order_id = o.id)))
 ORDER BY o.id
-LIMIT ?
+LIMIT :limit
 """
 
 
@@ -41,7 +41,7 @@ class SelfCheckRepo:
         """Orders without exactly their price charged once, with a refund they should not
         have (a code, still live, another amount or user), or closed without a code and
         never refunded. One statement, so one consistent snapshot."""
-        rows = await self.db.fetchall(_MISMATCHES, (limit,))
+        rows = await self.db.fetchall(_MISMATCHES, {"limit": limit})
         return [
             OrderLedger(
                 order_id=r["id"],

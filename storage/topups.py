@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-from aiosqlite import Row
-
 from shop.models import StarCharge, Topup
 from storage.db import Database, Tx
+from storage.db import Record as Row
 
 
 def _topup(row: Row) -> Topup:
@@ -45,6 +44,9 @@ def _charge(row: Row) -> StarCharge:
     )
 
 
+_FOR_UPDATE = {False: "", True: " FOR UPDATE"}
+
+
 class TopupRepo:
     """Reads go through the reader connection; writes take the caller's transaction."""
 
@@ -54,57 +56,62 @@ class TopupRepo:
     # -- reads -----------------------------------------------------------------------------
 
     async def get(self, topup_id: int) -> Topup | None:
-        row = await self.db.fetchone("SELECT * FROM topups WHERE id = ?", (topup_id,))
+        row = await self.db.fetchone("SELECT * FROM topups WHERE id = :id", {"id": topup_id})
         return None if row is None else _topup(row)
 
     async def by_charge(self, charge_id: str) -> Topup | None:
-        row = await self.db.fetchone("SELECT * FROM topups WHERE charge_id = ?", (charge_id,))
+        row = await self.db.fetchone(
+            "SELECT * FROM topups WHERE charge_id = :id", {"id": charge_id}
+        )
         return None if row is None else _topup(row)
 
     async def by_external(self, method: str, external_id: str) -> Topup | None:
         row = await self.db.fetchone(
-            "SELECT * FROM topups WHERE method = ? AND external_id = ?", (method, external_id)
+            "SELECT * FROM topups WHERE method = :method AND external_id = :external_id",
+            {"method": method, "external_id": external_id},
         )
         return None if row is None else _topup(row)
 
     async def pending(self, method: str) -> list[Topup]:
         rows = await self.db.fetchall(
-            "SELECT * FROM topups WHERE status = 'pending' AND method = ? ORDER BY id", (method,)
+            "SELECT * FROM topups WHERE status = 'pending' AND method = :method ORDER BY id",
+            {"method": method},
         )
         return [_topup(r) for r in rows]
 
     async def unpaid(self, user_id: int, method: str, now: int) -> list[Topup]:
         """The user's pending top-ups of `method` that have not expired, newest first."""
         rows = await self.db.fetchall(
-            "SELECT * FROM topups WHERE user_id = ? AND method = ? AND status = 'pending' "
-            "AND expires_at > ? ORDER BY id DESC",
-            (user_id, method, now),
+            "SELECT * FROM topups WHERE user_id = :user_id AND method = :method "
+            "AND status = 'pending' AND expires_at > :now ORDER BY id DESC",
+            {"user_id": user_id, "method": method, "now": now},
         )
         return [_topup(r) for r in rows]
 
     async def referral_stats(self, user_id: int) -> tuple[int, int]:
         """(users invited, total referral bonus earned) of an inviter."""
         invited = await self.db.fetchval(
-            "SELECT COUNT(*) FROM users WHERE referrer_id = ?", (user_id,)
+            "SELECT COUNT(*) FROM users WHERE referrer_id = :id", {"id": user_id}
         )
         earned = await self.db.fetchval(
-            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ? AND kind = 'referral'",
-            (user_id,),
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger"
+            " WHERE user_id = :id AND kind = 'referral'",
+            {"id": user_id},
         )
         return int(invited or 0), int(earned or 0)
 
     async def charge(self, charge_id: str) -> StarCharge | None:
         row = await self.db.fetchone(
-            "SELECT * FROM star_charges WHERE charge_id = ?", (charge_id,)
+            "SELECT * FROM star_charges WHERE charge_id = :id", {"id": charge_id}
         )
         return None if row is None else _charge(row)
 
     async def charges_due(self, created_before: int) -> list[StarCharge]:
         """Charges whose refund got no answer yet, recorded before `created_before`."""
         rows = await self.db.fetchall(
-            "SELECT * FROM star_charges WHERE status = 'refund_due' AND created_at < ? "
+            "SELECT * FROM star_charges WHERE status = 'refund_due' AND created_at < :before "
             "ORDER BY created_at",
-            (created_before,),
+            {"before": created_before},
         )
         return [_charge(r) for r in rows]
 
@@ -112,8 +119,15 @@ class TopupRepo:
 
     @staticmethod
     async def charge_in(tx: Tx, charge_id: str) -> StarCharge | None:
-        row = await tx.fetchone("SELECT * FROM star_charges WHERE charge_id = ?", (charge_id,))
+        row = await tx.fetchone(
+            "SELECT * FROM star_charges WHERE charge_id = :id", {"id": charge_id}
+        )
         return None if row is None else _charge(row)
+
+    @staticmethod
+    async def lock_payer(tx: Tx, user_id: int) -> None:
+        """Serialize this user's payment transactions (PostgreSQL: the user's row lock)."""
+        await tx.lock_user(user_id)
 
     @staticmethod
     async def insert_charge(
@@ -133,21 +147,22 @@ class TopupRepo:
             """
             INSERT INTO star_charges (charge_id, user_id, topup_id, stars, currency, payload,
                                       status, reason, error, created_at, settled_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (:charge_id, :user_id, :topup_id, :stars, :currency, :payload,
+                    :status, :reason, :error, :now, :settled_at)
             """,
-            (
-                charge_id,
-                user_id,
-                topup_id,
-                stars,
-                currency,
-                payload,
-                status,
-                reason,
-                error,
-                now,
-                now if status in ("credited", "refunded") else None,
-            ),
+            {
+                "charge_id": charge_id,
+                "user_id": user_id,
+                "topup_id": topup_id,
+                "stars": stars,
+                "currency": currency,
+                "payload": payload,
+                "status": status,
+                "reason": reason,
+                "error": error,
+                "now": now,
+                "settled_at": now if status in ("credited", "refunded") else None,
+            },
         )
 
     @staticmethod
@@ -155,14 +170,22 @@ class TopupRepo:
         tx: Tx, charge_id: str, status: str, error: str | None, from_statuses: tuple[str, ...]
     ) -> bool:
         """Move an uncredited charge on (refund_due -> refunded | refund_failed, ...), once."""
-        marks = ",".join("?" for _ in from_statuses)
+        params: dict[str, object] = {f"from{i}": v for i, v in enumerate(from_statuses)}
+        marks = ", ".join(f":{key}" for key in params)
+        settled_at = "CAST(:now AS BIGINT)" if status == "refunded" else "settled_at"
         changed = await tx.execute(
             f"""
-            UPDATE star_charges SET status = ?, error = COALESCE(?, error),
-                   settled_at = CASE WHEN ? = 'refunded' THEN ? ELSE settled_at END
-            WHERE charge_id = ? AND status IN ({marks})
+            UPDATE star_charges SET status = :status, error = COALESCE(:error, error),
+                   settled_at = {settled_at}
+            WHERE charge_id = :charge_id AND status IN ({marks})
             """,
-            (status, error, status, int(time.time()), charge_id, *from_statuses),
+            {
+                **params,
+                "status": status,
+                "error": error,
+                "now": int(time.time()),
+                "charge_id": charge_id,
+            },
         )
         return changed == 1
 
@@ -171,34 +194,44 @@ class TopupRepo:
         """Telegram's refunded_payment for a charge, once: False if it was recorded before."""
         changed = await tx.execute(
             "INSERT INTO star_refunds (charge_id, user_id, stars, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (charge_id) DO NOTHING",
-            (charge_id, user_id, stars, int(time.time())),
+            "VALUES (:charge_id, :user_id, :stars, :now) ON CONFLICT (charge_id) DO NOTHING",
+            {"charge_id": charge_id, "user_id": user_id, "stars": stars, "now": int(time.time())},
         )
         return changed == 1
 
     @staticmethod
     async def set_star_refund_debit(tx: Tx, charge_id: str, debited: int, shortfall: int) -> None:
         await tx.execute(
-            "UPDATE star_refunds SET debited = ?, shortfall = ? WHERE charge_id = ?",
-            (debited, shortfall, charge_id),
+            "UPDATE star_refunds SET debited = :debited, shortfall = :shortfall"
+            " WHERE charge_id = :charge_id",
+            {"debited": debited, "shortfall": shortfall, "charge_id": charge_id},
         )
 
     @staticmethod
     async def lock(tx: Tx, topup_id: int) -> Topup | None:
-        row = await tx.fetchone("SELECT * FROM topups WHERE id = ?", (topup_id,))
+        """The top-up, its row locked until the transaction ends (PostgreSQL)."""
+        row = await tx.fetchone(
+            "SELECT * FROM topups WHERE id = :id" + _FOR_UPDATE[tx.is_postgres], {"id": topup_id}
+        )
         return None if row is None else _topup(row)
 
     @staticmethod
     async def lock_by_charge(tx: Tx, charge_id: str) -> Topup | None:
-        row = await tx.fetchone("SELECT * FROM topups WHERE charge_id = ?", (charge_id,))
+        row = await tx.fetchone(
+            "SELECT * FROM topups WHERE charge_id = :id" + _FOR_UPDATE[tx.is_postgres],
+            {"id": charge_id},
+        )
         return None if row is None else _topup(row)
 
     @staticmethod
     async def count_unpaid(tx: Tx, user_id: int, method: str, now: int) -> int:
+        """The user's open invoices of `method`, counted under the user's row lock, so the
+        cap holds when two invoices are asked for at once (PostgreSQL)."""
+        await tx.lock_user(user_id)
         row = await tx.fetchone(
-            "SELECT COUNT(*) FROM topups WHERE user_id = ? AND method = ? "
-            "AND status = 'pending' AND expires_at > ?",
-            (user_id, method, now),
+            "SELECT COUNT(*) FROM topups WHERE user_id = :user_id AND method = :method "
+            "AND status = 'pending' AND expires_at > :now",
+            {"user_id": user_id, "method": method, "now": now},
         )
         return 0 if row is None else int(row[0])
 
@@ -217,16 +250,26 @@ class TopupRepo:
             """
             INSERT INTO topups (user_id, method, amount, pay_amount, pay_currency, status,
                                 created_at, expires_at)
-            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+            VALUES (:user_id, :method, :amount, :pay_amount, :pay_currency, 'pending',
+                    :now, :expires_at)
+            RETURNING id
             """,
-            (user_id, method, amount, pay_amount, pay_currency, now, now + ttl),
+            {
+                "user_id": user_id,
+                "method": method,
+                "amount": amount,
+                "pay_amount": pay_amount,
+                "pay_currency": pay_currency,
+                "now": now,
+                "expires_at": now + ttl,
+            },
         )
 
     @staticmethod
     async def attach(tx: Tx, topup_id: int, external_id: str, pay_url: str) -> None:
         await tx.execute(
-            "UPDATE topups SET external_id = ?, pay_url = ? WHERE id = ?",
-            (external_id, pay_url, topup_id),
+            "UPDATE topups SET external_id = :external_id, pay_url = :pay_url WHERE id = :id",
+            {"external_id": external_id, "pay_url": pay_url, "id": topup_id},
         )
 
     @staticmethod
@@ -234,27 +277,28 @@ class TopupRepo:
         """pending/expired -> paid, once. A paid invoice counts even if it expired meanwhile."""
         changed = await tx.execute(
             """
-            UPDATE topups SET status = 'paid', paid_at = ?, charge_id = COALESCE(?, charge_id)
-            WHERE id = ? AND status IN ('pending', 'expired')
+            UPDATE topups SET status = 'paid', paid_at = :now,
+                   charge_id = COALESCE(:charge_id, charge_id)
+            WHERE id = :id AND status IN ('pending', 'expired')
             """,
-            (int(time.time()), charge_id, topup_id),
+            {"now": int(time.time()), "charge_id": charge_id, "id": topup_id},
         )
         return changed == 1
 
     @staticmethod
     async def mark_expired(tx: Tx, topup_id: int) -> bool:
         changed = await tx.execute(
-            "UPDATE topups SET status = 'expired' WHERE id = ? AND status = 'pending'",
-            (topup_id,),
+            "UPDATE topups SET status = 'expired' WHERE id = :id AND status = 'pending'",
+            {"id": topup_id},
         )
         return changed == 1
 
     @staticmethod
     async def mark_refunded(tx: Tx, topup_id: int) -> bool:
         changed = await tx.execute(
-            "UPDATE topups SET status = 'refunded', refunded_at = ? "
-            "WHERE id = ? AND status = 'paid'",
-            (int(time.time()), topup_id),
+            "UPDATE topups SET status = 'refunded', refunded_at = :now "
+            "WHERE id = :id AND status = 'paid'",
+            {"now": int(time.time()), "id": topup_id},
         )
         return changed == 1
 
@@ -262,14 +306,15 @@ class TopupRepo:
     async def unmark_refunded(tx: Tx, topup_id: int) -> None:
         await tx.execute(
             "UPDATE topups SET status = 'paid', refunded_at = NULL "
-            "WHERE id = ? AND status = 'refunded'",
-            (topup_id,),
+            "WHERE id = :id AND status = 'refunded'",
+            {"id": topup_id},
         )
 
     @staticmethod
     async def has_ledger(tx: Tx, topup_id: int, kind: str) -> bool:
         row = await tx.fetchone(
-            "SELECT 1 FROM ledger WHERE topup_id = ? AND kind = ?", (topup_id, kind)
+            "SELECT 1 FROM ledger WHERE topup_id = :id AND kind = :kind",
+            {"id": topup_id, "kind": kind},
         )
         return row is not None
 
@@ -277,19 +322,24 @@ class TopupRepo:
     async def referral_bonus(tx: Tx, topup_id: int) -> tuple[int, int] | None:
         """(inviter, amount) of the referral bonus a top-up earned, if it earned one."""
         row = await tx.fetchone(
-            "SELECT user_id, amount FROM ledger WHERE topup_id = ? AND kind = 'referral'",
-            (topup_id,),
+            "SELECT user_id, amount FROM ledger WHERE topup_id = :id AND kind = 'referral'",
+            {"id": topup_id},
         )
         return None if row is None else (int(row["user_id"]), int(row["amount"]))
 
     @staticmethod
     async def referrer_of(tx: Tx, user_id: int) -> int | None:
-        row = await tx.fetchone("SELECT referrer_id FROM users WHERE id = ?", (user_id,))
+        row = await tx.fetchone("SELECT referrer_id FROM users WHERE id = :id", {"id": user_id})
         return None if row is None or row["referrer_id"] is None else int(row["referrer_id"])
 
     @staticmethod
     async def balance_in(tx: Tx, user_id: int) -> int:
-        row = await tx.fetchone("SELECT balance FROM users WHERE id = ?", (user_id,))
+        """The balance, its row locked until the transaction ends (PostgreSQL), so what is
+        debited from it next is what was read."""
+        row = await tx.fetchone(
+            "SELECT balance FROM users WHERE id = :id" + _FOR_UPDATE[tx.is_postgres],
+            {"id": user_id},
+        )
         return 0 if row is None else int(row["balance"])
 
     @staticmethod
@@ -298,12 +348,13 @@ class TopupRepo:
         existing inviter who is not the user and was not invited by the user."""
         changed = await tx.execute(
             """
-            UPDATE users SET referrer_id = ?
-            WHERE id = ? AND referrer_id IS NULL AND id <> ? AND created_at >= ?
+            UPDATE users SET referrer_id = :inviter
+            WHERE id = :id AND referrer_id IS NULL AND id <> :inviter AND created_at >= :since
               AND NOT EXISTS (SELECT 1 FROM ledger WHERE user_id = users.id)
               AND EXISTS (SELECT 1 FROM users AS i
-                          WHERE i.id = ? AND (i.referrer_id IS NULL OR i.referrer_id <> ?))
+                          WHERE i.id = :inviter
+                            AND (i.referrer_id IS NULL OR i.referrer_id <> :id))
             """,
-            (inviter_id, user_id, inviter_id, since, inviter_id, user_id),
+            {"inviter": inviter_id, "id": user_id, "since": since},
         )
         return changed == 1

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-from aiosqlite import Row
-
 from shop.models import LedgerEntry, LedgerKind, User
 from storage.db import Database, Tx
+from storage.db import Record as Row
 
 
 def _user(row: Row) -> User:
@@ -48,7 +47,7 @@ class UserRepo:
         self.db = db
 
     async def get(self, user_id: int) -> User | None:
-        row = await self.db.lookup_one("SELECT * FROM users WHERE id = ?", (user_id,))
+        row = await self.db.lookup_one("SELECT * FROM users WHERE id = :id", {"id": user_id})
         return None if row is None else _user(row)
 
     async def upsert(
@@ -57,35 +56,48 @@ class UserRepo:
         """Create the user or refresh their profile; marks them active again."""
         now = int(time.time())
         async with self.db.transaction() as tx:
-            await tx.execute(
+            row = await tx.fetchone(
                 """
                 INSERT INTO users (id, username, first_name, language, created_at, last_seen)
-                VALUES (?, ?, ?, ?, ?, ?)
+                VALUES (:id, :username, :first_name, :language, :now, :now)
                 ON CONFLICT (id) DO UPDATE SET
                     username = excluded.username, first_name = excluded.first_name,
                     language = excluded.language, is_active = 1,
                     last_seen = excluded.last_seen
+                RETURNING *
                 """,
-                (user_id, username, first_name, language, now, now),
+                {
+                    "id": user_id,
+                    "username": username,
+                    "first_name": first_name,
+                    "language": language,
+                    "now": now,
+                },
             )
-            row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
         assert row is not None
         return _user(row)
 
     async def set_locale(self, user_id: int, locale: str | None) -> User | None:
         """Store the language chosen with /language (None follows Telegram's language)."""
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE users SET locale = ? WHERE id = ?", (locale, user_id))
-            row = await tx.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+            row = await tx.fetchone(
+                "UPDATE users SET locale = :locale WHERE id = :id RETURNING *",
+                {"locale": locale, "id": user_id},
+            )
         return None if row is None else _user(row)
 
     async def set_active(self, user_id: int, active: bool) -> None:
         async with self.db.transaction() as tx:
-            await tx.execute("UPDATE users SET is_active = ? WHERE id = ?", (int(active), user_id))
+            await tx.execute(
+                "UPDATE users SET is_active = :active WHERE id = :id",
+                {"active": int(active), "id": user_id},
+            )
 
     async def count(self, since: int = 0) -> int:
         return int(
-            await self.db.fetchval("SELECT COUNT(*) FROM users WHERE created_at >= ?", (since,))
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM users WHERE created_at >= :since", {"since": since}
+            )
         )
 
 
@@ -117,12 +129,13 @@ class LedgerRepo:
         The uniqueness of a purchase or refund per order is enforced by the schema.
         """
         changed = await tx.execute(
-            "UPDATE users SET balance = balance + ? WHERE id = ? AND balance + ? >= 0",
-            (amount, user_id, amount),
+            "UPDATE users SET balance = balance + :amount"
+            " WHERE id = :id AND balance + :amount >= 0",
+            {"amount": amount, "id": user_id},
         )
         if changed != 1:
             return False
-        await tx.insert(
+        await tx.execute(
             """
             INSERT INTO ledger (user_id, amount, kind, reason, order_id, actor_id, sms_send_id,
                                 sms_message_id, topup_id, promo_code, rental_id,
@@ -163,16 +176,18 @@ class LedgerRepo:
         """Refund an order, or one SMS recipient, unless it was refunded before.
 
         Returns what was refunded (0 the second time). The schema's unique indexes allow one
-        refund per order and per SMS recipient; this checks first so callers need not catch.
+        refund per order and per SMS recipient; this checks first so callers need not catch,
+        under the user's row lock (PostgreSQL), so a refund racing this one is seen.
         """
+        await tx.lock_user(user_id)
         if order_id is not None:
             row = await tx.fetchone(
-                "SELECT 1 FROM ledger WHERE order_id = ? AND kind = 'refund'", (order_id,)
+                "SELECT 1 FROM ledger WHERE order_id = :id AND kind = 'refund'", {"id": order_id}
             )
         else:
             row = await tx.fetchone(
-                "SELECT 1 FROM ledger WHERE sms_message_id = ? AND kind = 'refund'",
-                (sms_message_id,),
+                "SELECT 1 FROM ledger WHERE sms_message_id = :id AND kind = 'refund'",
+                {"id": sms_message_id},
             )
         if row is not None:
             return 0
@@ -190,26 +205,30 @@ class LedgerRepo:
 
     async def history(self, user_id: int, limit: int, offset: int = 0) -> list[LedgerEntry]:
         rows = await self.db.fetchall(
-            "SELECT * FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-            (user_id, limit, offset),
+            "SELECT * FROM ledger WHERE user_id = :user_id ORDER BY id DESC"
+            " LIMIT :limit OFFSET :offset",
+            {"user_id": user_id, "limit": limit, "offset": offset},
         )
         return [_entry(r) for r in rows]
 
     async def balance(self, user_id: int) -> int:
         return int(
-            await self.db.fetchval("SELECT balance FROM users WHERE id = ?", (user_id,)) or 0
+            await self.db.fetchval("SELECT balance FROM users WHERE id = :id", {"id": user_id})
+            or 0
         )
 
     async def count_for(self, user_id: int) -> int:
         """How many ledger rows the user has."""
         return int(
-            await self.db.fetchval("SELECT COUNT(*) FROM ledger WHERE user_id = ?", (user_id,))
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM ledger WHERE user_id = :id", {"id": user_id}
+            )
         )
 
     async def sum(self, user_id: int) -> int:
         return int(
             await self.db.fetchval(
-                "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ?", (user_id,)
+                "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = :id", {"id": user_id}
             )
         )
 
@@ -219,7 +238,7 @@ class LedgerRepo:
             """
             SELECT u.id, u.balance, COALESCE(SUM(l.amount), 0) AS total
             FROM users u LEFT JOIN ledger l ON l.user_id = u.id
-            GROUP BY u.id HAVING u.balance <> total
+            GROUP BY u.id, u.balance HAVING u.balance <> COALESCE(SUM(l.amount), 0)
             """
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(int(r["id"]), int(r["balance"]), int(r["total"])) for r in rows]

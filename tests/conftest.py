@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +16,11 @@ from tests.fakes.cryptopay import FakeCryptoPay
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.fakes.smspm import FakeSMSPM
 from tests.fakes.telegram import FakeTelegram, FakeUser
+
+if TYPE_CHECKING:
+    from tests.databases import DatabaseTarget
+
+pytest_plugins = ["tests.databases"]  # the database fixtures (SQLite, or PostgreSQL + Redis)
 
 TOKEN = "123456789:AAH-test-token-for-numbot-e2e-000000"
 ADMIN_ID = 1
@@ -140,8 +145,11 @@ def sms_settings(smspm: FakeSMSPM, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_settings(
-    tmp_path: Path, telegram: FakeTelegram, palm: FakeSMSPalm
+    tmp_path: Path, telegram: FakeTelegram, palm: FakeSMSPalm, database_target: DatabaseTarget
 ) -> Callable[..., Settings]:
+    """Settings for the bot under test; on PostgreSQL (NUMBOT_TEST_DATABASE=postgresql) with
+    the test's own database and Redis prefix (tests/databases.py)."""
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "bot_token": TOKEN,
@@ -162,6 +170,7 @@ def make_settings(
             "backup_dir": tmp_path / "backups",  # never the checkout's data/backups
             # No HTTP listener unless a test asks for one (http_port=free_port()).
             "http_port": 0,
+            **database_target.settings(),
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -9,7 +10,7 @@ from storage.admin import AdminRepo
 from storage.audit import AuditRepo
 from storage.broadcasts import BroadcastRepo
 from storage.catalog import CatalogRepo
-from storage.db import Database
+from storage.db import Database, safe_url
 from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
 from storage.leases import JobLeaseRepo, LeaseRepo
@@ -21,6 +22,8 @@ from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
 from storage.topups import TopupRepo
 from storage.users import LedgerRepo, UserRepo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,9 @@ class Repositories:
 
 
 async def create_database(settings: Settings) -> Database:
-    """The SQLite database, connected and migrated."""
-    db = Database(settings.database_path)
+    """The database (DATABASE_URL, else DATABASE_PATH), connected and migrated."""
+    db = Database(settings.database, pool_size=settings.database_pool_size)
+    log.info("Database: %s", safe_url(db.url))
     await db.connect()
     return db
 

@@ -17,6 +17,8 @@ MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # what a bot may upload
 
 
 def _backups_text(backups: BackupService) -> str:
+    if not backups.available:
+        return screens.backups_by_operator()
     settings = backups.settings
     return screens.backups(
         backups.backups(), settings.backup_hour_utc, settings.backup_keep, settings.backup_dir
@@ -24,6 +26,9 @@ def _backups_text(backups: BackupService) -> str:
 
 
 async def _send_backup(bot: Bot, chat_id: int, backups: BackupService, actor_id: int) -> None:
+    if not backups.available:
+        await bot.send_message(chat_id, screens.backups_by_operator())
+        return
     path = await backups.backup(actor_id)
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         await bot.send_message(chat_id, screens.backup_too_large(path))
@@ -39,7 +44,8 @@ def build_backups_router() -> Router:
     @router.callback_query(AdminCb.filter(F.to == "backup"))
     async def backup_section(callback: CallbackQuery, backups: BackupService) -> None:
         await answer(callback)
-        await show(callback, _backups_text(backups), screens.backup_keyboard())
+        keyboard = screens.backup_keyboard() if backups.available else screens.back_keyboard()
+        await show(callback, _backups_text(backups), keyboard)
 
     @router.callback_query(AdminCb.filter(F.to == "dobackup"))
     async def back_up_now(callback: CallbackQuery, backups: BackupService, bot: Bot) -> None:

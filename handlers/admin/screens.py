@@ -607,6 +607,18 @@ def backups(files: list[Path], hour: int, keep: int, directory: Path) -> str:
     return "\n".join(lines)
 
 
+def backups_by_operator() -> str:
+    return "\n".join(
+        [
+            _("💾 <b>Backups</b>"),
+            _(
+                "This shop runs on PostgreSQL: the bot does not copy the database itself. "
+                "Backups are taken by the operator with <code>pg_dump</code> (see the README)."
+            ),
+        ]
+    )
+
+
 def backup_caption(path: Path) -> str:
     return _("💾 Database backup {name} ({size}).").format(
         name=esc(path.name), size=_size(path.stat().st_size)

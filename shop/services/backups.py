@@ -30,6 +30,12 @@ class BackupService:
         self._audit = audit
         self.settings = settings
 
+    @property
+    def available(self) -> bool:
+        """The bot backs the database up itself (SQLite). On PostgreSQL the operator does,
+        with pg_dump: /backup says so and the daily job does nothing."""
+        return self._repo.can_back_up
+
     async def backup(self, actor_id: int | None = None) -> Path:
         """A consistent copy of the database in BACKUP_DIR (timestamped); keeps the newest
         BACKUP_KEEP copies. An admin's backup is written to the audit log."""

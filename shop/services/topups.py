@@ -453,6 +453,9 @@ class TopupService:
         bonus: tuple[int, int, int] | None = None
         credited = 0
         async with self.db.transaction() as tx:
+            # One payer's payments one at a time (several instances: a retried delivery of
+            # the same payment waits here and then finds its charge recorded).
+            await self.repo.lock_payer(tx, user_id)
             known = await self.repo.charge_in(tx, charge_id)
             if known is None:
                 topup = None if topup_id is None else await self.repo.lock(tx, topup_id)

@@ -72,9 +72,13 @@ def _database_kind() -> str:
 
 
 @contextlib.asynccontextmanager
-async def shared_database(tmp_path: Path) -> AsyncIterator[SharedDatabase]:
-    """The database of one test: a SQLite file, or a PostgreSQL database made and dropped."""
-    if _database_kind() == "sqlite":
+async def shared_database(
+    tmp_path: Path, kind: str | None = None
+) -> AsyncIterator[SharedDatabase]:
+    """The database of one test: a SQLite file, or a PostgreSQL database made and dropped.
+    `kind` comes from the test's `database_target` parameter (tests/databases.py); without it,
+    from NUMBOT_TEST_DATABASE."""
+    if (kind or _database_kind()) == "sqlite":
         path = tmp_path / "db" / "bot.db"
         yield SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
         return
@@ -345,11 +349,12 @@ async def cluster(
     env: dict[str, str] | None = None,
     secrets: Iterable[str] = (),
     at_once: bool = False,
+    kind: str | None = None,
 ) -> AsyncIterator[Cluster]:
     """A started cluster (see `Cluster.start`); at the end every balance is checked against its
     ledger, then the instances are stopped with SIGTERM and their logs checked. On a failure
     they are killed."""
-    async with shared_database(tmp_path) as database:
+    async with shared_database(tmp_path, kind) as database:
         made = Cluster(telegram, redis, database, tmp_path / "cluster", count, env, secrets)
         try:
             await made.start(at_once=at_once)

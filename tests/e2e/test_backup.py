@@ -1,4 +1,5 @@
-"""Backups: /backup sends a valid SQLite copy; the daily job keeps the newest N files."""
+"""Backups: /backup sends a valid SQLite copy; the daily job keeps the newest N files. On
+PostgreSQL the bot does not copy the database (the operator runs pg_dump): it says so."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from bot.app import App
 from tests.conftest import BotHarness, fund
@@ -18,6 +21,11 @@ def _app(harness: BotHarness) -> App:
     return harness.app
 
 
+def _sqlite_only(harness: BotHarness) -> None:
+    if not harness.settings.database.startswith("sqlite"):
+        pytest.skip("SQLite online backup; PostgreSQL is backed up with pg_dump by the operator")
+
+
 def _count(path: Path, table: str) -> int:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -27,6 +35,7 @@ def _count(path: Path, table: str) -> int:
 async def test_backup_command_sends_a_valid_database(
     running: BotHarness, admin: FakeUser, alice: FakeUser, bob: FakeUser, tmp_path: Path
 ) -> None:
+    _sqlite_only(running)
     app = _app(running)
     await start(alice)
     await start(bob)
@@ -58,6 +67,7 @@ async def test_daily_backup_keeps_the_newest_files(
 ) -> None:
     directory = tmp_path / "daily"
     harness = harness_factory(backup_keep=2, backup_dir=directory)
+    _sqlite_only(harness)
     await harness.start()
     app = _app(harness)
     await start(alice)
@@ -77,6 +87,7 @@ async def test_daily_backup_keeps_the_newest_files(
 async def test_backup_during_an_open_transaction_is_consistent(
     running: BotHarness, alice: FakeUser
 ) -> None:
+    _sqlite_only(running)
     app = _app(running)
     await start(alice)
     inside = asyncio.Event()
@@ -99,3 +110,20 @@ async def test_backup_during_an_open_transaction_is_consistent(
     with sqlite3.connect(path) as conn:
         row = conn.execute("SELECT first_name FROM users WHERE id = ?", (alice.id,)).fetchone()
     assert row == ("Alice",)  # only committed data
+
+
+async def test_on_postgresql_backup_says_the_operator_runs_pg_dump(
+    harness_factory: Callable[..., BotHarness], admin: FakeUser, tmp_path: Path
+) -> None:
+    directory = tmp_path / "daily"
+    harness = harness_factory(backup_dir=directory)
+    if harness.settings.database.startswith("sqlite"):
+        pytest.skip("the PostgreSQL variant")
+    app = await harness.start()
+    await start(admin)
+    await admin.send("/backup")
+    reply = await admin.wait_for("pg_dump")
+    assert "PostgreSQL" in reply.plain
+    await app.daily_backup()  # nothing to do, nothing raised
+    assert not directory.exists() or list(directory.iterdir()) == []
+    assert await app.admin.audit.recent() == []

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 
 from shop.countries import resolve
 from shop.models import OrderStatus
+from storage.db import Database
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
 from tests.fakes.papsms import FakePapSMS
@@ -128,27 +128,33 @@ async def test_rows_stored_under_the_old_key_keep_working(
     await harness.stop()
 
     # What the bot before this change wrote once SMSPalm listed both places: one key for both.
-    now = int(time.time())
-    with sqlite3.connect(harness.settings.database_path) as db:
-        db.execute(
-            "INSERT INTO countries (code, name, flag) VALUES (?, ?, ?)",
-            (LEGACY_KEY, ANTILLES, "🏳️"),
+    keys = {"key": LEGACY_KEY, "service": whatsapp.id, "now": int(time.time())}
+    db = Database(harness.settings.database)
+    await db.connect(migrate=False)
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO countries (code, name, flag) VALUES (:key, :name, '🏳️')",
+            {**keys, "name": ANTILLES},
         )
-        db.executemany(
-            "INSERT INTO route_countries (route, upstream_id, country) VALUES (?, ?, ?)",
-            [("smspalm2", "900", LEGACY_KEY), ("smspalm2", "901", LEGACY_KEY)],
+        await tx.executemany(
+            "INSERT INTO route_countries (route, upstream_id, country) "
+            "VALUES ('smspalm2', :upstream, :key)",
+            [{**keys, "upstream": "900"}, {**keys, "upstream": "901"}],
         )
-        db.execute(
+        await tx.execute(
             "INSERT INTO offers (route, service_id, country, cost, stock, updated_at) "
-            "VALUES ('smspalm2', ?, ?, '200.00', 7, ?)",
-            (whatsapp.id, LEGACY_KEY, now),
+            "VALUES ('smspalm2', :service, :key, '200.00', 7, :now)",
+            keys,
         )
-        db.execute("UPDATE orders SET country = ? WHERE id = ?", (LEGACY_KEY, order.id))
-        db.execute(
+        await tx.execute(
+            "UPDATE orders SET country = :key WHERE id = :id", {**keys, "id": order.id}
+        )
+        await tx.execute(
             "INSERT INTO stock_watches (user_id, service_id, country, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            (alice.id, whatsapp.id, LEGACY_KEY, now),
+            "VALUES (:user, :service, :key, :now)",
+            {**keys, "user": alice.id},
         )
+    await db.close()
     _list_antilles(palm)
 
     app = await harness.start()

@@ -28,6 +28,10 @@ def shared(redis: SharedRedis) -> dict[str, str]:
     return {"redis_url": redis.url, "redis_prefix": redis.prefix}
 
 
+# Without REDIS_URL, also on the PostgreSQL variant of a test (which has Redis otherwise).
+NO_REDIS: dict[str, None] = {"redis_url": None}
+
+
 async def _add_row(app: App, **changes: object) -> None:
     """Register a made-up instance in `app`'s database (what another bot would have left)."""
     registry = app.instances
@@ -40,9 +44,9 @@ async def _add_row(app: App, **changes: object) -> None:
 async def test_a_second_instance_without_redis_refuses_to_start(
     harness_factory: Callable[..., BotHarness], alice: FakeUser
 ) -> None:
-    first = harness_factory()
+    first = harness_factory(**NO_REDIS)
     app = await first.start()
-    second = harness_factory()
+    second = harness_factory(**NO_REDIS)
     with pytest.raises(AnotherInstanceRunning) as refused:
         await second.start()
     message = str(refused.value)
@@ -81,7 +85,7 @@ async def test_with_and_without_redis_never_mix(
     shared_redis: SharedRedis,  # noqa: F811 - first: its keys are deleted after the bots stop
     harness_factory: Callable[..., BotHarness],
 ) -> None:
-    plain = harness_factory().settings
+    plain = harness_factory(**NO_REDIS).settings
     with_redis = harness_factory(**shared(shared_redis)).settings
     app = await build_app(plain)
     try:
@@ -129,12 +133,12 @@ async def test_a_killed_instance_on_this_machine_makes_way_at_once(
 async def test_a_live_instance_elsewhere_blocks(
     harness_factory: Callable[..., BotHarness],
 ) -> None:
-    first = harness_factory()
+    first = harness_factory(**NO_REDIS)
     app = await first.start()
     await _add_row(app, id="fresh0", host="shop-2", node="shop-2", pid=7)
     await first.stop()
     with pytest.raises(AnotherInstanceRunning, match=r"fresh0 on shop-2 \(pid 7"):
-        await harness_factory().start()
+        await harness_factory(**NO_REDIS).start()
 
 
 async def test_an_instance_silent_for_the_ttl_is_gone(

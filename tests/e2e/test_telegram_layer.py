@@ -15,6 +15,7 @@ from aiogram.client.context_controller import BotContextController
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.dispatcher.middlewares.manager import MiddlewareManager
 from aiogram.fsm.storage.memory import DisabledEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiogram.methods.base import TelegramMethod
 from aiogram.types.base import TelegramObject
 
@@ -73,4 +74,6 @@ async def test_services_ride_in_the_workflow_data(running: BotHarness) -> None:
     names = set(get_type_hints(Services))
     assert names <= set(app.dp.workflow_data)
     assert app.dp.workflow_data["orders"] is app.orders
-    assert type(app.dp.fsm.events_isolation) is DisabledEventIsolation
+    shared = running.settings.redis_url is not None  # the PostgreSQL + Redis variant
+    isolation = RedisEventIsolation if shared else DisabledEventIsolation
+    assert type(app.dp.fsm.events_isolation) is isolation

@@ -9,7 +9,6 @@ PostgreSQL database each. Skipped without Redis (several instances need it)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from bot.factory.database import create_repositories
 from tests.conftest import fund
+from tests.databases import DatabaseTarget
 from tests.e2e.helpers import buy_to_confirm, start
 from tests.e2e.multiproc import Cluster, cluster
 from tests.e2e.test_topups import invoice_for
@@ -52,14 +52,20 @@ def palm_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
     return {key: str(value) for key, value in values.items()}
 
 
+def _kind(target: DatabaseTarget) -> str:
+    return "sqlite" if target.url is None else "postgresql"
+
+
 @pytest.fixture
 def two(
     shared_redis: SharedRedis,  # noqa: F811 - first: its keys are deleted after the bots stop
     telegram: FakeTelegram,
     palm: FakeSMSPalm,
     tmp_path: Path,
+    database_target: DatabaseTarget,
 ) -> Callable[..., Any]:
-    """`async with two(**env) as shop:` two instances with these extra settings."""
+    """`async with two(**env) as shop:` two instances with these extra settings, on SQLite
+    and on PostgreSQL (the `database_target` parameter)."""
 
     def make(**env: Any) -> Any:
         return cluster(
@@ -68,6 +74,7 @@ def two(
             tmp_path,
             env=palm_env(palm, **env),
             secrets=[palm.api_key],
+            kind=_kind(database_target),
         )
 
     return make
@@ -371,20 +378,18 @@ async def test_a_broadcast_whose_sender_is_killed_is_finished_by_the_other_insta
 # -- starting together ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    condition=os.environ.get("NUMBOT_TEST_DATABASE", "sqlite") == "sqlite",
-    strict=False,
-    reason="two instances migrating one fresh SQLite file at once: 'database is locked' "
-    "(storage/db.py migrate; PostgreSQL + Alembic by h14s)",
-)
 async def test_two_instances_started_at_once_on_a_fresh_database(
     shared_redis: SharedRedis,  # noqa: F811
     telegram: FakeTelegram,
     palm: FakeSMSPalm,
     tmp_path: Path,
     alice: FakeUser,
+    database_target: DatabaseTarget,
 ) -> None:
-    async with cluster(telegram, shared_redis, tmp_path, env=palm_env(palm), at_once=True) as shop:
+    kind = _kind(database_target)
+    async with cluster(
+        telegram, shared_redis, tmp_path, env=palm_env(palm), at_once=True, kind=kind
+    ) as shop:
         for user in telegram.make_users(4, first_id=9001):
             await start(user)
         await start(alice)

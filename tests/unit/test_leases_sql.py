@@ -1,10 +1,9 @@
-"""The lease statements of storage/leases.py on a real (SQLite) database: who may claim, renew
+"""The lease statements of storage/leases.py on SQLite and on PostgreSQL: who may claim, renew
 and release an order, a code's sending and a singleton job, at given times."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,8 @@ FRESH = NOW - 30  # heartbeats older than this: the instance is gone
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "leases.db")
-    await database.connect()
+async def db(database: Database) -> AsyncIterator[Database]:
+    """The run's database (SQLite, and PostgreSQL: tests/databases.py)."""
     async with database.transaction() as tx:
         await tx.execute("INSERT INTO users (id, created_at) VALUES (1, 0)")
         await tx.execute("INSERT INTO services (id, slug, name) VALUES (1, 'wa', 'WhatsApp')")
@@ -29,7 +27,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
                 {"id": instance, "seen": seen},
             )
     yield database
-    await database.close()
 
 
 async def add_order(db: Database, status: str, owner: str | None, until: int | None) -> int:
