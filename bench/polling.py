@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench._common import (
     TOKEN,
@@ -85,6 +85,53 @@ class CodeWatcher:
             return await original(params, files)
 
         handlers["sendmessage"] = send_message
+
+    def deliver_at_random(
+        self, palm: FakeSMSPalm, activations: list[str], rng: random.Random, window: float
+    ) -> None:
+        """One unique six-digit code per activation, delivered upstream at a uniformly random
+        time within `window` seconds from now."""
+        codes = rng.sample(range(100_000, 1_000_000), len(activations))
+        loop = asyncio.get_running_loop()
+        for activation, code in zip(activations, codes, strict=True):
+            self.expected[f"{code:06d}"] = activation
+            loop.call_later(rng.uniform(0, window), palm.deliver_code, activation, f"{code:06d}")
+
+    async def wait(self, timeout: float) -> None:  # noqa: ASYNC109 - a bench's deadline
+        """Until every expected code has reached the fake, or `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self.all_seen.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+class CodeDelays(NamedTuple):
+    """Per code: upstream -> Telegram (`delays`) and upstream -> the first poll that returned
+    it (`waits`); `polled` holds each activation's first such poll, `missing` counts the codes
+    that never reached Telegram."""
+
+    delays: list[float]
+    waits: list[float]
+    polled: dict[str, float]
+    missing: int
+
+    @classmethod
+    def measure(
+        cls, watcher: CodeWatcher, palm: FakeSMSPalm, activations: list[str]
+    ) -> CodeDelays:
+        delivered_at = palm.code_delivered_at
+        seen = watcher.seen
+        delays = [seen[a] - delivered_at[a] for a in activations if a in seen]
+        polled = first_code_polls(palm.requests)
+        waits = [polled[a] - delivered_at[a] for a in activations if a in polled]
+        return cls(delays, waits, polled, len(activations) - len(delays))
+
+
+def poll_target(orders: int, rate: int, interval: float) -> tuple[float, float]:
+    """The poll cycle the budget allows, max(N / (R / 60), poll interval), and the bound on
+    the p95 delay (CYCLE_FACTOR times that)."""
+    allowed_cycle = max(orders / (rate / 60), interval)
+    return allowed_cycle, CYCLE_FACTOR * allowed_cycle
 
 
 async def start_bot(app: App, telegram: FakeTelegram) -> asyncio.Task[None]:
@@ -220,18 +267,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 live_after = time.monotonic() - began
                 await asyncio.sleep(args.settle)
                 jobs = app.jobs.counts()["watched"]
-                codes = rng.sample(range(100_000, 1_000_000), len(activations))
-                loop = asyncio.get_running_loop()
-                for activation, code in zip(activations, codes, strict=True):
-                    watcher.expected[f"{code:06d}"] = activation
-                    loop.call_later(
-                        rng.uniform(0, args.window), palm.deliver_code, activation, f"{code:06d}"
-                    )
+                watcher.deliver_at_random(palm, activations, rng, args.window)
                 delivery_started = time.monotonic()
-                try:
-                    await asyncio.wait_for(watcher.all_seen.wait(), args.window + args.grace)
-                except TimeoutError:
-                    pass
+                await watcher.wait(args.window + args.grace)
                 delivery_ended = time.monotonic()
                 jobs_end = app.jobs.counts()["watched"]
                 measured_warnings = Counter(logs.counts)
@@ -241,17 +279,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await palm.stop()
         await telegram.stop()
 
-    delivered_at = palm.code_delivered_at
-    delays = [watcher.seen[a] - delivered_at[a] for a in activations if a in watcher.seen]
-    missing = len(activations) - len(delays)
-    polled = first_code_polls(palm.requests)
-    waits = [polled[a] - delivered_at[a] for a in activations if a in polled]
+    delays, waits, polled, missing = CodeDelays.measure(watcher, palm, activations)
     seen = watcher.seen
     handling = [seen[a] - polled[a] for a in activations if a in polled and a in seen]
     window_requests = [r for r in palm.requests if delivery_started <= r.at <= delivery_ended]
     statuses = sum(1 for r in window_requests if r.action == "getStatus")
-    allowed_cycle = max(args.orders / (args.rate / 60), args.interval)
-    target = CYCLE_FACTOR * allowed_cycle
+    allowed_cycle, target = poll_target(args.orders, args.rate, args.interval)
     p50, p95, worst = (percentile(delays, p) for p in (50, 95, 100))
     cycle = observed_cycle(palm.requests, delivery_started, delivery_ended)
     times = [r.at for r in palm.requests]

@@ -62,13 +62,7 @@ from bench._common import (
     write_summary,
 )
 from bench.dispatch import Mix, build_mix
-from bench.polling import (
-    CYCLE_FACTOR,
-    CodeWatcher,
-    create_orders,
-    first_code_polls,
-    fmt,
-)
+from bench.polling import CodeDelays, CodeWatcher, create_orders, fmt, poll_target
 from bot.app import build_app
 from tests.conftest import TOKEN  # the token the harness gives the instances
 from tests.e2e.multiproc import Cluster, SharedDatabase
@@ -333,18 +327,9 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
         try:
             await asyncio.sleep(args.settle)
             meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
-            codes = rng.sample(range(100_000, 1_000_000), len(activations))
-            loop = asyncio.get_running_loop()
-            for activation, code in zip(activations, codes, strict=True):
-                watcher.expected[f"{code:06d}"] = activation
-                loop.call_later(
-                    rng.uniform(0, args.window), palm.deliver_code, activation, f"{code:06d}"
-                )
+            watcher.deliver_at_random(palm, activations, rng, args.window)
             began = time.monotonic()
-            try:
-                await asyncio.wait_for(watcher.all_seen.wait(), args.window + args.grace)
-            except TimeoutError:
-                pass
+            await watcher.wait(args.window + args.grace)
             ended = time.monotonic()
             await asyncio.sleep(2 * args.interval)  # a second message for a code would come now
             meter.stop()
@@ -354,9 +339,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
         await palm.stop()
         await telegram.stop()
 
-    delivered_at = palm.code_delivered_at
-    delays = [watcher.seen[a] - delivered_at[a] for a in activations if a in watcher.seen]
-    missing = len(activations) - len(delays)
+    delays, waits, _, missing = CodeDelays.measure(watcher, palm, activations)
     sent = Counter(
         code
         for call in telegram.calls_to("sendMessage")
@@ -365,10 +348,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
         if code in watcher.expected
     )
     twice = sum(1 for n in sent.values() if n > 1)
-    polled = first_code_polls(palm.requests)
-    waits = [polled[a] - delivered_at[a] for a in activations if a in polled]
-    allowed_cycle = max(args.orders / (args.rate / 60), args.interval)
-    target = CYCLE_FACTOR * allowed_cycle
+    allowed_cycle, target = poll_target(args.orders, args.rate, args.interval)
     p50, p95, worst = (percentile(delays, p) for p in (50, 95, 100))
     complete = not missing and len(activations) == args.orders
     ok = complete and p95 <= target and palm.rejected_429 == 0 and twice == 0

@@ -6,6 +6,7 @@ Plain data: no SQL and no behaviour beyond derived fields.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -474,6 +475,25 @@ class RentalState(enum.StrEnum):
     @property
     def is_live(self) -> bool:
         return self in (RentalState.ACTIVE, RentalState.EXTENDED)
+
+
+@dataclass(frozen=True)
+class NewRental:
+    """A rental as `RentalService.charge` records it, in `buying`, before SMSPool is asked;
+    `request_key` names the confirm screen, so a second tap on it records nothing."""
+
+    user_id: int
+    request_key: str
+    offer_id: str  # SMSPool's rental id
+    country: str  # SMSPool's country name
+    extendable: bool
+    service_id: str | None  # a single-service line (US, half price)
+    days: int
+    price: int  # charged, shop minor units
+    upstream_cost: Decimal
+    cost: int  # upstream cost, shop minor units
+    pricing: Mapping[int, Decimal]  # the offer's table: days -> USD
+    chat_id: int | None
 
 
 @dataclass(frozen=True)

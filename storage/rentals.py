@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from shop.models import (
+    NewRental,
     Rental,
     RentalExtension,
     RentalMessage,
@@ -135,23 +136,7 @@ class RentalRepo:
     # -- rentals ---------------------------------------------------------------------------------
 
     @staticmethod
-    async def create(
-        tx: Tx,
-        *,
-        user_id: int,
-        request_key: str,
-        offer_id: str,
-        country: str,
-        extendable: bool,
-        service_id: str | None,
-        days: int,
-        price: int,
-        upstream_cost: Decimal,
-        cost: int,
-        pricing: Mapping[int, Decimal],
-        chat_id: int | None,
-        now: int,
-    ) -> int | None:
+    async def create(tx: Tx, rental: NewRental, now: int) -> int | None:
         """A rental in `buying`; None if this confirm screen (`request_key`) bought before."""
         row = await tx.fetchone(
             """
@@ -165,18 +150,18 @@ class RentalRepo:
             RETURNING id
             """,
             {
-                "user_id": user_id,
-                "request_key": request_key,
-                "offer_id": offer_id,
-                "country": country,
-                "extendable": int(extendable),
-                "service_id": service_id,
-                "days": days,
-                "price": price,
-                "upstream_cost": str(upstream_cost),
-                "cost": cost,
-                "pricing": dump_pricing(pricing),
-                "chat_id": chat_id,
+                "user_id": rental.user_id,
+                "request_key": rental.request_key,
+                "offer_id": rental.offer_id,
+                "country": rental.country,
+                "extendable": int(rental.extendable),
+                "service_id": rental.service_id,
+                "days": rental.days,
+                "price": rental.price,
+                "upstream_cost": str(rental.upstream_cost),
+                "cost": rental.cost,
+                "pricing": dump_pricing(rental.pricing),
+                "chat_id": rental.chat_id,
                 "now": now,
             },
         )

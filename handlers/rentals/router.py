@@ -40,9 +40,13 @@ class RentServiceSearch(StatesGroup):
 SEARCH_MAX_CHARS = 64
 
 
+def _unavailable() -> str:
+    return _("Rentals are not available in this shop.")
+
+
 def _service(rentals: RentalService | None) -> RentalService:
     if rentals is None:
-        raise NotFound(_("Rentals are not available in this shop."))
+        raise NotFound(_unavailable())
     return rentals
 
 
@@ -52,6 +56,14 @@ def _card(rental: Rental, rentals: RentalService, currency: Currency) -> Screen:
         screens.rental_card(rental, currency, refundable),
         screens.rental_keyboard(rental, refundable),
     )
+
+
+def _noticed_card(
+    notice: str, rental: Rental, rentals: RentalService, currency: Currency
+) -> Screen:
+    """A rental's card under a one-line notice of what just happened to it."""
+    text, markup = _card(rental, rentals, currency)
+    return notice + "\n\n" + text, markup
 
 
 async def _list(user: User, page: int, rentals: RentalService, currency: Currency) -> Screen:
@@ -68,7 +80,7 @@ def build_rentals_router() -> Router:
     @router.message(Command("rent"))
     async def rent_command(message: Message, rentals: RentalService | None) -> None:
         if rentals is None:
-            await message.answer(_("Rentals are not available in this shop."))
+            await message.answer(_unavailable())
             return
         await message.answer(screens.rent_home_text(), reply_markup=screens.rent_home_keyboard())
 
@@ -241,7 +253,7 @@ def build_rentals_router() -> Router:
         message: Message, user: User, rentals: RentalService | None, currency: Currency
     ) -> None:
         if rentals is None:
-            await message.answer(_("Rentals are not available in this shop."))
+            await message.answer(_unavailable())
             return
         text, markup = await _list(user, 0, rentals, currency)
         await message.answer(text, reply_markup=markup)
@@ -331,17 +343,15 @@ def build_rentals_router() -> Router:
             )
         except RentalFailed as failed:
             rental = await service.get_for_user(user.id, callback_data.rid)
-            text, markup = _card(rental, service, currency)
             notice = _(
                 "❌ The rental was not extended: {reason} {amount} is back on your balance."
             ).format(reason=user_text(failed.cause), amount=currency.format(failed.refunded))
-            await show(callback, notice + "\n\n" + text, markup)
+            await show(callback, *_noticed_card(notice, rental, service, currency))
             return
-        text, markup = _card(done.rental, service, currency)
         notice = _("✅ Extended by {days} for {price}.").format(
             days=screens.days_text(done.days), price=currency.format(done.price)
         )
-        await show(callback, notice + "\n\n" + text, markup)
+        await show(callback, *_noticed_card(notice, done.rental, service, currency))
 
     @router.callback_query(RentalCb.filter(F.act == "refund"))
     async def refund(
@@ -381,10 +391,9 @@ def build_rentals_router() -> Router:
         service = _service(rentals)
         done = await service.refund(user.id, callback_data.rid)
         await answer(callback, _("Refunded."))
-        text, markup = _card(done.rental, service, currency)
         notice = _("↩️ Refunded: {amount} is back on your balance.").format(
             amount=currency.format(done.refunded)
         )
-        await show(callback, notice + "\n\n" + text, markup)
+        await show(callback, *_noticed_card(notice, done.rental, service, currency))
 
     return router

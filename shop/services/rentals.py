@@ -37,7 +37,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -46,6 +46,7 @@ from shop.errors import AppError, InsufficientFunds, InvalidState, NotFound, Try
 from shop.i18n import LazyText, _, lazy, lazy_date
 from shop.models import (
     LedgerKind,
+    NewRental,
     Rental,
     RentalExtension,
     RentalMessage,
@@ -105,24 +106,7 @@ class RentalsClient(Protocol):
 class RentalRepository(Protocol):
     """`storage.rentals.RentalRepo`, as the service uses it."""
 
-    async def create(
-        self,
-        tx: Tx,
-        *,
-        user_id: int,
-        request_key: str,
-        offer_id: str,
-        country: str,
-        extendable: bool,
-        service_id: str | None,
-        days: int,
-        price: int,
-        upstream_cost: Decimal,
-        cost: int,
-        pricing: Mapping[int, Decimal],
-        chat_id: int | None,
-        now: int,
-    ) -> int | None: ...
+    async def create(self, tx: Tx, rental: NewRental, now: int) -> int | None: ...
     async def get(self, rental_id: int) -> Rental | None: ...
     async def get_in(self, tx: Tx, rental_id: int) -> Rental | None: ...
     async def for_user(self, user_id: int, limit: int, offset: int = 0) -> list[Rental]: ...
@@ -494,19 +478,21 @@ class RentalService:
         async with self.db.transaction() as tx:
             rental_id = await self.repo.create(
                 tx,
-                user_id=user_id,
-                request_key=f"{user_id}:{token}",
-                offer_id=offer.id,
-                country=offer.country,
-                extendable=offer.extendable,
-                service_id=quote.service_code,
-                days=days,
-                price=quote.price,
-                upstream_cost=usd,
-                cost=cost,
-                pricing=offer.pricing,
-                chat_id=chat_id,
-                now=now,
+                NewRental(
+                    user_id=user_id,
+                    request_key=f"{user_id}:{token}",
+                    offer_id=offer.id,
+                    country=offer.country,
+                    extendable=offer.extendable,
+                    service_id=quote.service_code,
+                    days=days,
+                    price=quote.price,
+                    upstream_cost=usd,
+                    cost=cost,
+                    pricing=offer.pricing,
+                    chat_id=chat_id,
+                ),
+                now,
             )
             if rental_id is None:
                 raise AlreadyRenting()

@@ -77,6 +77,22 @@ class Pair:
     async def start(self) -> tuple[App, App]:
         return await self.a.start(), await self.b.start()
 
+    async def crash(self, dead: BotHarness) -> None:
+        """Kill `dead` with no clean-up (its leases stay until they run out), its registry row
+        kept as an instance on another machine would leave it (`keep_row_of`)."""
+        alive = self.b if dead is self.a else self.a
+        app, other = dead.app, alive.app
+        assert app is not None and other is not None
+        await dead.crash()
+        await keep_row_of(app, other)
+
+    async def restart(self, harness: BotHarness) -> App:
+        """Start `harness` again (a new process, a new id) and run a few of its lease rounds."""
+        app = await harness.start()
+        for _ in range(3):
+            await app.jobs.keep_leases()
+        return app
+
     def host(self, harness: BotHarness) -> str:
         return "localhost" if harness is self.b else "127.0.0.1"
 
@@ -185,15 +201,14 @@ async def test_a_crashed_instances_order_gets_its_code_from_the_other_once(
     alice: FakeUser,
 ) -> None:
     pair = Pair(harness_factory, shared_redis, palm)
-    app_a, app_b = await pair.start()
+    _, app_b = await pair.start()
     await start(alice)
     await fund(admin, alice, "5")
     order_id = await buy_on(pair, pair.a, alice)
     (activation,) = palm.activations.values()
     await eventually(lambda: len(pair.status_calls(activation.id)) >= 2, what="A polls")
 
-    await pair.a.crash()  # no clean-up: its lease stays until it runs out
-    await keep_row_of(app_a, app_b)
+    await pair.crash(pair.a)  # no clean-up: its lease stays until it runs out
     crashed_at = len(palm.requests)
     palm.deliver_code(activation.id, "424242")
     await alice.wait_for("424242", timeout=LEASE + 10)
@@ -205,9 +220,7 @@ async def test_a_crashed_instances_order_gets_its_code_from_the_other_once(
 
     # A comes back (a new process, a new id): B holds the order, so A takes nothing and
     # sends nothing again.
-    restarted = await pair.a.start()
-    for _ in range(3):  # a few of its lease rounds
-        await restarted.jobs.keep_leases()
+    restarted = await pair.restart(pair.a)
     await asyncio.sleep(0.5)
     assert restarted.jobs.held_ids() == set()
     assert await holders(app_b, [order_id]) == {order_id: app_b.instances.instance.id}
@@ -225,19 +238,16 @@ async def test_a_timeout_refund_happens_once_across_a_crash_and_a_restart(
     bob: FakeUser,
 ) -> None:
     pair = Pair(harness_factory, shared_redis, palm, order_timeout_seconds=6)
-    app_a, app_b = await pair.start()
+    _, app_b = await pair.start()
     for user in (alice, bob):
         await start(user)
         await fund(admin, user, "5")
     on_a = await buy_on(pair, pair.a, alice)
     on_b = await buy_on(pair, pair.b, bob)
-    await pair.a.crash()  # before alice's deadline
-    await keep_row_of(app_a, app_b)
+    await pair.crash(pair.a)  # before alice's deadline
     for user in (alice, bob):
         await user.wait_for("No code arrived in time", timeout=20)
-    restarted = await pair.a.start()
-    for _ in range(3):
-        await restarted.jobs.keep_leases()
+    restarted = await pair.restart(pair.a)
     await restarted.jobs.sweep()
     await asyncio.sleep(0.5)
     for user, order_id in ((alice, on_a), (bob, on_b)):
@@ -276,10 +286,8 @@ async def test_a_singleton_job_runs_on_one_instance_and_moves_when_it_dies(
     await eventually(lambda: len(refreshes()) >= 4, what="four scheduled refreshes")
     assert {pair.sent_by(r) for r in refreshes()} == {name[holder]}
 
-    dead = holder.app
-    assert dead is not None and other.app is not None
-    await holder.crash()
-    await keep_row_of(dead, other.app)
+    assert other.app is not None
+    await pair.crash(holder)
     moved = len(refreshes())
     await eventually(
         lambda: any(pair.sent_by(r) == name[other] for r in refreshes()[moved:]),
@@ -347,8 +355,7 @@ async def test_a_crashed_instances_sms_send_is_followed_by_the_other(
 
     await eventually(lambda: details_from("127.0.0.1") >= 1, what="A follows the send")
     assert details_from("localhost") == 0
-    await pair.a.crash()
-    await keep_row_of(app_a, app_b)
+    await pair.crash(pair.a)
     (sms,) = smspm.messages.values()
     smspm.set_status(sms.id, "delivered")
     await alice.wait_for(

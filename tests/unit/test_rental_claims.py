@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shop.models import RentalState
+from shop.models import NewRental, RentalState
 from storage.db import Database
 from storage.rentals import RentalRepo
 
@@ -33,19 +33,21 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[RentalRepo, RentalRepo]]:
         for n in range(30):
             rental_id = await repo.create(
                 tx,
-                user_id=1,
-                request_key=f"1:{n}",
-                offer_id="0",
-                country="United States",
-                extendable=True,
-                service_id=None,
-                days=7,
-                price=100,
-                upstream_cost=Decimal("1"),
-                cost=100,
-                pricing={7: Decimal("1")},
-                chat_id=None,
-                now=NOW,
+                NewRental(
+                    user_id=1,
+                    request_key=f"1:{n}",
+                    offer_id="0",
+                    country="United States",
+                    extendable=True,
+                    service_id=None,
+                    days=7,
+                    price=100,
+                    upstream_cost=Decimal("1"),
+                    cost=100,
+                    pricing={7: Decimal("1")},
+                    chat_id=None,
+                ),
+                NOW,
             )
             assert rental_id is not None
             await repo.transition(
