@@ -5,6 +5,11 @@ country there) are written on most menu taps; they live in this process only, in
 map, so a tap never queues behind the single SQLite writer. Losing one (a restart, the bound)
 only makes typed text a search from the services screen, and no money or form data lives in
 one. Forms (amounts, SMS recipients and text, broadcasts) stay in SQLite.
+
+The states read from the table are remembered too (a bounded map, written through), so an
+update reads no row for a user whose state this process already knows. That is sound because
+one process owns this storage: with `REDIS_URL` several instances use aiogram's RedisStorage
+instead, and without it the instance registry refuses a second instance on the database.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class SQLiteStorage(BaseStorage):
         self._max_screens = max_screens
         # Key -> a screen state. Invariant: the row of a key held here has no state.
         self._screens: OrderedDict[str, str] = OrderedDict()
+        # Key -> the state its row holds (None: no row or no state), as last read or written.
+        self._stored: OrderedDict[str, str | None] = OrderedDict()
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
@@ -68,18 +75,31 @@ class SQLiteStorage(BaseStorage):
         return screen if screen is not None else await self._stored_state(row_key)
 
     async def _stored_state(self, row_key: str) -> str | None:
+        if row_key in self._stored:
+            self._stored.move_to_end(row_key)
+            return self._stored[row_key]
         value = await self.db.lookup_val(
             "SELECT state FROM fsm WHERE key = :key", {"key": row_key}
         )
-        return None if value is None else str(value)
+        state = None if value is None else str(value)
+        self._remember(row_key, state)
+        return state
+
+    def _remember(self, row_key: str, state: str | None) -> None:
+        self._stored[row_key] = state
+        self._stored.move_to_end(row_key)
+        while len(self._stored) > self._max_screens:
+            self._stored.popitem(last=False)
 
     async def _write_state(self, row_key: str, value: str | None) -> None:
         # One statement, one round trip.
+        self._stored.pop(row_key, None)  # a failed write leaves nothing remembered
         await self.db.write(
             "INSERT INTO fsm (key, state) VALUES (:key, :state) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
             {"key": row_key, "state": value},
         )
+        self._remember(row_key, value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self.db.write(
