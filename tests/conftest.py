@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -120,10 +121,24 @@ async def smspm() -> AsyncIterator[FakeSMSPM]:
     await fake.stop()
 
 
+_ports = random.SystemRandom()  # not the seedable module state: workers must not agree
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now for a listener a test starts later (often another process).
+
+    Not from the kernel's ephemeral range (`bind(0)`): outgoing connections of the other xdist
+    workers take ports from that range too, and one of them can take this port before the
+    listener binds it. Below the range only explicit binds compete."""
+    for _ in range(200):
+        port = _ports.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def sms_settings(smspm: FakeSMSPM, **overrides: Any) -> dict[str, Any]:
