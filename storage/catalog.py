@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, Service
-from storage.db import Database
+from storage.db import Database, in_list
 from storage.db import Record as Row
 
 
@@ -21,12 +21,6 @@ def _offer(row: Row) -> Offer:
         updated_at=row["updated_at"],
         looked_up=bool(row["looked_up"]),
     )
-
-
-def _in(values: Sequence[object], name: str = "r") -> tuple[str, dict[str, object]]:
-    """`:r0, :r1, ...` for an IN list (NULL when empty), and their parameters."""
-    params = {f"{name}{i}": v for i, v in enumerate(values)}
-    return ", ".join(f":{key}" for key in params) or "NULL", params
 
 
 class CatalogRepo:
@@ -115,7 +109,7 @@ class CatalogRepo:
         self, routes: Sequence[str], service_id: int, country: str
     ) -> dict[str, int]:
         """When each route was last asked for this one pair (absent: never)."""
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             "SELECT route, checked_at FROM offer_checks WHERE service_id = :service_id "
             f"AND country = :country AND route IN ({marks})",
@@ -184,7 +178,7 @@ class CatalogRepo:
 
     async def healthy_routes(self, routes: Sequence[str]) -> list[str]:
         """The given routes minus those marked down (a route never checked counts as up)."""
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             f"SELECT route FROM routes WHERE ok = 0 AND route IN ({marks})", params
         )
@@ -192,7 +186,7 @@ class CatalogRepo:
         return [r for r in routes if r not in down]
 
     async def count_services(self, routes: Sequence[str], query: str = "") -> int:
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         return int(
             await self.db.fetchval(
                 f"""
@@ -209,7 +203,7 @@ class CatalogRepo:
         self, routes: Sequence[str], query: str, limit: int, offset: int
     ) -> list[Service]:
         """Services some route sells, by name; `query` filters names."""
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             f"""
             SELECT s.id, s.slug, s.name FROM services s
@@ -276,12 +270,12 @@ class CatalogRepo:
         return None if row is None else Country(row["code"], row["name"], row["flag"])
 
     async def countries(self, codes: Sequence[str]) -> dict[str, Country]:
-        marks, params = _in(codes)
+        marks, params = in_list("r", codes)
         rows = await self.db.fetchall(f"SELECT * FROM countries WHERE code IN ({marks})", params)
         return {r["code"]: Country(r["code"], r["name"], r["flag"]) for r in rows}
 
     async def offers_for_service(self, routes: Sequence[str], service_id: int) -> list[Offer]:
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             f"SELECT * FROM offers WHERE service_id = :service_id AND route IN ({marks})",
             {**params, "service_id": service_id},
@@ -289,7 +283,7 @@ class CatalogRepo:
         return [_offer(r) for r in rows]
 
     async def offers(self, routes: Sequence[str], service_id: int, country: str) -> list[Offer]:
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             "SELECT * FROM offers WHERE service_id = :service_id AND country = :country "
             f"AND route IN ({marks})",
@@ -337,7 +331,7 @@ class CatalogRepo:
 
     async def refreshed_times(self, routes: Sequence[str], service_id: int) -> dict[str, int]:
         """When each route's offers for a service were last fetched (absent: never)."""
-        marks, params = _in(routes)
+        marks, params = in_list("r", routes)
         rows = await self.db.fetchall(
             "SELECT route, refreshed_at FROM offer_refresh WHERE service_id = :service_id "
             f"AND route IN ({marks})",

@@ -110,6 +110,13 @@ def _records(result: CursorResult[Any]) -> list[Record]:
     return [Record(tuple(row), index) for row in result.all()]
 
 
+def in_list(prefix: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
+    """`:prefix0, :prefix1, ...` for an `IN (...)` list and their parameters; `NULL` when
+    empty (an `IN (NULL)` matches nothing, where `IN ()` is a syntax error)."""
+    params = {f"{prefix}{i}": value for i, value in enumerate(values)}
+    return ", ".join(f":{key}" for key in params) or "NULL", params
+
+
 _QMARK = re.compile(r"'(?:[^']|'')*'|\?")
 
 

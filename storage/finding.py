@@ -7,13 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shop.models import Country, Service
-from storage.db import Database
-
-
-def _names(prefix: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """`:prefix0, :prefix1, ...` and their parameters, for `IN (...)`."""
-    params = {f"{prefix}{index}": value for index, value in enumerate(values)}
-    return ", ".join(f":{name}" for name in params) or "NULL", params
+from storage.db import Database, in_list
 
 
 class FindingRepo:
@@ -22,7 +16,7 @@ class FindingRepo:
 
     async def searchable(self, routes: Sequence[str]) -> tuple[list[Service], list[Country]]:
         """Every service and every country some of `routes` lists, by name."""
-        names, params = _names("route", list(routes))
+        names, params = in_list("route", routes)
         services = await self.db.fetchall(
             f"SELECT s.id, s.slug, s.name FROM services s WHERE EXISTS (SELECT 1 FROM "
             f"route_services rs WHERE rs.service_id = s.id AND rs.route IN ({names})) "

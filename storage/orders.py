@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatus, Quote
-from storage.db import Database, Tx
+from storage.db import Database, Tx, in_list
 from storage.db import Record as Row
 
 _ORDER_SELECT = """
@@ -68,12 +68,6 @@ def _code(row: Row) -> OrderCode:
         received_at=row["received_at"],
         delivered_at=row["delivered_at"],
     )
-
-
-def _in(name: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
-    """`:name0, :name1, ...` for an IN list, and their parameters."""
-    params = {f"{name}{i}": v for i, v in enumerate(values)}
-    return ", ".join(f":{key}" for key in params) or "NULL", params
 
 
 class QuoteRepo:
@@ -234,7 +228,7 @@ class OrderRepo:
         )
 
     async def live(self) -> list[Order]:
-        marks, params = _in("s", sorted(LIVE_STATUSES))
+        marks, params = in_list("s", sorted(LIVE_STATUSES))
         rows = await self.db.fetchall(
             _ORDER_SELECT + f" WHERE o.status IN ({marks}) ORDER BY o.id", params
         )
@@ -245,7 +239,7 @@ class OrderRepo:
     ) -> AsyncIterator[tuple[int, OrderStatus, int | None, str]]:
         """(id, status, deadline, route) of every live order, read a page at a time: what the
         scheduler needs, without holding 10,000 `Order`s (several MB) in memory at once."""
-        marks, params = _in("s", sorted(LIVE_STATUSES))
+        marks, params = in_list("s", sorted(LIVE_STATUSES))
         sql = (
             "SELECT id, status, deadline, route FROM orders"
             f" WHERE status IN ({marks}) AND id > :after ORDER BY id LIMIT :page"
@@ -275,7 +269,7 @@ class OrderRepo:
         **fields: object,
     ) -> bool:
         """Move the order to `to` if it is in one of `from_statuses`; set `fields` too."""
-        marks, params = _in("from", [s.value for s in from_statuses])
+        marks, params = in_list("from", [s.value for s in from_statuses])
         now = int(time.time())
         assignments = ["status = :to", "updated_at = :now"]
         params.update(to=to.value, now=now, id=order_id)
@@ -320,7 +314,7 @@ class OrderRepo:
     async def codes_for(self, order_ids: list[int]) -> dict[int, list[OrderCode]]:
         if not order_ids:
             return {}
-        marks, params = _in("o", order_ids)
+        marks, params = in_list("o", order_ids)
         rows = await self.db.fetchall(
             f"SELECT * FROM order_codes WHERE order_id IN ({marks}) ORDER BY id", params
         )

@@ -21,7 +21,7 @@ from shop.models import (
     RentalState,
     RentalTotals,
 )
-from storage.db import Database, Tx
+from storage.db import Database, Tx, in_list
 
 LIVE = ("active", "extended")
 
@@ -115,12 +115,6 @@ def _extension(row: Any) -> RentalExtension:
     )
 
 
-def _names(prefix: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
-    """`:p0, :p1` and their parameters, for an IN list."""
-    params = {f"{prefix}{i}": value for i, value in enumerate(values)}
-    return ", ".join(f":{name}" for name in params), params
-
-
 def _sets(fields: dict[str, object]) -> tuple[str, dict[str, object]]:
     unknown = set(fields) - _FIELDS
     if unknown:
@@ -201,7 +195,7 @@ class RentalRepo:
         **fields: object,
     ) -> bool:
         """Move the rental to `to` if it is in one of `from_states`; False otherwise."""
-        names, params = _names("s", [state.value for state in from_states])
+        names, params = in_list("s", [state.value for state in from_states])
         sets, values = _sets(fields)
         changed = await tx.execute(
             f"UPDATE rentals SET state = :to, updated_at = :now{sets}"
@@ -261,7 +255,7 @@ class RentalRepo:
         ]
         if not ids:
             return []
-        names, params = _names("r", ids)
+        names, params = in_list("r", ids)
         found = await self.db.fetchall(_SELECT + f" WHERE r.id IN ({names})", params)
         return sorted((_rental(row) for row in found), key=lambda rental: rental.id)
 
