@@ -470,6 +470,11 @@ class SmsJobs:
         self._jobs = jobs
         self.poll_seconds = poll_seconds
         self._sms: SmsService | None = None
+        # A render in progress has read the state already; a change meanwhile marks it stale so
+        # the same run renders again. (A second job with the same id would be skipped by the
+        # scheduler while the first still runs, and the last state would never be shown.)
+        self._rendering: set[int] = set()
+        self._stale: set[int] = set()
 
     def bind(self, sms: SmsService) -> None:
         self._sms = sms
@@ -508,7 +513,9 @@ class SmsJobs:
             pass
 
     def render_sms(self, send_id: int) -> None:
-        if self.scheduler.get_job(f"smsview:{send_id}") is None:
+        if send_id in self._rendering:
+            self._stale.add(send_id)
+        elif self.scheduler.get_job(f"smsview:{send_id}") is None:
             self.scheduler.add_job(
                 self._jobs._tracked(self._render),
                 "date",
@@ -528,10 +535,20 @@ class SmsJobs:
             self.watch_sms(send_id, self.poll_seconds)
 
     async def _render(self, send_id: int) -> None:
+        self._rendering.add(send_id)
         try:
-            await self.sms.render(send_id)
-        except Exception:
-            log.exception("Rendering SMS send %s failed", send_id)
+            while True:
+                self._stale.discard(send_id)
+                try:
+                    await self.sms.render(send_id)
+                except Exception:
+                    log.exception("Rendering SMS send %s failed", send_id)
+                if send_id not in self._stale:
+                    return
+                await asyncio.sleep(self.RENDER_DELAY)
+        finally:
+            self._rendering.discard(send_id)
+            self._stale.discard(send_id)
 
 
 class RentalPoller:

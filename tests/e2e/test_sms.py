@@ -233,3 +233,34 @@ async def test_orders_list_shows_sms_and_admin_sets_prices(
     orders = await alice.wait_for("SMS sends")
     assert "✉️ SMS #" in orders.plain
     assert any(t.startswith("✉️ #") for t in orders.button_texts)
+
+
+async def test_last_status_is_shown_when_it_lands_during_a_slow_edit(
+    harness_factory: Callable[..., BotHarness],
+    telegram: FakeTelegram,
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    """The final state arrives while the previous status edit is still on its way to Telegram
+    (a slow edit outlasting the render delay): it must still reach the chat."""
+    await _funded(harness_factory, smspm, admin, alice, "1")
+    confirm = await _compose(alice, "+372 5100 0100, +372 5100 0101", "Hi")
+    await alice.click(confirm, "Send for $0.20")
+    status = await alice.wait_for("SMS #")
+    first, second = list(smspm.messages.values())
+    edits = len(telegram.calls_to("editMessageText"))
+    telegram.hold("editMessageText")
+    smspm.set_status(first.id, "delivered")
+    for _ in range(100):  # the render of "one delivered" is on its way and held
+        if len(telegram.calls_to("editMessageText")) > edits:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("no status edit after the first report")
+    smspm.set_status(second.id, "delivered")
+    await asyncio.sleep(2.5)  # past the render delay while the first edit is still held
+    telegram.release("editMessageText")
+    await alice.wait_for(
+        lambda m: m.message_id == status.message_id and "Finished" in m.plain, timeout=10
+    )
