@@ -216,6 +216,16 @@ class TopupRepo:
         return None if row is None else _topup(row)
 
     @staticmethod
+    async def payer_of(
+        tx: Tx, topup_id: int | None = None, charge_id: str | None = None
+    ) -> int | None:
+        """Who pays the top-up (by id or by its charge), read without a lock: the payer never
+        changes, and is what a payment transaction locks first (`lock_payer`)."""
+        column, value = ("id", topup_id) if charge_id is None else ("charge_id", charge_id)
+        row = await tx.fetchone(f"SELECT user_id FROM topups WHERE {column} = :v", {"v": value})
+        return None if row is None else int(row["user_id"])
+
+    @staticmethod
     async def lock_by_charge(tx: Tx, charge_id: str) -> Topup | None:
         row = await tx.fetchone(
             "SELECT * FROM topups WHERE charge_id = :id" + _FOR_UPDATE[tx.is_postgres],

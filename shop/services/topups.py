@@ -255,12 +255,28 @@ class TopupService:
         inviter's referral bonus, in one transaction. Returns the amount credited, 0 when it
         was credited before (or the top-up does not exist / was refunded)."""
         async with self.db.transaction() as tx:
-            topup = await self.repo.lock(tx, topup_id)
+            topup = await self._lock(tx, topup_id)
             if topup is None or not await self.repo.mark_paid(tx, topup_id, charge_id):
                 return 0
             bonus = await self._credit_in(tx, topup)
         await self._announce_bonus(bonus, topup.user_id)
         return topup.amount
+
+    async def _lock(
+        self, tx: Tx, topup_id: int | None = None, charge_id: str | None = None
+    ) -> Topup | None:
+        """The top-up (by id or by its charge), locked after its payer. Every transaction that
+        moves a top-up's money takes the payer's lock first (`pay_stars` must, to serialize one
+        payer's payments), so one that starts from the top-up takes them in the same order;
+        the other order deadlocks on PostgreSQL against a payment of the same top-up."""
+        payer = await self.repo.payer_of(tx, topup_id, charge_id)
+        if payer is None:
+            return None
+        await self.repo.lock_payer(tx, payer)
+        if charge_id is not None:
+            return await self.repo.lock_by_charge(tx, charge_id)
+        assert topup_id is not None
+        return await self.repo.lock(tx, topup_id)
 
     async def _credit_in(self, tx: Tx, topup: Topup) -> tuple[int, int, int] | None:
         """The credit of a top-up just marked paid, and its referral bonus, in `tx`."""
@@ -597,7 +613,7 @@ class TopupService:
                 )
             elif charge is not None:
                 assert charge.topup_id is not None
-                topup = await self.repo.lock(tx, charge.topup_id)
+                topup = await self._lock(tx, charge.topup_id)
                 assert topup is not None
                 outcome = "ours"  # unless still paid: /refundstars debited it before
                 if topup.status == "paid":
@@ -736,7 +752,7 @@ class TopupService:
         Either way no money is created: the user never holds both the stars and the credit.
         """
         async with self.db.transaction() as tx:
-            topup = await self.repo.lock_by_charge(tx, charge_id)
+            topup = await self._lock(tx, charge_id=charge_id)
             if topup is None or topup.method != STARS:
                 raise NotFound(_("No Stars payment with that charge id."))
             if topup.status == "refunded":

@@ -4,6 +4,7 @@ service itself against the fake Bot API, then through /refundstars for what the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -91,3 +92,40 @@ async def test_stars_off_is_the_service_s_rule(
         await app_of(harness).topups.open_stars(alice.id, 500)
     answer = await alice.wait_answer(await alice.click_data(methods, "tp:stars:500"))
     assert answer.show_alert and "Telegram Stars are not available" in (answer.text or "")
+
+
+async def _until_waiting_on_a_lock(harness: BotHarness) -> None:
+    for _ in range(200):
+        (row,) = await rows(
+            harness,
+            "SELECT COUNT(*) AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
+        )
+        if row["n"]:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the refund never waited for the payer's lock")
+
+
+async def test_payment_transactions_lock_the_payer_before_the_top_up(
+    running: BotHarness, telegram: FakeTelegram, admin: FakeUser, alice: FakeUser
+) -> None:
+    """PostgreSQL: a payment (`pay_stars`) locks the payer, then the top-up; a refund of the
+    same top-up must take them in the same order, or the two deadlock and one is lost."""
+    app = app_of(running)
+    if app.db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: no row locks to order")
+    await menu(alice)
+    charge = await stars_topup(alice, "$5.00")
+    (topup,) = await rows(running, "SELECT id FROM topups")
+    async with app.db.transaction() as payment:  # a payment of alice's, under way
+        await payment.lock_user(alice.id)
+        refund = asyncio.create_task(app.topups.refund_stars(admin.id, charge))
+        await _until_waiting_on_a_lock(running)
+        # The refund waits for the payer and holds nothing the payment needs next.
+        async with app.db.transaction() as tx:
+            await tx.fetchone(
+                "SELECT id FROM topups WHERE id = :id FOR UPDATE NOWAIT", {"id": topup["id"]}
+            )
+    result = await asyncio.wait_for(refund, 10)
+    assert result.outcome is StarsRefundOutcome.REFUNDED
+    assert await balance_of(running, alice) == 0
