@@ -197,7 +197,7 @@ async def _serving(telegram: FakeTelegram, tmp_path: Path) -> asyncio.subprocess
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    for _ in range(600):
+    for _ in range(1200):
         if len(telegram.calls_to("getUpdates")) > polls or process.returncode is not None:
             break
         await asyncio.sleep(0.05)
