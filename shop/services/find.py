@@ -5,8 +5,10 @@ Popular services: once the shop has `min_orders` orders over the last `POPULAR_D
 the services most ordered in that window, then the built-in `STARTING_SERVICES` it lacks;
 before that, the starting list alone (a catalog small enough to fit shows the rest A-Z after).
 Popular countries of a service: once the service has `min_service_orders` orders in the
-window, its most ordered countries first; then the most stocked; sold-out countries last, as
-in every list. An order counts whatever became of it: it is what a customer came for.
+window, its most ordered countries first; then the most stocked. Sold-out services and
+countries come last, as in every list (`CatalogService.service_choices`); so do sold-out
+entries among typed matches and a line's readings. An order counts whatever became of it: it
+is what a customer came for.
 
 Both counts are read through covering indexes (migration 011) and kept for `popular_ttl`
 seconds; the search index (`shop.search.SearchIndex`) is rebuilt only when the names in the
