@@ -140,7 +140,7 @@ def country_button(choice: CountryChoice, currency: Currency) -> str:
 
 def _sold_out(label: str, sold_out: bool) -> str:
     """A list entry with nothing to buy ends as a sold-out country's does."""
-    return f"{label} · {_('sold out')}" if sold_out else label
+    return label + " · " + _("sold out") if sold_out else label
 
 
 def pair_button(service: Service, country: Country, sold_out: bool = False) -> str:
