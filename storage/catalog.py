@@ -200,12 +200,7 @@ class CatalogRepo:
         )
 
     async def services(
-        self,
-        routes: Sequence[str],
-        query: str,
-        limit: int,
-        offset: int,
-        last: Collection[int] = (),
+        self, routes: Sequence[str], query: str, limit: int, offset: int, last: Sequence[int] = ()
     ) -> list[Service]:
         """Services some route sells, by name, those in `last` after the others; `query`
         filters names."""
