@@ -497,6 +497,20 @@ class NewRental:
 
 
 @dataclass(frozen=True)
+class NewExtension:
+    """An extension as `RentalService.extend` records it, `pending`, before SMSPool is asked;
+    `seq` is its number within the rental, so a second tap on the same Confirm records
+    nothing."""
+
+    rental_id: int
+    seq: int
+    days: int
+    price: int  # charged, shop minor units
+    upstream_cost: Decimal
+    cost: int  # upstream cost, shop minor units
+
+
+@dataclass(frozen=True)
 class Rental:
     id: int
     user_id: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 
 from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, Service
@@ -200,22 +200,44 @@ class CatalogRepo:
         )
 
     async def services(
-        self, routes: Sequence[str], query: str, limit: int, offset: int
+        self, routes: Sequence[str], query: str, limit: int, offset: int, last: Sequence[int] = ()
     ) -> list[Service]:
-        """Services some route sells, by name; `query` filters names."""
+        """Services some route sells, by name, those in `last` after the others; `query`
+        filters names."""
         marks, params = in_list("r", routes)
+        sink, sunk = in_list("last", last)
         rows = await self.db.fetchall(
             f"""
             SELECT s.id, s.slug, s.name FROM services s
             WHERE EXISTS (SELECT 1 FROM route_services rs
                           WHERE rs.service_id = s.id AND rs.route IN ({marks}))
               AND lower(s.name) LIKE :query ESCAPE '\\'
-            ORDER BY lower(s.name), s.name
+            ORDER BY CASE WHEN s.id IN ({sink}) THEN 1 ELSE 0 END, lower(s.name), s.name
             LIMIT :limit OFFSET :offset
             """,
-            {**params, "query": _like(query), "limit": limit, "offset": offset},
+            {**params, **sunk, "query": _like(query), "limit": limit, "offset": offset},
         )
         return [Service(r["id"], r["slug"], r["name"]) for r in rows]
+
+    async def sold_out_services(self, routes: Sequence[str]) -> list[int]:
+        """Services with no number anywhere: every one of `routes` that sells the service has
+        had its prices read (a route never read for it may have numbers), and none of them
+        has stock in any country."""
+        marks, params = in_list("r", routes)
+        rows = await self.db.fetchall(
+            f"""
+            SELECT rs.service_id FROM route_services rs
+            LEFT JOIN offer_refresh r ON r.route = rs.route AND r.service_id = rs.service_id
+            WHERE rs.route IN ({marks})
+            GROUP BY rs.service_id
+            HAVING MIN(COALESCE(r.refreshed_at, 0)) > 0
+               AND NOT EXISTS (SELECT 1 FROM offers o
+                               WHERE o.service_id = rs.service_id AND o.route IN ({marks})
+                                 AND o.stock > 0)
+            """,
+            params,
+        )
+        return [int(r["service_id"]) for r in rows]
 
     async def service(self, service_id: int) -> Service | None:
         row = await self.db.fetchone("SELECT * FROM services WHERE id = :id", {"id": service_id})
@@ -281,6 +303,22 @@ class CatalogRepo:
             {**params, "service_id": service_id},
         )
         return [_offer(r) for r in rows]
+
+    async def pair_offers(
+        self, routes: Sequence[str], pairs: Collection[tuple[int, str]]
+    ) -> list[Offer]:
+        """The offers of a few (service, country) pairs on `routes`."""
+        marks, params = in_list("r", routes)
+        ids, id_params = in_list("s", sorted({service_id for service_id, _ in pairs}))
+        codes, code_params = in_list("c", sorted({country for _, country in pairs}))
+        rows = await self.db.fetchall(
+            f"SELECT * FROM offers WHERE service_id IN ({ids}) AND country IN ({codes}) "
+            f"AND route IN ({marks})",
+            {**params, **id_params, **code_params},
+        )
+        wanted = set(pairs)
+        offers = [_offer(r) for r in rows]
+        return [offer for offer in offers if (offer.service_id, offer.country) in wanted]
 
     async def offers(self, routes: Sequence[str], service_id: int, country: str) -> list[Offer]:
         marks, params = in_list("r", routes)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from shop.models import (
+    NewExtension,
     NewRental,
     Rental,
     RentalExtension,
@@ -396,17 +397,7 @@ class RentalRepo:
     # -- extensions ------------------------------------------------------------------------------
 
     @staticmethod
-    async def create_extension(
-        tx: Tx,
-        *,
-        rental_id: int,
-        seq: int,
-        days: int,
-        price: int,
-        upstream_cost: Decimal,
-        cost: int,
-        now: int,
-    ) -> int | None:
+    async def create_extension(tx: Tx, extension: NewExtension, now: int) -> int | None:
         """A `pending` extension; None if number `seq` exists or another one is pending."""
         row = await tx.fetchone(
             """
@@ -418,12 +409,12 @@ class RentalRepo:
             RETURNING id
             """,
             {
-                "rental_id": rental_id,
-                "seq": seq,
-                "days": days,
-                "price": price,
-                "upstream_cost": str(upstream_cost),
-                "cost": cost,
+                "rental_id": extension.rental_id,
+                "seq": extension.seq,
+                "days": extension.days,
+                "price": extension.price,
+                "upstream_cost": str(extension.upstream_cost),
+                "cost": extension.cost,
                 "now": now,
             },
         )

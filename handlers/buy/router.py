@@ -90,7 +90,7 @@ async def services_screen(catalog: CatalogService, find: FindService) -> Screen:
 
 async def az_services_screen(catalog: CatalogService, page: int) -> Screen:
     async def build() -> Screen:
-        found = await catalog.services("", page, AZ_SERVICES_PER_PAGE)
+        found = await catalog.service_page(page, AZ_SERVICES_PER_PAGE)
         return screens.az_services_text(found), screens.az_services_keyboard(found)
 
     key = ("az-services", page, i18n.current_locale)

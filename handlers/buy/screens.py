@@ -25,7 +25,14 @@ from handlers.ui import Screen, button, esc, pager, place
 from shop.i18n import _, country_name, user_text
 from shop.models import Country, Service
 from shop.money import Currency
-from shop.services.catalog import CountryChoice, Page, RouteChoice
+from shop.services.catalog import (
+    CountryChoice,
+    Page,
+    PairChoice,
+    RecentPick,
+    RouteChoice,
+    ServiceChoice,
+)
 from shop.services.orders import NotBought, QuoteView
 
 
@@ -41,7 +48,7 @@ def services_text(total: int) -> str:
     return head + "\n" + hint
 
 
-def az_services_text(page: Page[Service]) -> str:
+def az_services_text(page: Page[ServiceChoice]) -> str:
     return (
         _("🔤 <b>All services A-Z</b> ({count})").format(count=page.total)
         + "\n"
@@ -131,6 +138,16 @@ def country_button(choice: CountryChoice, currency: Currency) -> str:
     return f"{choice.country.flag} {name} · {price} · {stock}"
 
 
+def _sold_out(label: str, sold_out: bool) -> str:
+    """A list entry with nothing to buy ends as a sold-out country's does."""
+    return label + " · " + _("sold out") if sold_out else label
+
+
+def pair_button(service: Service, country: Country, sold_out: bool = False) -> str:
+    name = country_name(country.code, country.name)
+    return _sold_out(f"{service.name} · {country.flag} {name}", sold_out)
+
+
 def confirm_text(view: QuoteView, balance: int, currency: Currency) -> str:
     price = view.quote.price
     minutes = max(1, round((view.quote.expires_at - time.time()) / 60))
@@ -166,33 +183,33 @@ def confirm_text(view: QuoteView, balance: int, currency: Currency) -> str:
 
 
 def services_keyboard(
-    popular: Sequence[Service],
+    popular: Sequence[ServiceChoice],
     total: int,
-    recents: Sequence[tuple[Service, Country, str]] = (),
+    recents: Sequence[RecentPick] = (),
     route_titles: dict[str, str] | None = None,
 ) -> InlineKeyboardMarkup:
-    """Recent picks and "Buy again" on top, the popular services, then "All services A-Z"."""
+    """Recent picks and "Buy again" on top, the popular services, then "All services A-Z".
+    "Buy again" repeats the newest pick whose route has numbers now (one tap to confirm)."""
     builder = InlineKeyboardBuilder()
-    if recents:
-        service, country, route = recents[0]
-        title = (route_titles or {}).get(route)
-        if title is not None:
-            builder.row(
-                button(
-                    _("🔁 Buy again: {service} {flag} · {route}").format(
-                        service=service.name, flag=country.flag, route=title
-                    ),
-                    RouteCb(sid=service.id, cc=country.code, rt=route),
-                )
+    again = next((pick for pick in recents if pick.route_has_numbers), None)
+    title = None if again is None else (route_titles or {}).get(again.route)
+    if again is not None and title is not None:
+        service, country = again.service, again.country
+        builder.row(
+            button(
+                _("🔁 Buy again: {service} {flag} · {route}").format(
+                    service=service.name, flag=country.flag, route=title
+                ),
+                RouteCb(sid=service.id, cc=country.code, rt=again.route),
             )
-        for service, country, _route in recents:
-            name = country_name(country.code, country.name)
-            builder.row(
-                button(
-                    f"🕘 {service.name} · {country.flag} {name}",
-                    CountryCb(sid=service.id, cc=country.code),
-                )
+        )
+    for pick in recents:
+        builder.row(
+            button(
+                "🕘 " + pair_button(pick.service, pick.country, pick.sold_out),
+                CountryCb(sid=pick.service.id, cc=pick.country.code),
             )
+        )
     builder.attach(_service_grid(popular))
     if total > len(popular):
         builder.row(button(_("🔤 All services A-Z ({count})").format(count=total), AzCb()))
@@ -200,7 +217,7 @@ def services_keyboard(
     return builder.as_markup()
 
 
-def az_services_keyboard(page: Page[Service]) -> InlineKeyboardMarkup:
+def az_services_keyboard(page: Page[ServiceChoice]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.attach(_service_grid(page.items))
     builder.row(*pager(page.page, page.pages, lambda p: AzCb(page=p)))
@@ -208,29 +225,29 @@ def az_services_keyboard(page: Page[Service]) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def found_services_keyboard(services: Sequence[Service]) -> InlineKeyboardMarkup:
+def found_services_keyboard(services: Sequence[ServiceChoice]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.attach(_service_grid(services))
     builder.row(button(_("◀ Services"), ServicesCb()))
     return builder.as_markup()
 
 
-def _service_grid(services: Sequence[Service]) -> InlineKeyboardBuilder:
+def _service_grid(services: Sequence[ServiceChoice]) -> InlineKeyboardBuilder:
     grid = InlineKeyboardBuilder()
-    for service in services:
-        grid.add(button(service.name, ServiceCb(sid=service.id)))
+    for choice in services:
+        label = _sold_out(choice.service.name, choice.sold_out)
+        grid.add(button(label, ServiceCb(sid=choice.service.id)))
     grid.adjust(2)
     return grid
 
 
-def pairs_keyboard(pairs: Sequence[tuple[Service, Country]]) -> InlineKeyboardMarkup:
+def pairs_keyboard(pairs: Sequence[PairChoice]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    for service, country in pairs:
-        name = country_name(country.code, country.name)
+    for pair in pairs:
         builder.row(
             button(
-                f"{service.name} · {country.flag} {name}",
-                CountryCb(sid=service.id, cc=country.code),
+                pair_button(pair.service, pair.country, pair.sold_out),
+                CountryCb(sid=pair.service.id, cc=pair.country.code),
             )
         )
     builder.row(button(_("◀ Services"), ServicesCb()))

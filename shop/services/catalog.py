@@ -48,6 +48,30 @@ class CountryChoice:
 
 
 @dataclass(frozen=True)
+class ServiceChoice:
+    service: Service
+    sold_out: bool = False  # no healthy route has a number of it in any country
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    service: Service
+    country: Country
+    sold_out: bool = False  # some healthy route sells it here, none has a number
+
+
+@dataclass(frozen=True)
+class RecentPick:
+    """A service and country the user ordered lately, with the route of the newest order."""
+
+    service: Service
+    country: Country
+    route: str
+    sold_out: bool  # some healthy route sells it, none has a number
+    route_has_numbers: bool  # that route (healthy) has a number of it: one tap can buy
+
+
+@dataclass(frozen=True)
 class RouteChoice:
     route: RouteInfo
     price: int
@@ -82,6 +106,15 @@ def describe_route(route: Route) -> RouteInfo:
 
 def _pages(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
+
+
+def _stock_by_pair(offers: Sequence[Offer]) -> dict[tuple[int, str], int]:
+    """Numbers in stock per (service, country) over the offers, for each pair they list."""
+    stock: dict[tuple[int, str], int] = {}
+    for offer in offers:
+        key = (offer.service_id, offer.country)
+        stock[key] = stock.get(key, 0) + offer.stock
+    return stock
 
 
 class CatalogService:
@@ -193,6 +226,57 @@ class CatalogService:
         page = min(max(page, 0), pages - 1)
         items = await self.repo.services(routes, query, size, page * size)
         return Page(items, page, pages, total)
+
+    async def service_page(self, page: int, per_page: int) -> Page[ServiceChoice]:
+        """One page of the services any healthy route sells, A-Z, sold-out ones last."""
+        routes = await self.live_routes()
+        total = await self.repo.count_services(routes)
+        pages = _pages(total, per_page)
+        page = min(max(page, 0), pages - 1)
+        sold_out = await self.sold_out_services()
+        items = await self.repo.services(routes, "", per_page, page * per_page, sorted(sold_out))
+        choices = [ServiceChoice(service, service.id in sold_out) for service in items]
+        return Page(choices, page, pages, total)
+
+    # -- sold out --------------------------------------------------------------------------
+    #
+    # Every list of the buy flow shows what cannot be bought now after what can (in its own
+    # order otherwise), marked "sold out": routes, countries, services, typed matches, recent
+    # picks. What the catalog does not know yet (a service whose prices were never read on
+    # some route) counts as in stock: finding out would cost an upstream request per service.
+
+    async def sold_out_services(self) -> frozenset[int]:
+        """The services no healthy route has a number of, in any country; kept with the
+        menus (read again after a catalog change)."""
+
+        async def build() -> frozenset[int]:
+            return frozenset(await self.repo.sold_out_services(await self.live_routes()))
+
+        return (await self.menu(("sold-out-services",), build))[0]
+
+    async def service_choices(self, services: Sequence[Service]) -> list[ServiceChoice]:
+        """Services as a list shows them: sold-out ones last, in the given order otherwise."""
+        sold_out = await self.sold_out_services()
+        choices = [ServiceChoice(service, service.id in sold_out) for service in services]
+        return sorted(choices, key=lambda choice: choice.sold_out)
+
+    async def pair_choices(self, pairs: Sequence[tuple[Service, Country]]) -> list[PairChoice]:
+        """(service, country) pairs as a list shows them: sold-out ones last, in the given
+        order otherwise. A pair no healthy route lists is not marked (its routes screen asks
+        a route that lists pairs one at a time)."""
+        offers = await self._pair_offers(
+            [(service.id, country.code) for service, country in pairs]
+        )
+        stock = _stock_by_pair(offers)
+        choices = [
+            PairChoice(service, country, stock.get((service.id, country.code)) == 0)
+            for service, country in pairs
+        ]
+        return sorted(choices, key=lambda choice: choice.sold_out)
+
+    async def _pair_offers(self, pairs: Sequence[tuple[int, str]]) -> list[Offer]:
+        """The healthy routes' offers of a few (service, country) pairs."""
+        return await self.repo.pair_offers(await self.live_routes(), pairs) if pairs else []
 
     async def service(self, service_id: int) -> Service:
         service = await self.repo.service(service_id)
@@ -456,17 +540,28 @@ class CatalogService:
 
     # -- coming back -----------------------------------------------------------------------------
 
-    async def recent_picks(
-        self, user_id: int, limit: int = 3
-    ) -> list[tuple[Service, Country, str]]:
-        """The user's latest service/country picks (with the route of the newest order)."""
-        picks = []
+    async def recent_picks(self, user_id: int, limit: int = 3) -> list[RecentPick]:
+        """The user's latest service/country picks, newest first and sold-out ones last."""
+        found = []
         for service_id, country_code, route in await self.routing.recent_picks(user_id, limit):
             service = await self.repo.service(service_id)
             country = await self.repo.country(country_code)
             if service is not None and country is not None:
-                picks.append((service, country, route))
-        return picks
+                found.append((service, country, route))
+        offers = await self._pair_offers([(s.id, c.code) for s, c, _ in found])
+        stock = _stock_by_pair(offers)
+        buyable = {(o.service_id, o.country, o.route) for o in offers if o.stock > 0}
+        picks = [
+            RecentPick(
+                service,
+                country,
+                route,
+                sold_out=stock.get((service.id, country.code)) == 0,
+                route_has_numbers=(service.id, country.code, route) in buyable,
+            )
+            for service, country, route in found
+        ]
+        return sorted(picks, key=lambda pick: pick.sold_out)
 
     async def watch_stock(self, user_id: int, service_id: int, country: str) -> None:
         """Ask to be told once when any route has stock again: only for a service and country

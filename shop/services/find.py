@@ -5,8 +5,10 @@ Popular services: once the shop has `min_orders` orders over the last `POPULAR_D
 the services most ordered in that window, then the built-in `STARTING_SERVICES` it lacks;
 before that, the starting list alone (a catalog small enough to fit shows the rest A-Z after).
 Popular countries of a service: once the service has `min_service_orders` orders in the
-window, its most ordered countries first; then the most stocked; sold-out countries last, as
-in every list. An order counts whatever became of it: it is what a customer came for.
+window, its most ordered countries first; then the most stocked. Sold-out services and
+countries come last, as in every list (`CatalogService.service_choices`); so do sold-out
+entries among typed matches and a line's readings. An order counts whatever became of it: it
+is what a customer came for.
 
 Both counts are read through covering indexes (migration 011) and kept for `popular_ttl`
 seconds; the search index (`shop.search.SearchIndex`) is rebuilt only when the names in the
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from shop.models import Country, Service
 from shop.ports import FindingRepository
 from shop.search import CountryMatch, LineKind, SearchIndex, ServiceMatch, pick
-from shop.services.catalog import CatalogService, CountryChoice
+from shop.services.catalog import CatalogService, CountryChoice, PairChoice, ServiceChoice
 
 STARTING_SERVICES: tuple[str, ...] = (
     "WhatsApp", "Telegram", "Google", "Facebook", "Instagram", "TikTok", "Discord",
@@ -60,8 +62,8 @@ class Found:
     kind: FoundKind
     service: Service | None = None
     country: Country | None = None
-    pairs: tuple[tuple[Service, Country], ...] = ()
-    services: tuple[Service, ...] = ()
+    pairs: tuple[PairChoice, ...] = ()
+    services: tuple[ServiceChoice, ...] = ()
     countries: tuple[CountryChoice, ...] = ()
 
 
@@ -102,8 +104,12 @@ class FindService:
 
     # -- popular first -------------------------------------------------------------------------
 
-    async def popular_services(self) -> list[Service]:
-        """The services of the first screen, most popular first (see the module docstring)."""
+    async def popular_services(self) -> list[ServiceChoice]:
+        """The services of the first screen, most popular first (see the module docstring),
+        sold-out ones last."""
+        return await self.catalog.service_choices(await self._popular_services())
+
+    async def _popular_services(self) -> list[Service]:
         names = await self._read_names()
         cached = self._popular
         if cached is not None and cached[1] == id(names) and not self._stale(cached[0]):
@@ -164,12 +170,10 @@ class FindService:
             service, country = self._pair(names, parsed.pairs[0].service, parsed.pairs[0].country)
             return Found(FoundKind.PAIR, service=service, country=country)
         if parsed.kind is LineKind.PAIRS:
-            pairs = tuple(
-                self._pair(names, p.service, p.country) for p in parsed.pairs[:MATCHES_SHOWN]
-            )
-            return Found(FoundKind.PAIRS, pairs=pairs)
+            pairs = [self._pair(names, p.service, p.country) for p in parsed.pairs[:MATCHES_SHOWN]]
+            return Found(FoundKind.PAIRS, pairs=tuple(await self.catalog.pair_choices(pairs)))
         if parsed.kind is LineKind.SERVICE:
-            return self._services_found(names, parsed.services)
+            return await self._services_found(names, parsed.services)
         if parsed.kind is LineKind.COUNTRY:
             picked = pick(parsed.countries)
             if picked is not None:
@@ -193,20 +197,24 @@ class FindService:
         if picked is not None and picked.code in names.countries:
             return Found(FoundKind.PAIR, service=service, country=names.countries[picked.code])
         if sold:
-            shown = tuple(choices[match.code] for match in sold[:MATCHES_SHOWN])
-            return Found(FoundKind.COUNTRIES, service=service, countries=shown)
+            shown = sorted(
+                (choices[match.code] for match in sold[:MATCHES_SHOWN]),
+                key=lambda choice: choice.stock == 0,  # sold-out ones last
+            )
+            return Found(FoundKind.COUNTRIES, service=service, countries=tuple(shown))
         line = await self.read_line(text, locale)
         if line.kind in (FoundKind.PAIR, FoundKind.PAIRS, FoundKind.SERVICE):
             return line
         return Found(FoundKind.NOTHING, service=service)
 
-    @staticmethod
-    def _services_found(names: _Names, matches: Sequence[ServiceMatch]) -> Found:
+    async def _services_found(self, names: _Names, matches: Sequence[ServiceMatch]) -> Found:
         picked = pick(matches)
         if picked is not None:
             return Found(FoundKind.SERVICE, service=names.services[picked.id])
-        shown = tuple(names.services[match.id] for match in matches[:MATCHES_SHOWN])
-        return Found(FoundKind.SERVICES, services=shown) if shown else Found(FoundKind.NOTHING)
+        shown = [names.services[match.id] for match in matches[:MATCHES_SHOWN]]
+        if not shown:
+            return Found(FoundKind.NOTHING)
+        return Found(FoundKind.SERVICES, services=tuple(await self.catalog.service_choices(shown)))
 
     @staticmethod
     def _pair(

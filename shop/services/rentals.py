@@ -46,6 +46,7 @@ from shop.errors import AppError, InsufficientFunds, InvalidState, NotFound, Try
 from shop.i18n import LazyText, _, lazy, lazy_date
 from shop.models import (
     LedgerKind,
+    NewExtension,
     NewRental,
     Rental,
     RentalExtension,
@@ -137,18 +138,7 @@ class RentalRepository(Protocol):
     async def messages(
         self, rental_id: int, limit: int, offset: int = 0
     ) -> list[RentalMessage]: ...
-    async def create_extension(
-        self,
-        tx: Tx,
-        *,
-        rental_id: int,
-        seq: int,
-        days: int,
-        price: int,
-        upstream_cost: Decimal,
-        cost: int,
-        now: int,
-    ) -> int | None: ...
+    async def create_extension(self, tx: Tx, extension: NewExtension, now: int) -> int | None: ...
     async def settle_extension(
         self, tx: Tx, extension_id: int, to: str, error: str = ""
     ) -> bool: ...
@@ -699,13 +689,15 @@ class RentalService:
         async with self.db.transaction() as tx:
             extension_id = await self.repo.create_extension(
                 tx,
-                rental_id=rental.id,
-                seq=seq,
-                days=days,
-                price=price,
-                upstream_cost=usd,
-                cost=cost,
-                now=now,
+                NewExtension(
+                    rental_id=rental.id,
+                    seq=seq,
+                    days=days,
+                    price=price,
+                    upstream_cost=usd,
+                    cost=cost,
+                ),
+                now,
             )
             if extension_id is None:
                 raise InvalidState(_("This extension is already being processed."))

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from shop.providers.base import Priority
 from shop.services.find import FindService
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import start
-from tests.fakes.catalog import load_into_palm
-from tests.fakes.smspalm import FakeSMSPalm
+from tests.fakes.catalog import COUNTRIES, SERVICES, load_into_palm, palm_code, palm_country_id
+from tests.fakes.smspalm import SERVER_TWO, FakeSMSPalm
 from tests.fakes.telegram import FakeTelegram, FakeUser, Message
 
 ROUTE = "SMSPalm Server 2"
@@ -205,6 +206,108 @@ async def test_sold_out_pair(big: BotHarness, alice: FakeUser) -> None:
     sold = ["sold out" in label for label in labels]
     assert sold == sorted(sold) and sum(sold) > 1  # sold-out entries sink to the end
     assert any("United States" in label and "sold out" in label for label in labels)
+
+
+def _service_names(page: Message) -> list[str]:
+    """The services of an A-Z page (not its pager and back buttons)."""
+    pager = {"◀", "▶", " "}
+    return [
+        label
+        for label in page.button_texts
+        if label not in pager and not label.startswith("◀ ") and "/" not in label
+    ]
+
+
+async def _sell_out(harness: BotHarness, palm: FakeSMSPalm, name: str, *codes: str) -> None:
+    """No numbers for a service upstream in these countries (none named: anywhere), and the
+    catalog refresh has read its prices since."""
+    palm_id = next(sid for sid, service in SERVICES if service == name)
+    for index, (code, _) in enumerate(COUNTRIES):
+        if code in codes or not codes:
+            palm.prices[SERVER_TWO][(palm_country_id(index), palm_code(palm_id))][1] = 0
+    assert harness.app is not None
+    catalog = harness.app.catalog
+    service = await catalog.find_service(name)
+    assert service is not None
+    for route in await catalog.live_routes():
+        await catalog.refresh_offers(route, service.id, Priority.BACKGROUND)
+
+
+async def test_sold_out_service_sinks_on_the_services_screen(
+    palm: FakeSMSPalm, big: BotHarness, alice: FakeUser
+) -> None:
+    services = await _services(alice)
+    assert services.button_texts[1] == "Telegram"  # second in the starting list
+    await _sell_out(big, palm, "Telegram")
+    await alice.click(services, "Telegram")
+    countries = await alice.wait_for("Choose a country")
+    labels = [label for label in countries.button_texts if " · " in label]
+    assert labels and all(label.endswith("sold out") for label in labels)
+    await alice.click(countries, "◀ Services")
+    services = await alice.wait_for("Choose a service")
+    popular = services.button_texts[:20]
+    assert popular[0] == "WhatsApp" and popular[1] == "Google"
+    assert popular[-1] == "Telegram · sold out"  # the popular block's end
+    assert not any("sold out" in label for label in popular[:-1])
+
+    await alice.click(services, "All services A-Z")
+    page = await alice.wait_for("All services A-Z (193)")
+    assert page.button_texts[:3] == ["1xBet", "Adobe", "Airbnb"]
+    names = _service_names(page)
+    while "▶" in page.button_texts:
+        page = await _next_page(alice, page)
+        names += _service_names(page)
+    assert len(names) == 193
+    assert names[-1] == "Telegram · sold out"  # after every service in stock
+    assert not any("sold out" in name for name in names[:-1])
+    await alice.click(page, "Telegram · sold out")
+    await alice.wait_for(lambda m: "Choose a country" in m.plain and "Telegram" in m.plain)
+
+
+async def test_sold_out_matches_and_recent_picks_sink(
+    palm: FakeSMSPalm, big: BotHarness, admin: FakeUser, alice: FakeUser
+) -> None:
+    await start(alice)
+    await start(admin)
+    await fund(admin, alice, "5")
+    for line in ("telegram usa", "whatsapp uk"):  # WhatsApp in the UK is the newest pick
+        await alice.send(line)
+        await alice.click(await alice.wait_for(ROUTES), ROUTE)
+        await alice.click(await alice.wait_for("Confirm your purchase"), "Pay")
+        await alice.wait_for("Waiting for the SMS")
+    await _sell_out(big, palm, "WhatsApp", "GB")
+    await _sell_out(big, palm, "PayPal")
+
+    await alice.send("/buy")  # Buy again: the newest pick that has numbers
+    labels = (await alice.wait_for("Choose a service")).button_texts
+    assert labels[:3] == [
+        "🔁 Buy again: Telegram 🇺🇸 · SMSPalm Server 2",
+        "🕘 Telegram · 🇺🇸 United States",
+        "🕘 WhatsApp · 🇬🇧 United Kingdom · sold out",
+    ]
+
+    await alice.send("pay")  # several services: sold-out ones after the others
+    labels = (await alice.wait_for("Services matching “pay”")).button_texts[:-1]
+    assert len(labels) > 1 and labels[-1] == "PayPal · sold out"
+    assert not any("sold out" in label for label in labels[:-1])
+
+    await alice.send("whatsapp united")  # the best few readings of a line: likewise
+    labels = (await alice.wait_for("Which one do you mean")).button_texts[:-1]
+    assert "WhatsApp · 🇬🇧 United Kingdom · sold out" in labels
+    _sold_out_last(labels)
+
+    await alice.send("/buy")
+    await alice.click(await alice.wait_for("Choose a service"), "WhatsApp")
+    await alice.wait_for("Choose a country")
+    await alice.send("united")  # several countries of a service: likewise
+    labels = (await alice.wait_for("Countries matching “united”")).button_texts[:-1]
+    assert any("United Kingdom" in label and "sold out" in label for label in labels)
+    _sold_out_last(labels)
+
+
+def _sold_out_last(labels: list[str]) -> None:
+    sold = ["sold out" in label for label in labels]
+    assert sold == sorted(sold) and not sold[0], labels
 
 
 async def test_ambiguous_input_offers_the_best_few(big: BotHarness, alice: FakeUser) -> None:
