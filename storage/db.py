@@ -234,7 +234,12 @@ class Database:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._engine = create_async_engine(self.url, pool_size=1, max_overflow=0)
-            self._reader = create_async_engine(self.url, pool_size=4, max_overflow=0)
+            # Readers are in autocommit (see `_sqlite_events`): a rollback there ends nothing,
+            # yet each is a round trip to aiosqlite's thread (two per read: ours and the pool's
+            # reset), so SQLAlchemy skips them (documented: `skip_autocommit_rollback`).
+            self._reader = create_async_engine(
+                self.url, pool_size=4, max_overflow=0, skip_autocommit_rollback=True
+            )
             _sqlite_events(self._engine, writer=True)
             _sqlite_events(self._reader, writer=False)
             self._write_lock = asyncio.Lock()
@@ -304,6 +309,8 @@ class Database:
             try:
                 yield conn
             finally:
+                if self.is_sqlite:  # the reader skips rollbacks in autocommit: end our BEGIN
+                    await conn.exec_driver_sql("ROLLBACK")
                 await conn.rollback()
 
     @asynccontextmanager
