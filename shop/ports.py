@@ -97,6 +97,10 @@ class UserRepository(Protocol):
     """Customers as the bot knows them."""
 
     async def get(self, user_id: int) -> User | None: ...
+    async def current(self, user_id: int) -> User | None:
+        """As `get`, possibly from a copy kept by this process that every write drops."""
+        ...
+
     async def upsert(
         self, user_id: int, username: str | None, first_name: str, language: str | None
     ) -> User: ...
