@@ -321,7 +321,7 @@ async def build_app(settings: Settings) -> App:
             await redis.aclose()
         await db.close()
         raise
-    repos = create_repositories(db)
+    repos = create_repositories(db, one_process=redis is None)
     http = create_http_client(settings)
     providers = create_providers(settings, http, budget_factory(settings, redis))
     bot = create_bot(settings)

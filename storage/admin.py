@@ -40,6 +40,7 @@ class AdminRepo:
     @staticmethod
     async def set_banned(tx: Tx, user_id: int, banned: bool) -> bool:
         """Ban or unban; False when the user already was. The notice is owed again either way."""
+        tx.changed("users", user_id)
         changed = await tx.execute(
             "UPDATE users SET is_banned = :banned WHERE id = :id AND is_banned <> :banned",
             {"banned": int(banned), "id": user_id},

@@ -286,6 +286,7 @@ class BroadcastRepo:
         blocked = [{"id": o.user_id} for o in settled if o.status == DeliveryStatus.BLOCKED]
         if blocked:
             # The user blocked the bot: skipped by later broadcasts until they write again.
+            tx.changed("users", *(row["id"] for row in blocked))
             await tx.executemany("UPDATE users SET is_active = 0 WHERE id = :id", blocked)
 
     async def counts(self, broadcast_id: int) -> Counts:

@@ -213,6 +213,8 @@ class Database:
         self._engine: AsyncEngine | None = None  # writes (SQLite: the one writer)
         self._reader: AsyncEngine | None = None  # reads (PostgreSQL: the same pool)
         self._write_lock: asyncio.Lock | None = None
+        # Table -> what keeps copies of its rows (`on_change`), told after each transaction.
+        self._on_change: dict[str, list[Callable[[set[Any]], None]]] = {}
         # SQLite: a statement runs to its end on aiosqlite's thread whatever happens to our
         # task, so a cancelled task waits for it and then rolls back (`_complete`).
         self._guard = _complete if self.dialect == "sqlite" else _direct
@@ -234,7 +236,12 @@ class Database:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._engine = create_async_engine(self.url, pool_size=1, max_overflow=0)
-            self._reader = create_async_engine(self.url, pool_size=4, max_overflow=0)
+            # Readers are in autocommit (see `_sqlite_events`): a rollback there ends nothing,
+            # yet each is a round trip to aiosqlite's thread (two per read: ours and the pool's
+            # reset), so SQLAlchemy skips them (documented: `skip_autocommit_rollback`).
+            self._reader = create_async_engine(
+                self.url, pool_size=4, max_overflow=0, skip_autocommit_rollback=True
+            )
             _sqlite_events(self._engine, writer=True)
             _sqlite_events(self._reader, writer=False)
             self._write_lock = asyncio.Lock()
@@ -304,13 +311,30 @@ class Database:
             try:
                 yield conn
             finally:
+                if self.is_sqlite:  # the reader skips rollbacks in autocommit: end our BEGIN
+                    await conn.exec_driver_sql("ROLLBACK")
                 await conn.rollback()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """One write transaction; commits on success, rolls back on error or cancellation."""
-        async with self.connection() as conn:
-            yield Tx(conn, self.dialect, self._guard)
+        """One write transaction; commits on success, rolls back on error or cancellation.
+        Once it has ended either way, the rows it said it changed (`Tx.changed`) are
+        reported to whatever keeps copies of them (`on_change`)."""
+        tx: Tx | None = None
+        try:
+            async with self.connection() as conn:
+                tx = Tx(conn, self.dialect, self._guard)
+                yield tx
+        finally:
+            if tx is not None and tx.changes:
+                for table, keys in tx.changes.items():
+                    for listener in self._on_change.get(table, ()):
+                        listener(keys)
+
+    def on_change(self, table: str, listener: Callable[[set[Any]], None]) -> None:
+        """Call `listener` with the keys of the rows of `table` that a transaction said it
+        changed (`Tx.changed`), after that transaction has ended (committed or not)."""
+        self._on_change.setdefault(table, []).append(listener)
 
     async def write(self, sql: Statement, params: Params | None = None) -> int:
         """One statement that is its own transaction (an upsert that reads nothing first);
@@ -406,6 +430,12 @@ class Tx:
         self.conn = conn
         self.dialect = dialect
         self._guard = guard
+        self.changes: dict[str, set[Any]] = {}  # table -> keys of the rows written
+
+    def changed(self, table: str, *keys: Any) -> None:
+        """Say that this transaction writes these rows of `table`, so that copies kept of
+        them are dropped once it ends (`Database.on_change`)."""
+        self.changes.setdefault(table, set()).update(keys)
 
     @property
     def is_postgres(self) -> bool:

@@ -10,11 +10,12 @@ from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatu
 from storage.db import Database, Tx, in_list
 from storage.db import Record as Row
 
-_ORDER_SELECT = """
-SELECT o.*, s.name AS service_name,
+_ORDER_FROM = """
+o.*, s.name AS service_name,
        EXISTS (SELECT 1 FROM ledger l WHERE l.order_id = o.id AND l.kind = 'refund') AS refunded
 FROM orders o JOIN services s ON s.id = o.service_id
 """
+_ORDER_SELECT = "SELECT" + _ORDER_FROM
 
 
 def _order(row: Row) -> Order:
@@ -219,6 +220,19 @@ class OrderRepo:
             {"user_id": user_id, "limit": limit, "offset": offset},
         )
         return [_order(r) for r in rows]
+
+    async def page_for_user(
+        self, user_id: int, limit: int, offset: int = 0
+    ) -> tuple[list[Order], int]:
+        """A page of the user's orders, newest first, and how many they have in all, in one
+        read (a page past the end has no rows to carry the count: 0 then)."""
+        rows = await self.db.lookup(
+            "SELECT COUNT(*) OVER () AS orders_in_all,"
+            + _ORDER_FROM
+            + " WHERE o.user_id = :user_id ORDER BY o.id DESC LIMIT :limit OFFSET :offset",
+            {"user_id": user_id, "limit": limit, "offset": offset},
+        )
+        return [_order(r) for r in rows], int(rows[0]["orders_in_all"]) if rows else 0
 
     async def count_for_user(self, user_id: int) -> int:
         return int(

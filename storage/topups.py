@@ -356,6 +356,7 @@ class TopupRepo:
     async def link_referrer(tx: Tx, user_id: int, inviter_id: int, since: int) -> bool:
         """Link a new user (registered after `since`, no referrer, no ledger rows yet) to an
         existing inviter who is not the user and was not invited by the user."""
+        tx.changed("users", user_id)
         changed = await tx.execute(
             """
             UPDATE users SET referrer_id = :inviter

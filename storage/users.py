@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from shop.models import LedgerEntry, LedgerKind, User
 from storage.db import Database, Tx
 from storage.db import Record as Row
+
+MAX_USER_ROWS = 10_000  # users whose row this process keeps; the least recent are forgotten
 
 
 def _user(row: Row) -> User:
@@ -42,13 +45,67 @@ def _entry(row: Row) -> LedgerEntry:
     )
 
 
+class UserRows:
+    """The users rows this process read lately: the sender of an update is looked up here
+    first (`UserRepo.current`), so a tap of a known user reads no row.
+
+    Kept only where one process owns the database (without `REDIS_URL` the instance registry
+    refuses a second instance; with it, this is not used), as `storage.fsm` keeps states.
+    Every write to a users row says so (`Tx.changed("users", id)`: the profile, the balance,
+    the ban, the referrer, active or not), and the row is dropped once that transaction has
+    ended; a read that a drop overlapped is not kept, so a copy is never older than the last
+    write. Money is never decided from here: debits and credits are conditional updates in
+    their transaction, and a screen's balance is what the last committed write left."""
+
+    def __init__(self, db: Database, size: int = MAX_USER_ROWS) -> None:
+        self._rows: OrderedDict[int, User] = OrderedDict()
+        self._size = size
+        self.drops = 0  # drops so far: a read that saw this number change keeps nothing
+        db.on_change("users", self.drop)
+
+    def get(self, user_id: int) -> User | None:
+        user = self._rows.get(user_id)
+        if user is not None:
+            self._rows.move_to_end(user_id)
+        return user
+
+    def keep(self, user: User, drops_before: int) -> None:
+        """Keep `user`, read after `drops_before` drops, unless a row was dropped meanwhile."""
+        if drops_before != self.drops:
+            return
+        self._rows[user.id] = user
+        self._rows.move_to_end(user.id)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def drop(self, user_ids: set[int]) -> None:
+        self.drops += 1
+        for user_id in user_ids:
+            self._rows.pop(user_id, None)
+
+
 class UserRepo:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rows: UserRows | None = None) -> None:
         self.db = db
+        self.rows = rows
 
     async def get(self, user_id: int) -> User | None:
         row = await self.db.lookup_one("SELECT * FROM users WHERE id = :id", {"id": user_id})
         return None if row is None else _user(row)
+
+    async def current(self, user_id: int) -> User | None:
+        """The user's row as last written, from this process's copy when it keeps one
+        (`UserRows`), else read."""
+        rows = self.rows
+        if rows is None:
+            return await self.get(user_id)
+        user = rows.get(user_id)
+        if user is None:
+            drops = rows.drops
+            user = await self.get(user_id)
+            if user is not None:
+                rows.keep(user, drops)
+        return user
 
     async def upsert(
         self, user_id: int, username: str | None, first_name: str, language: str | None
@@ -56,6 +113,7 @@ class UserRepo:
         """Create the user or refresh their profile; marks them active again."""
         now = int(time.time())
         async with self.db.transaction() as tx:
+            tx.changed("users", user_id)
             row = await tx.fetchone(
                 """
                 INSERT INTO users (id, username, first_name, language, created_at, last_seen)
@@ -80,6 +138,7 @@ class UserRepo:
     async def set_locale(self, user_id: int, locale: str | None) -> User | None:
         """Store the language chosen with /language (None follows Telegram's language)."""
         async with self.db.transaction() as tx:
+            tx.changed("users", user_id)
             row = await tx.fetchone(
                 "UPDATE users SET locale = :locale WHERE id = :id RETURNING *",
                 {"locale": locale, "id": user_id},
@@ -88,6 +147,7 @@ class UserRepo:
 
     async def set_active(self, user_id: int, active: bool) -> None:
         async with self.db.transaction() as tx:
+            tx.changed("users", user_id)
             await tx.execute(
                 "UPDATE users SET is_active = :active WHERE id = :id",
                 {"active": int(active), "id": user_id},
@@ -128,6 +188,7 @@ class LedgerRepo:
         Returns False, changing nothing, when a debit would take the balance below zero.
         The uniqueness of a purchase or refund per order is enforced by the schema.
         """
+        tx.changed("users", user_id)
         changed = await tx.execute(
             "UPDATE users SET balance = balance + :amount"
             " WHERE id = :id AND balance + :amount >= 0",

@@ -21,7 +21,7 @@ from storage.routing import RoutingRepo
 from storage.selfcheck import SelfCheckRepo
 from storage.sms import SmsRepo
 from storage.topups import TopupRepo
-from storage.users import LedgerRepo, UserRepo
+from storage.users import LedgerRepo, UserRepo, UserRows
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ async def create_database(settings: Settings) -> Database:
     return db
 
 
-def create_repositories(db: Database) -> Repositories:
+def create_repositories(db: Database, one_process: bool = False) -> Repositories:
+    """The repositories; `one_process` (no `REDIS_URL`: the registry refuses a second
+    instance) lets the users repository keep the rows it read (`UserRows`)."""
     return Repositories(
         admin=AdminRepo(db),
         audit=AuditRepo(db),
@@ -77,5 +79,5 @@ def create_repositories(db: Database) -> Repositories:
         self_check=SelfCheckRepo(db),
         sms=SmsRepo(db),
         topups=TopupRepo(db),
-        users=UserRepo(db),
+        users=UserRepo(db, UserRows(db) if one_process else None),
     )

@@ -579,9 +579,14 @@ class OrderService:
     async def page_for_user(
         self, user_id: int, page: int, per_page: int
     ) -> tuple[list[Order], int]:
-        total = await self.orders.count_for_user(user_id)
-        pages = max(1, -(-total // per_page))
-        page = min(max(page, 0), pages - 1)
+        """A page of the user's orders (past the end: the last one) and the number of pages;
+        one read unless the page asked for is past the end (an old pager)."""
+        page = max(page, 0)
+        orders, total = await self.orders.page_for_user(user_id, per_page, page * per_page)
+        if orders or page == 0:
+            return orders, max(1, -(-total // per_page))
+        pages = max(1, -(-(await self.orders.count_for_user(user_id)) // per_page))
+        page = min(page, pages - 1)
         return await self.orders.for_user(user_id, per_page, page * per_page), pages
 
     async def codes(self, order_id: int) -> list[OrderCode]:

@@ -19,8 +19,9 @@ class UserService:
     async def seen(
         self, user_id: int, username: str | None, first_name: str, language: str | None
     ) -> User:
-        """The user behind an update, registered on first sight; one read when nothing changed."""
-        user = await self.users.get(user_id)
+        """The user behind an update, registered on first sight; when nothing changed, one
+        read at most (none when this process keeps the row: `UserRepository.current`)."""
+        user = await self.users.current(user_id)
         if (
             user is not None
             and user.is_active

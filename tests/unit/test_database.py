@@ -148,3 +148,20 @@ def test_question_marks_outside_literals_become_named() -> None:
         "SELECT '?' , x FROM t WHERE a = :p0 AND b = :p1",
         2,
     )
+
+
+async def test_a_snapshot_ends_its_transaction_and_reads_after_it_see_new_writes(
+    database: Database,
+) -> None:
+    # SQLite's readers skip the DBAPI rollback in autocommit, so a snapshot must end its own
+    # BEGIN: a connection handed back inside it would keep reading the old state.
+    await _normal_transaction_works(database, "snap-before")
+    async with database.snapshot() as conn:
+        seen = (await conn.exec_driver_sql("SELECT COUNT(*) FROM kv")).scalar_one()
+    await _normal_transaction_works(database, "snap-after")
+
+    async def count() -> int:
+        return int(await database.fetchval("SELECT COUNT(*) FROM kv"))
+
+    # More reads at once than the pool has connections: every connection answers one.
+    assert await asyncio.gather(*(count() for _ in range(12))) == [seen + 1] * 12
