@@ -225,6 +225,15 @@ def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
     return {key: str(value) for key, value in values.items()}
 
 
+async def start_cluster(cluster: Cluster, ready_seconds: float) -> None:
+    """Start the instances; if one never gets ready, kill them all (none is left behind)."""
+    try:
+        await cluster.start(ready_seconds=ready_seconds)
+    except BaseException:
+        await cluster.kill_all()
+        raise
+
+
 # -- dispatch capacity ------------------------------------------------------------------------
 
 
@@ -309,7 +318,7 @@ async def capacity_with(
     if len(users) < 2 * backlog:
         raise SystemExit(f"--users must be at least {2 * backlog} (twice the backlog)")
     turn = itertools.count()
-    await cluster.start(ready_seconds=args.ready)
+    await start_cluster(cluster, args.ready)
     try:
         for user in users:  # a screen each to click on (and the instances warmed up)
             await user.send("/start")
@@ -427,7 +436,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
             finally:
                 await app.close()
             activations = setup.activations
-            await cluster.start(ready_seconds=args.ready)
+            await start_cluster(cluster, args.ready)
             try:
                 await asyncio.sleep(args.settle)
                 shares = [await held_by(cluster)]
