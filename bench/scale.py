@@ -25,10 +25,21 @@ How
     CPU each instance and this process used during the measured span is printed: on this
     2-core machine the load generator takes a share too, and the ratio means something only
     while it is not the bottleneck (its CPU well under one core). Needs Redis (``REDIS_URL``,
-    default ``redis://127.0.0.1:6379/0``); the database is a SQLite file in a temporary
-    directory.
+    default ``redis://127.0.0.1:6379/0``).
 
-Run: ``python -m bench.scale [--updates 3000] [--rounds 3] [--orders 1000] [--no-delivery]``
+    The database (``--database``): PostgreSQL, what several instances are meant to run on, in
+    a database of its own created for each part and dropped afterwards (the server at
+    ``--pg-url``, default ``NUMBOT_BENCH_PG_URL`` or ``postgresql://postgres@127.0.0.1:5432/
+    postgres``, used only to create and drop it); or a SQLite file in a temporary directory.
+    The default, ``auto``, takes PostgreSQL when that server answers and says so when it falls
+    back to SQLite.
+
+    Per-instance share: which instance holds the lease of each live order (the instance that
+    polls it), read from the database when the codes begin to arrive and when the last one
+    has.
+
+Run: ``python -m bench.scale [--database auto|postgresql|sqlite] [--updates 3000] [--rounds 3]
+[--orders 1000] [--no-dispatch] [--no-delivery]``
 """
 
 from __future__ import annotations
@@ -45,13 +56,16 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
+from sqlalchemy import make_url
 
 from bench._common import (
     add_summary_arg,
@@ -64,6 +78,7 @@ from bench._common import (
 from bench.dispatch import Mix, build_mix
 from bench.polling import CodeDelays, CodeWatcher, create_orders, fmt, poll_target
 from bot.app import build_app
+from storage.db import safe_url
 from tests.conftest import TOKEN  # the token the harness gives the instances
 from tests.e2e.multiproc import Cluster, SharedDatabase
 from tests.fakes.smspalm import SERVER_TWO, FakeSMSPalm
@@ -132,8 +147,68 @@ async def drop_keys(redis: SharedRedis) -> None:
     await redis.client.aclose()
 
 
-def sqlite_database(path: Path) -> SharedDatabase:
-    return SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
+PG_URL = os.environ.get("NUMBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg_admin(url: str, sql: str | None = None) -> None:
+    """Run one statement on the server at `url` (None: only connect, to see it answers)."""
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+        timeout=3,
+    )
+    try:
+        if sql is not None:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def pick_database(args: argparse.Namespace) -> str:
+    """`sqlite` or `postgresql`: `auto` takes PostgreSQL when its server answers."""
+    if args.database == "sqlite":
+        return "sqlite"
+    try:
+        await _pg_admin(args.pg_url)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        if args.database == "postgresql":
+            raise SystemExit(
+                f"PostgreSQL at {safe_url(args.pg_url)} is not reachable ({type(exc).__name__})"
+            ) from exc
+        print(
+            f"PostgreSQL at {safe_url(args.pg_url)} is not reachable ({type(exc).__name__}): "
+            "running on SQLite (--pg-url, or --database sqlite to say so)"
+        )
+        return "sqlite"
+    return "postgresql"
+
+
+@asynccontextmanager
+async def bench_database(
+    kind: str, path: Path, pg_url: str = PG_URL
+) -> AsyncIterator[SharedDatabase]:
+    """Where the instances keep their data for one part: a SQLite file at `path`, or a
+    PostgreSQL database of its own, created empty here and dropped afterwards."""
+    if kind == "sqlite":
+        yield SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
+        return
+    name = f"numbot_bench_{uuid.uuid4().hex[:16]}"
+    await _pg_admin(pg_url, f'CREATE DATABASE "{name}"')
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield SharedDatabase("postgresql", {"DATABASE_URL": url}, {"database_url": url})
+    finally:
+        await _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_settings(database: SharedDatabase, path: Path) -> dict[str, Any]:
+    """The settings that open `database` in this process (`make_settings` wants a path; a
+    DATABASE_URL wins over it)."""
+    return {"database_path": path, **database.values}
 
 
 def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
@@ -150,15 +225,28 @@ def bot_env(palm: FakeSMSPalm, **overrides: Any) -> dict[str, str]:
     return {key: str(value) for key, value in values.items()}
 
 
+async def start_cluster(cluster: Cluster, ready_seconds: float) -> None:
+    """Start the instances; if one never gets ready, kill them all (none is left behind)."""
+    try:
+        await cluster.start(ready_seconds=ready_seconds)
+    except BaseException:
+        await cluster.kill_all()
+        raise
+
+
 # -- dispatch capacity ------------------------------------------------------------------------
 
 
 async def prepare_catalog(
-    path: Path, telegram: FakeTelegram, palm: FakeSMSPalm, redis: SharedRedis, users: int
+    settings_values: dict[str, Any],
+    telegram: FakeTelegram,
+    palm: FakeSMSPalm,
+    redis: SharedRedis,
+    users: int,
 ) -> Mix:
     """Fill the database (catalog, users) once, in this process, and build the callback mix."""
     settings = make_settings(
-        path,
+        **settings_values,
         bot_token=TOKEN,
         telegram_api_url=telegram.base_url,
         smspalm_api_key=palm.api_key,
@@ -230,7 +318,7 @@ async def capacity_with(
     if len(users) < 2 * backlog:
         raise SystemExit(f"--users must be at least {2 * backlog} (twice the backlog)")
     turn = itertools.count()
-    await cluster.start()
+    await start_cluster(cluster, args.ready)
     try:
         for user in users:  # a screen each to click on (and the instances warmed up)
             await user.send("/start")
@@ -257,17 +345,17 @@ async def dispatch_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
     await telegram.start()
     await palm.start()
     try:
-        database = sqlite_database(tmp / "dispatch" / "bot.db")
-        mix = await prepare_catalog(
-            database.values["database_path"], telegram, palm, redis, args.users
-        )
-        one = await capacity_with(1, args, telegram, palm, redis, database, mix, tmp)
-        two = await capacity_with(2, args, telegram, palm, redis, database, mix, tmp)
+        path = tmp / "dispatch" / "bot.db"
+        async with bench_database(args.kind, path, args.pg_url) as database:
+            values = database_settings(database, path)
+            mix = await prepare_catalog(values, telegram, palm, redis, args.users)
+            one = await capacity_with(1, args, telegram, palm, redis, database, mix, tmp)
+            two = await capacity_with(2, args, telegram, palm, redis, database, mix, tmp)
     finally:
         await palm.stop()
         await telegram.stop()
     ratio = two["rate"] / one["rate"]
-    print("Dispatch capacity in webhook mode (fake Bot API -> N x python -m bot)")
+    print(f"Dispatch capacity in webhook mode (fake Bot API -> N x python -m bot, {args.kind})")
     print(line("updates per round / rounds", f"{args.updates} / {args.rounds}"))
     print(line("deliveries in flight per instance", f"{args.connections}"))
     for name, result in (("one instance", one), ("two instances", two)):
@@ -290,6 +378,30 @@ async def dispatch_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
 # -- code delivery over two instances ---------------------------------------------------------
 
 
+async def held_by(cluster: Cluster) -> dict[str, int]:
+    """Live orders by the instance that holds their lease (polls them), by instance name."""
+    async with cluster.db() as db:
+        pids = {
+            str(r["id"]): int(r["pid"]) for r in await db.fetchall("SELECT id, pid FROM instances")
+        }
+        rows = await db.fetchall(
+            "SELECT lease_owner, COUNT(*) AS n FROM orders "
+            "WHERE status IN ('number_issued', 'code_received') GROUP BY lease_owner"
+        )
+    names = {bot.process.pid: bot.name for bot in cluster.bots if bot.process is not None}
+    held = {bot.name: 0 for bot in cluster.bots}
+    for row in rows:
+        owner = row["lease_owner"]
+        name = names.get(pids.get(str(owner), -1), "nobody") if owner is not None else "nobody"
+        held[name] = held.get(name, 0) + int(row["n"])
+    return held
+
+
+def share_text(held: dict[str, int]) -> str:
+    total = sum(held.values()) or 1
+    return ", ".join(f"{name} {n} ({n / total:.0%})" for name, n in held.items())
+
+
 async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     telegram = FakeTelegram(token=TOKEN)
@@ -300,41 +412,44 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
     await telegram.start()
     await palm.start()
     watcher = CodeWatcher(telegram)
-    database = sqlite_database(tmp / "delivery" / "bot.db")
     env = bot_env(palm, SMSPALM_RATE_LIMIT=args.rate, POLL_INTERVAL_SECONDS=args.interval)
-    cluster = Cluster(telegram, redis, database, tmp / "delivery", 2, env, [palm.api_key])
+    path = tmp / "delivery" / "bot.db"
     try:
-        # The orders are bought in this process (no bot running), then both instances start
-        # and find them live in the database, as after a deploy.
-        settings = make_settings(
-            database.values["database_path"],
-            bot_token=TOKEN,
-            telegram_api_url=telegram.base_url,
-            smspalm_api_key=palm.api_key,
-            smspalm_base_url=palm.base_url,
-            smspalm_rate_limit=args.rate,
-            redis_url=redis.url,
-            redis_prefix=redis.prefix,
-        )
-        app = await build_app(settings)
-        try:
-            await app.catalog.refresh()
-            setup = await create_orders(app, telegram, palm, args.orders)
-        finally:
-            await app.close()
-        activations = setup.activations
-        await cluster.start()
-        try:
-            await asyncio.sleep(args.settle)
-            meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
-            watcher.deliver_at_random(palm, activations, rng, args.window)
-            began = time.monotonic()
-            await watcher.wait(args.window + args.grace)
-            ended = time.monotonic()
-            await asyncio.sleep(2 * args.interval)  # a second message for a code would come now
-            meter.stop()
-        finally:
-            await cluster.stop()
+        async with bench_database(args.kind, path, args.pg_url) as database:
+            cluster = Cluster(telegram, redis, database, tmp / "delivery", 2, env, [palm.api_key])
+            # The orders are bought in this process (no bot running), then both instances
+            # start and find them live in the database, as after a deploy.
+            settings = make_settings(
+                **database_settings(database, path),
+                bot_token=TOKEN,
+                telegram_api_url=telegram.base_url,
+                smspalm_api_key=palm.api_key,
+                smspalm_base_url=palm.base_url,
+                smspalm_rate_limit=args.rate,
+                redis_url=redis.url,
+                redis_prefix=redis.prefix,
+            )
+            app = await build_app(settings)
+            try:
+                await app.catalog.refresh()
+                setup = await create_orders(app, telegram, palm, args.orders)
+            finally:
+                await app.close()
+            activations = setup.activations
+            await start_cluster(cluster, args.ready)
+            try:
+                await asyncio.sleep(args.settle)
+                shares = [await held_by(cluster)]
+                meter = CpuMeter([bot.process.pid for bot in cluster.bots if bot.process]).start()
+                watcher.deliver_at_random(palm, activations, rng, args.window)
+                began = time.monotonic()
+                await watcher.wait(args.window + args.grace)
+                ended = time.monotonic()
+                shares.append(await held_by(cluster))
+                await asyncio.sleep(2 * args.interval)  # a second message would come now
+                meter.stop()
+            finally:
+                await cluster.stop()
     finally:
         await palm.stop()
         await telegram.stop()
@@ -354,7 +469,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
     ok = complete and p95 <= target and palm.rejected_429 == 0 and twice == 0
     statuses = sum(1 for r in palm.requests if r.action == "getStatus" and began <= r.at <= ended)
     print()
-    print("Code delivery with live orders over two instances")
+    print(f"Code delivery with live orders over two instances ({args.kind})")
     bought = f"{len(activations)} of {args.orders}"
     print(line("live orders N / upstream limit R", f"{bought} / {args.rate}/min"))
     if setup.failures:
@@ -370,6 +485,8 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
     waited = f"{fmt(percentile(waits, 50))} / {fmt(percentile(waits, 95))} s"
     print(line("  code upstream -> polled p50 / p95", waited))
     print(line("getStatus during the window", f"{statuses}") + f"   ({ended - began:.1f} s)")
+    for when, held in zip(("codes begin", "last code"), shares, strict=True):
+        print(line(f"live orders held per instance, {when}", share_text(held)))
     print(f"      CPU: {meter.text()}")
     return {
         "delivery_p95_s": p95,
@@ -378,6 +495,7 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
         "delivery_twice": twice,
         "delivery_missing": missing,
         "delivery_pass": ok,
+        "delivery_held": shares,
     }
 
 
@@ -404,6 +522,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+    parser.add_argument(
+        "--database",
+        choices=("auto", "postgresql", "sqlite"),
+        default="auto",
+        help="auto: PostgreSQL when --pg-url answers, else SQLite",
+    )
+    parser.add_argument("--pg-url", default=PG_URL, help="server to create the databases on")
     parser.add_argument("--updates", type=int, default=3000, help="measured per round")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
@@ -418,6 +543,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=20.0, help="codes arrive within, s")
     parser.add_argument("--settle", type=float, default=5.0, help="polling before codes, s")
     parser.add_argument("--grace", type=float, default=10.0, help="wait after the window, s")
+    parser.add_argument(
+        "--ready", type=float, default=300.0, help="wait for each instance to be ready, s"
+    )
     parser.add_argument("--no-dispatch", action="store_true")
     parser.add_argument("--no-delivery", action="store_true")
     parser.add_argument("--seed", type=int, default=14)
@@ -427,6 +555,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.kind = asyncio.run(pick_database(args))
     write_summary(args.summary_json, asyncio.run(bench(args)))
     return 0
 

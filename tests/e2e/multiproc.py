@@ -252,7 +252,7 @@ class Cluster:
     def __getitem__(self, index: int) -> BotProcess:
         return self.bots[index]
 
-    async def start(self, at_once: bool = False) -> None:
+    async def start(self, at_once: bool = False, ready_seconds: float = READY_SECONDS) -> None:
         """Start every instance and wait until each is ready; the fake round-robins the
         deliveries across them. The first one creates the database alone, unless `at_once`
         (then they all migrate the fresh database concurrently)."""
@@ -260,9 +260,9 @@ class Cluster:
         first, rest = (self.bots[:0], self.bots) if at_once else (self.bots[:1], self.bots[1:])
         for bot in first:
             await bot.start()
-            await bot.wait_ready()
+            await bot.wait_ready(ready_seconds)
         await asyncio.gather(*(bot.start() for bot in rest))
-        await asyncio.gather(*(bot.wait_ready() for bot in rest))
+        await asyncio.gather(*(bot.wait_ready(ready_seconds) for bot in rest))
 
     async def restart(self, index: int) -> None:
         """Start instance `index` again (after a kill or a stop) and wait until it is ready."""
