@@ -78,8 +78,10 @@ from bench._common import (
 from bench.dispatch import Mix, build_mix
 from bench.polling import CodeDelays, CodeWatcher, create_orders, fmt, poll_target
 from bot.app import build_app
+from bot.config import Settings
 from storage.db import safe_url
 from tests.conftest import TOKEN  # the token the harness gives the instances
+from tests.databases import pg_admin
 from tests.e2e.multiproc import Cluster, SharedDatabase
 from tests.fakes.smspalm import SERVER_TWO, FakeSMSPalm
 from tests.fakes.telegram import FakeTelegram, FakeUser
@@ -150,30 +152,12 @@ async def drop_keys(redis: SharedRedis) -> None:
 PG_URL = os.environ.get("NUMBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-async def _pg_admin(url: str, sql: str | None = None) -> None:
-    """Run one statement on the server at `url` (None: only connect, to see it answers)."""
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-        timeout=3,
-    )
-    try:
-        if sql is not None:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def pick_database(args: argparse.Namespace) -> str:
     """`sqlite` or `postgresql`: `auto` takes PostgreSQL when its server answers."""
     if args.database == "sqlite":
         return "sqlite"
     try:
-        await _pg_admin(args.pg_url)
+        await pg_admin(None, args.pg_url)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         if args.database == "postgresql":
             raise SystemExit(
@@ -197,12 +181,12 @@ async def bench_database(
         yield SharedDatabase("sqlite", {"DATABASE_PATH": str(path)}, {"database_path": path})
         return
     name = f"numbot_bench_{uuid.uuid4().hex[:16]}"
-    await _pg_admin(pg_url, f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}"', pg_url)
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield SharedDatabase("postgresql", {"DATABASE_URL": url}, {"database_url": url})
     finally:
-        await _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', pg_url)
 
 
 def database_settings(database: SharedDatabase, path: Path) -> dict[str, Any]:
@@ -237,6 +221,22 @@ async def start_cluster(cluster: Cluster, ready_seconds: float) -> None:
 # -- dispatch capacity ------------------------------------------------------------------------
 
 
+def setup_settings(
+    values: dict[str, Any], telegram: FakeTelegram, palm: FakeSMSPalm, redis: SharedRedis
+) -> Settings:
+    """Settings for set-up work done in this process (the catalog, users, orders bought before
+    the instances start), on the same fakes, database and Redis prefix as the instances."""
+    return make_settings(
+        **values,
+        bot_token=TOKEN,
+        telegram_api_url=telegram.base_url,
+        smspalm_api_key=palm.api_key,
+        smspalm_base_url=palm.base_url,
+        redis_url=redis.url,
+        redis_prefix=redis.prefix,
+    )
+
+
 async def prepare_catalog(
     settings_values: dict[str, Any],
     telegram: FakeTelegram,
@@ -245,16 +245,7 @@ async def prepare_catalog(
     users: int,
 ) -> Mix:
     """Fill the database (catalog, users) once, in this process, and build the callback mix."""
-    settings = make_settings(
-        **settings_values,
-        bot_token=TOKEN,
-        telegram_api_url=telegram.base_url,
-        smspalm_api_key=palm.api_key,
-        smspalm_base_url=palm.base_url,
-        redis_url=redis.url,
-        redis_prefix=redis.prefix,
-    )
-    app = await build_app(settings)
+    app = await build_app(setup_settings(settings_values, telegram, palm, redis))
     try:
         await app.catalog.refresh()
         mix = await build_mix(app)
@@ -419,17 +410,8 @@ async def delivery_part(args: argparse.Namespace, redis: SharedRedis, tmp: Path)
             cluster = Cluster(telegram, redis, database, tmp / "delivery", 2, env, [palm.api_key])
             # The orders are bought in this process (no bot running), then both instances
             # start and find them live in the database, as after a deploy.
-            settings = make_settings(
-                **database_settings(database, path),
-                bot_token=TOKEN,
-                telegram_api_url=telegram.base_url,
-                smspalm_api_key=palm.api_key,
-                smspalm_base_url=palm.base_url,
-                smspalm_rate_limit=args.rate,
-                redis_url=redis.url,
-                redis_prefix=redis.prefix,
-            )
-            app = await build_app(settings)
+            values = {**database_settings(database, path), "smspalm_rate_limit": args.rate}
+            app = await build_app(setup_settings(values, telegram, palm, redis))
             try:
                 await app.catalog.refresh()
                 setup = await create_orders(app, telegram, palm, args.orders)

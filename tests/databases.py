@@ -42,8 +42,10 @@ def pg_url(database: str) -> str:
     return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
 
 
-async def _admin(sql: str) -> None:
-    url = make_url(PG_URL)
+async def pg_admin(sql: str | None = None, server: str = PG_URL) -> None:
+    """Run one statement on the PostgreSQL server at `server` (None: only connect, to see
+    that it answers); the benches use it too."""
+    url = make_url(server)
     conn = await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
@@ -53,18 +55,19 @@ async def _admin(sql: str) -> None:
         timeout=3,
     )
     try:
-        await conn.execute(sql)
+        if sql is not None:
+            await conn.execute(sql)
     finally:
         await conn.close()
 
 
 async def create_database(name: str, template: str | None = None) -> None:
     suffix = f" TEMPLATE {template}" if template else ""
-    await _admin(f"CREATE DATABASE {name}{suffix}")
+    await pg_admin(f"CREATE DATABASE {name}{suffix}")
 
 
 async def drop_database(name: str) -> None:
-    await _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def _make_template(name: str) -> None:
