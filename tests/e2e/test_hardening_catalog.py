@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +21,9 @@ from shop.models import OrderStatus
 from storage.db import Database
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy, buy_to_confirm, start
-from tests.fakes.papsms import FakePapSMS
+from tests.e2e.upstreams import Upstreams, running_upstreams
 from tests.fakes.smspalm import SERVER_ONE, SERVER_TWO, FakeSMSPalm
 from tests.fakes.smspool import FakeSMSPool
-from tests.fakes.spotsms import FakeSpotSMS
 from tests.fakes.telegram import FakeUser, Message
 
 ANTILLES, CURACAO = "Netherlands Antilles", "Netherlands Antilles Curacao"
@@ -38,33 +36,15 @@ TITLES = {
 }
 
 
-@dataclass
-class Upstreams:
-    palm: FakeSMSPalm
-    pool: FakeSMSPool
-    spot: FakeSpotSMS
-    pap: FakePapSMS
-
-    def settings(self, *providers: str, **overrides: Any) -> dict[str, Any]:
-        """SMSPalm (the harness's default) plus `providers`."""
-        values: dict[str, Any] = {}
-        for name in providers:
-            fake = {"smspool": self.pool, "spotsms": self.spot, "papsms": self.pap}[name]
-            values[f"{name}_api_key"] = fake.api_key
-            values[f"{name}_base_url"] = fake.base_url
-            values[f"{name}_rate_limit"] = 6000
-        values.update(overrides)
-        return values
-
-
 @pytest.fixture
 async def upstreams(palm: FakeSMSPalm) -> AsyncIterator[Upstreams]:
-    pool, spot, pap = FakeSMSPool(), FakeSpotSMS(), FakePapSMS(rate_limit=None)
-    for fake in (pool, spot, pap):
-        await fake.start()
-    yield Upstreams(palm, pool, spot, pap)
-    for fake in (pool, spot, pap):
-        await fake.stop()
+    async with running_upstreams(palm) as made:
+        yield made
+
+
+def _settings(upstreams: Upstreams, *providers: str) -> dict[str, Any]:
+    """SMSPalm (the harness's default) plus `providers`."""
+    return {key: value for name in providers for key, value in upstreams.keys(name).items()}
 
 
 def _list_antilles(palm: FakeSMSPalm) -> None:
@@ -209,7 +189,7 @@ async def test_a_zero_price_is_not_offered(
     alice: FakeUser,
 ) -> None:
     _zero_price_for_whatsapp_in_us(upstreams, provider)
-    harness = harness_factory(**upstreams.settings("smspool", "spotsms", "papsms"))
+    harness = harness_factory(**_settings(upstreams, "smspool", "spotsms", "papsms"))
     app = await harness.start()
     await start(alice)
     await fund(admin, alice, "5")
@@ -269,7 +249,7 @@ async def test_smspool_sells_where_its_suggested_countries_do_not_reach(
     alice: FakeUser,
 ) -> None:
     upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}  # WhatsApp: only the UK is suggested
-    harness = harness_factory(**upstreams.settings("smspool", "spotsms", "papsms"))
+    harness = harness_factory(**_settings(upstreams, "smspool", "spotsms", "papsms"))
     app = await harness.start()
     await start(alice)
     await fund(admin, alice, "5")
@@ -306,7 +286,7 @@ async def test_a_pair_not_sold_there_costs_one_request_per_refresh_period(
     alice: FakeUser,
 ) -> None:
     upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}
-    harness = harness_factory(**upstreams.settings("smspool"))
+    harness = harness_factory(**_settings(upstreams, "smspool"))
     app = await harness.start()
     for _ in range(3):  # SMSPool has no WhatsApp price in Canada; SMSPalm sells it
         app.catalog.changed()
@@ -325,7 +305,7 @@ async def test_a_failing_one_pair_price_does_not_break_the_screen(
     alice: FakeUser,
 ) -> None:
     upstreams.pool.suggested = {WHATSAPP_POOL: ["2"]}
-    harness = harness_factory(**upstreams.settings("smspool"))
+    harness = harness_factory(**_settings(upstreams, "smspool"))
     app = await harness.start()
     upstreams.pool.fail_next("request/price", "<html><body>500</body></html>", 500)
     routes = await _route_buttons(alice, "WhatsApp", "United States")
@@ -346,7 +326,7 @@ async def test_papsms_prices_a_pair_its_list_leaves_out(
     alice: FakeUser,
 ) -> None:
     upstreams.pap.unlisted = {("whatsapp", "us")}
-    harness = harness_factory(**upstreams.settings("papsms"))
+    harness = harness_factory(**_settings(upstreams, "papsms"))
     await harness.start()
     await start(alice)
     await fund(admin, alice, "5")

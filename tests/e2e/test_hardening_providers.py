@@ -6,7 +6,6 @@ request/active lets us look, finds a number that was sold behind a garbled answe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,10 +13,8 @@ import pytest
 from shop.models import Order, OrderStatus
 from tests.conftest import BotHarness, fund
 from tests.e2e.helpers import buy_to_confirm, start
-from tests.fakes.papsms import FakePapSMS
+from tests.e2e.upstreams import Upstreams, running_upstreams
 from tests.fakes.smspalm import FakeSMSPalm
-from tests.fakes.smspool import FakeSMSPool
-from tests.fakes.spotsms import FakeSpotSMS
 from tests.fakes.telegram import FakeUser
 
 TITLES = {
@@ -40,44 +37,24 @@ UNCLEAR = {
 }
 
 
-@dataclass
-class Upstreams:
-    palm: FakeSMSPalm
-    pool: FakeSMSPool
-    spot: FakeSpotSMS
-    pap: FakePapSMS
-
-    def settings(self, provider: str) -> dict[str, Any]:
-        """Settings that sell only `provider` (SMSPalm is the harness's default)."""
-        if provider == "smspalm":
-            return {}
-        values: dict[str, Any] = {"smspalm_api_key": None, "smspalm_rate": None}
-        fake = {"smspool": self.pool, "spotsms": self.spot, "papsms": self.pap}[provider]
-        values[f"{provider}_api_key"] = fake.api_key
-        values[f"{provider}_base_url"] = fake.base_url
-        values[f"{provider}_rate_limit"] = 6000
-        return values
-
-    def fake(self, provider: str) -> Any:
-        return {"smspalm": self.palm, "smspool": self.pool, "spotsms": self.spot}.get(
-            provider, self.pap
-        )
-
-    def bought(self, provider: str) -> int:
-        """How many numbers the upstream sold."""
-        if provider == "smspool":
-            return len(self.pool.orders)
-        return len(self.fake(provider).activations)
-
-
 @pytest.fixture
 async def upstreams(palm: FakeSMSPalm) -> AsyncIterator[Upstreams]:
-    pool, spot, pap = FakeSMSPool(), FakeSpotSMS(), FakePapSMS(rate_limit=None)
-    for fake in (pool, spot, pap):
-        await fake.start()
-    yield Upstreams(palm, pool, spot, pap)
-    for fake in (pool, spot, pap):
-        await fake.stop()
+    async with running_upstreams(palm) as made:
+        yield made
+
+
+def _only(upstreams: Upstreams, provider: str) -> dict[str, Any]:
+    """Settings that sell only `provider` (SMSPalm is the harness's default)."""
+    if provider == "smspalm":
+        return {}
+    return {"smspalm_api_key": None, "smspalm_rate": None, **upstreams.keys(provider)}
+
+
+def _bought(upstreams: Upstreams, provider: str) -> int:
+    """How many numbers the upstream sold."""
+    if provider == "smspool":
+        return len(upstreams.pool.orders)
+    return len(upstreams.fake(provider).activations)
 
 
 async def _only_order(harness: BotHarness, user: FakeUser) -> Order:
@@ -138,13 +115,13 @@ async def test_unclear_purchase_answer_refunds_flags_and_alerts(
     alice: FakeUser,
 ) -> None:
     body, status = UNCLEAR[kind]
-    harness = harness_factory(**upstreams.settings(provider))
+    harness = harness_factory(**_only(upstreams, provider))
 
     def inject(fake: Any) -> None:
         fake.fail_next(PURCHASE_ENDPOINT[provider], body, status)
 
     await _pay_into_unclear_answer(harness, upstreams, provider, admin, alice, inject)
-    assert upstreams.bought(provider) == 0
+    assert _bought(upstreams, provider) == 0
     assert upstreams.fake(provider).count(PURCHASE_ENDPOINT[provider]) == 1  # never retried
 
 
@@ -158,13 +135,13 @@ async def test_number_sold_behind_a_garbled_answer_is_flagged_for_the_owners(
 ) -> None:
     # The upstream sold a number; a proxy turned the answer into a 502 page. These upstreams
     # have no list to look in: the shop carries the number, the owners settle it by hand.
-    harness = harness_factory(**upstreams.settings(provider))
+    harness = harness_factory(**_only(upstreams, provider))
 
     def inject(fake: Any) -> None:
         fake.garble_next(PURCHASE_ENDPOINT[provider], "<html><body>502</body></html>", 502)
 
     order = await _pay_into_unclear_answer(harness, upstreams, provider, admin, alice, inject)
-    assert upstreams.bought(provider) == 1
+    assert _bought(upstreams, provider) == 1
     if provider == "smspalm":  # our ref is on the upstream's order, for the owners to find
         (activation,) = upstreams.palm.activations.values()
         assert activation.ref == str(order.id)
@@ -176,7 +153,7 @@ async def test_smspool_number_sold_behind_a_garbled_answer_is_found(
     admin: FakeUser,
     alice: FakeUser,
 ) -> None:
-    harness = harness_factory(**upstreams.settings("smspool"))
+    harness = harness_factory(**_only(upstreams, "smspool"))
     await harness.start()
     await start(alice)
     await fund(admin, alice, "5")

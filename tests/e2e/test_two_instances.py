@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.databases import DatabaseTarget
 from tests.e2e.helpers import buy_to_confirm, start
 from tests.e2e.multiproc import WEBHOOK_URL, BotProcess, Cluster, cluster
 from tests.e2e.test_topups import invoice_for
+from tests.e2e.upstreams import Upstreams, running_upstreams
 from tests.fakes.papsms import FakePapSMS
 from tests.fakes.smspalm import FakeSMSPalm
 from tests.fakes.smspool import FakeSMSPool
@@ -299,65 +299,46 @@ ROUTES = {
 FULL_LOAD_SECONDS = 36.0
 
 
-@dataclass
-class Upstreams:
+NAMES = {"SMSPalm": "smspalm", "SMSPool": "smspool", "SpotSMS": "spotsms", "PapSMS": "papsms"}
+
+
+def by_name(upstreams: Upstreams) -> dict[str, Any]:
     """Every upstream with a request budget, each enforcing its limit per 60 s on its key."""
+    return {name: upstreams.fake(provider) for name, provider in NAMES.items()}
 
-    palm: FakeSMSPalm
-    pool: FakeSMSPool
-    spot: FakeSpotSMS
-    pap: FakePapSMS
 
-    @property
-    def by_name(self) -> dict[str, Any]:
-        return {
-            "SMSPalm": self.palm,
-            "SMSPool": self.pool,
-            "SpotSMS": self.spot,
-            "PapSMS": self.pap,
-        }
+def env(upstreams: Upstreams) -> dict[str, Any]:
+    """Settings for the instances: every upstream on, each at its limit (PapSMS polled: no
+    webhook)."""
+    values: dict[str, Any] = {"SMSPALM_RATE_LIMIT": LIMITS["SMSPalm"]}
+    for name, provider in NAMES.items():
+        if provider != "smspalm":
+            keys = upstreams.keys(provider, LIMITS[name])
+            values.update({key.upper(): value for key, value in keys.items()})
+    return values
 
-    def env(self) -> dict[str, Any]:
-        """Settings for the instances: every upstream on, each at its limit."""
-        return {
-            "SMSPALM_RATE_LIMIT": LIMITS["SMSPalm"],
-            "SMSPOOL_API_KEY": self.pool.api_key,
-            "SMSPOOL_BASE_URL": self.pool.base_url,
-            "SMSPOOL_RATE_LIMIT": LIMITS["SMSPool"],
-            "SPOTSMS_API_KEY": self.spot.api_key,
-            "SPOTSMS_BASE_URL": self.spot.base_url,
-            "SPOTSMS_RATE_LIMIT": LIMITS["SpotSMS"],
-            "PAPSMS_API_KEY": self.pap.api_key,
-            "PAPSMS_BASE_URL": self.pap.base_url,
-            "PAPSMS_RATE_LIMIT": LIMITS["PapSMS"],  # polled: no webhook
-        }
 
-    def deliver_code(self, route: str, activation_id: str, code: str) -> None:
-        if route.startswith("smspalm"):
-            self.palm.deliver_code(activation_id, code)
-        elif route == "smspool":
-            self.pool.deliver_code(activation_id, code)
-        elif route == "spotsms":  # the bot keeps "rs_id|phone|service"
-            self.spot.deliver_code(activation_id.split("|", 1)[0], code)
-        else:
-            self.pap.deliver_code(activation_id, code, webhook=False)
+def deliver_code(upstreams: Upstreams, route: str, activation_id: str, code: str) -> None:
+    if route.startswith("smspalm"):
+        upstreams.palm.deliver_code(activation_id, code)
+    elif route == "smspool":
+        upstreams.pool.deliver_code(activation_id, code)
+    elif route == "spotsms":  # the bot keeps "rs_id|phone|service"
+        upstreams.spot.deliver_code(activation_id.split("|", 1)[0], code)
+    else:
+        upstreams.pap.deliver_code(activation_id, code, webhook=False)
 
 
 @pytest.fixture
 async def upstreams(palm: FakeSMSPalm) -> AsyncIterator[Upstreams]:
     palm.rate_limit, palm.window_seconds = LIMITS["SMSPalm"], 60.0
-    made = Upstreams(
+    async with running_upstreams(
         palm,
         FakeSMSPool(rate_limit=LIMITS["SMSPool"], window_seconds=60.0),
         FakeSpotSMS(rate_limit=LIMITS["SpotSMS"], window_seconds=60.0),
         FakePapSMS(rate_limit=LIMITS["PapSMS"], window_seconds=60.0),
-    )
-    others = (made.pool, made.spot, made.pap)
-    for fake in others:
-        await fake.start()
-    yield made
-    for fake in others:
-        await fake.stop()
+    ) as made:
+        yield made
 
 
 def busiest_minute(times: list[float], window: float = 60.0) -> int:
@@ -398,8 +379,8 @@ async def test_every_upstream_rate_limit_holds_across_both_instances(
     although both instances go on polling the orders that have it."""
     telegram.webhook_connections = 8  # the Pay clicks below reach the instances at once
     users = telegram.make_users(2 * len(ROUTES), first_id=5001)
-    keys = [fake.api_key for fake in upstreams.by_name.values()]
-    async with two(secrets=keys, **upstreams.env()) as shop:
+    keys = [fake.api_key for fake in by_name(upstreams).values()]
+    async with two(secrets=keys, **env(upstreams)) as shop:
 
         async def catalog_loaded() -> bool:  # both SMSPalm servers and the other three
             return await scalar(shop, "SELECT COUNT(*) FROM routes WHERE ok = 1") == 5
@@ -437,7 +418,7 @@ async def test_every_upstream_rate_limit_holds_across_both_instances(
         # The codes come at once; the orders stay live (another SMS may come) and polled.
         for order in orders:
             code = f"7{int(order['user_id']):05d}"
-            upstreams.deliver_code(str(order["route"]), str(order["activation_id"]), code)
+            deliver_code(upstreams, str(order["route"]), str(order["activation_id"]), code)
         for user in users:
             await user.wait_for(f"7{user.id:05d}", timeout=WAIT)
         await asyncio.sleep(max(0.0, loaded + FULL_LOAD_SECONDS - time.monotonic()))
@@ -447,7 +428,7 @@ async def test_every_upstream_rate_limit_holds_across_both_instances(
             assert grew == [True, True], (name, before, after)
         assert [u.id for u in users if sends_with(telegram, u, f"7{u.id:05d}") != 1] == []
     # The instances have stopped: every request either of them made is in.
-    for name, fake in upstreams.by_name.items():
+    for name, fake in by_name(upstreams).items():
         assert fake.rejected_429 == 0, name
         assert busiest_minute([r.at for r in fake.requests]) <= LIMITS[name], name
 
