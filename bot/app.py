@@ -105,7 +105,7 @@ class App:
     redis: Redis | None = None  # the state shared with other instances (REDIS_URL)
     closed: bool = field(default=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _untrack: list[Callable[[], None]] = field(default_factory=list)
+    untrack: list[Callable[[], None]] = field(default_factory=list)  # metrics sources
 
     async def on_startup(self, bot: Bot) -> None:
         """Dispatcher startup: the scheduler must start inside the running loop."""
@@ -257,7 +257,7 @@ class App:
             return
         self.closed = True
         self.readiness.serving = False
-        for untrack in self._untrack:
+        for untrack in self.untrack:
             untrack()
         await self.jobs.aclose()
         if self.rental_poller is not None:
@@ -363,8 +363,8 @@ async def build_app(settings: Settings) -> App:
         readiness=readiness,
         webhook=webhook,
         redis=redis,
+        untrack=[metrics.LIVE_ORDERS.track(shop.jobs.live_by_route)],
     )
-    app._untrack.append(metrics.LIVE_ORDERS.track(shop.jobs.live_by_route))
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
