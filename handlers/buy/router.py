@@ -30,7 +30,7 @@ from shop.i18n import _, i18n
 from shop.models import Country, Service, User
 from shop.money import Currency
 from shop.numbers import parse_uint
-from shop.services.catalog import CatalogService
+from shop.services.catalog import CatalogService, ServiceChoice
 from shop.services.find import TYPED_MAX, FindService, Found, FoundKind
 from shop.services.orders import (
     AlreadyBuying,
@@ -76,13 +76,26 @@ async def _typing_a_country(message: Message, raw_state: str | None) -> bool | d
     return False if service_id is None else {"service_id": service_id}
 
 
+async def _popular_services(
+    catalog: CatalogService, find: FindService
+) -> tuple[list[ServiceChoice], int]:
+    """The popular services and how many services there are in all (kept between catalog
+    changes): the services screen, and Buy with the user's recent picks above them."""
+
+    async def build() -> tuple[list[ServiceChoice], int]:
+        popular = await find.popular_services()
+        total = (await catalog.services(per_page=1)).total
+        return popular, total
+
+    return (await catalog.menu(("popular services",), build))[0]
+
+
 async def services_screen(catalog: CatalogService, find: FindService) -> Screen:
     """The services screen: popular first, then "All services A-Z" (kept between catalog
     changes, per language)."""
 
     async def build() -> Screen:
-        popular = await find.popular_services()
-        total = (await catalog.services(per_page=1)).total
+        popular, total = await _popular_services(catalog, find)
         return screens.services_text(total), screens.services_keyboard(popular, total)
 
     return (await catalog.menu(("services", i18n.current_locale), build))[0]
@@ -224,8 +237,7 @@ def _build_flow_router() -> Router:
         recents = await catalog.recent_picks(user.id)
         if not recents:
             return await services_screen(catalog, find)
-        popular = await find.popular_services()
-        total = (await catalog.services(per_page=1)).total
+        popular, total = await _popular_services(catalog, find)
         titles = {key: route.title for key, route in catalog.route_infos.items()}
         return (
             screens.services_text(total),
