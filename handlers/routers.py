@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from aiogram import Router
 
 from handlers.admin.router import build_admin_router
-from handlers.buy.router import build_buy_router
+from handlers.buy.router import build_buy_menus_router, build_buy_router
 from handlers.errors import build_errors_router
 from handlers.filters import route_callbacks_by_prefix
 from handlers.menu.router import build_fallback_router, build_menu_router
@@ -25,8 +25,12 @@ def build_routers(admin_ids: Iterable[int]) -> list[Router]:
     Order matters where filters overlap: the referral deep link before /start, admins' commands
     and input before everyone's, Buy (and its free-text search) after the features whose
     forms take typed text, and the fallback last. A callback skips every router that has no
-    handler for its `CallbackData` prefix (`route_callbacks_by_prefix`)."""
+    handler for its `CallbackData` prefix (`route_callbacks_by_prefix`). The buy flow's
+    buttons come first: most taps are theirs, no other router takes them (the prefixes are
+    theirs alone, see tests/unit/test_filters.py), and each router a tap passes costs it
+    time."""
     routers = [
+        build_buy_menus_router(),
         build_errors_router(),
         build_referral_router(),  # before the menu: links the inviter, then /start runs
         build_menu_router(),

@@ -9,6 +9,7 @@ import asyncio
 
 from aiogram import Dispatcher, F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.types import CallbackQuery, Chat, Message, User
 
 from handlers.callbacks import CountryCb, MenuCb
@@ -118,3 +119,43 @@ def test_each_router_takes_the_prefixes_of_its_handlers() -> None:
     asyncio.run(probe("callback_query", "zz:1"))
     assert reached == ["buy", "buy", "fallback"]
     assert checked == [CountryCb(sid=1, cc="US").pack()]  # the others never reached `flow`
+
+
+MENU_DESTINATIONS = ("balance", "buy", "help", "language", "main", "orders", "rent", "sms")
+
+
+def _prefixes(router: Router) -> set[str]:
+    """The `CallbackData` prefixes the router's callback handlers (and its sub-routers')
+    filter by."""
+    found = {
+        f.callback.callback_data.__prefix__
+        for r in _walk(router)
+        for handler in r.callback_query.handlers
+        for f in handler.filters or []
+        if isinstance(f.callback, CallbackQueryFilter)
+    }
+    return found
+
+
+def test_the_buy_flow_buttons_come_first_and_are_theirs_alone() -> None:
+    """The buy flow's buttons are tried before every other router; that changes what a tap
+    does only if another router could take the same callback. Their prefixes are the buy
+    flow's own, and of the menu's destinations they take Buy only."""
+    first, *others = build_routers([1])
+    assert first.name == "buy-menus"
+    mine = _prefixes(first)
+    assert {"s", "c", "r", "q"} <= mine
+    for other in others:
+        if other.name != "fallback":  # takes any callback, last
+            assert _prefixes(other) & mine <= {MenuCb.__prefix__}, other.name
+    menu_filters = [
+        f.callback
+        for handler in first.callback_query.handlers
+        for f in handler.filters or []
+        if isinstance(f.callback, CallbackQueryFilter) and f.callback.callback_data is MenuCb
+    ]
+    assert menu_filters
+    for destination in MENU_DESTINATIONS:
+        query = _query(MenuCb(to=destination).pack())
+        taken = [bool(asyncio.run(check(query))) for check in menu_filters]
+        assert all(taken) if destination == "buy" else not any(taken), destination
