@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import itertools
 import math
@@ -331,6 +330,7 @@ class RunResult:
     by_kind: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     cpu: float = 0.0  # process CPU seconds (all threads) over the run
+    statements: int = 0  # SQL statements over the run
     # One at a time only: each update's CPU seconds and SQL statements, per kind.
     cpu_by_kind: dict[str, list[float]] = field(default_factory=dict)
     sql_by_kind: dict[str, list[int]] = field(default_factory=dict)
@@ -355,6 +355,10 @@ class RunResult:
     @property
     def cpu_per_update(self) -> float:
         return self.cpu / len(self.latencies) if self.latencies else math.nan
+
+    @property
+    def sql_per_update(self) -> float:
+        return self.statements / len(self.latencies) if self.latencies else math.nan
 
 
 def parse(raw: bytes, bot: Bot) -> Update:
@@ -389,9 +393,10 @@ async def run_updates(
         finally:
             semaphore.release()
 
-    counting = sql if concurrency == 1 else contextlib.nullcontext()
-    with counting:
-        return await _feed(result, raw_updates, bot, semaphore, tasks, handle)
+    with sql:
+        await _feed(result, raw_updates, bot, semaphore, tasks, handle)
+    result.statements = sql.count
+    return result
 
 
 async def _feed(
@@ -678,6 +683,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         + ", ".join(f"{r.cpu_per_update * 1000:.3f}" for r in arrivals)
         + " ms)"
     )
+    print(
+        line(
+            "SQL statements per update, rounds",
+            f"{_mean([r.sql_per_update for r in run.rounds]):.3f}",
+        )
+        + "   (each round: "
+        + ", ".join(f"{r.sql_per_update:.3f}" for r in run.rounds)
+        + ")"
+    )
     cpu_capacity = 1000 / cpu_ms if cpu_ms > 0 else math.nan
     print(
         line(
@@ -748,6 +762,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_ms_per_update_rounds": cpu_rounds,
         "cpu_ms_per_update_arrival_runs": [r.cpu_per_update * 1000 for r in arrivals],
         "cpu_capacity": cpu_capacity,
+        "sql_per_update_rounds": [r.sql_per_update for r in run.rounds],
         "alone_p50_ms_by_kind": {
             kind: percentile(serial.by_kind.get(kind, []), 50) * 1000 for kind in mix.kinds
         },
