@@ -324,10 +324,10 @@ def _build_flow_router() -> Router:
 
 
 def build_buy_menus_router() -> Router:
-    """The buy flow's buttons. Tried first: most taps are theirs, and no other router takes
-    their callbacks (the prefixes are the flow's own; of the menu's destinations, Buy only),
-    so a tap of the flow is not first tried against every other router. Opening Buy while
-    paused says when buying resumes (the first handler)."""
+    """The buy flow's buttons. Tried right after the main menu's: most taps are theirs, and
+    no other router takes their callbacks (the prefixes are the flow's own; of the menu's
+    destinations, Buy only), so a tap of the flow is not first tried against every other
+    router. Opening Buy while paused says when buying resumes (the first handler)."""
     router = Router(name="buy-menus")
 
     @router.callback_query(MenuCb.filter(F.to == "buy"), _buy_paused)

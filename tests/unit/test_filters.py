@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiogram import Dispatcher, F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.filters.callback_data import CallbackQueryFilter
@@ -137,25 +138,40 @@ def _prefixes(router: Router) -> set[str]:
     return found
 
 
-def test_the_buy_flow_buttons_come_first_and_are_theirs_alone() -> None:
-    """The buy flow's buttons are tried before every other router; that changes what a tap
-    does only if another router could take the same callback. Their prefixes are the buy
-    flow's own, and of the menu's destinations they take Buy only."""
-    first, *others = build_routers([1])
-    assert first.name == "buy-menus"
-    mine = _prefixes(first)
-    assert {"s", "c", "r", "q"} <= mine
-    for other in others:
+@pytest.mark.parametrize(
+    ("name", "position", "destination", "own"),
+    [("buy-menus", 3, "buy", {"s", "c", "r", "q"}), ("orders-menus", 4, "orders", {"op", "o"})],
+)
+def test_the_buttons_tried_early_are_theirs_alone(
+    name: str, position: int, destination: str, own: set[str]
+) -> None:
+    """The buttons of the buy flow and of My orders are tried right after the main menu's,
+    before most routers; that changes what a tap does only if another router could take the
+    same callback. Their prefixes are their own, and of the menu's destinations each takes
+    its own only."""
+    routers = build_routers([1])
+    assert [r.name for r in routers[:5]] == [
+        "errors",
+        "referrals",
+        "menu",
+        "buy-menus",
+        "orders-menus",
+    ]
+    early = routers[position]
+    assert early.name == name
+    mine = _prefixes(early)
+    assert own <= mine
+    for other in routers[:position] + routers[position + 1 :]:
         if other.name != "fallback":  # takes any callback, last
             assert _prefixes(other) & mine <= {MenuCb.__prefix__}, other.name
     menu_filters = [
         f.callback
-        for handler in first.callback_query.handlers
+        for handler in early.callback_query.handlers
         for f in handler.filters or []
         if isinstance(f.callback, CallbackQueryFilter) and f.callback.callback_data is MenuCb
     ]
     assert menu_filters
-    for destination in MENU_DESTINATIONS:
-        query = _query(MenuCb(to=destination).pack())
+    for to in MENU_DESTINATIONS:
+        query = _query(MenuCb(to=to).pack())
         taken = [bool(asyncio.run(check(query))) for check in menu_filters]
-        assert all(taken) if destination == "buy" else not any(taken), destination
+        assert all(taken) if to == destination else not any(taken), to
