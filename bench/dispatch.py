@@ -17,6 +17,13 @@ What it measures
       run's p99 and the CPU the hypervisor took during it are printed beside it: on this
       shared VM one run in a stretch of heavy steal is slow whatever the bot does.
     * The service time: one update at a time.
+    * CPU time (``time.process_time``: every thread of the process, aiosqlite's included)
+      per update over each capacity round, and the capacity it implies on a whole core
+      (1 / CPU per update). The hypervisor's steal takes wall time from the bot but not CPU
+      time, so this figure moves little with the neighbours. One at a time, the CPU time and
+      the SQL statements of each update are also counted per kind (statements through
+      SQLAlchemy's ``before_cursor_execute`` event on every engine: a menu rebuilt in the
+      background during an update counts for it).
     * Typed search against a menu click (issue 16), one update at a time: fresh users each
       type a line ("whatsapp us", "ватсап сша", a typo), click a service, type a country on
       its screen, and type something that matches nothing; printed per kind beside the click,
@@ -48,12 +55,20 @@ import argparse
 import asyncio
 import cProfile
 import itertools
+import math
 import random
 import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -73,6 +88,8 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile, Update
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bench._common import (
     TOKEN,
@@ -289,11 +306,34 @@ async def build_mix(app: App) -> Mix:
 # -- running ------------------------------------------------------------------------------------
 
 
+class SqlCounter:
+    """Counts the SQL statements every engine of the process sends to its driver
+    (SQLAlchemy's documented ``before_cursor_execute`` event, listened to on `Engine`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> SqlCounter:
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+
 @dataclass
 class RunResult:
     latencies: list[float] = field(default_factory=list)
     by_kind: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    cpu: float = 0.0  # process CPU seconds (all threads) over the run
+    statements: int = 0  # SQL statements over the run
+    # One at a time only: each update's CPU seconds and SQL statements, per kind.
+    cpu_by_kind: dict[str, list[float]] = field(default_factory=dict)
+    sql_by_kind: dict[str, list[int]] = field(default_factory=dict)
     errors: int = 0
     steal: float | None = None  # share of a core the hypervisor took meanwhile
     meter: StealMeter = field(default_factory=StealMeter, repr=False)
@@ -304,11 +344,21 @@ class RunResult:
         self.latencies.append(elapsed)
         self.by_kind.setdefault(kind, []).append(elapsed)
 
-    def finish(self, seconds: float) -> RunResult:
-        """The run took `seconds`; the steal is read over the same span."""
+    def finish(self, seconds: float, cpu: float) -> RunResult:
+        """The run took `seconds` and `cpu` seconds of CPU; the steal is read over the same
+        span."""
         self.seconds = seconds
+        self.cpu = cpu
         self.steal = self.meter.share()
         return self
+
+    @property
+    def cpu_per_update(self) -> float:
+        return self.cpu / len(self.latencies) if self.latencies else math.nan
+
+    @property
+    def sql_per_update(self) -> float:
+        return self.statements / len(self.latencies) if self.latencies else math.nan
 
 
 def parse(raw: bytes, bot: Bot) -> Update:
@@ -326,19 +376,38 @@ async def run_updates(
     semaphore = asyncio.Semaphore(concurrency)
     result = RunResult()
     tasks: set[asyncio.Task[None]] = set()
+    sql = SqlCounter()
 
     async def handle(kind: str, update: Update) -> None:
         try:
             started = time.perf_counter()
+            cpu, statements = time.process_time(), sql.count
             try:
                 await app.dp.feed_update(bot, update)
             except Exception:
                 result.errors += 1
             result.add(kind, time.perf_counter() - started)
+            if concurrency == 1:  # nothing else of ours runs meanwhile: the update's own
+                result.cpu_by_kind.setdefault(kind, []).append(time.process_time() - cpu)
+                result.sql_by_kind.setdefault(kind, []).append(sql.count - statements)
         finally:
             semaphore.release()
 
-    began = time.perf_counter()
+    with sql:
+        await _feed(result, raw_updates, bot, semaphore, tasks, handle)
+    result.statements = sql.count
+    return result
+
+
+async def _feed(
+    result: RunResult,
+    raw_updates: Iterable[tuple[str, bytes]],
+    bot: Bot,
+    semaphore: asyncio.Semaphore,
+    tasks: set[asyncio.Task[None]],
+    handle: Callable[[str, Update], Coroutine[Any, Any, None]],
+) -> RunResult:
+    began, cpu_began = time.perf_counter(), time.process_time()
     for kind, raw in raw_updates:
         update = parse(raw, bot)
         await semaphore.acquire()
@@ -347,7 +416,7 @@ async def run_updates(
         task.add_done_callback(tasks.discard)
     while tasks:
         await asyncio.gather(*list(tasks))
-    return result.finish(time.perf_counter() - began)
+    return result.finish(time.perf_counter() - began, time.process_time() - cpu_began)
 
 
 async def run_open_loop(
@@ -378,7 +447,7 @@ async def run_open_loop(
         result.add(kind, done - arrived)
         spans.append((arrived, done))
 
-    began = loop.time()
+    began, cpu_began = loop.time(), time.process_time()
     for (kind, raw), offset in zip(raw_updates, arrivals, strict=True):
         arrived = began + offset
         if arrived > loop.time():
@@ -396,7 +465,7 @@ async def run_open_loop(
         for arrived, done in spans
         if not timeline.touched(arrived - STEAL_REACH, done)
     ]
-    return result.finish(loop.time() - began)
+    return result.finish(loop.time() - began, time.process_time() - cpu_began)
 
 
 TYPED_LINES = ("whatsapp us", "telegram uk", "wa usa", "ватсап сша", "whatsap usa", "google india")
@@ -515,17 +584,24 @@ def _unstolen_text(result: RunResult) -> str:
     return f"p99 {percentile(result.unstolen, 99) * 1000:.2f} ms ({share:.0%})"
 
 
-def _per_kind(
-    mix: Mix, by_kind: dict[str, list[float]], alone_by_kind: dict[str, list[float]]
-) -> list[str]:
-    lines = ["  per kind, all arrival runs: count, p50 / p99 ms; p50 ms alone"]
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def _per_kind(mix: Mix, by_kind: dict[str, list[float]], serial: RunResult) -> list[str]:
+    lines = [
+        "  per kind, all arrival runs: count, p50 / p99 ms; alone: p50 ms, "
+        "CPU ms per update (mean), SQL statements per update (mean)"
+    ]
     for kind in mix.kinds:
         values = by_kind.get(kind, [])
-        alone = alone_by_kind.get(kind, [])
+        alone = serial.by_kind.get(kind, [])
         lines.append(
             f"    {kind:<10} {len(values):>5}  "
             f"{percentile(values, 50) * 1000:7.2f} / {percentile(values, 99) * 1000:7.2f}"
             f"   {percentile(alone, 50) * 1000:6.2f}"
+            f"   {_mean(serial.cpu_by_kind.get(kind, [])) * 1000:6.2f}"
+            f"   {_mean(serial.sql_by_kind.get(kind, [])):5.2f}"
         )
     return lines
 
@@ -597,6 +673,35 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         + ", ".join(f"{max(r.latencies) * 1000:.1f}" for r in arrivals)
         + " ms"
     )
+    cpu_rounds = [r.cpu_per_update * 1000 for r in run.rounds]
+    cpu_ms = statistics.median(cpu_rounds)
+    print(
+        line("CPU per update, median of rounds", f"{cpu_ms:.3f} ms")
+        + "   (process_time, all threads; rounds: "
+        + ", ".join(f"{value:.3f}" for value in cpu_rounds)
+        + " ms; arrival runs: "
+        + ", ".join(f"{r.cpu_per_update * 1000:.3f}" for r in arrivals)
+        + " ms)"
+    )
+    print(
+        line(
+            "SQL statements per update, rounds",
+            f"{_mean([r.sql_per_update for r in run.rounds]):.3f}",
+        )
+        + "   (each round: "
+        + ", ".join(f"{r.sql_per_update:.3f}" for r in run.rounds)
+        + ")"
+    )
+    cpu_capacity = 1000 / cpu_ms if cpu_ms > 0 else math.nan
+    print(
+        line(
+            "capacity on a whole core (1 / CPU)",
+            f"{cpu_capacity:,.0f} upd/s",
+            f">= {TARGET_UPDATES_PER_SECOND:,.0f}",
+            cpu_capacity >= TARGET_UPDATES_PER_SECOND,
+        )
+        + "   (what the rounds would reach with no steal)"
+    )
     stolen = ", ".join(steal_text(r.steal) for r in arrivals)
     print(
         line("CPU taken by the hypervisor (steal)", stolen)
@@ -609,7 +714,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         line("service time, 1 in flight p50 / p99", f"{s50:.2f} / {s99:.2f} ms")
         + f"   ({len(serial.latencies)} updates)"
     )
-    print("\n".join(_per_kind(mix, pooled, serial.by_kind)))
+    print("\n".join(_per_kind(mix, pooled, serial)))
     typed_p99 = max(percentile(run.typed.by_kind[kind], 99) * 1000 for kind in TYPED_KINDS)
     print("  typed search vs a menu click, one at a time: count, p50 / p99 ms")
     for kind, values in run.typed.by_kind.items():
@@ -653,6 +758,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms_unstolen": [_unstolen_text(r) for r in arrivals],
         "steal_share": [r.steal for r in arrivals],
         "typed_p99_ms": typed_p99,
+        "cpu_ms_per_update": cpu_ms,
+        "cpu_ms_per_update_rounds": cpu_rounds,
+        "cpu_ms_per_update_arrival_runs": [r.cpu_per_update * 1000 for r in arrivals],
+        "cpu_capacity": cpu_capacity,
+        "sql_per_update_rounds": [r.sql_per_update for r in run.rounds],
+        "alone_p50_ms_by_kind": {
+            kind: percentile(serial.by_kind.get(kind, []), 50) * 1000 for kind in mix.kinds
+        },
+        "alone_cpu_ms_by_kind": {
+            kind: _mean(serial.cpu_by_kind.get(kind, [])) * 1000 for kind in mix.kinds
+        },
+        "alone_sql_by_kind": {kind: _mean(serial.sql_by_kind.get(kind, [])) for kind in mix.kinds},
         "pass": capacity >= TARGET_UPDATES_PER_SECOND
         and p99 < TARGET_P99_MS
         and not errors

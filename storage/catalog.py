@@ -9,6 +9,7 @@ from decimal import Decimal
 from shop.models import Country, Offer, OfferRow, RouteCountry, RouteService, Service
 from storage.db import Database, in_list
 from storage.db import Record as Row
+from storage.orders import ORDERS_OF
 
 
 def _offer(row: Row) -> Offer:
@@ -275,7 +276,10 @@ class CatalogRepo:
             await tx.execute("DELETE FROM offers WHERE country = :old", keys)
             await tx.execute("DELETE FROM offer_checks WHERE country = :old", keys)
             await tx.execute("DELETE FROM route_countries WHERE country = :old", keys)
-            await tx.execute("UPDATE orders SET country = :new WHERE country = :old", keys)
+            moved = await tx.fetchall(
+                "UPDATE orders SET country = :new WHERE country = :old RETURNING user_id", keys
+            )
+            tx.changed(ORDERS_OF, *{row["user_id"] for row in moved})
             await tx.execute("UPDATE quotes SET country = :new WHERE country = :old", keys)
             # A watch moves unless the user watches the new key already (then it just goes).
             await tx.execute(

@@ -7,9 +7,11 @@ only makes typed text a search from the services screen, and no money or form da
 one. Forms (amounts, SMS recipients and text, broadcasts) stay in SQLite.
 
 The states read from the table are remembered too (a bounded map, written through), so an
-update reads no row for a user whose state this process already knows. That is sound because
-one process owns this storage: with `REDIS_URL` several instances use aiogram's RedisStorage
-instead, and without it the instance registry refuses a second instance on the database.
+update reads no row for a user whose state this process already knows; so are the keys known
+to hold no data, so that leaving a screen state (the main menu clears it) reads no data row.
+That is sound because one process owns this storage: with `REDIS_URL` several instances use
+aiogram's RedisStorage instead, and without it the instance registry refuses a second instance
+on the database.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class SQLiteStorage(BaseStorage):
         self._screens: OrderedDict[str, str] = OrderedDict()
         # Key -> the state its row holds (None: no row or no state), as last read or written.
         self._stored: OrderedDict[str, str | None] = OrderedDict()
+        # Keys whose row holds no data (or that have no row), as last read or written.
+        self._no_data: OrderedDict[str, None] = OrderedDict()
+        self._data_writes = 0  # data writes begun and ended: a read overlapping one keeps nothing
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
@@ -102,17 +107,40 @@ class SQLiteStorage(BaseStorage):
         self._remember(row_key, value)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await self.db.write(
-            "INSERT INTO fsm (key, data) VALUES (:key, :data) "
-            "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-            {"key": _key(key), "data": json.dumps(dict(data))},
-        )
+        row_key = _key(key)
+        # A read that overlaps any part of the write keeps nothing, and one kept while the
+        # write ran is dropped once it has ended (committed or not).
+        self._no_data.pop(row_key, None)
+        self._data_writes += 1
+        try:
+            await self.db.write(
+                "INSERT INTO fsm (key, data) VALUES (:key, :data) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+                {"key": row_key, "data": json.dumps(dict(data))},
+            )
+        finally:
+            self._data_writes += 1
+            self._no_data.pop(row_key, None)
+        if not data:
+            self._remember_no_data(row_key)
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        value = await self.db.lookup_val(
-            "SELECT data FROM fsm WHERE key = :key", {"key": _key(key)}
-        )
-        return {} if value is None else dict(json.loads(value))
+        row_key = _key(key)
+        if row_key in self._no_data:
+            self._no_data.move_to_end(row_key)
+            return {}
+        writes = self._data_writes
+        value = await self.db.lookup_val("SELECT data FROM fsm WHERE key = :key", {"key": row_key})
+        data = {} if value is None else dict(json.loads(value))
+        if not data and writes == self._data_writes:
+            self._remember_no_data(row_key)
+        return data
+
+    def _remember_no_data(self, row_key: str) -> None:
+        self._no_data[row_key] = None
+        self._no_data.move_to_end(row_key)
+        while len(self._no_data) > self._max_screens:
+            self._no_data.popitem(last=False)
 
     async def close(self) -> None:
         return None

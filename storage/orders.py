@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatus, Quote
 from storage.db import Database, Tx, in_list
@@ -16,6 +18,52 @@ o.*, s.name AS service_name,
 FROM orders o JOIN services s ON s.id = o.service_id
 """
 _ORDER_SELECT = "SELECT" + _ORDER_FROM
+
+# `Tx.changed(ORDERS_OF, user_id)`: this transaction writes (one of) the user's orders.
+ORDERS_OF = "orders of user"
+MAX_USERS_KEPT = 10_000  # users whose order reads this process keeps; the least recent go
+
+
+class UserOrderReads:
+    """What this process read lately from a user's own orders (their first page of orders,
+    their recent picks, their own cancels), so that a tap of the orders screen or of Buy
+    reads no row while nothing of theirs changed.
+
+    Kept only where one process owns the database, as `storage.users.UserRows` is (with
+    `REDIS_URL`, several instances write, and this is not used). Every write to an order says
+    whose it is (`Tx.changed(ORDERS_OF, user_id)`: created, moved to another status, fields
+    updated, its country re-keyed), and so does every ledger write (`"users"`: a refund shows
+    on the order); the user's reads are dropped once that transaction has ended, and a read
+    that a drop overlapped is not kept. Nothing charged or permitted is decided from here:
+    the quote and the purchase read the user's cancels afresh (`fresh=True`)."""
+
+    def __init__(self, db: Database, size: int = MAX_USERS_KEPT) -> None:
+        self._users: OrderedDict[int, dict[Hashable, Any]] = OrderedDict()
+        self._size = size
+        self.drops = 0  # drops so far: a read that saw this number change keeps nothing
+        db.on_change(ORDERS_OF, self.drop)
+        db.on_change("users", self.drop)
+
+    def get(self, user_id: int, key: Hashable) -> Any | None:
+        reads = self._users.get(user_id)
+        if reads is None:
+            return None
+        self._users.move_to_end(user_id)
+        return reads.get(key)
+
+    def keep(self, user_id: int, key: Hashable, value: Any, drops_before: int) -> None:
+        """Keep `value`, read after `drops_before` drops, unless a drop came meanwhile."""
+        if drops_before != self.drops:
+            return
+        self._users.setdefault(user_id, {})[key] = value
+        self._users.move_to_end(user_id)
+        while len(self._users) > self._size:
+            self._users.popitem(last=False)
+
+    def drop(self, user_ids: set[int]) -> None:
+        self.drops += 1
+        for user_id in user_ids:
+            self._users.pop(user_id, None)
 
 
 def _order(row: Row) -> Order:
@@ -173,13 +221,15 @@ class QuoteRepo:
 
 
 class OrderRepo:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, kept: UserOrderReads | None = None) -> None:
         self.db = db
+        self.kept = kept
 
     @staticmethod
     async def create(
         tx: Tx, quote: Quote, cost: int, chat_id: int | None, message_id: int | None, now: int
     ) -> int:
+        tx.changed(ORDERS_OF, quote.user_id)
         return await tx.insert(
             """
             INSERT INTO orders (user_id, quote_id, route, service_id, country, price,
@@ -225,7 +275,23 @@ class OrderRepo:
         self, user_id: int, limit: int, offset: int = 0
     ) -> tuple[list[Order], int]:
         """A page of the user's orders, newest first, and how many they have in all, in one
-        read (a page past the end has no rows to carry the count: 0 then)."""
+        read (a page past the end has no rows to carry the count: 0 then). The first page is
+        kept while none of the user's orders changes (`UserOrderReads`)."""
+        kept = self.kept if offset == 0 else None
+        if kept is None:
+            return await self._page_for_user(user_id, limit, offset)
+        key = ("first page", limit)
+        page: tuple[list[Order], int] | None = kept.get(user_id, key)
+        if page is None:
+            drops = kept.drops
+            page = await self._page_for_user(user_id, limit, 0)
+            kept.keep(user_id, key, page, drops)
+        orders, total = page
+        return list(orders), total
+
+    async def _page_for_user(
+        self, user_id: int, limit: int, offset: int
+    ) -> tuple[list[Order], int]:
         rows = await self.db.lookup(
             "SELECT COUNT(*) OVER () AS orders_in_all,"
             + _ORDER_FROM
@@ -294,20 +360,27 @@ class OrderRepo:
         for name, value in fields.items():
             assignments.append(f"{name} = :f_{name}")
             params[f"f_{name}"] = value
-        changed = await tx.execute(
-            f"UPDATE orders SET {', '.join(assignments)} WHERE id = :id AND status IN ({marks})",
+        row = await tx.fetchone(
+            f"UPDATE orders SET {', '.join(assignments)} WHERE id = :id AND status IN ({marks})"
+            " RETURNING user_id",
             params,
         )
-        return changed == 1
+        if row is None:
+            return False
+        tx.changed(ORDERS_OF, row["user_id"])
+        return True
 
     async def update(self, order_id: int, **fields: object) -> None:
         """Set bookkeeping fields that are not part of the state machine."""
         names = ", ".join(f"{name} = :f_{name}" for name in fields)
         params = {f"f_{name}": value for name, value in fields.items()}
         async with self.db.transaction() as tx:
-            await tx.execute(
-                f"UPDATE orders SET {names} WHERE id = :id", {**params, "id": order_id}
+            row = await tx.fetchone(
+                f"UPDATE orders SET {names} WHERE id = :id RETURNING user_id",
+                {**params, "id": order_id},
             )
+            if row is not None:
+                tx.changed(ORDERS_OF, row["user_id"])
 
     @staticmethod
     async def add_code(tx: Tx, order_id: int, code: str, text: str | None, now: int) -> bool:
@@ -369,8 +442,25 @@ class OrderRepo:
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
 
-    async def recent_user_cancels(self, user_id: int, limit: int, since: int) -> list[int]:
-        """Finish times of the user's last `limit` own cancels since `since`, newest first."""
+    async def recent_user_cancels(
+        self, user_id: int, limit: int, since: int, fresh: bool = False
+    ) -> list[int]:
+        """Finish times of the user's last `limit` own cancels since `since`, newest first.
+
+        Kept while none of the user's orders changes (`UserOrderReads`), unless `fresh`: a
+        later `since` only leaves out the older of the same cancels."""
+        kept = self.kept
+        if kept is None or fresh:
+            return await self._recent_user_cancels(user_id, limit, since)
+        key = ("own cancels", limit)
+        read: tuple[int, list[int]] | None = kept.get(user_id, key)
+        if read is None or read[0] > since:
+            drops = kept.drops
+            read = (since, await self._recent_user_cancels(user_id, limit, since))
+            kept.keep(user_id, key, read, drops)
+        return [finished for finished in read[1] if finished >= since]
+
+    async def _recent_user_cancels(self, user_id: int, limit: int, since: int) -> list[int]:
         rows = await self.db.lookup(
             """
             SELECT finished_at FROM orders

@@ -7,11 +7,13 @@ from decimal import Decimal
 
 from shop.models import RouteStats
 from storage.db import Database
+from storage.orders import UserOrderReads
 
 
 class RoutingRepo:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, kept: UserOrderReads | None = None) -> None:
         self.db = db
+        self.kept = kept
 
     async def markups(self) -> dict[tuple[str, int], Decimal]:
         rows = await self.db.fetchall("SELECT provider, service_id, percent FROM markups")
@@ -47,7 +49,20 @@ class RoutingRepo:
         return {r[0]: RouteStats(int(r[1]), int(r[2] or 0)) for r in rows}
 
     async def recent_picks(self, user_id: int, limit: int) -> list[tuple[int, str, str]]:
-        """The user's latest distinct (service, country, route) choices, newest first."""
+        """The user's latest distinct (service, country, route) choices, newest first; kept
+        while none of the user's orders changes (`UserOrderReads`)."""
+        kept = self.kept
+        if kept is None:
+            return await self._recent_picks(user_id, limit)
+        key = ("recent picks", limit)
+        picks: list[tuple[int, str, str]] | None = kept.get(user_id, key)
+        if picks is None:
+            drops = kept.drops
+            picks = await self._recent_picks(user_id, limit)
+            kept.keep(user_id, key, picks, drops)
+        return list(picks)
+
+    async def _recent_picks(self, user_id: int, limit: int) -> list[tuple[int, str, str]]:
         rows = await self.db.lookup(
             """
             SELECT o.service_id, o.country, o.route FROM orders o

@@ -14,7 +14,7 @@ from storage.db import Database, safe_url
 from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
 from storage.leases import JobLeaseRepo, LeaseRepo
-from storage.orders import OrderRepo, QuoteRepo
+from storage.orders import OrderRepo, QuoteRepo, UserOrderReads
 from storage.promos import PromoRepo
 from storage.rentals import RentalRepo
 from storage.routing import RoutingRepo
@@ -60,7 +60,9 @@ async def create_database(settings: Settings) -> Database:
 
 def create_repositories(db: Database, one_process: bool = False) -> Repositories:
     """The repositories; `one_process` (no `REDIS_URL`: the registry refuses a second
-    instance) lets the users repository keep the rows it read (`UserRows`)."""
+    instance) lets the users repository keep the rows it read (`UserRows`), and the orders
+    and routing repositories what they read of a user's orders (`UserOrderReads`)."""
+    kept = UserOrderReads(db) if one_process else None
     return Repositories(
         admin=AdminRepo(db),
         audit=AuditRepo(db),
@@ -71,11 +73,11 @@ def create_repositories(db: Database, one_process: bool = False) -> Repositories
         kv=KeyValueRepo(db),
         leases=LeaseRepo(db),
         ledger=LedgerRepo(db),
-        orders=OrderRepo(db),
+        orders=OrderRepo(db, kept),
         promos=PromoRepo(),
         quotes=QuoteRepo(db),
         rentals=RentalRepo(db),
-        routing=RoutingRepo(db),
+        routing=RoutingRepo(db, kept),
         self_check=SelfCheckRepo(db),
         sms=SmsRepo(db),
         topups=TopupRepo(db),

@@ -30,7 +30,7 @@ from shop.i18n import _, i18n
 from shop.models import Country, Service, User
 from shop.money import Currency
 from shop.numbers import parse_uint
-from shop.services.catalog import CatalogService
+from shop.services.catalog import CatalogService, ServiceChoice
 from shop.services.find import TYPED_MAX, FindService, Found, FoundKind
 from shop.services.orders import (
     AlreadyBuying,
@@ -76,13 +76,26 @@ async def _typing_a_country(message: Message, raw_state: str | None) -> bool | d
     return False if service_id is None else {"service_id": service_id}
 
 
+async def _popular_services(
+    catalog: CatalogService, find: FindService
+) -> tuple[list[ServiceChoice], int]:
+    """The popular services and how many services there are in all (kept between catalog
+    changes): the services screen, and Buy with the user's recent picks above them."""
+
+    async def build() -> tuple[list[ServiceChoice], int]:
+        popular = await find.popular_services()
+        total = (await catalog.services(per_page=1)).total
+        return popular, total
+
+    return (await catalog.menu(("popular services",), build))[0]
+
+
 async def services_screen(catalog: CatalogService, find: FindService) -> Screen:
     """The services screen: popular first, then "All services A-Z" (kept between catalog
     changes, per language)."""
 
     async def build() -> Screen:
-        popular = await find.popular_services()
-        total = (await catalog.services(per_page=1)).total
+        popular, total = await _popular_services(catalog, find)
         return screens.services_text(total), screens.services_keyboard(popular, total)
 
     return (await catalog.menu(("services", i18n.current_locale), build))[0]
@@ -164,42 +177,51 @@ async def routes_screen(
 
 
 def build_buy_router() -> Router:
-    """The buy flow, after the buy-paused notice (a sub-router is tried after the parent's
-    handlers, so the flow is a sub-router too)."""
+    """Typing on the buy flow and /buy, after the buy-paused notice (a sub-router is tried
+    after the parent's handlers, so the flow is a sub-router too). The flow's buttons are
+    `build_buy_menus_router`'s."""
     router = Router(name="buy")
     router.include_routers(_build_pause_router(), _build_flow_router())
     return router
 
 
-def _build_pause_router() -> Router:
-    """Tried before the buy flow: opening Buy while paused says when buying resumes.
+async def _buy_paused(
+    event: TelegramObject, orders: OrderService, user: User | None = None
+) -> bool | dict[str, Any]:
+    """Filter: matches while this user's buying is paused, handing the notice on.
 
     The same rule is enforced in `OrderService.quote`/`confirm`, so deeper paths (Buy again, a
-    recent pick, another route) end in the same notice; this only shows it up front.
-    """
-    router = Router(name="buy-paused")
+    recent pick, another route) end in the same notice; this only shows it up front."""
+    if user is None:
+        return False
+    until = await orders.buy_paused_until(user.id)
+    if until is None:
+        return False
+    return {"paused": BuyPaused(until)}
 
-    async def _buy_paused(
-        event: TelegramObject, orders: OrderService, user: User | None = None
-    ) -> bool | dict[str, Any]:
-        """Filter: matches while this user's buying is paused, handing the notice on."""
-        if user is None:
-            return False
-        until = await orders.buy_paused_until(user.id)
-        if until is None:
-            return False
-        return {"paused": BuyPaused(until)}
+
+def _build_pause_router() -> Router:
+    """Tried before the buy flow: /buy while paused says when buying resumes."""
+    router = Router(name="buy-paused")
 
     @router.message(Command("buy"), _buy_paused)
     async def buy_command(message: Message, paused: BuyPaused) -> None:
         await message.answer(esc(paused.user_message), reply_markup=back_to_menu())
 
-    @router.callback_query(MenuCb.filter(F.to == "buy"), _buy_paused)
-    async def buy_menu(callback: CallbackQuery, paused: BuyPaused) -> None:
-        await answer(callback)
-        await show(callback, esc(paused.user_message), back_to_menu())
-
     return router
+
+
+async def _first_screen(catalog: CatalogService, find: FindService, user: User) -> Screen:
+    """Services, with the user's recent picks and "Buy again" above the popular ones."""
+    recents = await catalog.recent_picks(user.id)
+    if not recents:
+        return await services_screen(catalog, find)
+    popular, total = await _popular_services(catalog, find)
+    titles = {key: route.title for key, route in catalog.route_infos.items()}
+    return (
+        screens.services_text(total),
+        screens.services_keyboard(popular, total, recents, titles),
+    )
 
 
 async def _enter(state: FSMContext, raw_state: str | None, service_id: int | None = None) -> None:
@@ -218,19 +240,6 @@ async def _enter(state: FSMContext, raw_state: str | None, service_id: int | Non
 
 def _build_flow_router() -> Router:
     router = Router(name="buy-flow")
-
-    async def first_screen(catalog: CatalogService, find: FindService, user: User) -> Screen:
-        """Services, with the user's recent picks and "Buy again" above the popular ones."""
-        recents = await catalog.recent_picks(user.id)
-        if not recents:
-            return await services_screen(catalog, find)
-        popular = await find.popular_services()
-        total = (await catalog.services(per_page=1)).total
-        titles = {key: route.title for key, route in catalog.route_infos.items()}
-        return (
-            screens.services_text(total),
-            screens.services_keyboard(popular, total, recents, titles),
-        )
 
     async def found(
         message: Message,
@@ -278,7 +287,7 @@ def _build_flow_router() -> Router:
         state: FSMContext,
         raw_state: str | None,
     ) -> None:
-        text, markup = await first_screen(catalog, find, user)
+        text, markup = await _first_screen(catalog, find, user)
         await _enter(state, raw_state)
         await message.answer(text, reply_markup=markup)
 
@@ -311,6 +320,21 @@ def _build_flow_router() -> Router:
         result = await find.find_country(service_id, query, i18n.current_locale)
         await found(message, result, query, catalog, find, currency, state, raw_state)
 
+    return router
+
+
+def build_buy_menus_router() -> Router:
+    """The buy flow's buttons. Tried right after the main menu's: most taps are theirs, and
+    no other router takes their callbacks (the prefixes are the flow's own; of the menu's
+    destinations, Buy only), so a tap of the flow is not first tried against every other
+    router. Opening Buy while paused says when buying resumes (the first handler)."""
+    router = Router(name="buy-menus")
+
+    @router.callback_query(MenuCb.filter(F.to == "buy"), _buy_paused)
+    async def buy_paused_menu(callback: CallbackQuery, paused: BuyPaused) -> None:
+        await answer(callback)
+        await show(callback, esc(paused.user_message), back_to_menu())
+
     @router.callback_query(MenuCb.filter(F.to == "buy"))
     async def buy_menu(
         callback: CallbackQuery,
@@ -321,7 +345,7 @@ def _build_flow_router() -> Router:
         raw_state: str | None,
     ) -> None:
         await answer(callback)
-        text, markup = await first_screen(catalog, find, user)
+        text, markup = await _first_screen(catalog, find, user)
         await _enter(state, raw_state)
         await show(callback, text, markup)
 

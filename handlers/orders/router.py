@@ -37,6 +37,7 @@ async def _card(order: Order, orders: OrderService, currency: Currency) -> Scree
 
 
 def build_orders_router() -> Router:
+    """/orders; the buttons are `build_orders_menus_router`'s."""
     router = Router(name="orders")
 
     @router.message(Command("orders"))
@@ -49,6 +50,14 @@ def build_orders_router() -> Router:
     ) -> None:
         text, markup = await _list(user, 0, orders, currency, sms)
         await message.answer(text, reply_markup=markup)
+
+    return router
+
+
+def build_orders_menus_router() -> Router:
+    """My orders and the order card's buttons, tried early (right after the buy flow's): no
+    other router takes their callbacks (`tests/unit/test_filters.py`)."""
+    router = Router(name="orders-menus")
 
     @router.callback_query(MenuCb.filter(F.to == "orders"))
     async def orders_menu(

@@ -541,11 +541,13 @@ class CatalogService:
     # -- coming back -----------------------------------------------------------------------------
 
     async def recent_picks(self, user_id: int, limit: int = 3) -> list[RecentPick]:
-        """The user's latest service/country picks, newest first and sold-out ones last."""
+        """The user's latest service/country picks, newest first and sold-out ones last.
+        Their services and countries are read as a menu is (kept between catalog changes);
+        whether they are in stock, on every call."""
         found = []
         for service_id, country_code, route in await self.routing.recent_picks(user_id, limit):
-            service = await self.repo.service(service_id)
-            country = await self.repo.country(country_code)
+            service = await self._kept_service(service_id)
+            country = await self._kept_country(country_code)
             if service is not None and country is not None:
                 found.append((service, country, route))
         offers = await self._pair_offers([(s.id, c.code) for s, c, _ in found])
@@ -562,6 +564,18 @@ class CatalogService:
             for service, country, route in found
         ]
         return sorted(picks, key=lambda pick: pick.sold_out)
+
+    async def _kept_service(self, service_id: int) -> Service | None:
+        async def build() -> Service | None:
+            return await self.repo.service(service_id)
+
+        return (await self.menu(("service", service_id), build))[0]
+
+    async def _kept_country(self, code: str) -> Country | None:
+        async def build() -> Country | None:
+            return await self.repo.country(code)
+
+        return (await self.menu(("country", code), build))[0]
 
     async def watch_stock(self, user_id: int, service_id: int, country: str) -> None:
         """Ask to be told once when any route has stock again: only for a service and country

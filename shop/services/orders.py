@@ -261,21 +261,25 @@ class OrderService:
                     continue
         return None
 
-    async def buy_paused_until(self, user_id: int) -> int | None:
+    async def buy_paused_until(self, user_id: int, fresh: bool = False) -> int | None:
         """When buying resumes for a user who cancelled `cancel_limit` orders within an hour
         (Unix time), or None if they may buy. Counted from the orders table: only the
-        customer's own Cancel counts, not timeouts, upstream failures or admin refunds."""
+        customer's own Cancel counts, not timeouts, upstream failures or admin refunds.
+        Screens may use what the process kept of the user's orders; `fresh` reads them (the
+        quote and the purchase, which enforce the pause)."""
         if self.cancel_limit <= 0:
             return None
         now = int(time.time())
         since = now - max(self.cancel_pause, CANCEL_WINDOW_SECONDS)
-        cancels = await self.orders.recent_user_cancels(user_id, self.cancel_limit, since)
+        cancels = await self.orders.recent_user_cancels(
+            user_id, self.cancel_limit, since, fresh=fresh
+        )
         until = pause_end(cancels, self.cancel_limit, self.cancel_pause)
         return until if until is not None and until > now else None
 
     async def check_not_paused(self, user_id: int) -> None:
         """Raise BuyPaused (with the time buying resumes) while the user's buying is paused."""
-        until = await self.buy_paused_until(user_id)
+        until = await self.buy_paused_until(user_id, fresh=True)
         if until is not None:
             raise BuyPaused(until)
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiogram import Dispatcher, F, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.types import CallbackQuery, Chat, Message, User
 
 from handlers.callbacks import CountryCb, MenuCb
@@ -118,3 +120,58 @@ def test_each_router_takes_the_prefixes_of_its_handlers() -> None:
     asyncio.run(probe("callback_query", "zz:1"))
     assert reached == ["buy", "buy", "fallback"]
     assert checked == [CountryCb(sid=1, cc="US").pack()]  # the others never reached `flow`
+
+
+MENU_DESTINATIONS = ("balance", "buy", "help", "language", "main", "orders", "rent", "sms")
+
+
+def _prefixes(router: Router) -> set[str]:
+    """The `CallbackData` prefixes the router's callback handlers (and its sub-routers')
+    filter by."""
+    found = {
+        f.callback.callback_data.__prefix__
+        for r in _walk(router)
+        for handler in r.callback_query.handlers
+        for f in handler.filters or []
+        if isinstance(f.callback, CallbackQueryFilter)
+    }
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "position", "destination", "own"),
+    [("buy-menus", 3, "buy", {"s", "c", "r", "q"}), ("orders-menus", 4, "orders", {"op", "o"})],
+)
+def test_the_buttons_tried_early_are_theirs_alone(
+    name: str, position: int, destination: str, own: set[str]
+) -> None:
+    """The buttons of the buy flow and of My orders are tried right after the main menu's,
+    before most routers; that changes what a tap does only if another router could take the
+    same callback. Their prefixes are their own, and of the menu's destinations each takes
+    its own only."""
+    routers = build_routers([1])
+    assert [r.name for r in routers[:5]] == [
+        "errors",
+        "referrals",
+        "menu",
+        "buy-menus",
+        "orders-menus",
+    ]
+    early = routers[position]
+    assert early.name == name
+    mine = _prefixes(early)
+    assert own <= mine
+    for other in routers[:position] + routers[position + 1 :]:
+        if other.name != "fallback":  # takes any callback, last
+            assert _prefixes(other) & mine <= {MenuCb.__prefix__}, other.name
+    menu_filters = [
+        f.callback
+        for handler in early.callback_query.handlers
+        for f in handler.filters or []
+        if isinstance(f.callback, CallbackQueryFilter) and f.callback.callback_data is MenuCb
+    ]
+    assert menu_filters
+    for to in MENU_DESTINATIONS:
+        query = _query(MenuCb(to=to).pack())
+        taken = [bool(asyncio.run(check(query))) for check in menu_filters]
+        assert all(taken) if to == destination else not any(taken), to
