@@ -10,14 +10,20 @@ How
     * FakeSMSPalm runs in a *separate process* (``bench._fake_upstream``) holding 10,000
       waiting activations, so its own memory (activations, request log) does not count
       against the bot. It listens on 127.0.0.1 and has no rate limit.
-    * The app is built with ``build_app`` (SQLite in a temporary directory) and the catalog
-      refreshed from the fake. 10,000 orders in state ``number_issued`` (deadline 20 minutes
-      ahead, quote_id NULL, one per existing activation) are inserted for 1,000 users through
-      the storage layer (``Database.transaction`` / ``Tx.executemany``).
-    * Then the scheduler is started and ``app.orders.recover()`` called, as the dispatcher
-      startup does; RSS is sampled every 0.25 s for ``--seconds``. If recover() has not
-      returned after ``--recover-timeout`` s, sampling starts anyway and the script exits
-      without the (minute-long) drain of the SQLite queue.
+    * What is measured is a *restart*: the bot comes up on a database that already holds the
+      orders, as after a deploy or a crash with 10,000 live orders. A child process
+      (``python -m bench.memory --prepare``) builds the app once (SQLite in a temporary
+      directory, migrated), refreshes the catalog from the fake, inserts 10,000 orders in
+      state ``number_issued`` (deadline 20 minutes ahead, quote_id NULL, one per existing
+      activation) for 1,000 users through the storage layer (``Database.transaction`` /
+      ``Tx.executemany``), closes the app and exits. Nothing of that preparation is in the
+      measured process.
+    * The measured process then builds the app on that database with ``build_app`` as
+      ``python -m bot`` does (``settle_heap()`` included), starts the scheduler and calls
+      ``app.orders.recover()``, as the dispatcher startup does; RSS is sampled every 0.25 s
+      for ``--seconds``. If recover() has not returned after ``--recover-timeout`` s,
+      sampling starts anyway and the script exits without the (minute-long) drain of the
+      SQLite queue.
     * Watched orders and pending deadlines are counted with ``app.jobs.counts()``.
     * Finally the 60-second safety net ``app.jobs.sweep()`` is run once, and the orders it
       re-watches (logged "had no poll job") are counted: it should find none.
@@ -25,6 +31,7 @@ How
 Target: peak RSS < 200 MB.
 
 Run: ``python -m bench.memory [--orders 10000] [--seconds 10] [--rate 6000]``
+(``--prepare DB`` is the child's part: it reads the fake's address from stdin.)
 """
 
 from __future__ import annotations
@@ -55,9 +62,8 @@ from bench._common import (
     make_settings,
     write_summary,
 )
-from bench._fake_upstream import US_ID
-from bot.app import App, build_app
-from tests.fakes.smspalm import FIRST_ACTIVATION_ID, make_phone
+from bot.app import App, build_app, settle_heap
+from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MB = 200.0
@@ -117,6 +123,9 @@ class Upstream:
 
 async def insert_orders(app: App, orders: int) -> None:
     """Users and live orders straight into SQLite through the storage layer."""
+    from bench._fake_upstream import US_ID
+    from tests.fakes.smspalm import FIRST_ACTIVATION_ID, make_phone
+
     services = await app.catalog.services()
     service = next(s for s in services.items if s.slug == "whatsapp")
     now = int(time.time())
@@ -192,9 +201,8 @@ class Figures:
 async def measure(
     app: App, args: argparse.Namespace, figures: Figures, logs: LogCounter
 ) -> asyncio.Task[None]:
-    """Insert the orders, recover, sample RSS; returns the recover() task (maybe running)."""
-    await app.catalog.refresh()
-    await insert_orders(app, args.orders)
+    """Recover the orders already in the database, sample RSS; returns the recover() task
+    (maybe running)."""
     gc.collect()
     if args.tracemalloc:
         tracemalloc.start(1)
@@ -234,6 +242,35 @@ async def measure(
     return recovering
 
 
+def bench_settings(database: Path, fake: dict[str, Any], args: argparse.Namespace) -> Settings:
+    return make_settings(
+        database,
+        smspalm_api_key=fake["api_key"],
+        smspalm_base_url=fake["base_url"],
+        smspalm_rate_limit=args.rate,
+        poll_interval_seconds=args.interval,
+    )
+
+
+async def prepare(args: argparse.Namespace) -> None:
+    """The child's part: the database as the bot left it, 10,000 orders live."""
+    install_log_counter()
+    fake = json.loads(sys.stdin.readline())
+    app = await build_app(bench_settings(args.prepare, fake, args))
+    try:
+        await app.catalog.refresh()
+        await insert_orders(app, args.orders)
+    finally:
+        await app.close()
+
+
+def run_prepare(database: Path, fake: dict[str, Any], args: argparse.Namespace) -> None:
+    command = [sys.executable, "-m", "bench.memory", "--prepare", str(database)]
+    command += ["--orders", str(args.orders), "--rate", str(args.rate)]
+    command += ["--interval", str(args.interval)]
+    subprocess.run(command, input=json.dumps(fake) + "\n", text=True, cwd=ROOT, check=True)
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     logs = install_log_counter()
     figures = Figures(rss_start=rss_mb())
@@ -245,17 +282,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         upstream.close()
         raise
     tmp = tempfile.TemporaryDirectory(prefix="numbot-bench-")
-    settings = make_settings(
-        Path(tmp.name) / "bot.db",
-        smspalm_api_key=fake["api_key"],
-        smspalm_base_url=fake["base_url"],
-        smspalm_rate_limit=args.rate,
-        poll_interval_seconds=args.interval,
-    )
+    database = Path(tmp.name) / "bot.db"
     recovering: asyncio.Task[None] | None = None
     stuck = False
     try:
-        app = await build_app(settings)
+        await asyncio.to_thread(run_prepare, database, fake, args)
+        app = await build_app(bench_settings(database, fake, args))
+        settle_heap()  # as `python -m bot` does before serving
         try:
             recovering = await measure(app, args, figures, logs)
         finally:
@@ -286,7 +319,7 @@ def report(args: argparse.Namespace, f: Figures, upstream: dict[str, Any]) -> di
     print(line("live orders", f"{args.orders:,}") + f"   ({USERS:,} users)")
     print(line("upstream limit / poll interval", f"{args.rate}/min / {args.interval:.0f} s"))
     print(line("RSS at start (imports)", f"{f.rss_start:.1f} MB"))
-    print(line("RSS before recover (app + DB)", f"{f.rss_before:.1f} MB"))
+    print(line("RSS app built, before recover", f"{f.rss_before:.1f} MB"))
     recovered = (
         f"recover() took {f.recover_seconds:.2f} s"
         if f.recover_done
@@ -362,12 +395,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="list what recover() and polling allocated"
     )
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     add_summary_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.prepare is not None:
+        asyncio.run(prepare(args))
+        return 0
     write_summary(args.summary_json, asyncio.run(bench(args)))
     return 0
 

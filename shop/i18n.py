@@ -34,19 +34,20 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pycountry
 from babel import Locale
 from babel.dates import format_datetime
-from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
-from babel.messages.extract import extract_python as babel_extract_python
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po, write_po
 from babel.support import LazyProxy
 
 from shop.models import User
+
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
+
+# Babel's catalog tools (babel.messages: reading and writing .po, extraction) are imported
+# where they are used: a bot installed with its compiled .mo catalogs never needs them.
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
@@ -149,6 +150,9 @@ class _LocaleScope:
 
 def compile_po(po_path: Path) -> io.BytesIO:
     """A `.po` catalog compiled to `.mo` bytes (fuzzy entries are left out, as msgfmt does)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with po_path.open("rb") as fp:
         catalog = read_po(fp, domain=DOMAIN)
     buffer = io.BytesIO()
@@ -332,6 +336,8 @@ def extract_python(
 ) -> Iterator[tuple[Any, ...]]:
     """Babel's Python extractor, plus every `user_message = "..."` class attribute (the
     English messages of `AppError` subclasses, translated when shown by `user_text`)."""
+    from babel.messages.extract import extract_python as babel_extract_python
+
     source = fileobj.read()
     yield from babel_extract_python(
         io.BytesIO(source),
@@ -356,6 +362,9 @@ def extract_python(
 
 def extract_messages(root: Path = SOURCE_ROOT) -> Catalog:
     """Every translatable message in the source, as a template catalog."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.extract import extract_from_dir
+
     template = Catalog(domain=DOMAIN, project="numbot", version="0.1.0", fuzzy=False)
     method = "shop.i18n:extract_python"
     for folder in SOURCE_DIRS:
@@ -384,6 +393,8 @@ def catalogs() -> list[Path]:
 
 def update_catalogs() -> list[str]:
     """Write the template from the code and merge it into every catalog; returns what it did."""
+    from babel.messages.pofile import read_po, write_po
+
     template = extract_messages()
     with TEMPLATE.open("wb") as fp:
         write_po(fp, template, width=99, include_lineno=False, omit_header=False)
@@ -454,6 +465,8 @@ def missing_translations(catalog: Catalog, template: Catalog) -> list[str]:
 
 def check() -> dict[str, list[str]]:
     """Each catalog's problems against the code (an empty list when it is complete)."""
+    from babel.messages.pofile import read_po
+
     template = extract_messages()
     result = {}
     for path in catalogs():

@@ -24,6 +24,8 @@ import collections
 import functools
 import heapq
 import logging
+import math
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -58,12 +60,30 @@ def _observe_lag(event: JobSubmissionEvent) -> None:
         metrics.job_started(str(event.job_id).split(":", 1)[0], lag)
 
 
+# A scheduled run is one int, (due time in ms, rounded up) << 40 | order id, rather than a
+# (float, int) tuple: the heap and `_due` share one object per order, about 70 bytes less for
+# each order in each queue (10,000 live orders are in two queues). Ints order as the tuples did.
+_ID_BITS = 40
+_ID_MASK = (1 << _ID_BITS) - 1
+
+
+def _due_key(at: float, order_id: int) -> int:
+    if not 0 <= order_id <= _ID_MASK:
+        raise ValueError(f"order id {order_id} out of range")
+    return (max(math.ceil(at * 1000), 0) << _ID_BITS) | order_id
+
+
+def _due_at(key: int) -> float:
+    return (key >> _ID_BITS) / 1000
+
+
 class DueQueue:
     """Order ids by due time, run by one task: at most `limit` at once, never one id twice.
 
-    A heap of (due, order id) with lazy deletion: `_due` holds each id's current due time and a
-    heap entry that disagrees with it is stale. An id that comes due while it is still running
-    waits until that run ends. `run(order_id)` must not raise.
+    A heap of due keys (`_due_key`: the due time and the order id in one int) with lazy
+    deletion: `_due` holds each id's current key and a heap entry that disagrees with it is
+    stale. An id that comes due while it is still running waits until that run ends (due
+    times are kept to the millisecond, rounded up: never early). `run(order_id)` must not raise.
     """
 
     def __init__(
@@ -78,8 +98,8 @@ class DueQueue:
         self._run = run
         self.limit = limit
         self.clock = clock
-        self._due: dict[int, float] = {}
-        self._heap: list[tuple[float, int]] = []
+        self._due: dict[int, int] = {}  # order id -> its key in the heap
+        self._heap: list[int] = []
         self._running: set[int] = set()
         self._after_run: dict[int, float] = {}  # came due while running
         self.tasks: set[asyncio.Task[None]] = set()
@@ -99,10 +119,11 @@ class DueQueue:
         if order_id in self._running:
             self._after_run[order_id] = at
             return
-        self._due[order_id] = at
-        heapq.heappush(self._heap, (at, order_id))
+        key = _due_key(at, order_id)
+        self._due[order_id] = key
+        heapq.heappush(self._heap, key)
         if len(self._heap) > 64 and len(self._heap) > 2 * len(self._due):
-            self._heap = [(t, i) for i, t in self._due.items()]  # drop stale entries
+            self._heap = list(self._due.values())  # drop stale entries
             heapq.heapify(self._heap)
         self._wake.set()
 
@@ -144,7 +165,7 @@ class DueQueue:
                 self._timer.cancel()
                 self._timer = None
             if self._heap and len(self._running) < self.limit:
-                delay = self._heap[0][0] - self.clock()
+                delay = _due_at(self._heap[0]) - self.clock()
                 self._timer = loop.call_later(max(delay, 0.0), self._wake.set)
             await self._wake.wait()
 
@@ -152,10 +173,12 @@ class DueQueue:
         now = self.clock()
         heap = self._heap
         while heap and len(self._running) < self.limit:
-            at, order_id = heap[0]
-            if self._due.get(order_id) != at:
+            key = heap[0]
+            order_id = key & _ID_MASK
+            if self._due.get(order_id) != key:
                 heapq.heappop(heap)  # stale: rescheduled or cancelled
                 continue
+            at = _due_at(key)
             if at > now:
                 return
             heapq.heappop(heap)
@@ -293,7 +316,8 @@ class OrderJobs:
 
     def watch(self, order_id: int, deadline: int, route: str | None = None) -> None:
         """Poll the order now and then every interval; expire it at `deadline` (epoch s)."""
-        route_key = route if route is not None else self._route_of.get(order_id, "")
+        # One str per route, not one per order read from the database.
+        route_key = sys.intern(route) if route is not None else self._route_of.get(order_id, "")
         previous = self._route_of.get(order_id)
         if previous is not None and previous != route_key:
             self._pollers[previous].cancel(order_id)

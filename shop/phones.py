@@ -24,8 +24,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-import phonenumbers
-
 SEPARATORS = re.compile(r"[\n\r,;]+")
 ALLOWED = re.compile(r"^[\s(]*\+?[0-9\s().\-/]+$")
 
@@ -83,6 +81,9 @@ def parse_number(raw: str) -> Recipient | Invalid:
         return Invalid(raw, NOT_A_NUMBER)
     if compact.startswith("0") and not explicit:
         return Invalid(raw, NEED_COUNTRY_CODE)  # a trunk prefix: a national number
+    # Imported at the first list typed (its number plans are ~1 MB), not by every bot.
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(international, None)
     except phonenumbers.NumberParseException:

@@ -8,7 +8,15 @@ import asyncio
 
 import pytest
 
-from storage.db import Database, Record, _named, async_url, safe_url
+from storage.db import (
+    READER_CACHE_KIB,
+    WRITER_CACHE_KIB,
+    Database,
+    Record,
+    _named,
+    async_url,
+    safe_url,
+)
 
 
 async def _count(db: Database) -> int:
@@ -165,3 +173,13 @@ async def test_a_snapshot_ends_its_transaction_and_reads_after_it_see_new_writes
 
     # More reads at once than the pool has connections: every connection answers one.
     assert await asyncio.gather(*(count() for _ in range(12))) == [seen + 1] * 12
+
+
+async def test_sqlite_connections_keep_a_bounded_page_cache(database: Database) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite's page cache per connection")
+    readers = await asyncio.gather(*(database.fetchval("PRAGMA cache_size") for _ in range(6)))
+    assert set(readers) == {-READER_CACHE_KIB}
+    async with database.transaction() as tx:
+        row = await tx.fetchone("PRAGMA cache_size")
+    assert row is not None and row[0] == -WRITER_CACHE_KIB

@@ -216,3 +216,32 @@ async def test_due_queue_drops_stale_entries() -> None:
     await until(lambda: len(ran) == 2)
     assert ran == [2, 1] and len(queue) == 0
     queue.stop()
+
+
+async def test_due_queue_runs_by_due_time_then_id_and_never_early() -> None:
+    ran: list[int] = []
+
+    async def run(order_id: int) -> None:
+        ran.append(order_id)
+
+    clock: list[float] = [0.0]
+    queue = DueQueue("test", run, limit=10, clock=lambda: clock[0])
+    queue.schedule(3, 2.0)
+    queue.schedule(1, 2.0)
+    queue.schedule(2, 1.0005)
+    queue.schedule(2**40 - 1, 1_800_000_000.0)  # the largest id, an epoch-seconds deadline
+    queue.start()
+    clock[0] = 1.0
+    queue._wake.set()
+    await asyncio.sleep(0.01)
+    assert ran == []  # 2 is due half a millisecond later
+    clock[0] = 1.001
+    queue._wake.set()
+    await until(lambda: ran == [2])
+    clock[0] = 2.0
+    queue._wake.set()
+    await until(lambda: len(ran) == 3)
+    assert ran == [2, 1, 3] and queue.has(2**40 - 1)
+    with pytest.raises(ValueError):
+        queue.schedule(2**40, 1.0)
+    queue.stop()
