@@ -77,9 +77,10 @@ def _database_setting() -> str:
 
 async def migrate(url: str) -> None:
     from storage.db import Database, safe_url
+    from storage.migrate import open_database
 
-    db = Database(url)
-    await db.connect()  # applies what is missing (one instance at a time on PostgreSQL)
+    # applies what is missing (one instance at a time on PostgreSQL)
+    db = await open_database(Database(url))
     await db.close()
     print(f"Migrated {safe_url(url)}")
 

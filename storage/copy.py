@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, safe_url
+from storage.migrate import open_database
 from storage.schema import metadata, users
 from storage.users import LedgerRepo
 
@@ -95,9 +96,9 @@ async def copy_database(
 ) -> CopyReport:
     source = Database(source_url)
     target = Database(target_url)
-    await source.connect()  # an older SQLite shop is brought to the current schema first
+    await open_database(source)  # an older SQLite shop is brought to the current schema first
     try:
-        await target.connect()  # creates the schema in a new database
+        await open_database(target)  # creates the schema in a new database
         try:
             return await _copy(source, target, echo, batch)
         finally:

@@ -60,7 +60,6 @@ WRITER_CACHE_KIB = 1024
 
 # Held (pg_advisory_xact_lock) while migrations run, so instances starting together take
 # turns: the first applies them, the others then find them applied.
-MIGRATION_LOCK = 0x6E756D62  # "numb"
 
 
 class BackupUnsupported(RuntimeError):
@@ -239,7 +238,8 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({safe_url(self.url)})"
 
-    async def connect(self, migrate: bool = True) -> None:
+    async def connect(self) -> None:
+        """Open the engines (the schema is `storage.migrate`'s: `open_database`)."""
         if self.is_sqlite:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,19 +262,11 @@ class Database:
                 isolation_level="READ COMMITTED",
             )
             self._reader = self._engine
-        if migrate:
-            await self.migrate()
 
     async def close(self) -> None:
         for engine in {id(e): e for e in (self._reader, self._engine) if e is not None}.values():
             await engine.dispose()
         self._engine = self._reader = None
-
-    async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (see `storage.migrate`)."""
-        from storage.migrate import upgrade
-
-        await upgrade(self)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

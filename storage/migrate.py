@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIGRATION_LOCK = 0x6E756D62  # "numb": the advisory lock instances take turns on
 BASELINE = "0001"
 LEGACY_LAST = 10  # the last plain-SQL migration; everything after it is an Alembic revision
 
@@ -92,9 +93,14 @@ def alembic_config(connection: Any = None) -> Config:
     return config
 
 
-async def upgrade(db: Database) -> None:
-    from storage.db import MIGRATION_LOCK
+async def open_database(db: Database) -> Database:
+    """Connect `db` and bring its schema to the newest revision: what every start does."""
+    await db.connect()
+    await upgrade(db)
+    return db
 
+
+async def upgrade(db: Database) -> None:
     if db.is_sqlite:
         assert db.path is not None
         await asyncio.to_thread(legacy_upgrade, db.path)

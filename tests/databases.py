@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import make_url
 
 from storage.db import Database, safe_url
+from storage.migrate import open_database
 
 PG_URL = os.environ.get("NUMBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("NUMBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -74,7 +75,7 @@ async def _make_template(name: str) -> None:
     await drop_database(name)
     await create_database(name)
     db = Database(pg_url(name), pool_size=1)
-    await db.connect()  # migrates
+    await open_database(db)  # migrates
     await db.close()
 
 
@@ -171,6 +172,6 @@ async def _clear_redis(prefix: str) -> None:
 async def database(database_target: DatabaseTarget, tmp_path: Path) -> AsyncIterator[Database]:
     """A connected, migrated `Database` of the run's kind (SQLite file or PostgreSQL)."""
     db = Database(database_target.url or f"sqlite:///{tmp_path / 'bot.db'}", pool_size=4)
-    await db.connect()
+    await open_database(db)
     yield db
     await db.close()

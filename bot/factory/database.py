@@ -14,6 +14,7 @@ from storage.db import Database, safe_url
 from storage.finding import FindingRepo
 from storage.kv import KeyValueRepo
 from storage.leases import JobLeaseRepo, LeaseRepo
+from storage.migrate import open_database
 from storage.orders import OrderRepo, QuoteRepo, UserOrderReads
 from storage.promos import PromoRepo
 from storage.rentals import RentalRepo
@@ -54,8 +55,7 @@ async def create_database(settings: Settings) -> Database:
     """The database (DATABASE_URL, else DATABASE_PATH), connected and migrated."""
     db = Database(settings.database, pool_size=settings.database_pool_size)
     log.info("Database: %s", safe_url(db.url))
-    await db.connect()
-    return db
+    return await open_database(db)
 
 
 def create_repositories(db: Database, one_process: bool = False) -> Repositories:

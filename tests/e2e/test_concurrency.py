@@ -17,6 +17,7 @@ from shop.money import Currency
 from shop.services.promos import PromoRefused, PromoService
 from storage.audit import AuditRepo
 from storage.db import Database
+from storage.migrate import open_database
 from storage.promos import PromoRepo
 from storage.topups import TopupRepo
 from storage.users import LedgerRepo
@@ -30,9 +31,9 @@ ROUNDS = 12
 async def two(database_target: DatabaseTarget, tmp_path: Path) -> AsyncIterator[list[Database]]:
     url = database_target.url or f"sqlite:///{tmp_path / 'shop.db'}"
     first = Database(url, pool_size=6)
-    await first.connect()
+    await open_database(first)
     second = Database(url, pool_size=6)
-    await second.connect()  # migrations already applied: nothing to do
+    await open_database(second)  # migrations already applied: nothing to do
     async with first.transaction() as tx:
         await tx.execute(
             "INSERT INTO users (id, first_name, created_at) VALUES (:id, 'Racer', 0)",

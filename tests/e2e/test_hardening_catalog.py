@@ -110,7 +110,7 @@ async def test_rows_stored_under_the_old_key_keep_working(
     # What the bot before this change wrote once SMSPalm listed both places: one key for both.
     keys = {"key": LEGACY_KEY, "service": whatsapp.id, "now": int(time.time())}
     db = Database(harness.settings.database)
-    await db.connect(migrate=False)
+    await db.connect()
     async with db.transaction() as tx:
         await tx.execute(
             "INSERT INTO countries (code, name, flag) VALUES (:key, :name, '🏳️')",

@@ -9,6 +9,7 @@ import pytest
 
 from bot.config import Settings
 from storage.db import Database
+from storage.migrate import open_database
 from tests.databases import DatabaseTarget, create_database, drop_database, pg_url
 
 TOKEN = "123456789:AAH-secret-token-value-0000000000"
@@ -41,7 +42,7 @@ async def test_instances_starting_together_migrate_once(database_target: Databas
     await create_database(name)  # empty: no template
     try:
         dbs = [Database(pg_url(name), pool_size=2) for _ in range(4)]
-        await asyncio.gather(*(db.connect() for db in dbs))
+        await asyncio.gather(*(open_database(db) for db in dbs))
         versions = [await db.fetchval("SELECT version_num FROM alembic_version") for db in dbs]
         assert len(set(versions)) == 1 and versions[0] is not None
         assert await dbs[0].fetchval("SELECT COUNT(*) FROM alembic_version") == 1

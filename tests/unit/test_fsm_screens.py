@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from storage.db import Database
 from storage.fsm import SQLiteStorage
+from storage.migrate import open_database
 
 SCREEN = "BuyForm:country:"
 KEY = StorageKey(bot_id=1, chat_id=5, user_id=5)
@@ -22,7 +23,7 @@ KEY = StorageKey(bot_id=1, chat_id=5, user_id=5)
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(tmp_path / "shop.db")
-    await database.connect()
+    await open_database(database)
     yield database
     await database.close()
 

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from storage.db import Database
-from storage.migrate import alembic_config, at_head, script_heads
+from storage.migrate import alembic_config, at_head, script_heads, upgrade
 
 REVISION = '''"""{doc}
 
@@ -83,7 +83,7 @@ async def test_a_database_behind_the_head_is_still_migrated(database: Database) 
     assert not await at_head(database)
     async with database.snapshot() as conn:
         assert not await conn.run_sync(_has_index, "orders", "orders_bought_since")
-    await database.migrate()
+    await upgrade(database)
     assert await at_head(database)
     assert await database.fetchval("SELECT version_num FROM alembic_version") in script_heads()
     async with database.snapshot() as conn:
@@ -94,10 +94,11 @@ PROBE = """
 import asyncio, sys
 from pathlib import Path
 from storage.db import Database
+from storage.migrate import open_database
 
 async def main():
     db = Database(Path(sys.argv[1]))
-    await db.connect()
+    await open_database(db)
     await db.close()
 
 asyncio.run(main())

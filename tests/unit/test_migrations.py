@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 
 from shop.models import LedgerKind
 from storage.db import Database
-from storage.migrate import LEGACY_LAST
+from storage.migrate import LEGACY_LAST, open_database
 from storage.promos import PromoRepo
 from storage.schema import metadata
 from storage.users import LedgerRepo, UserRepo
@@ -83,7 +83,7 @@ async def test_a_database_made_by_the_old_runner_is_stamped_and_keeps_its_data(
     path = tmp_path / "old.db"
     _legacy_database(path)
     db = Database(path)
-    await db.connect()  # applies nothing old twice, stamps the baseline, upgrades to head
+    await open_database(db)  # applies nothing old twice, stamps the baseline, upgrades to head
     try:
         assert await db.fetchval("SELECT version_num FROM alembic_version") is not None
         users, ledger = UserRepo(db), LedgerRepo(db)
@@ -98,7 +98,7 @@ async def test_a_database_made_by_the_old_runner_is_stamped_and_keeps_its_data(
     finally:
         await db.close()
     db = Database(path)
-    await db.connect()  # a second start changes nothing
+    await open_database(db)  # a second start changes nothing
     await db.close()
 
 
@@ -117,7 +117,7 @@ async def test_a_database_stopped_half_way_through_the_old_runs_is_finished(
         )
     conn.close()
     db = Database(path)
-    await db.connect()
+    await open_database(db)
     try:
         names = {r["name"] for r in await db.fetchall("SELECT name FROM sqlite_master")}
         assert {"instances", "star_charges", "offer_checks", "alembic_version"} <= names

@@ -14,6 +14,7 @@ import pytest
 
 from shop.models import NewRental, RentalState
 from storage.db import Database
+from storage.migrate import open_database
 from storage.rentals import RentalRepo
 
 NOW = 1_800_000_000
@@ -22,8 +23,8 @@ NOW = 1_800_000_000
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[RentalRepo, RentalRepo]]:
     one, other = Database(tmp_path / "shop.db"), Database(tmp_path / "shop.db")
-    await one.connect()
-    await other.connect()
+    await open_database(one)
+    await open_database(other)
     repo = RentalRepo(one)
     async with one.transaction() as tx:
         await tx.execute(
