@@ -288,3 +288,25 @@ async def test_reports_confirmed_at_once_finish_the_send(
     )
     assert harness.app is not None
     assert await harness.app.wallet.balance(alice.id) == 0
+
+
+async def test_a_failed_status_edit_is_made_again(
+    harness_factory: Callable[..., BotHarness],
+    telegram: FakeTelegram,
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    """The edit that shows the final state fails (Telegram answers 500): it is made again,
+    since no later report would ever draw the message once the send is finished."""
+    await _funded(harness_factory, smspm, admin, alice, "1")
+    confirm = await _compose(alice, "+372 5678 9045", "Hi")
+    await alice.click(confirm, "Send for $0.10")
+    status = await alice.wait_for("SMS #")
+    telegram.fail("editMessageText", 500, "Internal Server Error")
+    (sms,) = smspm.messages.values()
+    smspm.set_status(sms.id, "delivered")
+    await alice.wait_for(
+        lambda m: m.message_id == status.message_id and "Finished" in m.plain, timeout=10
+    )
+    assert len(telegram.calls_to("editMessageText")) >= 2
