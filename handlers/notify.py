@@ -120,13 +120,13 @@ class TelegramNotifier:
                 text = order_closed_text(order, refunded, self.currency)
             await self._send(order.user_id, lambda: self.bot.send_message(order.user_id, text))
 
-    async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None:
+    async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> bool:
         if send.chat_id is None or send.message_id is None:
-            return
+            return True
         with i18n.use_locale(await self._locale(send.user_id)):
             text, markup = sms_status(send, messages, self.currency)
         chat_id, message_id = send.chat_id, send.message_id
-        await self._send(
+        return await self._send(
             send.user_id,
             lambda: self.bot.edit_message_text(
                 text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup

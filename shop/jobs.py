@@ -489,6 +489,7 @@ class SmsJobs:
     """Implements `shop.services.sms.SmsJobs` on the same scheduler as the order jobs."""
 
     RENDER_DELAY = 1.0  # status edits are batched, so 100 reports make a handful of edits
+    RENDER_ATTEMPTS = 5  # a status edit that failed is made again, this many times in a row
 
     def __init__(self, jobs: OrderJobs, poll_seconds: float) -> None:
         self._jobs = jobs
@@ -560,16 +561,22 @@ class SmsJobs:
 
     async def _render(self, send_id: int) -> None:
         self._rendering.add(send_id)
+        failed = 0
         try:
             while True:
                 self._stale.discard(send_id)
                 try:
-                    await self.sms.render(send_id)
+                    shown = await self.sms.render(send_id)
                 except Exception:
                     log.exception("Rendering SMS send %s failed", send_id)
+                    shown = False
+                failed = 0 if shown else failed + 1
+                if not shown and failed < self.RENDER_ATTEMPTS:
+                    # The last state may have no later change to draw it: try it again.
+                    self._stale.add(send_id)
                 if send_id not in self._stale:
                     return
-                await asyncio.sleep(self.RENDER_DELAY)
+                await asyncio.sleep(self.RENDER_DELAY * (failed + 1))
         finally:
             self._rendering.discard(send_id)
             self._stale.discard(send_id)

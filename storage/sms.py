@@ -12,6 +12,7 @@ from storage.db import Record as Row
 
 _FINAL = {f"final{i}": status for i, status in enumerate(sorted(FINAL))}
 _FINAL_IN = ", ".join(f":{key}" for key in _FINAL)
+_FOR_UPDATE = {False: "", True: " FOR UPDATE"}  # a row lock where there is more than one writer
 
 
 def _send(row: Row) -> SmsSend:
@@ -157,7 +158,13 @@ class SmsRepo:
 
     @staticmethod
     async def get_in(tx: Tx, send_id: int) -> SmsSend | None:
-        row = await tx.fetchone("SELECT * FROM sms_sends WHERE id = :id", {"id": send_id})
+        """The send, its row locked until `tx` ends: one send's write transactions run one
+        at a time. (On PostgreSQL two reports committing together would otherwise each count
+        the other's message as still pending, and neither would close the send.)"""
+        row = await tx.fetchone(
+            "SELECT * FROM sms_sends WHERE id = :id" + _FOR_UPDATE[tx.is_postgres],
+            {"id": send_id},
+        )
         return None if row is None else _send(row)
 
     async def messages(self, send_id: int) -> list[SmsMessage]:

@@ -90,7 +90,9 @@ class SmsJobs(Protocol):
 
 
 class SmsNotifier(Protocol):
-    async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> None: ...
+    async def sms_changed(self, send: SmsSend, messages: list[SmsMessage]) -> bool:
+        """Draw the send's status message; False when it was not and should be tried again."""
+        ...
 
     async def alert_admins(self, text: str | LazyText) -> None: ...
 
@@ -518,10 +520,13 @@ class SmsService:
             return False
         return True
 
-    async def render(self, send_id: int) -> None:
+    async def render(self, send_id: int) -> bool:
+        """Draw the send's status message as it is now; False when that should be tried
+        again (Telegram unreachable, or a flood wait too long to sit out)."""
         send = await self.repo.get(send_id)
-        if send is not None:
-            await self.notifier.sms_changed(send, await self.repo.messages(send_id))
+        if send is None:
+            return True
+        return await self.notifier.sms_changed(send, await self.repo.messages(send_id))
 
     async def recover(self) -> None:
         """After a start: follow sends in flight; refund a send cut off mid-request. With

@@ -264,3 +264,49 @@ async def test_last_status_is_shown_when_it_lands_during_a_slow_edit(
     await alice.wait_for(
         lambda m: m.message_id == status.message_id and "Finished" in m.plain, timeout=10
     )
+
+
+async def test_reports_confirmed_at_once_finish_the_send(
+    harness_factory: Callable[..., BotHarness],
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    """Every message of a send is confirmed at the same moment: the send still ends. (On
+    PostgreSQL each confirmation must see the others' final statuses before it counts what is
+    still pending, or none of them would close the send and "Finished" would never show.)"""
+    harness = await _funded(harness_factory, smspm, admin, alice, "2")
+    confirm = await _compose(alice, "\n".join(EE[:20]), "Hi")
+    await alice.click(confirm, "Send for $2.00")
+    status = await alice.wait_for("SMS #")
+    messages = list(smspm.messages.values())
+    smspm.delay_next("/smsdetails", 0.5, times=len(messages))  # the answers come together
+    for sms in messages:
+        smspm.set_status(sms.id, "delivered")
+    await alice.wait_for(
+        lambda m: m.message_id == status.message_id and "Finished" in m.plain, timeout=10
+    )
+    assert harness.app is not None
+    assert await harness.app.wallet.balance(alice.id) == 0
+
+
+async def test_a_failed_status_edit_is_made_again(
+    harness_factory: Callable[..., BotHarness],
+    telegram: FakeTelegram,
+    smspm: FakeSMSPM,
+    admin: FakeUser,
+    alice: FakeUser,
+) -> None:
+    """The edit that shows the final state fails (Telegram answers 500): it is made again,
+    since no later report would ever draw the message once the send is finished."""
+    await _funded(harness_factory, smspm, admin, alice, "1")
+    confirm = await _compose(alice, "+372 5678 9045", "Hi")
+    await alice.click(confirm, "Send for $0.10")
+    status = await alice.wait_for("SMS #")
+    telegram.fail("editMessageText", 500, "Internal Server Error")
+    (sms,) = smspm.messages.values()
+    smspm.set_status(sms.id, "delivered")
+    await alice.wait_for(
+        lambda m: m.message_id == status.message_id and "Finished" in m.plain, timeout=10
+    )
+    assert len(telegram.calls_to("editMessageText")) >= 2
