@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +64,22 @@ class UserOrderReads:
         self.drops += 1
         for user_id in user_ids:
             self._users.pop(user_id, None)
+
+    async def read(
+        self,
+        user_id: int,
+        key: Hashable,
+        load: Callable[[], Awaitable[Any]],
+        usable: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """What `load()` reads of the user's orders: kept (when `usable` by this caller), or
+        read now and kept unless a drop came while it was read."""
+        value = self.get(user_id, key)
+        if value is None or (usable is not None and not usable(value)):
+            drops = self.drops
+            value = await load()
+            self.keep(user_id, key, value, drops)
+        return value
 
 
 def _order(row: Row) -> Order:
@@ -280,13 +296,9 @@ class OrderRepo:
         kept = self.kept if offset == 0 else None
         if kept is None:
             return await self._page_for_user(user_id, limit, offset)
-        key = ("first page", limit)
-        page: tuple[list[Order], int] | None = kept.get(user_id, key)
-        if page is None:
-            drops = kept.drops
-            page = await self._page_for_user(user_id, limit, 0)
-            kept.keep(user_id, key, page, drops)
-        orders, total = page
+        orders, total = await kept.read(
+            user_id, ("first page", limit), lambda: self._page_for_user(user_id, limit, 0)
+        )
         return list(orders), total
 
     async def _page_for_user(
@@ -452,13 +464,14 @@ class OrderRepo:
         kept = self.kept
         if kept is None or fresh:
             return await self._recent_user_cancels(user_id, limit, since)
-        key = ("own cancels", limit)
-        read: tuple[int, list[int]] | None = kept.get(user_id, key)
-        if read is None or read[0] > since:
-            drops = kept.drops
-            read = (since, await self._recent_user_cancels(user_id, limit, since))
-            kept.keep(user_id, key, read, drops)
-        return [finished for finished in read[1] if finished >= since]
+
+        async def load() -> tuple[int, list[int]]:
+            return since, await self._recent_user_cancels(user_id, limit, since)
+
+        _, cancels = await kept.read(
+            user_id, ("own cancels", limit), load, lambda read: read[0] <= since
+        )
+        return [finished for finished in cancels if finished >= since]
 
     async def _recent_user_cancels(self, user_id: int, limit: int, since: int) -> list[int]:
         rows = await self.db.lookup(

@@ -54,12 +54,9 @@ class RoutingRepo:
         kept = self.kept
         if kept is None:
             return await self._recent_picks(user_id, limit)
-        key = ("recent picks", limit)
-        picks: list[tuple[int, str, str]] | None = kept.get(user_id, key)
-        if picks is None:
-            drops = kept.drops
-            picks = await self._recent_picks(user_id, limit)
-            kept.keep(user_id, key, picks, drops)
+        picks: list[tuple[int, str, str]] = await kept.read(
+            user_id, ("recent picks", limit), lambda: self._recent_picks(user_id, limit)
+        )
         return list(picks)
 
     async def _recent_picks(self, user_id: int, limit: int) -> list[tuple[int, str, str]]:
