@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -484,3 +486,57 @@ class Tx:
         """A transaction-scoped advisory lock on PostgreSQL (released at commit/rollback)."""
         if self.is_postgres:
             await self._run("SELECT pg_advisory_xact_lock(:k)", {"k": key})
+
+
+class KeptReads:
+    """What this process read lately of each user's rows, by user and key, so that a tap
+    reads no row while nothing of theirs changed. Only where one process owns the database
+    (with `REDIS_URL` several instances write, and none is made). A transaction that writes
+    one of `tables` for a user says so (`Tx.changed(table, user_id)`); the user's reads are
+    dropped once it has ended, and a read that a drop overlapped is not kept, so a kept read
+    is never older than the last write. The least recently used users go past `size`."""
+
+    def __init__(self, db: Database, tables: Iterable[str], size: int) -> None:
+        self._users: OrderedDict[int, dict[Hashable, Any]] = OrderedDict()
+        self._size = size
+        self.drops = 0  # drops so far: a read that saw this number change keeps nothing
+        for table in tables:
+            db.on_change(table, self.drop)
+
+    def get(self, user_id: int, key: Hashable) -> Any | None:
+        reads = self._users.get(user_id)
+        if reads is None:
+            return None
+        self._users.move_to_end(user_id)
+        return reads.get(key)
+
+    def keep(self, user_id: int, key: Hashable, value: Any, drops_before: int) -> None:
+        """Keep `value`, read after `drops_before` drops, unless a drop came meanwhile."""
+        if drops_before != self.drops:
+            return
+        self._users.setdefault(user_id, {})[key] = value
+        self._users.move_to_end(user_id)
+        while len(self._users) > self._size:
+            self._users.popitem(last=False)
+
+    def drop(self, user_ids: set[int]) -> None:
+        self.drops += 1
+        for user_id in user_ids:
+            self._users.pop(user_id, None)
+
+    async def read(
+        self,
+        user_id: int,
+        key: Hashable,
+        load: Callable[[], Awaitable[Any]],
+        usable: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """What `load()` reads of the user's orders: kept (when `usable` by this caller), or
+        read now and kept unless a drop came while it was read."""
+        value = self.get(user_id, key)
+        if value is None or (usable is not None and not usable(value)):
+            drops = self.drops
+            value = await load()
+            if value is not None:
+                self.keep(user_id, key, value, drops)
+        return value

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
-from typing import Any
 
 from shop.models import LIVE_STATUSES, USER_CANCEL, Order, OrderCode, OrderStatus, Quote
-from storage.db import Database, Tx, in_list
+from storage.db import Database, KeptReads, Tx, in_list
 from storage.db import Record as Row
 
 _ORDER_FROM = """
@@ -24,7 +22,7 @@ ORDERS_OF = "orders of user"
 MAX_USERS_KEPT = 10_000  # users whose order reads this process keeps; the least recent go
 
 
-class UserOrderReads:
+class UserOrderReads(KeptReads):
     """What this process read lately from a user's own orders (their first page of orders,
     their recent picks, their own cancels), so that a tap of the orders screen or of Buy
     reads no row while nothing of theirs changed.
@@ -38,48 +36,7 @@ class UserOrderReads:
     the quote and the purchase read the user's cancels afresh (`fresh=True`)."""
 
     def __init__(self, db: Database, size: int = MAX_USERS_KEPT) -> None:
-        self._users: OrderedDict[int, dict[Hashable, Any]] = OrderedDict()
-        self._size = size
-        self.drops = 0  # drops so far: a read that saw this number change keeps nothing
-        db.on_change(ORDERS_OF, self.drop)
-        db.on_change("users", self.drop)
-
-    def get(self, user_id: int, key: Hashable) -> Any | None:
-        reads = self._users.get(user_id)
-        if reads is None:
-            return None
-        self._users.move_to_end(user_id)
-        return reads.get(key)
-
-    def keep(self, user_id: int, key: Hashable, value: Any, drops_before: int) -> None:
-        """Keep `value`, read after `drops_before` drops, unless a drop came meanwhile."""
-        if drops_before != self.drops:
-            return
-        self._users.setdefault(user_id, {})[key] = value
-        self._users.move_to_end(user_id)
-        while len(self._users) > self._size:
-            self._users.popitem(last=False)
-
-    def drop(self, user_ids: set[int]) -> None:
-        self.drops += 1
-        for user_id in user_ids:
-            self._users.pop(user_id, None)
-
-    async def read(
-        self,
-        user_id: int,
-        key: Hashable,
-        load: Callable[[], Awaitable[Any]],
-        usable: Callable[[Any], bool] | None = None,
-    ) -> Any:
-        """What `load()` reads of the user's orders: kept (when `usable` by this caller), or
-        read now and kept unless a drop came while it was read."""
-        value = self.get(user_id, key)
-        if value is None or (usable is not None and not usable(value)):
-            drops = self.drops
-            value = await load()
-            self.keep(user_id, key, value, drops)
-        return value
+        super().__init__(db, (ORDERS_OF, "users"), size)
 
 
 def _order(row: Row) -> Order:

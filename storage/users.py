@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 from shop.models import LedgerEntry, LedgerKind, User
-from storage.db import Database, Tx
+from storage.db import Database, KeptReads, Tx
 from storage.db import Record as Row
 
+ROW = "row"  # the key of a user's own row in `UserRows`
 MAX_USER_ROWS = 10_000  # users whose row this process keeps; the least recent are forgotten
 
 
@@ -45,7 +45,7 @@ def _entry(row: Row) -> LedgerEntry:
     )
 
 
-class UserRows:
+class UserRows(KeptReads):
     """The users rows this process read lately: the sender of an update is looked up here
     first (`UserRepo.current`), so a tap of a known user reads no row.
 
@@ -58,30 +58,7 @@ class UserRows:
     their transaction, and a screen's balance is what the last committed write left."""
 
     def __init__(self, db: Database, size: int = MAX_USER_ROWS) -> None:
-        self._rows: OrderedDict[int, User] = OrderedDict()
-        self._size = size
-        self.drops = 0  # drops so far: a read that saw this number change keeps nothing
-        db.on_change("users", self.drop)
-
-    def get(self, user_id: int) -> User | None:
-        user = self._rows.get(user_id)
-        if user is not None:
-            self._rows.move_to_end(user_id)
-        return user
-
-    def keep(self, user: User, drops_before: int) -> None:
-        """Keep `user`, read after `drops_before` drops, unless a row was dropped meanwhile."""
-        if drops_before != self.drops:
-            return
-        self._rows[user.id] = user
-        self._rows.move_to_end(user.id)
-        while len(self._rows) > self._size:
-            self._rows.popitem(last=False)
-
-    def drop(self, user_ids: set[int]) -> None:
-        self.drops += 1
-        for user_id in user_ids:
-            self._rows.pop(user_id, None)
+        super().__init__(db, ("users",), size)
 
 
 class UserRepo:
@@ -96,15 +73,9 @@ class UserRepo:
     async def current(self, user_id: int) -> User | None:
         """The user's row as last written, from this process's copy when it keeps one
         (`UserRows`), else read."""
-        rows = self.rows
-        if rows is None:
+        if self.rows is None:
             return await self.get(user_id)
-        user = rows.get(user_id)
-        if user is None:
-            drops = rows.drops
-            user = await self.get(user_id)
-            if user is not None:
-                rows.keep(user, drops)
+        user: User | None = await self.rows.read(user_id, ROW, lambda: self.get(user_id))
         return user
 
     async def upsert(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from shop.models import LedgerKind
 from storage.admin import AdminRepo
 from storage.db import Database
-from storage.users import LedgerRepo, UserRepo, UserRows
+from storage.users import ROW, LedgerRepo, UserRepo, UserRows
 
 
 async def _behind_its_back(db: Database, sql: str, user_id: int) -> None:
@@ -59,10 +59,10 @@ async def test_a_read_that_a_drop_overlapped_is_not_kept(database: Database) -> 
     alice = await repo.upsert(1, "alice", "Alice", "en")
     before = rows.drops
     rows.drop({2})  # another user's write ended while this read was under way
-    rows.keep(alice, before)
-    assert rows.get(1) is None
-    rows.keep(alice, rows.drops)
-    assert rows.get(1) == alice
+    rows.keep(1, ROW, alice, before)
+    assert rows.get(1, ROW) is None
+    rows.keep(1, ROW, alice, rows.drops)
+    assert rows.get(1, ROW) == alice
 
 
 async def test_without_a_copy_every_call_reads(database: Database) -> None:
@@ -79,4 +79,5 @@ async def test_the_copy_is_bounded(database: Database) -> None:
     for user_id in (1, 2, 3):
         await repo.upsert(user_id, None, f"U{user_id}", None)
         await repo.current(user_id)
-    assert rows.get(1) is None and rows.get(2) is not None and rows.get(3) is not None
+    assert rows.get(1, ROW) is None
+    assert rows.get(2, ROW) is not None and rows.get(3, ROW) is not None
